@@ -1,0 +1,22 @@
+//! earshot-probe: plays, records and detects seeded tone signatures.
+//!
+//! # Layout
+//!
+//! - [`signal`]: signatures (seed + direction -> symbols of tones) and their synthesis.
+//!   The signature format is a contract between the two probes.
+//! - [`analysis`]: the streaming detector that finds a signature in a recording.
+//! - [`wav`]: WAV evidence in and out (hound).
+//! - [`audio`]: device catalogue, selection and the play / record / listen operations.
+//!   The data types are always built; the cpal backend needs the `devices` feature.
+//! - [`proto`]: the framed, authenticated control protocol shared by probe and harness.
+//! - `server` (feature `devices`): the agent that serves protocol requests on real devices.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod audio;
+pub mod proto;
+pub mod signal;
+pub mod wav;
+
+/// The probe's version, sent in the protocol handshake and shown by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
