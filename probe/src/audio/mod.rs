@@ -187,3 +187,38 @@ pub struct CaptureOptions {
     /// Keep the recorded samples (for WAV evidence).
     pub keep_audio: bool,
 }
+
+/// The result of a plain recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordReport {
+    /// The device used.
+    pub device: DeviceInfo,
+    /// The stream format used.
+    pub format: StreamFormat,
+    /// How much was recorded, in ms.
+    pub recorded_ms: f64,
+    /// Health counters.
+    pub health: StreamHealth,
+}
+
+/// A flag a caller sets to stop a running device operation early (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelFlag {
+    /// A flag that is not set.
+    pub fn new() -> CancelFlag {
+        CancelFlag::default()
+    }
+    /// Asks the operation to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+    /// Whether stopping was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+#[cfg(feature = "devices")]
+pub mod backend;
