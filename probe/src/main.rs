@@ -1,4 +1,10 @@
-//! `earshot-probe`: command-line entry point. CONTRACT (filled in by later work).
-fn main() {
-    println!("earshot-probe {}", earshot_probe::VERSION);
+//! `earshot-probe`: plays, records and detects seeded tone signatures.
+//!
+//! Thin: parses arguments, sets up logging, hands over to [`cli`].
+use std::process::ExitCode;
+
+mod cli;
+
+fn main() -> ExitCode {
+    cli::main()
 }

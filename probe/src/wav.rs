@@ -4,7 +4,7 @@
 //! writes 32-bit float or 16-bit integer. Every failure names the file and the problem.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use hound::{SampleFormat, WavReader, WavSpec, WavWriter};
@@ -122,11 +122,13 @@ pub enum WavError {
 /// [`WavError`] naming the file and the problem: not WAV, truncated, empty, NaN/inf,
 /// unsupported encoding.
 pub fn read(path: &Path) -> Result<Audio, WavError> {
-    let file = File::open(path).map_err(|source| WavError::Open {
+    // One read of the whole file, then a bulk conversion of the data chunk: several times
+    // faster than decoding sample by sample, and evidence files are small.
+    let bytes = std::fs::read(path).map_err(|source| WavError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    read_from(BufReader::new(file), path)
+    read_from(std::io::Cursor::new(bytes.as_slice()), path)
 }
 
 /// Reads WAV data from any reader; `path` only names it in errors.
@@ -145,6 +147,7 @@ pub fn read_from<R: Read>(reader: R, path: &Path) -> Result<Audio, WavError> {
     };
     let mut wav = WavReader::new(reader).map_err(invalid)?;
     let spec = wav.spec();
+    let declared = wav.len() as usize;
     if spec.channels == 0 {
         return Err(WavError::Invalid {
             path: path.to_path_buf(),
@@ -158,11 +161,34 @@ pub fn read_from<R: Read>(reader: R, path: &Path) -> Result<Audio, WavError> {
         });
     }
     let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (SampleFormat::Float, 32) => wav
-            .samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?,
-        (SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+        (SampleFormat::Int, 16) | (SampleFormat::Float, 32) => {
+            // hound leaves the reader at the start of the data chunk.
+            let width = usize::from(spec.bits_per_sample / 8);
+            let mut data = Vec::with_capacity(declared * width);
+            wav.into_inner()
+                .take((declared * width) as u64)
+                .read_to_end(&mut data)
+                .map_err(|e| invalid(hound::Error::IoError(e)))?;
+            if data.len() < declared * width {
+                return Err(WavError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "the file ends early (truncated): the header declares {declared} samples, the data holds {}",
+                        data.len() / width
+                    ),
+                });
+            }
+            if spec.sample_format == SampleFormat::Int {
+                data.chunks_exact(2)
+                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
+                    .collect()
+            } else {
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            }
+        }
+        (SampleFormat::Int, bits @ (8 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
             wav.samples::<i32>()
                 .map(|s| s.map(|v| (f64::from(v) * scale) as f32))

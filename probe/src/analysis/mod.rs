@@ -95,9 +95,12 @@ pub struct Dropout {
 pub struct Analysis {
     /// Whether the signature was found.
     pub detected: bool,
-    /// Fraction of the 16 symbols that matched at the best onset, in [0, 1]. A detection
-    /// needs at least 11/16 = 0.69.
+    /// The detector's score at the best onset relative to twice the detection threshold,
+    /// in [0, 1]: 0.5 is exactly on the threshold; noise alone stays below about 0.4, a
+    /// clean signature reads about 0.9.
     pub confidence: f64,
+    /// Symbols (of 16) whose two tones were both among the three strongest of the alphabet.
+    pub symbols_matched: usize,
     /// Where the signature starts, in ms from the start of the recording: within one 5 ms
     /// hop at good SNR, about three hops at -10 dB in-band (best onset, also
     /// when not detected; `None` when the recording was shorter than a signature).
@@ -234,6 +237,10 @@ struct Score {
 impl Score {
     fn beats(&self, other: &Score) -> bool {
         self.soft > other.soft
+    }
+
+    fn confidence(&self) -> f64 {
+        (self.soft / (2.0 * SOFT_THRESHOLD)).clamp(0.0, 1.0)
     }
 
     fn passes(&self) -> bool {
@@ -620,7 +627,8 @@ impl Detector {
         };
         Analysis {
             detected,
-            confidence: score.matched as f64 / self.symbol_tones.len() as f64,
+            confidence: score.confidence(),
+            symbols_matched: score.matched,
             onset_ms: Some(self.onset_ms(onset)),
             level_dbfs,
             snr_db_per_symbol: snr,
@@ -715,7 +723,8 @@ impl Detector {
             Some((onset, score)) if onset >= self.first_frame => self.describe(onset, score, false),
             Some((onset, score)) => Analysis {
                 onset_ms: Some(self.onset_ms(onset)),
-                confidence: score.matched as f64 / self.symbol_tones.len() as f64,
+                confidence: score.confidence(),
+                symbols_matched: score.matched,
                 ..self.empty()
             },
             None => self.empty(),
@@ -726,6 +735,7 @@ impl Detector {
         Analysis {
             detected: false,
             confidence: 0.0,
+            symbols_matched: 0,
             onset_ms: None,
             level_dbfs: None,
             snr_db_per_symbol: Vec::new(),

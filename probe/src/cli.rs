@@ -1,0 +1,395 @@
+//! The probe's command line: argument parsing and one function per subcommand.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use earshot_probe::analysis::{self, Analysis, ChannelAnalysis};
+use earshot_probe::signal::{impair, Direction, Signature};
+use earshot_probe::wav::{self, Audio, WavEncoding};
+use serde::Serialize;
+
+/// Exit status: the signature was detected / the command succeeded.
+const EXIT_DETECTED: u8 = 0;
+/// Exit status: the recording was analysed and the signature is not in it.
+const EXIT_NOT_DETECTED: u8 = 1;
+/// Exit status: the command could not do its job (bad input, device failure).
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "earshot-probe",
+    version,
+    about = "Plays, records and detects seeded tone signatures to prove audio redirection works",
+    after_help = "Examples:\n  \
+      earshot-probe synth --seed 42 --direction output -o sig.wav\n  \
+      earshot-probe analyze recording.wav --seed 42 --direction output --json\n  \
+      earshot-probe impair sig.wav -o noisy.wav --snr-db -10 --drift-ppm 300\n\n\
+      Exit status: 0 detected / done, 1 not detected, 2 error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Output,
+    Capture,
+}
+
+impl From<DirectionArg> for Direction {
+    fn from(d: DirectionArg) -> Direction {
+        match d {
+            DirectionArg::Output => Direction::Output,
+            DirectionArg::Capture => Direction::Capture,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    F32,
+    I16,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a signature to a WAV file.
+    #[command(after_help = "Example:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav")]
+    Synth {
+        /// The seed the signature is derived from.
+        #[arg(long)]
+        seed: u64,
+        /// Which check's alphabet to use.
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        /// Sample rate in Hz (8000 to 192000).
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
+        /// Silence before the signature, in ms.
+        #[arg(long, default_value_t = 0)]
+        lead_ms: u32,
+        /// Silence after the signature, in ms.
+        #[arg(long, default_value_t = 0)]
+        tail_ms: u32,
+        /// Sample encoding of the file.
+        #[arg(long, value_enum, default_value = "f32")]
+        encoding: EncodingArg,
+        /// The WAV file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Looks for a signature in a WAV file (every channel; the best is reported).
+    #[command(after_help = "Example:\n  earshot-probe analyze recording.wav --seed 42 --direction output --json\n\n\
+        Exit status: 0 detected, 1 not detected, 2 error (unreadable file, bad rate).")]
+    Analyze {
+        /// The WAV file to analyse (8/16/24/32-bit integer or 32-bit float PCM).
+        file: PathBuf,
+        /// The seed of the signature to look for.
+        #[arg(long)]
+        seed: u64,
+        /// Which check's signature to look for.
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Degrades a WAV file like a poor path would: noise, drift, band limit, resampling, gain.
+    #[command(after_help = "Example:\n  earshot-probe impair sig.wav -o bad.wav --snr-db -10 --band-pass --resample-to 44100")]
+    Impair {
+        /// The WAV file to read.
+        input: PathBuf,
+        /// The WAV file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Add white noise at this in-band (300-3400 Hz) SNR, in dB, measured against the
+        /// file's non-silent part.
+        #[arg(long, allow_hyphen_values = true)]
+        snr_db: Option<f64>,
+        /// Seed of the noise.
+        #[arg(long, default_value_t = 1)]
+        noise_seed: u64,
+        /// Clock drift to apply, in ppm (tones come out this much higher).
+        #[arg(long, allow_hyphen_values = true)]
+        drift_ppm: Option<f64>,
+        /// Keep only 300-3400 Hz.
+        #[arg(long)]
+        band_pass: bool,
+        /// Resample to this rate, in Hz.
+        #[arg(long)]
+        resample_to: Option<u32>,
+        /// Gain to apply, in dB.
+        #[arg(long, allow_hyphen_values = true)]
+        gain_db: Option<f64>,
+        /// Scale the result so its peak is at -1 dBFS (after everything else).
+        #[arg(long)]
+        normalize: bool,
+        /// Sample encoding of the file.
+        #[arg(long, value_enum, default_value = "f32")]
+        encoding: EncodingArg,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("earshot-probe: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Synth {
+            seed,
+            direction,
+            rate,
+            lead_ms,
+            tail_ms,
+            encoding,
+            output,
+        } => synth(seed, direction.into(), rate, lead_ms, tail_ms, encoding, &output),
+        Command::Analyze {
+            file,
+            seed,
+            direction,
+            json,
+        } => analyze(&file, seed, direction.into(), json),
+        Command::Impair {
+            input,
+            output,
+            snr_db,
+            noise_seed,
+            drift_ppm,
+            band_pass,
+            resample_to,
+            gain_db,
+            normalize,
+            encoding: enc,
+        } => impair_file(
+            &input,
+            &output,
+            Impairments {
+                snr_db,
+                noise_seed,
+                drift_ppm,
+                band_pass,
+                resample_to,
+                gain_db,
+                normalize,
+            },
+            encoding(enc),
+        ),
+    }
+}
+
+fn encoding(e: EncodingArg) -> WavEncoding {
+    match e {
+        EncodingArg::F32 => WavEncoding::F32,
+        EncodingArg::I16 => WavEncoding::I16,
+    }
+}
+
+fn synth(
+    seed: u64,
+    direction: Direction,
+    rate: u32,
+    lead_ms: u32,
+    tail_ms: u32,
+    enc: EncodingArg,
+    output: &Path,
+) -> Result<u8> {
+    let sig = Signature::new(seed, direction);
+    let samples = sig
+        .render(rate)
+        .with_context(|| format!("failed to render the signature for {}", output.display()))?;
+    let lead = (u64::from(rate) * u64::from(lead_ms) / 1000) as usize;
+    let tail = (u64::from(rate) * u64::from(tail_ms) / 1000) as usize;
+    let samples = impair::place(&samples, lead, lead + samples.len() + tail);
+    wav::write(output, &Audio::mono(rate, samples), encoding(enc))?;
+    println!(
+        "wrote {} ({} ms signature, seed {seed}, {direction}, {rate} Hz)",
+        output.display(),
+        sig.duration().as_millis()
+    );
+    Ok(EXIT_DETECTED)
+}
+
+/// The `analyze --json` document.
+#[derive(Serialize)]
+struct AnalyzeReport<'a> {
+    file: &'a Path,
+    sample_rate_hz: u32,
+    channels: u16,
+    duration_ms: f64,
+    seed: u64,
+    direction: Direction,
+    best_channel: u16,
+    result: &'a Analysis,
+    per_channel: &'a [Analysis],
+}
+
+fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u8> {
+    let audio = wav::read(file)?;
+    let sig = Signature::new(seed, direction);
+    let ChannelAnalysis {
+        best_channel,
+        best,
+        channels,
+    } = analysis::analyze_channels(&audio, &sig)
+        .with_context(|| format!("failed to analyse {}", file.display()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let report = AnalyzeReport {
+            file,
+            sample_rate_hz: audio.sample_rate_hz,
+            channels: audio.channels,
+            duration_ms: audio.duration_ms(),
+            seed,
+            direction,
+            best_channel,
+            result: &best,
+            per_channel: &channels,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} Hz, {} channel(s), {:.2} s; looking for seed {seed} ({direction})",
+            file.display(),
+            audio.sample_rate_hz,
+            audio.channels,
+            audio.duration_ms() / 1000.0
+        )?;
+        write_analysis(&mut out, &best)?;
+        if audio.channels > 1 {
+            writeln!(
+                out,
+                "  channel      {} of {} (every channel analysed; the best is shown)",
+                best_channel + 1,
+                audio.channels
+            )?;
+        }
+    }
+    Ok(if best.detected {
+        EXIT_DETECTED
+    } else {
+        EXIT_NOT_DETECTED
+    })
+}
+
+/// Prints the human summary of one analysis.
+fn write_analysis(out: &mut impl Write, a: &Analysis) -> Result<()> {
+    writeln!(
+        out,
+        "  detected     {} (confidence {:.2}, 0.50 = threshold; {}/16 symbols clear)",
+        if a.detected { "yes" } else { "no" },
+        a.confidence,
+        a.symbols_matched
+    )?;
+    let opt = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.1} {unit}"));
+    if a.detected {
+        writeln!(out, "  onset        {}", opt(a.onset_ms, "ms"))?;
+        writeln!(out, "  level        {}", opt(a.level_dbfs, "dBFS"))?;
+        let min = a.snr_db_per_symbol.iter().copied().fold(f64::INFINITY, f64::min);
+        writeln!(
+            out,
+            "  SNR          {} (worst symbol {min:.1} dB)",
+            opt(a.median_snr_db(), "dB median")
+        )?;
+        writeln!(out, "  freq error   {}", opt(a.freq_error_ppm, "ppm"))?;
+        if a.dropouts.is_empty() {
+            writeln!(out, "  dropouts     none")?;
+        } else {
+            let list: Vec<String> = a
+                .dropouts
+                .iter()
+                .map(|d| format!("{:.0} ms at {:.0} ms", d.length_ms, d.at_ms))
+                .collect();
+            writeln!(out, "  dropouts     {}", list.join(", "))?;
+        }
+    }
+    writeln!(out, "  recording    {:.1} dBFS RMS over {:.0} ms", a.rms_dbfs, a.analyzed_ms)?;
+    Ok(())
+}
+
+struct Impairments {
+    snr_db: Option<f64>,
+    noise_seed: u64,
+    drift_ppm: Option<f64>,
+    band_pass: bool,
+    resample_to: Option<u32>,
+    gain_db: Option<f64>,
+    normalize: bool,
+}
+
+fn impair_file(input: &Path, output: &Path, imp: Impairments, enc: WavEncoding) -> Result<u8> {
+    let audio = wav::read(input)?;
+    let mut rate = audio.sample_rate_hz;
+    let mut channels: Vec<Vec<f32>> = (0..audio.channels).map(|c| audio.channel(c)).collect();
+    for (c, x) in channels.iter_mut().enumerate() {
+        if let Some(ppm) = imp.drift_ppm {
+            if ppm.abs() >= 1e5 {
+                bail!("--drift-ppm {ppm}: expected a drift below 100000 ppm");
+            }
+            *x = impair::resample(x, 1.0 / (1.0 + ppm * 1e-6));
+        }
+        if let Some(snr) = imp.snr_db {
+            // SNR is stated against the part where something plays.
+            let active: Vec<f32> = x.iter().copied().filter(|v| v.abs() > 1e-6).collect();
+            if active.is_empty() {
+                bail!("{}: channel {c} is silent: no signal to state an SNR against", input.display());
+            }
+            let noise = impair::white_noise(x.len(), imp.noise_seed.wrapping_add(c as u64));
+            impair::add_noise_at_snr(x, &active, &noise, rate, snr);
+        }
+        if imp.band_pass {
+            *x = impair::band_pass(x, rate, impair::VOICE_BAND_HZ);
+        }
+        if let Some(to) = imp.resample_to {
+            if !(8_000..=192_000).contains(&to) {
+                bail!("--resample-to {to}: expected 8000 to 192000 Hz");
+            }
+            *x = impair::resample(x, f64::from(to) / f64::from(audio.sample_rate_hz));
+        }
+        if let Some(g) = imp.gain_db {
+            impair::gain_db(x, g);
+        }
+    }
+    if let Some(to) = imp.resample_to {
+        rate = to;
+    }
+    if imp.normalize {
+        let peak = channels
+            .iter()
+            .flat_map(|c| c.iter())
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        if peak > 0.0 {
+            let g = 0.891 / peak;
+            channels.iter_mut().for_each(|c| c.iter_mut().for_each(|v| *v *= g));
+        }
+    }
+    let frames = channels.iter().map(Vec::len).min().unwrap_or(0);
+    let mut samples = Vec::with_capacity(frames * channels.len());
+    for i in 0..frames {
+        for ch in &channels {
+            samples.push(ch[i]);
+        }
+    }
+    let out = Audio {
+        sample_rate_hz: rate,
+        channels: audio.channels,
+        samples,
+    };
+    wav::write(output, &out, enc)?;
+    println!("wrote {} ({} Hz, {:.2} s)", output.display(), rate, out.duration_ms() / 1000.0);
+    Ok(EXIT_DETECTED)
+}

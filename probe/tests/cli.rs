@@ -1,0 +1,166 @@
+//! The probe's offline commands, run as a user would: synth -> impair -> analyze.
+
+use std::path::Path;
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use earshot_probe::analysis::analyze;
+use earshot_probe::signal::{Direction, Signature};
+use earshot_probe::wav;
+
+fn probe() -> Command {
+    Command::cargo_bin("earshot-probe").expect("the earshot-probe binary is built")
+}
+
+fn synth(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    probe()
+        .args(["synth", "--lead-ms", "400", "--tail-ms", "300", "-o"])
+        .arg(&path)
+        .args(args)
+        .assert()
+        .success();
+    path
+}
+
+#[test]
+fn synth_impair_analyze_round_trip_detects_and_rejects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = synth(tmp.path(), "sig.wav", &["--seed", "42", "--direction", "output"]);
+    let noisy = tmp.path().join("noisy.wav");
+    probe()
+        .args(["impair"])
+        .arg(&clean)
+        .arg("-o")
+        .arg(&noisy)
+        .args(["--snr-db", "-5", "--drift-ppm", "400", "--band-pass", "--resample-to", "16000"])
+        .assert()
+        .success();
+    let out = probe()
+        .arg("analyze")
+        .arg(&noisy)
+        .args(["--seed", "42", "--direction", "output", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["result"]["detected"], true);
+    assert_eq!(v["sample_rate_hz"], 16000);
+    let onset = v["result"]["onset_ms"].as_f64().unwrap();
+    assert!((onset - 400.0).abs() < 15.0, "{onset}");
+
+    // Another seed, and the other direction of the same seed: not detected, exit 1.
+    probe()
+        .arg("analyze")
+        .arg(&noisy)
+        .args(["--seed", "43", "--direction", "output"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("detected     no"));
+    probe()
+        .arg("analyze")
+        .arg(&noisy)
+        .args(["--seed", "42", "--direction", "capture"])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn analyze_reports_the_best_of_several_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rate = 48_000;
+    let sig = Signature::new(9, Direction::Capture).render(rate).unwrap();
+    let frames = sig.len() + rate as usize;
+    let mut samples = vec![0.0f32; frames * 3];
+    for (i, v) in sig.iter().enumerate() {
+        samples[(i + 4_800) * 3 + 2] = *v;
+    }
+    let path = tmp.path().join("sig-third-channel-48kHz-f32-3ch.wav");
+    let audio = wav::Audio {
+        sample_rate_hz: rate,
+        channels: 3,
+        samples,
+    };
+    wav::write(&path, &audio, wav::WavEncoding::F32).unwrap();
+    probe()
+        .arg("analyze")
+        .arg(&path)
+        .args(["--seed", "9", "--direction", "capture"])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("channel      3 of 3"));
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.wav");
+    std::fs::write(&junk, b"not audio").unwrap();
+    probe()
+        .arg("analyze")
+        .arg(&junk)
+        .args(["--seed", "1", "--direction", "output"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("junk.wav is not a readable WAV file"));
+    probe()
+        .args(["analyze", "/nonexistent/x.wav", "--seed", "1", "--direction", "output"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("/nonexistent/x.wav"));
+    probe()
+        .args(["synth", "--seed", "1", "--direction", "output", "--rate", "4000", "-o"])
+        .arg(tmp.path().join("x.wav"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("unsupported sample rate 4000 Hz"));
+    probe()
+        .args(["analyze", "x.wav", "--seed", "1", "--direction", "sideways"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn help_shows_examples() {
+    probe()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("earshot-probe synth --seed 42"));
+    probe()
+        .args(["analyze", "--help"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Exit status: 0 detected"));
+}
+
+/// Speech must never be taken for a signature. espeak-ng is a test dependency that
+/// `make test` installs; without it this test fails and says so.
+#[test]
+fn speech_is_never_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("speech.wav");
+    let text = "Audio redirection test. The quick brown fox jumps over the lazy dog. \
+        Please connect to the remote session and play some audio. One two three four five \
+        six seven eight nine ten. Testing, testing, can you hear me now?";
+    let status = StdCommand::new("espeak-ng")
+        .args(["-s", "170", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("espeak-ng is needed for this test (`make deps` installs it): {e}")
+        });
+    assert!(status.success(), "espeak-ng failed: {status}");
+    let audio = wav::read(&path).unwrap();
+    let x = audio.channel(0);
+    assert!(audio.duration_ms() > 5_000.0);
+    for seed in 0..100 {
+        for dir in [Direction::Output, Direction::Capture] {
+            let a = analyze(&x, audio.sample_rate_hz, &Signature::new(seed, dir)).unwrap();
+            assert!(!a.detected, "speech detected as seed {seed} {dir}: {a:?}");
+        }
+    }
+}
