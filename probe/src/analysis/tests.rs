@@ -372,3 +372,19 @@ proptest! {
         prop_assert!(!a.detected, "{:?}", a);
     }
 }
+
+/// Regression: at 0 dB SNR, seed 0's capture signature matched itself three symbols early
+/// (chance tone coincidences scored just over the soft threshold).
+#[test]
+fn no_lock_on_the_signature_shifted_by_whole_symbols() {
+    let (rate, seed, offset_ms) = (44_100u32, 0u64, 331u64);
+    let sig = Signature::new(seed, Direction::Capture);
+    let s = sig.render(rate).unwrap();
+    let offset = (u64::from(rate) * offset_ms / 1000) as usize;
+    let mut x = impair::place(&s, offset, offset + s.len() + rate as usize / 10);
+    let noise = impair::white_noise(x.len(), seed ^ 0xabc);
+    impair::add_noise_at_snr(&mut x, &s, &noise, rate, 0.0);
+    let a = analyze(&x, rate, &sig).unwrap();
+    assert!(a.detected);
+    assert!((a.onset_ms.unwrap() - 331.0).abs() < 8.0, "{a:?}");
+}
