@@ -24,12 +24,16 @@ fn throughput(c: &mut Criterion) {
     for seconds in [10usize, 60] {
         let (x, sig) = recording(seconds);
         group.throughput(Throughput::Elements(x.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{seconds}s")), &x, |b, x| {
-            b.iter(|| {
-                let a = analyze(x, 48_000, &sig).expect("48 kHz is supported");
-                assert!(a.detected);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{seconds}s")),
+            &x,
+            |b, x| {
+                b.iter(|| {
+                    let a = analyze(x, 48_000, &sig).expect("48 kHz is supported");
+                    assert!(a.detected);
+                })
+            },
+        );
     }
     group.finish();
 }

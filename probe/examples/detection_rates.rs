@@ -37,7 +37,11 @@ fn run(c: &Case, seed: u64) -> bool {
         s = impair::resample(&s, f64::from(c.rate) / f64::from(c.play_rate));
     }
     if c.drift_ppm != 0.0 {
-        let ppm = if seed % 2 == 0 { c.drift_ppm } else { -c.drift_ppm };
+        let ppm = if seed % 2 == 0 {
+            c.drift_ppm
+        } else {
+            -c.drift_ppm
+        };
         s = impair::resample(&s, 1.0 / (1.0 + ppm * 1e-6));
     }
     let offset = (seed as usize * 7919) % (c.rate as usize / 2) + c.rate as usize / 10;

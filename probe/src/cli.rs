@@ -58,7 +58,9 @@ enum EncodingArg {
 #[derive(Subcommand)]
 enum Command {
     /// Writes a signature to a WAV file.
-    #[command(after_help = "Example:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav")]
+    #[command(
+        after_help = "Example:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav"
+    )]
     Synth {
         /// The seed the signature is derived from.
         #[arg(long)]
@@ -83,8 +85,10 @@ enum Command {
         output: PathBuf,
     },
     /// Looks for a signature in a WAV file (every channel; the best is reported).
-    #[command(after_help = "Example:\n  earshot-probe analyze recording.wav --seed 42 --direction output --json\n\n\
-        Exit status: 0 detected, 1 not detected, 2 error (unreadable file, bad rate).")]
+    #[command(
+        after_help = "Example:\n  earshot-probe analyze recording.wav --seed 42 --direction output --json\n\n\
+        Exit status: 0 detected, 1 not detected, 2 error (unreadable file, bad rate)."
+    )]
     Analyze {
         /// The WAV file to analyse (8/16/24/32-bit integer or 32-bit float PCM).
         file: PathBuf,
@@ -99,7 +103,9 @@ enum Command {
         json: bool,
     },
     /// Degrades a WAV file like a poor path would: noise, drift, band limit, resampling, gain.
-    #[command(after_help = "Example:\n  earshot-probe impair sig.wav -o bad.wav --snr-db -10 --band-pass --resample-to 44100")]
+    #[command(
+        after_help = "Example:\n  earshot-probe impair sig.wav -o bad.wav --snr-db -10 --band-pass --resample-to 44100"
+    )]
     Impair {
         /// The WAV file to read.
         input: PathBuf,
@@ -155,7 +161,15 @@ fn run(cli: Cli) -> Result<u8> {
             tail_ms,
             encoding,
             output,
-        } => synth(seed, direction.into(), rate, lead_ms, tail_ms, encoding, &output),
+        } => synth(
+            seed,
+            direction.into(),
+            rate,
+            lead_ms,
+            tail_ms,
+            encoding,
+            &output,
+        ),
         Command::Analyze {
             file,
             seed,
@@ -299,7 +313,11 @@ fn write_analysis(out: &mut impl Write, a: &Analysis) -> Result<()> {
     if a.detected {
         writeln!(out, "  onset        {}", opt(a.onset_ms, "ms"))?;
         writeln!(out, "  level        {}", opt(a.level_dbfs, "dBFS"))?;
-        let min = a.snr_db_per_symbol.iter().copied().fold(f64::INFINITY, f64::min);
+        let min = a
+            .snr_db_per_symbol
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
         writeln!(
             out,
             "  SNR          {} (worst symbol {min:.1} dB)",
@@ -317,7 +335,11 @@ fn write_analysis(out: &mut impl Write, a: &Analysis) -> Result<()> {
             writeln!(out, "  dropouts     {}", list.join(", "))?;
         }
     }
-    writeln!(out, "  recording    {:.1} dBFS RMS over {:.0} ms", a.rms_dbfs, a.analyzed_ms)?;
+    writeln!(
+        out,
+        "  recording    {:.1} dBFS RMS over {:.0} ms",
+        a.rms_dbfs, a.analyzed_ms
+    )?;
     Ok(())
 }
 
@@ -346,7 +368,10 @@ fn impair_file(input: &Path, output: &Path, imp: Impairments, enc: WavEncoding) 
             // SNR is stated against the part where something plays.
             let active: Vec<f32> = x.iter().copied().filter(|v| v.abs() > 1e-6).collect();
             if active.is_empty() {
-                bail!("{}: channel {c} is silent: no signal to state an SNR against", input.display());
+                bail!(
+                    "{}: channel {c} is silent: no signal to state an SNR against",
+                    input.display()
+                );
             }
             let noise = impair::white_noise(x.len(), imp.noise_seed.wrapping_add(c as u64));
             impair::add_noise_at_snr(x, &active, &noise, rate, snr);
@@ -374,7 +399,9 @@ fn impair_file(input: &Path, output: &Path, imp: Impairments, enc: WavEncoding) 
             .fold(0.0f32, |m, v| m.max(v.abs()));
         if peak > 0.0 {
             let g = 0.891 / peak;
-            channels.iter_mut().for_each(|c| c.iter_mut().for_each(|v| *v *= g));
+            channels
+                .iter_mut()
+                .for_each(|c| c.iter_mut().for_each(|v| *v *= g));
         }
     }
     let frames = channels.iter().map(Vec::len).min().unwrap_or(0);
@@ -390,6 +417,11 @@ fn impair_file(input: &Path, output: &Path, imp: Impairments, enc: WavEncoding) 
         samples,
     };
     wav::write(output, &out, enc)?;
-    println!("wrote {} ({} Hz, {:.2} s)", output.display(), rate, out.duration_ms() / 1000.0);
+    println!(
+        "wrote {} ({} Hz, {:.2} s)",
+        output.display(),
+        rate,
+        out.duration_ms() / 1000.0
+    );
     Ok(EXIT_DETECTED)
 }

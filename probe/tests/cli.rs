@@ -26,14 +26,26 @@ fn synth(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
 #[test]
 fn synth_impair_analyze_round_trip_detects_and_rejects() {
     let tmp = tempfile::tempdir().unwrap();
-    let clean = synth(tmp.path(), "sig.wav", &["--seed", "42", "--direction", "output"]);
+    let clean = synth(
+        tmp.path(),
+        "sig.wav",
+        &["--seed", "42", "--direction", "output"],
+    );
     let noisy = tmp.path().join("noisy.wav");
     probe()
         .args(["impair"])
         .arg(&clean)
         .arg("-o")
         .arg(&noisy)
-        .args(["--snr-db", "-5", "--drift-ppm", "400", "--band-pass", "--resample-to", "16000"])
+        .args([
+            "--snr-db",
+            "-5",
+            "--drift-ppm",
+            "400",
+            "--band-pass",
+            "--resample-to",
+            "16000",
+        ])
         .assert()
         .success();
     let out = probe()
@@ -104,14 +116,32 @@ fn bad_input_exits_2_naming_the_file() {
         .args(["--seed", "1", "--direction", "output"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("junk.wav is not a readable WAV file"));
+        .stderr(predicates::str::contains(
+            "junk.wav is not a readable WAV file",
+        ));
     probe()
-        .args(["analyze", "/nonexistent/x.wav", "--seed", "1", "--direction", "output"])
+        .args([
+            "analyze",
+            "/nonexistent/x.wav",
+            "--seed",
+            "1",
+            "--direction",
+            "output",
+        ])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("/nonexistent/x.wav"));
     probe()
-        .args(["synth", "--seed", "1", "--direction", "output", "--rate", "4000", "-o"])
+        .args([
+            "synth",
+            "--seed",
+            "1",
+            "--direction",
+            "output",
+            "--rate",
+            "4000",
+            "-o",
+        ])
         .arg(tmp.path().join("x.wav"))
         .assert()
         .code(2)
