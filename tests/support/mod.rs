@@ -1,1 +1,215 @@
-//! Shared support for the end-to-end tests: lab control and probe processes.
+//! Shared support for the end-to-end tests: a lab per test (torn down on drop, also when
+//! the test fails), and playing/recording on a lab host with PulseAudio's own tools.
+//!
+//! The lab needs root (network namespaces) and PulseAudio; `make test` installs the
+//! packages and CI runs as root. Without them a test fails and says what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// A lab brought up in a private state dir; `Drop` tears it down.
+pub struct Lab {
+    state: tempfile::TempDir,
+}
+
+/// A host of the lab.
+#[derive(Clone, Copy, Debug)]
+pub enum Host {
+    /// The client (the user's machine).
+    Client,
+    /// The session host.
+    Session,
+}
+
+impl Host {
+    fn name(self) -> &'static str {
+        match self {
+            Host::Client => "client",
+            Host::Session => "session",
+        }
+    }
+}
+
+fn require_environment() {
+    let root = Command::new("id").arg("-u").output();
+    let is_root = matches!(root, Ok(ref o) if String::from_utf8_lossy(&o.stdout).trim() == "0");
+    assert!(
+        is_root,
+        "the lab tests need root (network namespaces): run `make test` as root, as CI does"
+    );
+    for tool in ["pulseaudio", "pactl", "paplay", "parecord", "ip"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is missing: `make deps` installs the lab's packages"
+        );
+    }
+}
+
+impl Lab {
+    /// Brings a lab up with `args` (as for `lab/lab up`).
+    pub fn up(args: &[&str]) -> Result<Lab> {
+        require_environment();
+        let state = tempfile::Builder::new().prefix("earshot-lab-").tempdir()?;
+        let out = Command::new(repo_root().join("lab/lab"))
+            .arg("up")
+            .args(args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .output()
+            .context("failed to run lab/lab up")?;
+        let lab = Lab { state };
+        if !out.status.success() {
+            bail!(
+                "lab/lab up {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(lab)
+    }
+
+    /// The PULSE_SERVER value that reaches `host`.
+    pub fn pulse_server(&self, host: Host) -> String {
+        format!(
+            "unix:{}/{}/native",
+            self.state.path().display(),
+            host.name()
+        )
+    }
+
+    /// Runs `pactl` on `host` and returns its output.
+    pub fn pactl(&self, host: Host, args: &[&str]) -> Result<String> {
+        let out = Command::new("timeout")
+            .arg("5")
+            .arg("pactl")
+            .args(args)
+            .env("PULSE_SERVER", self.pulse_server(host))
+            .output()?;
+        if !out.status.success() {
+            bail!("pactl {} on the {} failed", args.join(" "), host.name());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Names in `pactl list short sinks|sources` on `host`.
+    pub fn list(&self, host: Host, what: &str) -> Result<Vec<String>> {
+        Ok(self
+            .pactl(host, &["list", "short", what])?
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1).map(str::to_string))
+            .collect())
+    }
+
+    /// Kills one host's daemon (failure tests).
+    pub fn kill(&self, host: Host) -> Result<()> {
+        let st = Command::new(repo_root().join("lab/lab"))
+            .args(["kill", host.name(), "--state-dir"])
+            .arg(self.state.path())
+            .status()?;
+        if !st.success() {
+            bail!("lab/lab kill {} failed", host.name());
+        }
+        Ok(())
+    }
+
+    /// Records `seconds` from `source` on `record_host` while `file` plays on `sink` of
+    /// `play_host`, `lead_ms` after the recording starts. The recording asks for 20 ms of
+    /// latency: a PulseAudio source left to choose delivers in chunks of up to 2 s, and what
+    /// is still buffered when the recorder stops is lost.
+    #[allow(clippy::too_many_arguments)]
+    pub fn play_and_record(
+        &self,
+        play_host: Host,
+        sink: Option<&str>,
+        file: &Path,
+        record_host: Host,
+        source: &str,
+        seconds: u32,
+        lead_ms: u64,
+        out: &Path,
+    ) -> Result<()> {
+        let mut rec = Command::new("timeout")
+            .arg(seconds.to_string())
+            .args([
+                "parecord",
+                "--latency-msec=20",
+                "--file-format=wav",
+                "-d",
+                source,
+            ])
+            .arg(out)
+            .env("PULSE_SERVER", self.pulse_server(record_host))
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("failed to start parecord")?;
+        std::thread::sleep(Duration::from_millis(lead_ms));
+        let mut play = Command::new("timeout");
+        play.arg("10").arg("paplay");
+        if let Some(s) = sink {
+            play.args(["-d", s]);
+        }
+        let played = play
+            .arg(file)
+            .env("PULSE_SERVER", self.pulse_server(play_host))
+            .status()
+            .context("failed to run paplay")?;
+        let recorded = rec.wait()?;
+        // timeout's 124 is the normal end of a fixed-length recording.
+        if !played.success() {
+            bail!("paplay on the {} failed: {played}", play_host.name());
+        }
+        if !(recorded.success() || recorded.code() == Some(124)) {
+            bail!("parecord on the {} failed: {recorded}", record_host.name());
+        }
+        Ok(())
+    }
+
+    /// The lab's network namespaces (client, session), from `lab/lab status`.
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        let out = Command::new(repo_root().join("lab/lab"))
+            .args(["status", "--state-dir"])
+            .arg(self.state.path())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .split_whitespace()
+            .filter_map(|w| {
+                w.strip_prefix("CLIENT_NS=")
+                    .or_else(|| w.strip_prefix("SESSION_NS="))
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// The state dir.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("lab/lab"))
+            .args(["down", "--state-dir"])
+            .arg(self.state.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
