@@ -194,3 +194,39 @@ fn speech_is_never_detected() {
         }
     }
 }
+
+/// Through real voice codecs (sox's GSM 06.10 full-rate and G.711 µ-law, both 8 kHz):
+/// what a narrowband path does to a signature. sox is a test dependency `make test`
+/// installs; without it this test fails and says so.
+#[test]
+fn survives_gsm_and_mu_law_codecs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = synth(tmp.path(), "sig.wav", &["--seed", "606", "--direction", "capture"]);
+    for (name, encode) in [
+        ("gsm", vec!["-r", "8000", "-c", "1"]),
+        ("ulaw.wav", vec!["-r", "8000", "-c", "1", "-e", "u-law", "-b", "8"]),
+    ] {
+        let coded = tmp.path().join(format!("coded.{name}"));
+        let back = tmp.path().join(format!("decoded-{}.wav", name.replace('.', "-")));
+        let st = StdCommand::new("sox")
+            .arg(&clean)
+            .args(&encode)
+            .arg(&coded)
+            .status()
+            .unwrap_or_else(|e| panic!("sox is needed for this test (`make deps`): {e}"));
+        assert!(st.success(), "sox encode {name}");
+        let st = StdCommand::new("sox")
+            .arg(&coded)
+            .args(["-e", "signed-integer", "-b", "16"])
+            .arg(&back)
+            .status()
+            .unwrap();
+        assert!(st.success(), "sox decode {name}");
+        probe()
+            .arg("analyze")
+            .arg(&back)
+            .args(["--seed", "606", "--direction", "capture"])
+            .assert()
+            .code(0);
+    }
+}
