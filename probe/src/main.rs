@@ -1,4 +1,6 @@
-//! `earshot-probe`: command-line entry point. CONTRACT (filled in by later work).
+//! `earshot-probe`: command-line entry point. The subcommands live in `cli/`.
+mod cli;
+
 fn main() {
-    println!("earshot-probe {}", earshot_probe::VERSION);
+    std::process::exit(cli::run());
 }
