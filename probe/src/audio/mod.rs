@@ -222,6 +222,7 @@ impl CancelFlag {
 
 #[cfg(feature = "devices")]
 pub mod backend;
+pub mod ring;
 
 /// Whether a catalogue entry is the loopback of another device: PulseAudio and PipeWire
 /// name an output's monitor source `<sink>.monitor`.
