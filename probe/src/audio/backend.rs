@@ -6,13 +6,14 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
 use crate::audio::{
-    looks_like_monitor, AudioError, AudioErrorKind, CancelFlag, CaptureOptions, DeviceDirection,
-    DeviceInfo, DeviceSelector, HostChoice, ListenReport, PlayReport, RecordReport, StreamFormat,
+    looks_like_monitor, ring, select, AudioError, AudioErrorKind, CancelFlag, CaptureOptions,
+    DeviceDirection, DeviceInfo, DeviceSelector, HostChoice, ListenReport, PlayReport,
+    RecordReport, StreamFormat, StreamHealth,
 };
 use crate::signal::Signature;
 use crate::wav::Audio;
@@ -199,6 +200,156 @@ pub fn play(
     todo!("device work")
 }
 
+/// How long an input stream may take to deliver its first packet (lab.md pitfall 1:
+/// PulseAudio's input `play()` blocks until then, forever if nothing comes).
+const START_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long stopping a stream may take before its thread is abandoned (pitfall 5).
+const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Poll period of the consumer; bounds how late cancel and the deadline are seen.
+const POLL: Duration = Duration::from_millis(20);
+
+fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioError> {
+    let devices = host.devices().map_err(|e| {
+        err(
+            AudioErrorKind::DeviceNotAvailable,
+            format!("device `{}`: cannot list devices: {e}", info.id),
+        )
+    })?;
+    for d in devices {
+        if device_id(&d).as_deref() == Some(info.id.as_str()) {
+            return Ok(d);
+        }
+    }
+    Err(err(
+        AudioErrorKind::DeviceNotAvailable,
+        format!("device `{}` vanished", info.id),
+    ))
+}
+
+fn stream_err(id: &str, what: &str, e: impl std::fmt::Display) -> AudioError {
+    let text = e.to_string();
+    let kind = if text.contains("no longer available") || text.contains("not available") {
+        AudioErrorKind::DeviceNotAvailable
+    } else if text.contains("busy") {
+        AudioErrorKind::DeviceBusy
+    } else {
+        AudioErrorKind::Backend
+    };
+    err(kind, format!("device `{id}`: {what}: {text}"))
+}
+
+/// Messages from a capture worker thread to the caller.
+enum Worker {
+    Started(DeviceInfo, StreamFormat, ring::Consumer),
+    Failed(AudioError),
+}
+
+/// Opens the input stream on its own thread. The thread owns the stream for its whole
+/// life: it is the only place a stalled `play()` or `drop` can block, so the caller can
+/// always walk away. Returns the consumer end and a stop sender; dropping the sender
+/// stops the stream.
+fn start_capture(
+    host: HostChoice,
+    selector: &DeviceSelector,
+    ring_seconds: f64,
+    errors: mpsc::SyncSender<String>,
+) -> Result<
+    (
+        DeviceInfo,
+        StreamFormat,
+        ring::Consumer,
+        mpsc::Sender<()>,
+        mpsc::Receiver<()>,
+    ),
+    AudioError,
+> {
+    let (tx, rx) = mpsc::sync_channel::<Worker>(1);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let selector = selector.clone();
+    let what = format!("input `{selector}`");
+    thread::Builder::new()
+        .name("earshot-capture".into())
+        .spawn(move || {
+            let setup = || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, ring::Consumer), AudioError> {
+                let h = open_host(host)?;
+                let cat = list(&h)?;
+                let info = select(&cat, &selector, DeviceDirection::Input)?.clone();
+                let dev = lookup(&h, &info)?;
+                let cfg = dev
+                    .default_input_config()
+                    .map_err(|e| stream_err(&info.id, "no default input format", e))?;
+                let format = format_of(&cfg);
+                let cap = (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
+                let (mut prod, cons) = ring::ring(cap);
+                // BufferSize::Default: Fixed sizes lose input data on PulseAudio (lab.md).
+                let config: cpal::StreamConfig = cfg.config();
+                let id = info.id.clone();
+                let on_err = move |e: cpal::Error| {
+                    // Error path, not the data path: a bounded try_send, never blocking.
+                    let _ = errors.try_send(format!("device `{id}`: {e}"));
+                };
+                let stream = match cfg.sample_format() {
+                    cpal::SampleFormat::F32 => dev.build_input_stream::<f32, _, _>(config, move |d, _| prod.push_with(d, |x| x), on_err, None),
+                    cpal::SampleFormat::I16 => dev.build_input_stream::<i16, _, _>(config, move |d, _| prod.push_with(d, |x| f32::from(x) / 32768.0), on_err, None),
+                    cpal::SampleFormat::I32 => dev.build_input_stream::<i32, _, _>(config, move |d, _| prod.push_with(d, |x| x as f32 / 2_147_483_648.0), on_err, None),
+                    cpal::SampleFormat::U8 => dev.build_input_stream::<u8, _, _>(config, move |d, _| prod.push_with(d, |x| (f32::from(x) - 128.0) / 128.0), on_err, None),
+                    other => {
+                        return Err(err(AudioErrorKind::UnsupportedFormat, format!("device `{}`: sample format {other} is not supported", info.id)))
+                    }
+                }
+                .map_err(|e| stream_err(&info.id, "cannot open the input stream", e))?;
+                cpal::traits::StreamTrait::play(&stream)
+                    .map_err(|e| stream_err(&info.id, "cannot start the input stream", e))?;
+                Ok((stream, info, format, cons))
+            };
+            match setup() {
+                Ok((stream, info, format, cons)) => {
+                    if tx.send(Worker::Started(info, format, cons)).is_err() {
+                        // The caller gave up (start timeout): the stream is abandoned.
+                        std::mem::forget(stream);
+                        return;
+                    }
+                    // Wait until told to stop (the sender dropped), then drop the stream here;
+                    // if that hangs, only this thread hangs.
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                    let _ = done_tx.send(());
+                }
+                Err(e) => {
+                    let _ = tx.send(Worker::Failed(e));
+                }
+            }
+        })
+        .map_err(|e| err(AudioErrorKind::Backend, format!("{what}: cannot start a device thread: {e}")))?;
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Worker::Started(info, format, cons)) => Ok((info, format, cons, stop_tx, done_rx)),
+        Ok(Worker::Failed(e)) => Err(e),
+        Err(_) => Err(err(
+            AudioErrorKind::Stalled,
+            format!(
+                "device stalled: {what} delivered nothing within {} ms",
+                START_TIMEOUT.as_millis()
+            ),
+        )),
+    }
+}
+
+/// Stops a capture worker and waits a bounded time; a hung drop is noted, not waited out.
+fn stop_capture(
+    stop: mpsc::Sender<()>,
+    done: &mpsc::Receiver<()>,
+    id: &str,
+    health: &mut StreamHealth,
+) {
+    drop(stop);
+    if done.recv_timeout(STOP_TIMEOUT).is_err() {
+        health.stream_errors.push(format!(
+            "device stalled: closing `{id}` did not finish; its thread was abandoned"
+        ));
+    }
+}
+
 /// Records from the input device `device` picks for `options.timeout`.
 ///
 /// # Errors
@@ -209,8 +360,44 @@ pub fn record(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(RecordReport, Audio), AudioError> {
-    let _ = (host, device, options, cancel);
-    todo!("device work")
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    // Callbacks may deliver ~2 s at once (lab.md): the ring holds 4 s so nothing drops.
+    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut health = StreamHealth::default();
+    let result = loop {
+        cons.drain_into(&mut samples);
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(e);
+        }
+        if cancel.is_cancelled() || started.elapsed() >= options.timeout {
+            break Ok(());
+        }
+        thread::sleep(POLL);
+    };
+    stop_capture(stop, &done, &info.id, &mut health);
+    cons.drain_into(&mut samples);
+    health.dropped_samples = cons.dropped();
+    if let Err(e) = result {
+        return Err(err(
+            AudioErrorKind::DeviceNotAvailable,
+            format!("stream failed: {e}"),
+        ));
+    }
+    let frames = samples.len() / usize::from(format.channels.max(1));
+    let report = RecordReport {
+        recorded_ms: frames as f64 * 1000.0 / f64::from(format.sample_rate_hz.max(1)),
+        device: info,
+        format: format.clone(),
+        health,
+    };
+    let audio = Audio {
+        sample_rate_hz: format.sample_rate_hz,
+        channels: format.channels,
+        samples,
+    };
+    Ok((report, audio))
 }
 
 /// Records from `device` while the detector runs; returns as soon as `signature` is found,

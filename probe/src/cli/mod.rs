@@ -5,7 +5,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use earshot_probe::audio::{backend, HostChoice};
+use std::time::Duration;
+
+use earshot_probe::audio::{backend, CancelFlag, CaptureOptions, DeviceSelector, HostChoice};
+use earshot_probe::wav::{self, WavEncoding};
 
 /// Host choice as typed on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -51,6 +54,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Records from an input device for a fixed time and reports its level.
+    Record {
+        /// `default`, an id, a name, a unique substring, or `loopback:<output>`.
+        #[arg(long, default_value = "default")]
+        device: String,
+        /// How long to record.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Write the recording to this WAV file.
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses the arguments, runs the subcommand, and returns the exit code.
@@ -69,6 +84,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host: HostChoice = cli.host.into();
     match cli.command {
         Command::Devices { json } => devices(host, json),
+        Command::Record {
+            device,
+            seconds,
+            output,
+        } => record(host, &device, seconds, output),
     }
 }
 
@@ -104,6 +124,53 @@ fn devices(host: HostChoice, json: bool) -> anyhow::Result<i32> {
             },
         );
         println!("{dir} {flags} {:<40} {:<36} {fmt}", d.id, d.name);
+    }
+    Ok(0)
+}
+
+fn dbfs(x: f32) -> f64 {
+    20.0 * f64::from(x.max(1e-10)).log10()
+}
+
+fn record(
+    host: HostChoice,
+    device: &str,
+    seconds: f64,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<i32> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        anyhow::bail!("--seconds must be in (0, 3600], got {seconds}");
+    }
+    let selector = DeviceSelector::parse(device);
+    let options = CaptureOptions {
+        timeout: Duration::from_secs_f64(seconds),
+        keep_audio: true,
+    };
+    let (report, audio) = backend::record(host, &selector, &options, &CancelFlag::new())
+        .with_context(|| format!("recording from device `{device}`"))?;
+    let peak = audio.samples.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let rms = (audio.samples.iter().map(|x| x * x).sum::<f32>()
+        / audio.samples.len().max(1) as f32)
+        .sqrt();
+    println!("device: {} ({})", report.device.id, report.device.name);
+    println!(
+        "format: {} Hz, {} ch, {}",
+        report.format.sample_rate_hz, report.format.channels, report.format.sample_format
+    );
+    println!("recorded: {:.0} ms", report.recorded_ms);
+    println!(
+        "level: peak {:.1} dBFS, rms {:.1} dBFS",
+        dbfs(peak),
+        dbfs(rms)
+    );
+    println!(
+        "health: dropped {} samples, xruns {}, errors {:?}",
+        report.health.dropped_samples, report.health.xruns, report.health.stream_errors
+    );
+    if let Some(path) = output {
+        wav::write(&path, &audio, WavEncoding::F32)
+            .with_context(|| format!("writing the recording to {}", path.display()))?;
+        println!("wrote: {}", path.display());
     }
     Ok(0)
 }
