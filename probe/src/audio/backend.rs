@@ -206,6 +206,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long stopping a stream may take before its thread is abandoned (pitfall 5).
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
+/// How long past its duration a recording may wait for audio still in the server.
+const TAIL_GRACE: Duration = Duration::from_millis(2500);
+/// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 const POLL: Duration = Duration::from_millis(20);
 
 fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioError> {
@@ -244,6 +247,16 @@ enum Worker {
     Failed(AudioError),
 }
 
+/// A running capture: device, format, the ring's reading end, the stop sender (dropping
+/// it stops the stream) and the receiver told when the stream is closed.
+type Capture = (
+    DeviceInfo,
+    StreamFormat,
+    ring::Consumer,
+    mpsc::Sender<()>,
+    mpsc::Receiver<()>,
+);
+
 /// Opens the input stream on its own thread. The thread owns the stream for its whole
 /// life: it is the only place a stalled `play()` or `drop` can block, so the caller can
 /// always walk away. Returns the consumer end and a stop sender; dropping the sender
@@ -253,16 +266,7 @@ fn start_capture(
     selector: &DeviceSelector,
     ring_seconds: f64,
     errors: mpsc::SyncSender<String>,
-) -> Result<
-    (
-        DeviceInfo,
-        StreamFormat,
-        ring::Consumer,
-        mpsc::Sender<()>,
-        mpsc::Receiver<()>,
-    ),
-    AudioError,
-> {
+) -> Result<Capture, AudioError> {
     let (tx, rx) = mpsc::sync_channel::<Worker>(1);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -364,20 +368,33 @@ pub fn record(
     // Callbacks may deliver ~2 s at once (lab.md): the ring holds 4 s so nothing drops.
     let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
     let started = Instant::now();
-    let mut samples = Vec::new();
+    let wanted = (options.timeout.as_secs_f64() * f64::from(format.sample_rate_hz)) as usize
+        * usize::from(format.channels);
+    let mut samples = Vec::with_capacity(wanted);
     let mut health = StreamHealth::default();
     let result = loop {
         cons.drain_into(&mut samples);
         if let Ok(e) = err_rx.try_recv() {
             break Err(e);
         }
-        if cancel.is_cancelled() || started.elapsed() >= options.timeout {
+        if cancel.is_cancelled() || samples.len() >= wanted {
+            break Ok(());
+        }
+        // PulseAudio hands input over in chunks of up to ~2 s (lab.md), so the audio of
+        // the last moments arrives after the wall-clock deadline: wait a bounded grace.
+        if started.elapsed() >= options.timeout + TAIL_GRACE {
+            health.stream_errors.push(format!(
+                "device `{}` delivered only {} of {} samples in time",
+                info.id,
+                samples.len(),
+                wanted
+            ));
             break Ok(());
         }
         thread::sleep(POLL);
     };
     stop_capture(stop, &done, &info.id, &mut health);
-    cons.drain_into(&mut samples);
+    samples.truncate(wanted);
     health.dropped_samples = cons.dropped();
     if let Err(e) = result {
         return Err(err(
