@@ -4,7 +4,8 @@
 //! small margin even when the audio server misbehaves. The agent calls them from
 //! `tokio::task::spawn_blocking`.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -196,8 +197,212 @@ pub fn play(
     signature: &Signature,
     cancel: &CancelFlag,
 ) -> Result<PlayReport, AudioError> {
-    let _ = (host, device, signature, cancel);
-    todo!("device work")
+    let sig = signature.clone();
+    play_rendered(host, device, move |rate| sig.render(rate), cancel)
+}
+
+/// How long an output keeps running after the last sample: dropping it earlier discards
+/// audio the server has not played yet (lab.md pitfall 3).
+const PLAY_TAIL: Duration = Duration::from_millis(700);
+
+fn output_stream<T: cpal::SizedSample + Send + 'static>(
+    dev: &cpal::Device,
+    config: cpal::StreamConfig,
+    mono: Vec<f32>,
+    pos: Arc<AtomicUsize>,
+    conv: fn(f32) -> T,
+    silence: T,
+    on_err: impl FnMut(cpal::Error) + Send + 'static,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = usize::from(config.channels.max(1));
+    let mut i = 0usize;
+    dev.build_output_stream::<T, _, _>(
+        config,
+        move |out: &mut [T], _| {
+            // Real-time path: only reads the pre-rendered signal and one atomic store.
+            for frame in out.chunks_mut(channels) {
+                let v = mono.get(i).map_or(silence, |&x| conv(x));
+                frame.fill(v);
+                i += 1;
+            }
+            pos.store(i.min(mono.len()), Ordering::Release);
+        },
+        on_err,
+        None,
+    )
+}
+
+/// Plays the mono signal `render(sample_rate)` on every channel of the selected output.
+/// The stream lives on its own thread, which is abandoned if the server stalls.
+///
+/// # Errors
+/// [`AudioError`] with its kind; `Stalled` when the stream does not start or progress.
+pub fn play_rendered(
+    host: HostChoice,
+    device: &DeviceSelector,
+    render: impl FnOnce(u32) -> Vec<f32> + Send + 'static,
+    cancel: &CancelFlag,
+) -> Result<PlayReport, AudioError> {
+    let (tx, rx) = mpsc::sync_channel::<Result<(DeviceInfo, StreamFormat, usize), AudioError>>(1);
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let pos = Arc::new(AtomicUsize::new(0));
+    let pos_cb = pos.clone();
+    let selector = device.clone();
+    let what = format!("output `{selector}`");
+    thread::Builder::new()
+        .name("earshot-play".into())
+        .spawn(move || {
+            let setup =
+                || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, usize), AudioError> {
+                    let h = open_host(host)?;
+                    let cat = list(&h)?;
+                    let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
+                    let dev = lookup(&h, &info)?;
+                    let cfg = dev
+                        .default_output_config()
+                        .map_err(|e| stream_err(&info.id, "no default output format", e))?;
+                    let format = format_of(&cfg);
+                    let mono = render(format.sample_rate_hz);
+                    let len = mono.len();
+                    let id = info.id.clone();
+                    let on_err = move |e: cpal::Error| {
+                        let _ = err_tx.try_send(format!("device `{id}`: {e}"));
+                    };
+                    // BufferSize::Default: Fixed sizes underrun on tunnel sinks (lab.md).
+                    let config = cfg.config();
+                    let stream = match cfg.sample_format() {
+                        cpal::SampleFormat::F32 => {
+                            output_stream(&dev, config, mono, pos_cb, |x| x, 0.0f32, on_err)
+                        }
+                        cpal::SampleFormat::I16 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (x.clamp(-1.0, 1.0) * 32767.0) as i16,
+                            0i16,
+                            on_err,
+                        ),
+                        cpal::SampleFormat::I32 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (f64::from(x.clamp(-1.0, 1.0)) * 2_147_483_647.0) as i32,
+                            0i32,
+                            on_err,
+                        ),
+                        cpal::SampleFormat::U8 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (x.clamp(-1.0, 1.0) * 127.0 + 128.0) as u8,
+                            128u8,
+                            on_err,
+                        ),
+                        other => {
+                            return Err(err(
+                                AudioErrorKind::UnsupportedFormat,
+                                format!(
+                                    "device `{}`: sample format {other} is not supported",
+                                    info.id
+                                ),
+                            ))
+                        }
+                    }
+                    .map_err(|e| stream_err(&info.id, "cannot open the output stream", e))?;
+                    cpal::traits::StreamTrait::play(&stream)
+                        .map_err(|e| stream_err(&info.id, "cannot start the output stream", e))?;
+                    Ok((stream, info, format, len))
+                };
+            match setup() {
+                Ok((stream, info, format, len)) => {
+                    if tx.send(Ok((info, format, len))).is_err() {
+                        std::mem::forget(stream);
+                        return;
+                    }
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                    let _ = done_tx.send(());
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| {
+            err(
+                AudioErrorKind::Backend,
+                format!("{what}: cannot start a device thread: {e}"),
+            )
+        })?;
+    let (info, format, len) = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(err(
+                AudioErrorKind::Stalled,
+                format!(
+                    "device stalled: {what} did not start within {} ms",
+                    START_TIMEOUT.as_millis()
+                ),
+            ))
+        }
+    };
+    let started = Instant::now();
+    let duration = Duration::from_secs_f64(len as f64 / f64::from(format.sample_rate_hz.max(1)));
+    let deadline = duration + Duration::from_secs(3);
+    let mut health = StreamHealth::default();
+    let mut last = (0usize, Instant::now());
+    let result = loop {
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!("stream failed: {e}"),
+            ));
+        }
+        let p = pos.load(Ordering::Acquire);
+        if p >= len || cancel.is_cancelled() {
+            break Ok(());
+        }
+        // A stream that stops consuming for 2 s is stalled (lab.md: a dead server).
+        if p != last.0 {
+            last = (p, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(2) || started.elapsed() > deadline {
+            break Err(err(
+                AudioErrorKind::Stalled,
+                format!(
+                    "device stalled: `{}` stopped consuming at sample {p} of {len}",
+                    info.id
+                ),
+            ));
+        }
+        thread::sleep(POLL);
+    };
+    if result.is_ok() && !cancel.is_cancelled() {
+        // The server takes the whole signal into its buffer well before playing it: keep
+        // the stream until the signal's wall-clock length has passed, plus the tail.
+        let until = duration + PLAY_TAIL;
+        while started.elapsed() < until && !cancel.is_cancelled() {
+            thread::sleep(POLL);
+        }
+    }
+    drop(stop_tx);
+    if done_rx.recv_timeout(STOP_TIMEOUT).is_err() {
+        health.stream_errors.push(format!(
+            "device stalled: closing `{}` did not finish; its thread was abandoned",
+            info.id
+        ));
+    }
+    result?;
+    Ok(PlayReport {
+        device: info,
+        format,
+        played_ms: started.elapsed().as_secs_f64() * 1000.0,
+        health,
+    })
 }
 
 /// How long an input stream may take to deliver its first packet (lab.md pitfall 1:

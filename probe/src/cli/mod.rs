@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::time::Duration;
 
 use earshot_probe::audio::{backend, CancelFlag, CaptureOptions, DeviceSelector, HostChoice};
+use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::wav::{self, WavEncoding};
 
 /// Host choice as typed on the command line.
@@ -54,6 +55,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plays a signature (or, with --tone-hz, a plain sine) on an output device.
+    Play {
+        /// `default`, an id, a name, or a unique substring.
+        #[arg(long, default_value = "default")]
+        device: String,
+        /// Seed of the signature.
+        #[arg(long, required_unless_present = "tone_hz")]
+        seed: Option<u64>,
+        /// Direction the signature proves (e.g. output, input).
+        #[arg(long, required_unless_present = "tone_hz")]
+        direction: Option<String>,
+        /// Play a sine of this frequency instead of a signature (a device check).
+        #[arg(long, conflicts_with_all = ["seed", "direction"])]
+        tone_hz: Option<f32>,
+        /// Length of the sine.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
     /// Records from an input device for a fixed time and reports its level.
     Record {
         /// `default`, an id, a name, a unique substring, or `loopback:<output>`.
@@ -84,6 +103,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host: HostChoice = cli.host.into();
     match cli.command {
         Command::Devices { json } => devices(host, json),
+        Command::Play {
+            device,
+            seed,
+            direction,
+            tone_hz,
+            seconds,
+        } => play(host, &device, seed, direction, tone_hz, seconds),
         Command::Record {
             device,
             seconds,
@@ -171,6 +197,50 @@ fn record(
         wav::write(&path, &audio, WavEncoding::F32)
             .with_context(|| format!("writing the recording to {}", path.display()))?;
         println!("wrote: {}", path.display());
+    }
+    Ok(0)
+}
+
+fn play(
+    host: HostChoice,
+    device: &str,
+    seed: Option<u64>,
+    direction: Option<String>,
+    tone_hz: Option<f32>,
+    seconds: f64,
+) -> anyhow::Result<i32> {
+    let selector = DeviceSelector::parse(device);
+    let cancel = CancelFlag::new();
+    let report = if let Some(hz) = tone_hz {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+            anyhow::bail!("--seconds must be in (0, 600], got {seconds}");
+        }
+        backend::play_rendered(
+            host,
+            &selector,
+            move |rate| {
+                let n = (seconds * f64::from(rate)) as usize;
+                let w = std::f32::consts::TAU * hz / rate as f32;
+                (0..n).map(|i| 0.5 * (w * i as f32).sin()).collect()
+            },
+            &cancel,
+        )
+    } else {
+        let (Some(seed), Some(dir)) = (seed, direction) else {
+            anyhow::bail!("play needs --seed and --direction, or --tone-hz");
+        };
+        let dir: Direction = dir
+            .parse()
+            .with_context(|| format!("parsing --direction `{dir}`"))?;
+        backend::play(host, &selector, &Signature::new(seed, dir), &cancel)
+    }
+    .with_context(|| format!("playing on device `{device}`"))?;
+    println!(
+        "played: {:.0} ms on {} ({})",
+        report.played_ms, report.device.id, report.device.name
+    );
+    for e in &report.health.stream_errors {
+        println!("warning: {e}");
     }
     Ok(0)
 }
