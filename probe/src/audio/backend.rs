@@ -436,7 +436,10 @@ fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioErr
 
 fn stream_err(id: &str, what: &str, e: impl std::fmt::Display) -> AudioError {
     let text = e.to_string();
-    let kind = if text.contains("no longer available") || text.contains("not available") {
+    let kind = if text.contains("no longer available")
+        || text.contains("not available")
+        || text.contains("disconnected")
+    {
         AudioErrorKind::DeviceNotAvailable
     } else if text.contains("busy") {
         AudioErrorKind::DeviceBusy
