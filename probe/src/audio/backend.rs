@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
+use crate::analysis::Detector;
 use crate::audio::{
     looks_like_monitor, ring, select, AudioError, AudioErrorKind, CancelFlag, CaptureOptions,
     DeviceDirection, DeviceInfo, DeviceSelector, HostChoice, ListenReport, PlayReport,
@@ -628,6 +629,9 @@ pub fn record(
 /// Records from `device` while the detector runs; returns as soon as `signature` is found,
 /// or at `options.timeout`. The audio comes back when `options.keep_audio` is set.
 ///
+/// One detector runs per channel (a redirected path may carry the signal on one side only);
+/// the reported channel is the first that detected it, else the most confident.
+///
 /// # Errors
 /// [`AudioError`] with its kind (`NoDevice` when the host has no input at all).
 pub fn listen(
@@ -637,6 +641,70 @@ pub fn listen(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(ListenReport, Option<Audio>), AudioError> {
-    let _ = (host, device, signature, options, cancel);
-    todo!("device work")
+    let started = Instant::now();
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let channels = usize::from(format.channels.max(1));
+    let mut detectors = (0..channels)
+        .map(|_| Detector::new(signature, format.sample_rate_hz))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            err(
+                AudioErrorKind::UnsupportedFormat,
+                format!("device `{}`: {e}", info.id),
+            )
+        })?;
+    let mut block = Vec::new();
+    let mut mono = Vec::new();
+    let mut kept = Vec::new();
+    let mut health = StreamHealth::default();
+    let mut found: Option<usize> = None;
+    let result = loop {
+        block.clear();
+        cons.drain_into(&mut block);
+        for (ch, det) in detectors.iter_mut().enumerate() {
+            mono.clear();
+            mono.extend(block.iter().skip(ch).step_by(channels));
+            if det.push(&mono) && found.is_none() {
+                found = Some(ch);
+            }
+        }
+        if options.keep_audio {
+            kept.extend_from_slice(&block);
+        }
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!("stream failed: {e}"),
+            ));
+        }
+        if found.is_some() || cancel.is_cancelled() || started.elapsed() >= options.timeout {
+            break Ok(());
+        }
+        thread::sleep(POLL);
+    };
+    stop_capture(stop, &done, &info.id, &mut health);
+    health.dropped_samples = cons.dropped();
+    result?;
+    let analyses: Vec<_> = detectors.iter().map(Detector::analysis).collect();
+    let channel = found.unwrap_or_else(|| {
+        (0..analyses.len())
+            .max_by(|&a, &b| analyses[a].confidence.total_cmp(&analyses[b].confidence))
+            .unwrap_or(0)
+    });
+    let report = ListenReport {
+        device: info,
+        format: format.clone(),
+        analysis: analyses[channel].clone(),
+        channel: u16::try_from(channel).unwrap_or(0),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        stopped_early: found.is_some(),
+        health,
+    };
+    let audio = options.keep_audio.then_some(Audio {
+        sample_rate_hz: format.sample_rate_hz,
+        channels: format.channels,
+        samples: kept,
+    });
+    Ok((report, audio))
 }
