@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use std::time::Duration;
 
-use earshot_probe::audio::{backend, CancelFlag, CaptureOptions, DeviceSelector, HostChoice};
+use earshot_probe::audio::{
+    backend, AudioErrorKind, CancelFlag, CaptureOptions, DeviceSelector, HostChoice,
+};
 use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::wav::{self, WavEncoding};
 
@@ -73,6 +75,28 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
     },
+    /// Listens for a signature until it is found or the timeout passes.
+    /// Exit 0 detected, 1 silent, 2 anything else.
+    Listen {
+        /// `default`, an id, a name, a unique substring, or `loopback:<output>`.
+        #[arg(long, default_value = "default")]
+        device: String,
+        /// Seed of the signature.
+        #[arg(long)]
+        seed: u64,
+        /// Direction the signature proves.
+        #[arg(long)]
+        direction: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Print one JSON object instead of human lines.
+        #[arg(long)]
+        json: bool,
+        /// Write what was heard to this WAV file.
+        #[arg(long)]
+        evidence: Option<std::path::PathBuf>,
+    },
     /// Records from an input device for a fixed time and reports its level.
     Record {
         /// `default`, an id, a name, a unique substring, or `loopback:<output>`.
@@ -110,6 +134,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             tone_hz,
             seconds,
         } => play(host, &device, seed, direction, tone_hz, seconds),
+        Command::Listen {
+            device,
+            seed,
+            direction,
+            timeout,
+            json,
+            evidence,
+        } => listen(host, &device, seed, &direction, timeout, json, evidence),
         Command::Record {
             device,
             seconds,
@@ -243,4 +275,66 @@ fn play(
         println!("warning: {e}");
     }
     Ok(0)
+}
+
+fn listen(
+    host: HostChoice,
+    device: &str,
+    seed: u64,
+    direction: &str,
+    timeout: f64,
+    json: bool,
+    evidence: Option<std::path::PathBuf>,
+) -> anyhow::Result<i32> {
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+        anyhow::bail!("--timeout must be in (0, 3600], got {timeout}");
+    }
+    let dir: Direction = direction
+        .parse()
+        .with_context(|| format!("parsing --direction `{direction}`"))?;
+    let options = CaptureOptions {
+        timeout: Duration::from_secs_f64(timeout),
+        keep_audio: evidence.is_some(),
+    };
+    let result = backend::listen(
+        host,
+        &DeviceSelector::parse(device),
+        &Signature::new(seed, dir),
+        &options,
+        &CancelFlag::new(),
+    );
+    let (outcome, code) = match &result {
+        Ok((r, _)) if r.analysis.detected => ("detected", 0),
+        Ok(_) => ("silent", 1),
+        Err(e) if e.kind == AudioErrorKind::NoDevice => ("no_device", 2),
+        Err(_) => ("error", 2),
+    };
+    if let (Ok((_, Some(audio))), Some(path)) = (&result, &evidence) {
+        wav::write(path, audio, WavEncoding::F32)
+            .with_context(|| format!("writing evidence to {}", path.display()))?;
+    }
+    if json {
+        let (report, error) = match &result {
+            Ok((r, _)) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        let v = serde_json::json!({"outcome": outcome, "report": report, "error": error});
+        println!("{v}");
+        return Ok(code);
+    }
+    match &result {
+        Ok((r, _)) => {
+            println!("device: {} ({})", r.device.id, r.device.name);
+            println!("verdict: {outcome} (channel {})", r.channel);
+            let a = &r.analysis;
+            println!("onset: {:?} ms, level: {:?} dBFS", a.onset_ms, a.level_dbfs);
+            println!("snr per symbol: {:?} dB", a.snr_db_per_symbol);
+            println!(
+                "elapsed: {:.0} ms, xruns {}, dropped {}",
+                r.elapsed_ms, r.health.xruns, r.health.dropped_samples
+            );
+        }
+        Err(e) => eprintln!("earshot-probe: listening on device `{device}`: {e}"),
+    }
+    Ok(code)
 }
