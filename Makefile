@@ -30,7 +30,9 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The lab's end-to-end tests run the probe binary as a separate process: build it first.
 unit: deps
+	$(CARGO) build -p earshot-probe --bin earshot-probe
 	$(CARGO) test --workspace
 
 test: lint unit check-windows

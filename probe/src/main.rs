@@ -1,10 +1,6 @@
-//! `earshot-probe`: plays, records and detects seeded tone signatures.
-//!
-//! Thin: parses arguments, sets up logging, hands over to [`cli`].
-use std::process::ExitCode;
-
+//! `earshot-probe`: command-line entry point. The subcommands live in `cli/`.
 mod cli;
 
-fn main() -> ExitCode {
-    cli::main()
+fn main() {
+    std::process::exit(cli::run());
 }

@@ -201,13 +201,22 @@ fn speech_is_never_detected() {
 #[test]
 fn survives_gsm_and_mu_law_codecs() {
     let tmp = tempfile::tempdir().unwrap();
-    let clean = synth(tmp.path(), "sig.wav", &["--seed", "606", "--direction", "capture"]);
+    let clean = synth(
+        tmp.path(),
+        "sig.wav",
+        &["--seed", "606", "--direction", "capture"],
+    );
     for (name, encode) in [
         ("gsm", vec!["-r", "8000", "-c", "1"]),
-        ("ulaw.wav", vec!["-r", "8000", "-c", "1", "-e", "u-law", "-b", "8"]),
+        (
+            "ulaw.wav",
+            vec!["-r", "8000", "-c", "1", "-e", "u-law", "-b", "8"],
+        ),
     ] {
         let coded = tmp.path().join(format!("coded.{name}"));
-        let back = tmp.path().join(format!("decoded-{}.wav", name.replace('.', "-")));
+        let back = tmp
+            .path()
+            .join(format!("decoded-{}.wav", name.replace('.', "-")));
         let st = StdCommand::new("sox")
             .arg(&clean)
             .args(&encode)

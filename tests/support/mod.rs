@@ -18,6 +18,88 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The `earshot-probe` binary: `$EARSHOT_PROBE_BIN`, else the workspace's debug build
+/// (`make test` builds it before the tests run).
+pub fn probe_bin() -> PathBuf {
+    let bin = std::env::var_os("EARSHOT_PROBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/earshot-probe"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p earshot-probe` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// What a finished probe command left: exit code, stdout, stderr, and how long it ran.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// Standard output parsed as one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A started probe command whose output is captured.
+pub struct Running {
+    child: std::process::Child,
+    started: std::time::Instant,
+}
+
+impl Running {
+    /// Starts `cmd` with its output captured.
+    pub fn start(mut cmd: Command) -> Running {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the probe starts");
+        Running {
+            child,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits at most `limit` for it to exit; a probe still running then is a hang: it is
+    /// killed and the test fails.
+    pub fn finish(mut self, limit: Duration) -> Finished {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait on the probe") {
+                let elapsed = self.started.elapsed();
+                let out = self.child.wait_with_output().expect("probe output");
+                return Finished {
+                    code: status.code(),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    elapsed,
+                };
+            }
+            if self.started.elapsed() > limit {
+                let _ = self.child.kill();
+                let out = self.child.wait_with_output().expect("probe output");
+                panic!(
+                    "the probe hung: still running after {limit:?}; stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A lab brought up in a private state dir; `Drop` tears it down.
 pub struct Lab {
     state: tempfile::TempDir,
@@ -196,6 +278,15 @@ impl Lab {
                     .map(str::to_string)
             })
             .collect())
+    }
+
+    /// An `earshot-probe` command pointed at `host`'s audio server.
+    pub fn probe(&self, host: Host) -> Command {
+        let mut c = Command::new(probe_bin());
+        c.env("PULSE_SERVER", self.pulse_server(host))
+            .arg("--host")
+            .arg("pulseaudio");
+        c
     }
 
     /// The state dir.

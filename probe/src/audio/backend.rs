@@ -4,20 +4,176 @@
 //! small margin even when the audio server misbehaves. The agent calls them from
 //! `tokio::task::spawn_blocking`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait};
+
+use crate::analysis::Detector;
 use crate::audio::{
-    AudioError, CancelFlag, CaptureOptions, DeviceInfo, DeviceSelector, HostChoice, ListenReport,
-    PlayReport, RecordReport,
+    looks_like_monitor, ring, select, AudioError, AudioErrorKind, CancelFlag, CaptureOptions,
+    DeviceDirection, DeviceInfo, DeviceSelector, HostChoice, ListenReport, PlayReport,
+    RecordReport, StreamFormat, StreamHealth,
 };
 use crate::signal::Signature;
 use crate::wav::Audio;
+
+/// How long a catalogue query may take before the watchdog reports the server stalled.
+const CATALOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn err(kind: AudioErrorKind, message: String) -> AudioError {
+    AudioError { kind, message }
+}
+
+/// Runs `f` on a worker thread and waits at most `timeout`. A server that stops answering
+/// (lab.md: calls that never return once the daemon is wedged) leaves the worker blocked;
+/// it is abandoned, not joined, so the probe carries on and reports `Stalled`.
+fn with_watchdog<T: Send + 'static>(
+    what: String,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, AudioError> + Send + 'static,
+) -> Result<T, AudioError> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    thread::Builder::new()
+        .name("earshot-device".into())
+        .spawn(move || {
+            // The receiver may be gone after a timeout; nothing to do then.
+            let _ = tx.send(f());
+        })
+        .map_err(|e| {
+            err(
+                AudioErrorKind::Backend,
+                format!("{what}: cannot start a device thread: {e}"),
+            )
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(_) => Err(err(
+            AudioErrorKind::Stalled,
+            format!(
+                "device stalled: {what} did not answer within {} ms",
+                timeout.as_millis()
+            ),
+        )),
+    }
+}
+
+fn host_id(host: HostChoice) -> Result<Option<cpal::HostId>, AudioError> {
+    let unavailable = |name: &str| {
+        err(
+            AudioErrorKind::HostUnavailable,
+            format!("audio host `{name}` is not built for this platform"),
+        )
+    };
+    match host {
+        HostChoice::Auto => Ok(None),
+        #[cfg(target_os = "linux")]
+        HostChoice::PulseAudio => Ok(Some(cpal::HostId::PulseAudio)),
+        #[cfg(not(target_os = "linux"))]
+        HostChoice::PulseAudio => Err(unavailable("pulseaudio")),
+        #[cfg(target_os = "linux")]
+        HostChoice::Alsa => Ok(Some(cpal::HostId::Alsa)),
+        #[cfg(not(target_os = "linux"))]
+        HostChoice::Alsa => Err(unavailable("alsa")),
+        #[cfg(windows)]
+        HostChoice::Wasapi => Ok(Some(cpal::HostId::Wasapi)),
+        #[cfg(not(windows))]
+        HostChoice::Wasapi => Err(unavailable("wasapi")),
+        #[cfg(target_os = "macos")]
+        HostChoice::CoreAudio => Ok(Some(cpal::HostId::CoreAudio)),
+        #[cfg(not(target_os = "macos"))]
+        HostChoice::CoreAudio => Err(unavailable("coreaudio")),
+    }
+}
+
+/// Opens the host. `Auto` is cpal's default: on Linux its PulseAudio host when a server
+/// answers (PULSE_SERVER is read here), else ALSA; WASAPI on Windows; CoreAudio on macOS.
+fn open_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
+    match host_id(host)? {
+        None => {
+            // cpal's default_host() silently prefers ALSA when its PulseAudio probe fails
+            // (lab.md), so ask for PulseAudio explicitly first.
+            #[cfg(target_os = "linux")]
+            if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
+                return Ok(h);
+            }
+            Ok(cpal::default_host())
+        }
+        Some(id) => cpal::host_from_id(id).map_err(|e| {
+            err(
+                AudioErrorKind::HostUnavailable,
+                format!("audio host `{}` is not reachable: {e}", id.name()),
+            )
+        }),
+    }
+}
 
 /// Name of the host that `host` resolves to (e.g. "PulseAudio"), or why none is usable.
 ///
 /// # Errors
 /// [`AudioError`] of kind `HostUnavailable`.
 pub fn host_name(host: HostChoice) -> Result<String, AudioError> {
-    let _ = host;
-    todo!("device work")
+    with_watchdog(
+        format!("opening host {host:?}"),
+        CATALOG_TIMEOUT,
+        move || Ok(open_host(host)?.id().name().to_string()),
+    )
+}
+
+fn format_of(c: &cpal::SupportedStreamConfig) -> StreamFormat {
+    StreamFormat {
+        sample_rate_hz: c.sample_rate(),
+        channels: c.channels(),
+        sample_format: c.sample_format().to_string(),
+    }
+}
+
+fn device_id(d: &cpal::Device) -> Option<String> {
+    d.id().ok().map(|id| id.to_string())
+}
+
+fn list(host: &cpal::Host) -> Result<Vec<DeviceInfo>, AudioError> {
+    let hname = host.id().name();
+    let devices = host.devices().map_err(|e| {
+        err(
+            AudioErrorKind::HostUnavailable,
+            format!("cannot list the devices of host {hname}: {e}"),
+        )
+    })?;
+    let def_out = host.default_output_device().as_ref().and_then(device_id);
+    let def_in = host.default_input_device().as_ref().and_then(device_id);
+    let mut out = Vec::new();
+    for d in devices {
+        let Some(id) = device_id(&d) else { continue };
+        let name = d
+            .description()
+            .map(|x| x.name().to_string())
+            .unwrap_or_else(|_| id.clone());
+        // A device may do both directions (ALSA `default`): one entry per direction.
+        if d.supports_output() {
+            out.push(DeviceInfo {
+                id: id.clone(),
+                name: name.clone(),
+                direction: DeviceDirection::Output,
+                is_default: def_out.as_deref() == Some(id.as_str()),
+                is_monitor: false,
+                default_format: d.default_output_config().ok().map(|c| format_of(&c)),
+            });
+        }
+        if d.supports_input() {
+            out.push(DeviceInfo {
+                is_monitor: looks_like_monitor(&id, &name),
+                is_default: def_in.as_deref() == Some(id.as_str()),
+                default_format: d.default_input_config().ok().map(|c| format_of(&c)),
+                id,
+                name,
+                direction: DeviceDirection::Input,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Lists every device of the host.
@@ -25,8 +181,11 @@ pub fn host_name(host: HostChoice) -> Result<String, AudioError> {
 /// # Errors
 /// [`AudioError`] when the host cannot be reached.
 pub fn catalog(host: HostChoice) -> Result<Vec<DeviceInfo>, AudioError> {
-    let _ = host;
-    todo!("device work")
+    with_watchdog(
+        format!("listing devices of host {host:?}"),
+        CATALOG_TIMEOUT,
+        move || list(&open_host(host)?),
+    )
 }
 
 /// Plays `signature` on the output device `device` picks, then returns.
@@ -39,8 +198,379 @@ pub fn play(
     signature: &Signature,
     cancel: &CancelFlag,
 ) -> Result<PlayReport, AudioError> {
-    let _ = (host, device, signature, cancel);
-    todo!("device work")
+    let sig = signature.clone();
+    play_rendered(
+        host,
+        device,
+        move |rate| {
+            sig.render(rate).map_err(|e| AudioError {
+                kind: AudioErrorKind::UnsupportedFormat,
+                message: format!("the output's rate cannot carry a signature: {e}"),
+            })
+        },
+        cancel,
+    )
+}
+
+/// How long an output keeps running after the last sample: dropping it earlier discards
+/// audio the server has not played yet (lab.md pitfall 3).
+const PLAY_TAIL: Duration = Duration::from_millis(700);
+
+fn output_stream<T: cpal::SizedSample + Send + 'static>(
+    dev: &cpal::Device,
+    config: cpal::StreamConfig,
+    mono: Vec<f32>,
+    pos: Arc<AtomicUsize>,
+    conv: fn(f32) -> T,
+    silence: T,
+    on_err: impl FnMut(cpal::Error) + Send + 'static,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = usize::from(config.channels.max(1));
+    let mut i = 0usize;
+    dev.build_output_stream::<T, _, _>(
+        config,
+        move |out: &mut [T], _| {
+            // Real-time path: only reads the pre-rendered signal and one atomic store.
+            for frame in out.chunks_mut(channels) {
+                let v = mono.get(i).map_or(silence, |&x| conv(x));
+                frame.fill(v);
+                i += 1;
+            }
+            pos.store(i.min(mono.len()), Ordering::Release);
+        },
+        on_err,
+        None,
+    )
+}
+
+/// Plays the mono signal `render(sample_rate)` on every channel of the selected output.
+/// The stream lives on its own thread, which is abandoned if the server stalls.
+///
+/// # Errors
+/// [`AudioError`] with its kind; `Stalled` when the stream does not start or progress.
+pub fn play_rendered(
+    host: HostChoice,
+    device: &DeviceSelector,
+    render: impl FnOnce(u32) -> Result<Vec<f32>, AudioError> + Send + 'static,
+    cancel: &CancelFlag,
+) -> Result<PlayReport, AudioError> {
+    let (tx, rx) = mpsc::sync_channel::<Result<(DeviceInfo, StreamFormat, usize), AudioError>>(1);
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let pos = Arc::new(AtomicUsize::new(0));
+    let pos_cb = pos.clone();
+    let selector = device.clone();
+    let what = format!("output `{selector}`");
+    thread::Builder::new()
+        .name("earshot-play".into())
+        .spawn(move || {
+            let setup =
+                || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, usize), AudioError> {
+                    let h = open_host(host)?;
+                    let cat = list(&h)?;
+                    let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
+                    let dev = lookup(&h, &info)?;
+                    let cfg = dev
+                        .default_output_config()
+                        .map_err(|e| stream_err(&info.id, "no default output format", e))?;
+                    let format = format_of(&cfg);
+                    let mono = render(format.sample_rate_hz)?;
+                    let len = mono.len();
+                    let id = info.id.clone();
+                    let on_err = move |e: cpal::Error| {
+                        let _ = err_tx.try_send(format!("device `{id}`: {e}"));
+                    };
+                    // BufferSize::Default: Fixed sizes underrun on tunnel sinks (lab.md).
+                    let config = cfg.config();
+                    let stream = match cfg.sample_format() {
+                        cpal::SampleFormat::F32 => {
+                            output_stream(&dev, config, mono, pos_cb, |x| x, 0.0f32, on_err)
+                        }
+                        cpal::SampleFormat::I16 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (x.clamp(-1.0, 1.0) * 32767.0) as i16,
+                            0i16,
+                            on_err,
+                        ),
+                        cpal::SampleFormat::I32 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (f64::from(x.clamp(-1.0, 1.0)) * 2_147_483_647.0) as i32,
+                            0i32,
+                            on_err,
+                        ),
+                        cpal::SampleFormat::U8 => output_stream(
+                            &dev,
+                            config,
+                            mono,
+                            pos_cb,
+                            |x| (x.clamp(-1.0, 1.0) * 127.0 + 128.0) as u8,
+                            128u8,
+                            on_err,
+                        ),
+                        other => {
+                            return Err(err(
+                                AudioErrorKind::UnsupportedFormat,
+                                format!(
+                                    "device `{}`: sample format {other} is not supported",
+                                    info.id
+                                ),
+                            ))
+                        }
+                    }
+                    .map_err(|e| stream_err(&info.id, "cannot open the output stream", e))?;
+                    cpal::traits::StreamTrait::play(&stream)
+                        .map_err(|e| stream_err(&info.id, "cannot start the output stream", e))?;
+                    Ok((stream, info, format, len))
+                };
+            match setup() {
+                Ok((stream, info, format, len)) => {
+                    if tx.send(Ok((info, format, len))).is_err() {
+                        std::mem::forget(stream);
+                        return;
+                    }
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                    let _ = done_tx.send(());
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| {
+            err(
+                AudioErrorKind::Backend,
+                format!("{what}: cannot start a device thread: {e}"),
+            )
+        })?;
+    let (info, format, len) = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(err(
+                AudioErrorKind::Stalled,
+                format!(
+                    "device stalled: {what} did not start within {} ms",
+                    START_TIMEOUT.as_millis()
+                ),
+            ))
+        }
+    };
+    let started = Instant::now();
+    let duration = Duration::from_secs_f64(len as f64 / f64::from(format.sample_rate_hz.max(1)));
+    let deadline = duration + Duration::from_secs(3);
+    let mut health = StreamHealth::default();
+    let mut last = (0usize, Instant::now());
+    let result = loop {
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!("stream failed: {e}"),
+            ));
+        }
+        let p = pos.load(Ordering::Acquire);
+        if p >= len || cancel.is_cancelled() {
+            break Ok(());
+        }
+        // A stream that stops consuming for 2 s is stalled (lab.md: a dead server).
+        if p != last.0 {
+            last = (p, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(2) || started.elapsed() > deadline {
+            break Err(err(
+                AudioErrorKind::Stalled,
+                format!(
+                    "device stalled: `{}` stopped consuming at sample {p} of {len}",
+                    info.id
+                ),
+            ));
+        }
+        thread::sleep(POLL);
+    };
+    if result.is_ok() && !cancel.is_cancelled() {
+        // The server takes the whole signal into its buffer well before playing it: keep
+        // the stream until the signal's wall-clock length has passed, plus the tail.
+        let until = duration + PLAY_TAIL;
+        while started.elapsed() < until && !cancel.is_cancelled() {
+            thread::sleep(POLL);
+        }
+    }
+    drop(stop_tx);
+    if done_rx.recv_timeout(STOP_TIMEOUT).is_err() {
+        health.stream_errors.push(format!(
+            "device stalled: closing `{}` did not finish; its thread was abandoned",
+            info.id
+        ));
+    }
+    result?;
+    Ok(PlayReport {
+        device: info,
+        format,
+        played_ms: started.elapsed().as_secs_f64() * 1000.0,
+        health,
+    })
+}
+
+/// How long an input stream may take to deliver its first packet (lab.md pitfall 1:
+/// PulseAudio's input `play()` blocks until then, forever if nothing comes).
+const START_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long stopping a stream may take before its thread is abandoned (pitfall 5).
+const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Poll period of the consumer; bounds how late cancel and the deadline are seen.
+/// How long past its duration a recording may wait for audio still in the server.
+const TAIL_GRACE: Duration = Duration::from_millis(2500);
+/// Poll period of the consumer; bounds how late cancel and the deadline are seen.
+const POLL: Duration = Duration::from_millis(20);
+
+fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioError> {
+    let devices = host.devices().map_err(|e| {
+        err(
+            AudioErrorKind::DeviceNotAvailable,
+            format!("device `{}`: cannot list devices: {e}", info.id),
+        )
+    })?;
+    for d in devices {
+        if device_id(&d).as_deref() == Some(info.id.as_str()) {
+            return Ok(d);
+        }
+    }
+    Err(err(
+        AudioErrorKind::DeviceNotAvailable,
+        format!("device `{}` vanished", info.id),
+    ))
+}
+
+fn stream_err(id: &str, what: &str, e: impl std::fmt::Display) -> AudioError {
+    let text = e.to_string();
+    let kind = if text.contains("no longer available")
+        || text.contains("not available")
+        || text.contains("disconnected")
+    {
+        AudioErrorKind::DeviceNotAvailable
+    } else if text.contains("busy") {
+        AudioErrorKind::DeviceBusy
+    } else {
+        AudioErrorKind::Backend
+    };
+    err(kind, format!("device `{id}`: {what}: {text}"))
+}
+
+/// Messages from a capture worker thread to the caller.
+enum Worker {
+    Started(DeviceInfo, StreamFormat, ring::Consumer),
+    Failed(AudioError),
+}
+
+/// A running capture: device, format, the ring's reading end, the stop sender (dropping
+/// it stops the stream) and the receiver told when the stream is closed.
+type Capture = (
+    DeviceInfo,
+    StreamFormat,
+    ring::Consumer,
+    mpsc::Sender<()>,
+    mpsc::Receiver<()>,
+);
+
+/// Opens the input stream on its own thread. The thread owns the stream for its whole
+/// life: it is the only place a stalled `play()` or `drop` can block, so the caller can
+/// always walk away. Returns the consumer end and a stop sender; dropping the sender
+/// stops the stream.
+fn start_capture(
+    host: HostChoice,
+    selector: &DeviceSelector,
+    ring_seconds: f64,
+    errors: mpsc::SyncSender<String>,
+) -> Result<Capture, AudioError> {
+    let (tx, rx) = mpsc::sync_channel::<Worker>(1);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let selector = selector.clone();
+    let what = format!("input `{selector}`");
+    thread::Builder::new()
+        .name("earshot-capture".into())
+        .spawn(move || {
+            let setup = || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, ring::Consumer), AudioError> {
+                let h = open_host(host)?;
+                let cat = list(&h)?;
+                let info = select(&cat, &selector, DeviceDirection::Input)?.clone();
+                let dev = lookup(&h, &info)?;
+                let cfg = dev
+                    .default_input_config()
+                    .map_err(|e| stream_err(&info.id, "no default input format", e))?;
+                let format = format_of(&cfg);
+                let cap = (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
+                let (mut prod, cons) = ring::ring(cap);
+                // BufferSize::Default: Fixed sizes lose input data on PulseAudio (lab.md).
+                let config: cpal::StreamConfig = cfg.config();
+                let id = info.id.clone();
+                let on_err = move |e: cpal::Error| {
+                    // Error path, not the data path: a bounded try_send, never blocking.
+                    let _ = errors.try_send(format!("device `{id}`: {e}"));
+                };
+                let stream = match cfg.sample_format() {
+                    cpal::SampleFormat::F32 => dev.build_input_stream::<f32, _, _>(config, move |d, _| prod.push_with(d, |x| x), on_err, None),
+                    cpal::SampleFormat::I16 => dev.build_input_stream::<i16, _, _>(config, move |d, _| prod.push_with(d, |x| f32::from(x) / 32768.0), on_err, None),
+                    cpal::SampleFormat::I32 => dev.build_input_stream::<i32, _, _>(config, move |d, _| prod.push_with(d, |x| x as f32 / 2_147_483_648.0), on_err, None),
+                    cpal::SampleFormat::U8 => dev.build_input_stream::<u8, _, _>(config, move |d, _| prod.push_with(d, |x| (f32::from(x) - 128.0) / 128.0), on_err, None),
+                    other => {
+                        return Err(err(AudioErrorKind::UnsupportedFormat, format!("device `{}`: sample format {other} is not supported", info.id)))
+                    }
+                }
+                .map_err(|e| stream_err(&info.id, "cannot open the input stream", e))?;
+                cpal::traits::StreamTrait::play(&stream)
+                    .map_err(|e| stream_err(&info.id, "cannot start the input stream", e))?;
+                Ok((stream, info, format, cons))
+            };
+            match setup() {
+                Ok((stream, info, format, cons)) => {
+                    if tx.send(Worker::Started(info, format, cons)).is_err() {
+                        // The caller gave up (start timeout): the stream is abandoned.
+                        std::mem::forget(stream);
+                        return;
+                    }
+                    // Wait until told to stop (the sender dropped), then drop the stream here;
+                    // if that hangs, only this thread hangs.
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                    let _ = done_tx.send(());
+                }
+                Err(e) => {
+                    let _ = tx.send(Worker::Failed(e));
+                }
+            }
+        })
+        .map_err(|e| err(AudioErrorKind::Backend, format!("{what}: cannot start a device thread: {e}")))?;
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Worker::Started(info, format, cons)) => Ok((info, format, cons, stop_tx, done_rx)),
+        Ok(Worker::Failed(e)) => Err(e),
+        Err(_) => Err(err(
+            AudioErrorKind::Stalled,
+            format!(
+                "device stalled: {what} delivered nothing within {} ms",
+                START_TIMEOUT.as_millis()
+            ),
+        )),
+    }
+}
+
+/// Stops a capture worker and waits a bounded time; a hung drop is noted, not waited out.
+fn stop_capture(
+    stop: mpsc::Sender<()>,
+    done: &mpsc::Receiver<()>,
+    id: &str,
+    health: &mut StreamHealth,
+) {
+    drop(stop);
+    if done.recv_timeout(STOP_TIMEOUT).is_err() {
+        health.stream_errors.push(format!(
+            "device stalled: closing `{id}` did not finish; its thread was abandoned"
+        ));
+    }
 }
 
 /// Records from the input device `device` picks for `options.timeout`.
@@ -53,12 +583,64 @@ pub fn record(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(RecordReport, Audio), AudioError> {
-    let _ = (host, device, options, cancel);
-    todo!("device work")
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    // Callbacks may deliver ~2 s at once (lab.md): the ring holds 4 s so nothing drops.
+    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let started = Instant::now();
+    let wanted = (options.timeout.as_secs_f64() * f64::from(format.sample_rate_hz)) as usize
+        * usize::from(format.channels);
+    let mut samples = Vec::with_capacity(wanted);
+    let mut health = StreamHealth::default();
+    let result = loop {
+        cons.drain_into(&mut samples);
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(e);
+        }
+        if cancel.is_cancelled() || samples.len() >= wanted {
+            break Ok(());
+        }
+        // PulseAudio hands input over in chunks of up to ~2 s (lab.md), so the audio of
+        // the last moments arrives after the wall-clock deadline: wait a bounded grace.
+        if started.elapsed() >= options.timeout + TAIL_GRACE {
+            health.stream_errors.push(format!(
+                "device `{}` delivered only {} of {} samples in time",
+                info.id,
+                samples.len(),
+                wanted
+            ));
+            break Ok(());
+        }
+        thread::sleep(POLL);
+    };
+    stop_capture(stop, &done, &info.id, &mut health);
+    samples.truncate(wanted);
+    health.dropped_samples = cons.dropped();
+    if let Err(e) = result {
+        return Err(err(
+            AudioErrorKind::DeviceNotAvailable,
+            format!("stream failed: {e}"),
+        ));
+    }
+    let frames = samples.len() / usize::from(format.channels.max(1));
+    let report = RecordReport {
+        recorded_ms: frames as f64 * 1000.0 / f64::from(format.sample_rate_hz.max(1)),
+        device: info,
+        format: format.clone(),
+        health,
+    };
+    let audio = Audio {
+        sample_rate_hz: format.sample_rate_hz,
+        channels: format.channels,
+        samples,
+    };
+    Ok((report, audio))
 }
 
 /// Records from `device` while the detector runs; returns as soon as `signature` is found,
 /// or at `options.timeout`. The audio comes back when `options.keep_audio` is set.
+///
+/// One detector runs per channel (a redirected path may carry the signal on one side only);
+/// the reported channel is the first that detected it, else the most confident.
 ///
 /// # Errors
 /// [`AudioError`] with its kind (`NoDevice` when the host has no input at all).
@@ -69,6 +651,70 @@ pub fn listen(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(ListenReport, Option<Audio>), AudioError> {
-    let _ = (host, device, signature, options, cancel);
-    todo!("device work")
+    let started = Instant::now();
+    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let channels = usize::from(format.channels.max(1));
+    let mut detectors = (0..channels)
+        .map(|_| Detector::new(signature, format.sample_rate_hz))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            err(
+                AudioErrorKind::UnsupportedFormat,
+                format!("device `{}`: {e}", info.id),
+            )
+        })?;
+    let mut block = Vec::new();
+    let mut mono = Vec::new();
+    let mut kept = Vec::new();
+    let mut health = StreamHealth::default();
+    let mut found: Option<usize> = None;
+    let result = loop {
+        block.clear();
+        cons.drain_into(&mut block);
+        for (ch, det) in detectors.iter_mut().enumerate() {
+            mono.clear();
+            mono.extend(block.iter().skip(ch).step_by(channels));
+            if det.push(&mono) && found.is_none() {
+                found = Some(ch);
+            }
+        }
+        if options.keep_audio {
+            kept.extend_from_slice(&block);
+        }
+        if let Ok(e) = err_rx.try_recv() {
+            break Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!("stream failed: {e}"),
+            ));
+        }
+        if found.is_some() || cancel.is_cancelled() || started.elapsed() >= options.timeout {
+            break Ok(());
+        }
+        thread::sleep(POLL);
+    };
+    stop_capture(stop, &done, &info.id, &mut health);
+    health.dropped_samples = cons.dropped();
+    result?;
+    let analyses: Vec<_> = detectors.iter_mut().map(Detector::analysis).collect();
+    let channel = found.unwrap_or_else(|| {
+        (0..analyses.len())
+            .max_by(|&a, &b| analyses[a].confidence.total_cmp(&analyses[b].confidence))
+            .unwrap_or(0)
+    });
+    let report = ListenReport {
+        device: info,
+        format: format.clone(),
+        analysis: analyses[channel].clone(),
+        channel: u16::try_from(channel).unwrap_or(0),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        stopped_early: found.is_some(),
+        health,
+    };
+    let audio = options.keep_audio.then_some(Audio {
+        sample_rate_hz: format.sample_rate_hz,
+        channels: format.channels,
+        samples: kept,
+    });
+    Ok((report, audio))
 }

@@ -222,3 +222,239 @@ impl CancelFlag {
 
 #[cfg(feature = "devices")]
 pub mod backend;
+pub mod ring;
+
+/// Whether a catalogue entry is the loopback of another device: PulseAudio and PipeWire
+/// name an output's monitor source `<sink>.monitor`.
+pub fn looks_like_monitor(id: &str, name: &str) -> bool {
+    id.ends_with(".monitor") || name.starts_with("Monitor of ")
+}
+
+fn no_match(kind: AudioErrorKind, what: String, candidates: &[&DeviceInfo]) -> AudioError {
+    let list: Vec<&str> = candidates.iter().map(|d| d.id.as_str()).collect();
+    AudioError {
+        kind,
+        message: format!("{what}; candidates: [{}]", list.join(", ")),
+    }
+}
+
+/// Picks the one device `selector` names among the `direction` devices of `catalog`.
+///
+/// `Default` on the input side refuses a monitor: a monitor is a loopback of an output,
+/// not a microphone, so asking the default microphone of a host whose default source is a
+/// monitor yields `NoDevice`. Ask for a monitor explicitly (`loopback:<output>` or its id).
+///
+/// # Errors
+/// `NoDevice` when the catalogue has no device of that direction (or only a monitor as
+/// the default input); `NoMatch` when the selector matches nothing or several devices,
+/// with the candidates listed in the message.
+pub fn select<'a>(
+    catalog: &'a [DeviceInfo],
+    selector: &DeviceSelector,
+    direction: DeviceDirection,
+) -> Result<&'a DeviceInfo, AudioError> {
+    let dir_name = match direction {
+        DeviceDirection::Output => "output",
+        DeviceDirection::Input => "input",
+    };
+    let pool: Vec<&DeviceInfo> = catalog
+        .iter()
+        .filter(|d| d.direction == direction)
+        .collect();
+    if pool.is_empty() {
+        return Err(AudioError {
+            kind: AudioErrorKind::NoDevice,
+            message: format!("the host has no {dir_name} device"),
+        });
+    }
+    match selector {
+        DeviceSelector::Default => {
+            let dev = pool.iter().find(|d| d.is_default).ok_or_else(|| {
+                no_match(
+                    AudioErrorKind::NoDevice,
+                    format!("the host reports no default {dir_name} device"),
+                    &pool,
+                )
+            })?;
+            if direction == DeviceDirection::Input && dev.is_monitor {
+                return Err(AudioError {
+                    kind: AudioErrorKind::NoDevice,
+                    message: format!(
+                        "the default input `{}` is a monitor (loopback of an output), not a \
+                         microphone; select it explicitly to record it",
+                        dev.id
+                    ),
+                });
+            }
+            Ok(dev)
+        }
+        DeviceSelector::Match(text) => {
+            if let Some(d) = pool.iter().find(|d| &d.id == text) {
+                return Ok(d);
+            }
+            // Ids may be shown with or without the host prefix (`pulseaudio:`).
+            if let Some(d) = pool
+                .iter()
+                .find(|d| d.id.split_once(':').is_some_and(|(_, rest)| rest == text))
+            {
+                return Ok(d);
+            }
+            let by_name: Vec<&DeviceInfo> =
+                pool.iter().copied().filter(|d| &d.name == text).collect();
+            if by_name.len() == 1 {
+                return Ok(by_name[0]);
+            }
+            let sub: Vec<&DeviceInfo> = pool
+                .iter()
+                .copied()
+                .filter(|d| d.id.contains(text.as_str()) || d.name.contains(text.as_str()))
+                .collect();
+            match sub.len() {
+                1 => Ok(sub[0]),
+                0 => Err(no_match(
+                    AudioErrorKind::NoMatch,
+                    format!("no {dir_name} device matches `{text}`"),
+                    &pool,
+                )),
+                _ => Err(no_match(
+                    AudioErrorKind::NoMatch,
+                    format!("`{text}` matches several {dir_name} devices"),
+                    &sub,
+                )),
+            }
+        }
+        DeviceSelector::LoopbackOf(inner) => {
+            let out = select(catalog, inner, DeviceDirection::Output)?;
+            let raw = out.id.split_once(':').map_or(out.id.as_str(), |(_, r)| r);
+            let want = format!("{raw}.monitor");
+            catalog
+                .iter()
+                .filter(|d| d.direction == DeviceDirection::Input && d.is_monitor)
+                .find(|d| d.id == want || d.id.ends_with(&format!(":{want}")))
+                .ok_or_else(|| {
+                    let monitors: Vec<&DeviceInfo> = catalog
+                        .iter()
+                        .filter(|d| d.direction == DeviceDirection::Input && d.is_monitor)
+                        .collect();
+                    no_match(
+                        AudioErrorKind::NoMatch,
+                        format!("output `{}` has no loopback (monitor) source", out.id),
+                        &monitors,
+                    )
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: &str, name: &str, direction: DeviceDirection, is_default: bool) -> DeviceInfo {
+        DeviceInfo {
+            id: id.to_string(),
+            name: name.to_string(),
+            direction,
+            is_default,
+            is_monitor: looks_like_monitor(id, name),
+            default_format: None,
+        }
+    }
+
+    fn lab() -> Vec<DeviceInfo> {
+        use DeviceDirection::{Input, Output};
+        vec![
+            dev("pulseaudio:speakers", "Client-Speakers", Output, true),
+            dev("pulseaudio:headset", "Client-Headset", Output, false),
+            dev(
+                "pulseaudio:speakers.monitor",
+                "Monitor of Client-Speakers",
+                Input,
+                true,
+            ),
+            dev(
+                "pulseaudio:headset.monitor",
+                "Monitor of Client-Headset",
+                Input,
+                false,
+            ),
+            dev("pulseaudio:mic", "Client-Mic", Input, false),
+        ]
+    }
+
+    fn sel(s: &str, d: DeviceDirection) -> Result<String, AudioError> {
+        let cat = lab();
+        select(&cat, &DeviceSelector::parse(s), d).map(|d| d.id.clone())
+    }
+
+    #[test]
+    fn default_output_is_the_flagged_one() {
+        assert_eq!(
+            sel("default", DeviceDirection::Output).unwrap(),
+            "pulseaudio:speakers"
+        );
+    }
+
+    #[test]
+    fn default_input_that_is_a_monitor_is_no_microphone() {
+        let e = sel("default", DeviceDirection::Input).unwrap_err();
+        assert_eq!(e.kind, AudioErrorKind::NoDevice);
+        assert!(e.message.contains("speakers.monitor"), "{}", e.message);
+    }
+
+    #[test]
+    fn exact_id_with_or_without_host_prefix_and_exact_name() {
+        use DeviceDirection::*;
+        assert_eq!(
+            sel("pulseaudio:headset", Output).unwrap(),
+            "pulseaudio:headset"
+        );
+        assert_eq!(sel("headset", Output).unwrap(), "pulseaudio:headset");
+        assert_eq!(sel("Client-Mic", Input).unwrap(), "pulseaudio:mic");
+        // `speakers` is an exact raw id even though it is also a substring of the monitor.
+        assert_eq!(
+            sel("speakers.monitor", Input).unwrap(),
+            "pulseaudio:speakers.monitor"
+        );
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_list_candidates() {
+        let e = sel("Monitor", DeviceDirection::Input).unwrap_err();
+        assert_eq!(e.kind, AudioErrorKind::NoMatch);
+        assert!(e.message.contains("headset.monitor") && e.message.contains("speakers.monitor"));
+        assert!(!e.message.contains("pulseaudio:mic"), "{}", e.message);
+        let e = sel("nope", DeviceDirection::Output).unwrap_err();
+        assert_eq!(e.kind, AudioErrorKind::NoMatch);
+        assert!(e.message.contains("pulseaudio:headset"), "{}", e.message);
+    }
+
+    #[test]
+    fn loopback_of_an_output() {
+        use DeviceDirection::Input;
+        assert_eq!(
+            sel("loopback:Headset", Input).unwrap(),
+            "pulseaudio:headset.monitor"
+        );
+        assert_eq!(
+            sel("loopback:default", Input).unwrap(),
+            "pulseaudio:speakers.monitor"
+        );
+        let cat: Vec<DeviceInfo> = lab()
+            .into_iter()
+            .filter(|d| d.id != "pulseaudio:headset.monitor")
+            .collect();
+        let e = select(&cat, &DeviceSelector::parse("loopback:headset"), Input).unwrap_err();
+        assert_eq!(e.kind, AudioErrorKind::NoMatch);
+    }
+
+    #[test]
+    fn empty_direction_is_no_device() {
+        let cat: Vec<DeviceInfo> = lab()
+            .into_iter()
+            .filter(|d| d.direction == DeviceDirection::Input)
+            .collect();
+        let e = select(&cat, &DeviceSelector::Default, DeviceDirection::Output).unwrap_err();
+        assert_eq!(e.kind, AudioErrorKind::NoDevice);
+    }
+}

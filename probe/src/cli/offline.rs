@@ -1,11 +1,10 @@
-//! The probe's command line: argument parsing and one function per subcommand.
+//! The probe's offline commands: synth, analyze and impair work on WAV files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use earshot_probe::analysis::{self, Analysis, ChannelAnalysis};
 use earshot_probe::signal::{impair, Direction, Signature};
 use earshot_probe::wav::{self, Audio, WavEncoding};
@@ -15,27 +14,10 @@ use serde::Serialize;
 const EXIT_DETECTED: u8 = 0;
 /// Exit status: the recording was analysed and the signature is not in it.
 const EXIT_NOT_DETECTED: u8 = 1;
-/// Exit status: the command could not do its job (bad input, device failure).
-const EXIT_ERROR: u8 = 2;
 
-#[derive(Parser)]
-#[command(
-    name = "earshot-probe",
-    version,
-    about = "Plays, records and detects seeded tone signatures to prove audio redirection works",
-    after_help = "Examples:\n  \
-      earshot-probe synth --seed 42 --direction output -o sig.wav\n  \
-      earshot-probe analyze recording.wav --seed 42 --direction output --json\n  \
-      earshot-probe impair sig.wav -o noisy.wav --snr-db -10 --drift-ppm 300\n\n\
-      Exit status: 0 detected / done, 1 not detected, 2 error."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DirectionArg {
+#[derive(Debug, Clone, Copy, ValueEnum)]
+/// A direction as typed.
+pub enum DirectionArg {
     Output,
     Capture,
 }
@@ -49,14 +31,16 @@ impl From<DirectionArg> for Direction {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum EncodingArg {
+#[derive(Debug, Clone, Copy, ValueEnum)]
+/// A WAV encoding as typed.
+pub enum EncodingArg {
     F32,
     I16,
 }
 
-#[derive(Subcommand)]
-enum Command {
+/// The commands that work on files, without audio devices.
+#[derive(Debug, Subcommand)]
+pub enum OfflineCommand {
     /// Writes a signature to a WAV file.
     #[command(
         after_help = "Example:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav"
@@ -140,20 +124,13 @@ enum Command {
     },
 }
 
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("earshot-probe: error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
-}
-
-fn run(cli: Cli) -> Result<u8> {
-    match cli.command {
-        Command::Synth {
+/// Runs one offline command; returns its exit status.
+///
+/// # Errors
+/// Bad input or unwritable output, with the file named.
+pub fn run(command: OfflineCommand) -> Result<i32> {
+    let code = match command {
+        OfflineCommand::Synth {
             seed,
             direction,
             rate,
@@ -170,13 +147,13 @@ fn run(cli: Cli) -> Result<u8> {
             encoding,
             &output,
         ),
-        Command::Analyze {
+        OfflineCommand::Analyze {
             file,
             seed,
             direction,
             json,
         } => analyze(&file, seed, direction.into(), json),
-        Command::Impair {
+        OfflineCommand::Impair {
             input,
             output,
             snr_db,
@@ -201,7 +178,8 @@ fn run(cli: Cli) -> Result<u8> {
             },
             encoding(enc),
         ),
-    }
+    }?;
+    Ok(i32::from(code))
 }
 
 fn encoding(e: EncodingArg) -> WavEncoding {
