@@ -53,49 +53,114 @@ impl Finished {
     }
 }
 
-/// A started probe command whose output is captured.
+/// A started probe command whose output is captured as it comes (so a test can wait for
+/// a line, e.g. the listener's "listening on").
 pub struct Running {
     child: std::process::Child,
     started: std::time::Instant,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn collect(
+    mut from: impl std::io::Read + Send + 'static,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    std::thread::JoinHandle<()>,
+) {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = buf.clone();
+    let handle = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = from.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .expect("output buffer")
+                .extend_from_slice(&chunk[..n]);
+        }
+    });
+    (buf, handle)
 }
 
 impl Running {
     /// Starts `cmd` with its output captured.
     pub fn start(mut cmd: Command) -> Running {
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the probe starts");
+        let (stdout, a) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, b) = collect(child.stderr.take().expect("piped stderr"));
         Running {
             child,
             started: std::time::Instant::now(),
+            stdout,
+            stderr,
+            readers: vec![a, b],
         }
+    }
+
+    /// Waits at most `limit` until stderr contains `text`; false if it did not (the process
+    /// may have exited).
+    pub fn wait_for_stderr(&mut self, text: &str, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            if String::from_utf8_lossy(&self.stderr.lock().expect("stderr")).contains(text) {
+                return true;
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(50));
+                return String::from_utf8_lossy(&self.stderr.lock().expect("stderr"))
+                    .contains(text);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// Waits at most `limit` for it to exit; a probe still running then is a hang: it is
     /// killed and the test fails.
     pub fn finish(mut self, limit: Duration) -> Finished {
-        loop {
+        let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait on the probe") {
-                let elapsed = self.started.elapsed();
-                let out = self.child.wait_with_output().expect("probe output");
-                return Finished {
-                    code: status.code(),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                    elapsed,
-                };
+                break status;
             }
             if self.started.elapsed() > limit {
                 let _ = self.child.kill();
-                let out = self.child.wait_with_output().expect("probe output");
+                let _ = self.child.wait();
                 panic!(
                     "the probe hung: still running after {limit:?}; stderr: {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&self.stderr.lock().expect("stderr"))
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = self.started.elapsed();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let text = |b: &std::sync::Mutex<Vec<u8>>| {
+            String::from_utf8_lossy(&b.lock().expect("output")).into_owned()
+        };
+        Finished {
+            code: status.code(),
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+            elapsed,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that panics before `finish` must not leave a probe behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

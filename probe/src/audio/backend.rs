@@ -254,7 +254,9 @@ pub fn play_rendered(
     render: impl FnOnce(u32) -> Result<Vec<f32>, AudioError> + Send + 'static,
     cancel: &CancelFlag,
 ) -> Result<PlayReport, AudioError> {
-    let (tx, rx) = mpsc::sync_channel::<Result<(DeviceInfo, StreamFormat, usize), AudioError>>(1);
+    // The worker sends the signal's length and the unix time just before the stream started.
+    type Started = (DeviceInfo, StreamFormat, (usize, f64));
+    let (tx, rx) = mpsc::sync_channel::<Result<Started, AudioError>>(1);
     let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -266,7 +268,7 @@ pub fn play_rendered(
         .name("earshot-play".into())
         .spawn(move || {
             let setup =
-                || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, usize), AudioError> {
+                || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, (usize, f64)), AudioError> {
                     let h = open_host(host)?;
                     let cat = list(&h)?;
                     let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
@@ -325,9 +327,10 @@ pub fn play_rendered(
                         }
                     }
                     .map_err(|e| stream_err(&info.id, "cannot open the output stream", e))?;
+                    let started_unix_ms = unix_ms();
                     cpal::traits::StreamTrait::play(&stream)
                         .map_err(|e| stream_err(&info.id, "cannot start the output stream", e))?;
-                    Ok((stream, info, format, len))
+                    Ok((stream, info, format, (len, started_unix_ms)))
                 };
             match setup() {
                 Ok((stream, info, format, len)) => {
@@ -350,7 +353,7 @@ pub fn play_rendered(
                 format!("{what}: cannot start a device thread: {e}"),
             )
         })?;
-    let (info, format, len) = match rx.recv_timeout(START_TIMEOUT) {
+    let (info, format, (len, started_unix_ms)) = match rx.recv_timeout(START_TIMEOUT) {
         Ok(r) => r?,
         Err(_) => {
             return Err(err(
@@ -412,6 +415,7 @@ pub fn play_rendered(
         device: info,
         format,
         played_ms: started.elapsed().as_secs_f64() * 1000.0,
+        started_unix_ms,
         health,
     })
 }
@@ -421,11 +425,14 @@ pub fn play_rendered(
 const START_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long stopping a stream may take before its thread is abandoned (pitfall 5).
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
-/// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 /// How long past its duration a recording may wait for audio still in the server.
 const TAIL_GRACE: Duration = Duration::from_millis(2500);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(10);
+/// How long an input may deliver nothing before it counts as lost. Native PulseAudio
+/// streams deliver every 10 ms; other hosts may batch (cpal's PulseAudio default: ~2 s).
+const NO_AUDIO_NATIVE: Duration = Duration::from_millis(1500);
+const NO_AUDIO_OTHER: Duration = Duration::from_millis(4000);
 
 fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioError> {
     let devices = host.devices().map_err(|e| {
@@ -476,6 +483,111 @@ type Capture = (
     mpsc::Receiver<()>,
 );
 
+/// The stream a capture worker owns: cpal's, or (PulseAudio) a native record stream with a
+/// short fragment (see [`crate::audio::pulse`] for why cpal's buffer settings do not fit).
+#[allow(dead_code)] // held only to be dropped on the worker thread
+enum Live {
+    Cpal(cpal::Stream),
+    #[cfg(target_os = "linux")]
+    Pulse(crate::audio::pulse::Capture),
+}
+
+/// Fragment of native PulseAudio record streams: how often audio reaches the detector.
+#[cfg(target_os = "linux")]
+const PULSE_FRAGMENT_MS: u32 = 10;
+
+/// Opens a native PulseAudio record stream for a `pulseaudio:` device.
+#[cfg(target_os = "linux")]
+fn open_pulse(
+    info: &DeviceInfo,
+    ring_seconds: f64,
+    errors: mpsc::SyncSender<String>,
+) -> Option<Result<(Live, StreamFormat, ring::Consumer), AudioError>> {
+    let source = info.id.strip_prefix("pulseaudio:")?;
+    let format = info.default_format.clone()?;
+    let cap =
+        (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
+    let (mut prod, cons) = ring::ring(cap);
+    let opened = crate::audio::pulse::Capture::open_with_errors(
+        source,
+        PULSE_FRAGMENT_MS,
+        move |d| prod.push_with(d, |x| x),
+        move |e| {
+            let _ = errors.try_send(e);
+        },
+    );
+    Some(opened.map(|c| {
+        let format = StreamFormat {
+            sample_rate_hz: c.sample_rate_hz(),
+            channels: c.channels(),
+            sample_format: "f32".into(),
+        };
+        (Live::Pulse(c), format, cons)
+    }))
+}
+
+/// Opens a cpal input stream (every host but PulseAudio).
+fn open_cpal(
+    dev: &cpal::Device,
+    info: &DeviceInfo,
+    ring_seconds: f64,
+    errors: mpsc::SyncSender<String>,
+) -> Result<(Live, StreamFormat, ring::Consumer), AudioError> {
+    let cfg = dev
+        .default_input_config()
+        .map_err(|e| stream_err(&info.id, "no default input format", e))?;
+    let format = format_of(&cfg);
+    let cap =
+        (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
+    let (mut prod, cons) = ring::ring(cap);
+    // BufferSize::Default: Fixed sizes lose input data on PulseAudio (lab.md).
+    let config: cpal::StreamConfig = cfg.config();
+    let id = info.id.clone();
+    let on_err = move |e: cpal::Error| {
+        // Error path, not the data path: a bounded try_send, never blocking.
+        let _ = errors.try_send(format!("device `{id}`: {e}"));
+    };
+    let stream = match cfg.sample_format() {
+        cpal::SampleFormat::F32 => dev.build_input_stream::<f32, _, _>(
+            config,
+            move |d, _| prod.push_with(d, |x| x),
+            on_err,
+            None,
+        ),
+        cpal::SampleFormat::I16 => dev.build_input_stream::<i16, _, _>(
+            config,
+            move |d, _| prod.push_with(d, |x| f32::from(x) / 32768.0),
+            on_err,
+            None,
+        ),
+        cpal::SampleFormat::I32 => dev.build_input_stream::<i32, _, _>(
+            config,
+            move |d, _| prod.push_with(d, |x| x as f32 / 2_147_483_648.0),
+            on_err,
+            None,
+        ),
+        cpal::SampleFormat::U8 => dev.build_input_stream::<u8, _, _>(
+            config,
+            move |d, _| prod.push_with(d, |x| (f32::from(x) - 128.0) / 128.0),
+            on_err,
+            None,
+        ),
+        other => {
+            return Err(err(
+                AudioErrorKind::UnsupportedFormat,
+                format!(
+                    "device `{}`: sample format {other} is not supported",
+                    info.id
+                ),
+            ))
+        }
+    }
+    .map_err(|e| stream_err(&info.id, "cannot open the input stream", e))?;
+    cpal::traits::StreamTrait::play(&stream)
+        .map_err(|e| stream_err(&info.id, "cannot start the input stream", e))?;
+    Ok((Live::Cpal(stream), format, cons))
+}
+
 /// Opens the input stream on its own thread. The thread owns the stream for its whole
 /// life: it is the only place a stalled `play()` or `drop` can block, so the caller can
 /// always walk away. Returns the consumer end and a stop sender; dropping the sender
@@ -494,38 +606,22 @@ fn start_capture(
     thread::Builder::new()
         .name("earshot-capture".into())
         .spawn(move || {
-            let setup = || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, ring::Consumer), AudioError> {
-                let h = open_host(host)?;
-                let cat = list(&h)?;
-                let info = select(&cat, &selector, DeviceDirection::Input)?.clone();
-                let dev = lookup(&h, &info)?;
-                let cfg = dev
-                    .default_input_config()
-                    .map_err(|e| stream_err(&info.id, "no default input format", e))?;
-                let format = format_of(&cfg);
-                let cap = (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
-                let (mut prod, cons) = ring::ring(cap);
-                // BufferSize::Default: Fixed sizes lose input data on PulseAudio (lab.md).
-                let config: cpal::StreamConfig = cfg.config();
-                let id = info.id.clone();
-                let on_err = move |e: cpal::Error| {
-                    // Error path, not the data path: a bounded try_send, never blocking.
-                    let _ = errors.try_send(format!("device `{id}`: {e}"));
-                };
-                let stream = match cfg.sample_format() {
-                    cpal::SampleFormat::F32 => dev.build_input_stream::<f32, _, _>(config, move |d, _| prod.push_with(d, |x| x), on_err, None),
-                    cpal::SampleFormat::I16 => dev.build_input_stream::<i16, _, _>(config, move |d, _| prod.push_with(d, |x| f32::from(x) / 32768.0), on_err, None),
-                    cpal::SampleFormat::I32 => dev.build_input_stream::<i32, _, _>(config, move |d, _| prod.push_with(d, |x| x as f32 / 2_147_483_648.0), on_err, None),
-                    cpal::SampleFormat::U8 => dev.build_input_stream::<u8, _, _>(config, move |d, _| prod.push_with(d, |x| (f32::from(x) - 128.0) / 128.0), on_err, None),
-                    other => {
-                        return Err(err(AudioErrorKind::UnsupportedFormat, format!("device `{}`: sample format {other} is not supported", info.id)))
+            let setup =
+                || -> Result<(Live, DeviceInfo, StreamFormat, ring::Consumer), AudioError> {
+                    let h = open_host(host)?;
+                    let cat = list(&h)?;
+                    let info = select(&cat, &selector, DeviceDirection::Input)?.clone();
+                    #[cfg(target_os = "linux")]
+                    if h.id() == cpal::HostId::PulseAudio {
+                        if let Some(opened) = open_pulse(&info, ring_seconds, errors.clone()) {
+                            let (live, format, cons) = opened?;
+                            return Ok((live, info, format, cons));
+                        }
                     }
-                }
-                .map_err(|e| stream_err(&info.id, "cannot open the input stream", e))?;
-                cpal::traits::StreamTrait::play(&stream)
-                    .map_err(|e| stream_err(&info.id, "cannot start the input stream", e))?;
-                Ok((stream, info, format, cons))
-            };
+                    let dev = lookup(&h, &info)?;
+                    let (live, format, cons) = open_cpal(&dev, &info, ring_seconds, errors)?;
+                    Ok((live, info, format, cons))
+                };
             match setup() {
                 Ok((stream, info, format, cons)) => {
                     if tx.send(Worker::Started(info, format, cons)).is_err() {
@@ -544,7 +640,12 @@ fn start_capture(
                 }
             }
         })
-        .map_err(|e| err(AudioErrorKind::Backend, format!("{what}: cannot start a device thread: {e}")))?;
+        .map_err(|e| {
+            err(
+                AudioErrorKind::Backend,
+                format!("{what}: cannot start a device thread: {e}"),
+            )
+        })?;
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(Worker::Started(info, format, cons)) => Ok((info, format, cons, stop_tx, done_rx)),
         Ok(Worker::Failed(e)) => Err(e),
@@ -573,6 +674,117 @@ fn stop_capture(
     }
 }
 
+/// Reads a running capture: drains the ring, watches for errors and silence from the
+/// device, and estimates when each sample reached the device.
+struct Pump {
+    id: String,
+    rate: f64,
+    channels: usize,
+    cons: ring::Consumer,
+    errors: mpsc::Receiver<String>,
+    no_audio: Duration,
+    opened: Instant,
+    last_audio: Instant,
+    frames: u64,
+    /// Earliest wall-clock time (unix ms) consistent with every delivery so far for the
+    /// stream's first frame: a delivery at time T holding frames up to N puts frame 0 at or
+    /// before T - N / rate; the smallest such bound is the least delayed delivery.
+    epoch_unix_ms: Option<f64>,
+    armed_ms: Option<f64>,
+    dropped_seen: u64,
+    xruns: u64,
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+impl Pump {
+    fn new(
+        info: &DeviceInfo,
+        format: &StreamFormat,
+        cons: ring::Consumer,
+        errors: mpsc::Receiver<String>,
+        opened: Instant,
+    ) -> Pump {
+        let native = cfg!(target_os = "linux")
+            && format.sample_format == "f32"
+            && info.id.starts_with("pulseaudio:");
+        Pump {
+            id: info.id.clone(),
+            rate: f64::from(format.sample_rate_hz.max(1)),
+            channels: usize::from(format.channels.max(1)),
+            cons,
+            errors,
+            no_audio: if native {
+                NO_AUDIO_NATIVE
+            } else {
+                NO_AUDIO_OTHER
+            },
+            opened,
+            last_audio: Instant::now(),
+            frames: 0,
+            epoch_unix_ms: None,
+            armed_ms: None,
+            dropped_seen: 0,
+            xruns: 0,
+        }
+    }
+
+    /// Appends what arrived to `out`; an error when the device failed or went quiet.
+    fn pull(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
+        let n = self.cons.drain_into(out);
+        if n > 0 {
+            let now = Instant::now();
+            self.last_audio = now;
+            self.armed_ms
+                .get_or_insert(now.duration_since(self.opened).as_secs_f64() * 1000.0);
+            self.frames += (n / self.channels) as u64;
+            let bound = unix_ms() - self.frames as f64 * 1000.0 / self.rate;
+            self.epoch_unix_ms = Some(self.epoch_unix_ms.map_or(bound, |e| e.min(bound)));
+        }
+        let dropped = self.cons.dropped();
+        if dropped > self.dropped_seen {
+            self.dropped_seen = dropped;
+            self.xruns += 1;
+        }
+        if let Ok(e) = self.errors.try_recv() {
+            return Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!("the input stream failed: {e}"),
+            ));
+        }
+        // A source can take a while to deliver its first audio (a tunnel reconnects to the
+        // far server on resume): until then the start allowance applies.
+        let quiet = self.last_audio.elapsed();
+        let limit = if self.armed_ms.is_some() {
+            self.no_audio
+        } else {
+            START_TIMEOUT
+        };
+        if quiet >= limit {
+            return Err(err(
+                AudioErrorKind::DeviceNotAvailable,
+                format!(
+                    "device `{}` delivered no audio for {} ms: the audio server stopped or the \
+                     device was lost",
+                    self.id,
+                    quiet.as_millis()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn health(&self, mut health: StreamHealth) -> StreamHealth {
+        health.dropped_samples = self.dropped_seen;
+        health.xruns = self.xruns;
+        health
+    }
+}
+
 /// Records from the input device `device` picks for `options.timeout`.
 ///
 /// # Errors
@@ -583,24 +795,25 @@ pub fn record(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(RecordReport, Audio), AudioError> {
+    let opened = Instant::now();
     let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
-    // Callbacks may deliver ~2 s at once (lab.md): the ring holds 4 s so nothing drops.
-    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    // Input may arrive in bursts of ~2 s (lab.md): the ring holds 4 s so nothing drops.
+    let (info, format, cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let mut pump = Pump::new(&info, &format, cons, err_rx, opened);
     let started = Instant::now();
     let wanted = (options.timeout.as_secs_f64() * f64::from(format.sample_rate_hz)) as usize
         * usize::from(format.channels);
     let mut samples = Vec::with_capacity(wanted);
     let mut health = StreamHealth::default();
     let result = loop {
-        cons.drain_into(&mut samples);
-        if let Ok(e) = err_rx.try_recv() {
+        if let Err(e) = pump.pull(&mut samples) {
             break Err(e);
         }
         if cancel.is_cancelled() || samples.len() >= wanted {
             break Ok(());
         }
-        // PulseAudio hands input over in chunks of up to ~2 s (lab.md), so the audio of
-        // the last moments arrives after the wall-clock deadline: wait a bounded grace.
+        // Audio of the last moments can arrive after the wall-clock deadline (batched
+        // hosts): wait a bounded grace.
         if started.elapsed() >= options.timeout + TAIL_GRACE {
             health.stream_errors.push(format!(
                 "device `{}` delivered only {} of {} samples in time",
@@ -614,13 +827,8 @@ pub fn record(
     };
     stop_capture(stop, &done, &info.id, &mut health);
     samples.truncate(wanted);
-    health.dropped_samples = cons.dropped();
-    if let Err(e) = result {
-        return Err(err(
-            AudioErrorKind::DeviceNotAvailable,
-            format!("stream failed: {e}"),
-        ));
-    }
+    let health = pump.health(health);
+    result?;
     let frames = samples.len() / usize::from(format.channels.max(1));
     let report = RecordReport {
         recorded_ms: frames as f64 * 1000.0 / f64::from(format.sample_rate_hz.max(1)),
@@ -651,9 +859,27 @@ pub fn listen(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(ListenReport, Option<Audio>), AudioError> {
+    listen_with(host, device, signature, options, cancel, |_| {})
+}
+
+/// [`listen`], calling `on_armed` once the device delivers audio: from then on, anything
+/// played on the path is heard. A caller that starts the player only then cannot lose the
+/// signature's start to a slow stream start (a tunnel source can take ~1 s).
+///
+/// # Errors
+/// As [`listen`].
+pub fn listen_with(
+    host: HostChoice,
+    device: &DeviceSelector,
+    signature: &Signature,
+    options: &CaptureOptions,
+    cancel: &CancelFlag,
+    on_armed: impl FnOnce(&DeviceInfo),
+) -> Result<(ListenReport, Option<Audio>), AudioError> {
     let started = Instant::now();
     let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
-    let (info, format, mut cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let (info, format, cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
+    let mut pump = Pump::new(&info, &format, cons, err_rx, started);
     let channels = usize::from(format.channels.max(1));
     let mut detectors = (0..channels)
         .map(|_| Detector::new(signature, format.sample_rate_hz))
@@ -664,6 +890,7 @@ pub fn listen(
                 format!("device `{}`: {e}", info.id),
             )
         })?;
+    let mut on_armed = Some(on_armed);
     let mut block = Vec::new();
     let mut mono = Vec::new();
     let mut kept = Vec::new();
@@ -671,7 +898,12 @@ pub fn listen(
     let mut found: Option<usize> = None;
     let result = loop {
         block.clear();
-        cons.drain_into(&mut block);
+        let pulled = pump.pull(&mut block);
+        if !block.is_empty() {
+            if let Some(f) = on_armed.take() {
+                f(&info);
+            }
+        }
         for (ch, det) in detectors.iter_mut().enumerate() {
             mono.clear();
             mono.extend(block.iter().skip(ch).step_by(channels));
@@ -682,11 +914,8 @@ pub fn listen(
         if options.keep_audio {
             kept.extend_from_slice(&block);
         }
-        if let Ok(e) = err_rx.try_recv() {
-            break Err(err(
-                AudioErrorKind::DeviceNotAvailable,
-                format!("stream failed: {e}"),
-            ));
+        if let Err(e) = pulled {
+            break Err(e);
         }
         if found.is_some() || cancel.is_cancelled() || started.elapsed() >= options.timeout {
             break Ok(());
@@ -694,7 +923,7 @@ pub fn listen(
         thread::sleep(POLL);
     };
     stop_capture(stop, &done, &info.id, &mut health);
-    health.dropped_samples = cons.dropped();
+    let health = pump.health(health);
     result?;
     let analyses: Vec<_> = detectors.iter_mut().map(Detector::analysis).collect();
     let channel = found.unwrap_or_else(|| {
@@ -702,12 +931,20 @@ pub fn listen(
             .max_by(|&a, &b| analyses[a].confidence.total_cmp(&analyses[b].confidence))
             .unwrap_or(0)
     });
+    let analysis = analyses[channel].clone();
+    let onset_unix_ms = match (analysis.detected, analysis.onset_ms, pump.epoch_unix_ms) {
+        (true, Some(onset), Some(epoch)) => Some(epoch + onset),
+        _ => None,
+    };
     let report = ListenReport {
         device: info,
         format: format.clone(),
-        analysis: analyses[channel].clone(),
+        analysis,
         channel: u16::try_from(channel).unwrap_or(0),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        armed_ms: pump.armed_ms,
+        onset_unix_ms,
+        verdict_unix_ms: unix_ms(),
         stopped_early: found.is_some(),
         health,
     };

@@ -156,6 +156,8 @@ pub struct PlayReport {
     pub format: StreamFormat,
     /// How long it played, in ms.
     pub played_ms: f64,
+    /// When the stream started playing the signature, as unix time in ms.
+    pub started_unix_ms: f64,
     /// Health counters.
     pub health: StreamHealth,
 }
@@ -173,6 +175,15 @@ pub struct ListenReport {
     pub channel: u16,
     /// Time from the start of listening to the verdict, in ms.
     pub elapsed_ms: f64,
+    /// Time from the start of listening to the first audio from the device, in ms: only
+    /// what is played after this can be heard.
+    pub armed_ms: Option<f64>,
+    /// When the signature's first sample reached the device, as unix time in ms (estimated
+    /// from the deliveries; a fragment late at most). With the player's
+    /// [`PlayReport::started_unix_ms`] on the same clock, the path's latency.
+    pub onset_unix_ms: Option<f64>,
+    /// When the verdict was reached, as unix time in ms.
+    pub verdict_unix_ms: f64,
     /// Whether it stopped because the signature was found (else: timeout).
     pub stopped_early: bool,
     /// Health counters.
@@ -222,6 +233,8 @@ impl CancelFlag {
 
 #[cfg(feature = "devices")]
 pub mod backend;
+#[cfg(all(feature = "devices", target_os = "linux"))]
+pub mod pulse;
 pub mod ring;
 
 /// Whether a catalogue entry is the loopback of another device: PulseAudio and PipeWire

@@ -99,15 +99,35 @@ enum Command {
         /// Direction the signature proves.
         #[arg(long)]
         direction: String,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        timeout: f64,
+        /// Give up after this long: seconds, or with a unit (`10s`, `500ms`).
+        #[arg(long, default_value = "10", value_parser = parse_duration)]
+        timeout: Duration,
         /// Print one JSON object instead of human lines.
         #[arg(long)]
         json: bool,
         /// Write what was heard to this WAV file.
         #[arg(long)]
         evidence: Option<std::path::PathBuf>,
+    },
+    /// Plays a signature on one device while listening on another: the single-machine
+    /// check of a rig (e.g. speakers into their loopback). Reports latency, level and SNR.
+    /// Exit 0 heard, 1 not heard, 2 anything else.
+    Selftest {
+        /// Output device to play on.
+        #[arg(long, default_value = "default")]
+        output: String,
+        /// Input device to listen on, e.g. `loopback:default` or a microphone.
+        #[arg(long, default_value = "loopback:default")]
+        input: String,
+        /// Seed of the signature.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Give up after this long: seconds, or with a unit (`10s`, `500ms`).
+        #[arg(long, default_value = "5", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Print one JSON object instead of human lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Records from an input device for a fixed time and reports its level.
     Record {
@@ -155,6 +175,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             json,
             evidence,
         } => listen(host, &device, seed, &direction, timeout, json, evidence),
+        Command::Selftest {
+            output,
+            input,
+            seed,
+            timeout,
+            json,
+        } => selftest(host, &output, &input, seed, timeout, json),
         Command::Record {
             device,
             seconds,
@@ -284,10 +311,33 @@ fn play(
         "played: {:.0} ms on {} ({})",
         report.played_ms, report.device.id, report.device.name
     );
+    println!("started_unix_ms: {:.1}", report.started_unix_ms);
     for e in &report.health.stream_errors {
         println!("warning: {e}");
     }
     Ok(0)
+}
+
+/// Parses `10`, `2.5`, `10s` or `500ms` into a duration in (0, 1 h].
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = t.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected seconds such as `10`, `2.5s` or `500ms`")
+    })?;
+    let seconds = value * scale;
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        return Err(format!(
+            "`{text}` is out of range: expected more than 0 and at most 1 hour"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn listen(
@@ -295,26 +345,25 @@ fn listen(
     device: &str,
     seed: u64,
     direction: &str,
-    timeout: f64,
+    timeout: Duration,
     json: bool,
     evidence: Option<std::path::PathBuf>,
 ) -> anyhow::Result<i32> {
-    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
-        anyhow::bail!("--timeout must be in (0, 3600], got {timeout}");
-    }
     let dir: Direction = direction
         .parse()
         .with_context(|| format!("parsing --direction `{direction}`"))?;
     let options = CaptureOptions {
-        timeout: Duration::from_secs_f64(timeout),
+        timeout,
         keep_audio: evidence.is_some(),
     };
-    let result = backend::listen(
+    // The armed line tells a script (or a test) when it may start the player.
+    let result = backend::listen_with(
         host,
         &DeviceSelector::parse(device),
         &Signature::new(seed, dir),
         &options,
         &CancelFlag::new(),
+        |info| eprintln!("earshot-probe: listening on {} ({})", info.id, info.name),
     );
     let (outcome, code) = match &result {
         Ok((r, _)) if r.analysis.detected => ("detected", 0),
@@ -339,15 +388,128 @@ fn listen(
         Ok((r, _)) => {
             println!("device: {} ({})", r.device.id, r.device.name);
             println!("verdict: {outcome} (channel {})", r.channel);
-            let a = &r.analysis;
-            println!("onset: {:?} ms, level: {:?} dBFS", a.onset_ms, a.level_dbfs);
-            println!("snr per symbol: {:?} dB", a.snr_db_per_symbol);
-            println!(
-                "elapsed: {:.0} ms, xruns {}, dropped {}",
-                r.elapsed_ms, r.health.xruns, r.health.dropped_samples
-            );
+            if !r.analysis.detected && r.analysis.rms_dbfs > -60.0 {
+                println!(
+                    "note: the input carried sound ({:.1} dBFS RMS) but not this signature \
+                     ({}/16 symbols recognised): a different sound, or a path too degraded \
+                     to carry it",
+                    r.analysis.rms_dbfs, r.analysis.symbols_matched
+                );
+            }
+            print_heard(r);
         }
         Err(e) => eprintln!("earshot-probe: listening on device `{device}`: {e}"),
     }
+    Ok(code)
+}
+
+fn print_heard(r: &earshot_probe::audio::ListenReport) {
+    let a = &r.analysis;
+    let num = |x: Option<f64>, unit: &str| x.map_or("-".to_string(), |v| format!("{v:.1} {unit}"));
+    println!(
+        "onset: {} into the stream, level: {}, median SNR: {}, {}/16 symbols clear",
+        num(a.onset_ms, "ms"),
+        num(a.level_dbfs, "dBFS"),
+        num(a.median_snr_db(), "dB"),
+        a.symbols_matched
+    );
+    if !a.dropouts.is_empty() {
+        println!("dropouts: {:?}", a.dropouts);
+    }
+    println!(
+        "elapsed: {:.0} ms (audio after {}), xruns {}, dropped {} samples",
+        r.elapsed_ms,
+        num(r.armed_ms, "ms"),
+        r.health.xruns,
+        r.health.dropped_samples
+    );
+    for e in &r.health.stream_errors {
+        println!("warning: {e}");
+    }
+}
+
+/// Plays on `output` once `input` is armed, and reports what `input` heard.
+fn selftest(
+    host: HostChoice,
+    output: &str,
+    input: &str,
+    seed: u64,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let signature = Signature::new(seed, Direction::Output);
+    let options = CaptureOptions {
+        timeout,
+        keep_audio: false,
+    };
+    let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+    let cancel = CancelFlag::new();
+    let listener = {
+        let (sig, sel, cancel) = (
+            signature.clone(),
+            DeviceSelector::parse(input),
+            cancel.clone(),
+        );
+        std::thread::Builder::new()
+            .name("earshot-selftest-listen".into())
+            .spawn(move || {
+                backend::listen_with(host, &sel, &sig, &options, &cancel, move |_| {
+                    let _ = armed_tx.send(());
+                })
+            })
+            .context("starting the listening thread")?
+    };
+    // Wait for the input to deliver audio (or fail) before playing.
+    let armed = armed_rx.recv_timeout(timeout).is_ok();
+    let played = if armed {
+        Some(
+            backend::play(host, &DeviceSelector::parse(output), &signature, &cancel)
+                .with_context(|| format!("playing on output `{output}`")),
+        )
+    } else {
+        None
+    };
+    if let Some(Err(_)) = &played {
+        cancel.cancel();
+    }
+    let heard = listener
+        .join()
+        .map_err(|_| anyhow::anyhow!("the listening thread panicked"))?
+        .with_context(|| format!("listening on input `{input}`"))?;
+    let played = match played {
+        Some(p) => p?,
+        None => anyhow::bail!(
+            "input `{input}` delivered no audio within {} ms; nothing was played",
+            timeout.as_millis()
+        ),
+    };
+    let (report, _) = heard;
+    let latency_ms = report
+        .onset_unix_ms
+        .map(|onset| onset - played.started_unix_ms);
+    let code = if report.analysis.detected { 0 } else { 1 };
+    if json {
+        let v = serde_json::json!({
+            "outcome": if code == 0 { "detected" } else { "silent" },
+            "latency_ms": latency_ms,
+            "played": played,
+            "heard": report,
+        });
+        println!("{v}");
+        return Ok(code);
+    }
+    println!(
+        "played on: {} ({}), heard on: {} ({})",
+        played.device.id, played.device.name, report.device.id, report.device.name
+    );
+    match latency_ms {
+        Some(l) => println!("verdict: detected, latency {l:.0} ms"),
+        None => println!(
+            "verdict: NOT detected within {} ms: check that `{input}` hears `{output}` \
+             (volume, mute, the loopback's source)",
+            timeout.as_millis()
+        ),
+    }
+    print_heard(&report);
     Ok(code)
 }
