@@ -1,0 +1,13 @@
+//! earshot, the harness: reads a scenario, works out from the policy layers what must
+//! happen, drives both probes, and reports pass / fail / inconclusive with the evidence.
+//!
+//! - [`scenario`]: the TOML model and its validation.
+//! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
+//! - [`report`]: events -> terminal table, JSON, JUnit XML.
+//! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
+#![warn(missing_docs)]
+
+pub mod policy;
+pub mod report;
+pub mod scenario;
+pub mod verdict;

@@ -1,0 +1,629 @@
+//! Scenario files: what was rolled out (the policy layers), where the probes are, which
+//! checks to run. TOML; unknown keys are rejected, and every error names the file, the line
+//! and the key.
+//!
+//! ```toml
+//! name = "AVD: GPO blocks playback despite the host pool"
+//! product = "avd"                       # avd | windows365 | devbox | rds
+//! checks = ["output", "capture"]        # default: both
+//!
+//! [policy.session_host]                 # Group Policy / Intune on the session host
+//! fDisableCam = 1                       # 0 allowed, 1 blocked; absent: not configured
+//! fDisableAudioCapture = 0
+//! AllowedAudioQualityMode = 7           # 1 dynamic, 3 medium, 7 high
+//! LetAppsAccessMicrophone = 0           # 0 user in control, 1 force allow, 2 force deny
+//!
+//! [policy.rdp]                          # AVD host pool RDP properties (or an .rdp file for RDS)
+//! properties = "audiomode:i:0;audiocapturemode:i:1"
+//! # file = "hostpool.rdp"
+//!
+//! [policy.client]                       # client device settings (Intune)
+//! microphone = "disabled"               # enabled | disabled
+//!
+//! [probes.local]                        # on the client
+//! address = "127.0.0.1:7701"
+//! token_file = "local.token"            # relative to this file
+//! output_loopback = "loopback:default"  # where the client's output is heard
+//! mic_feed = "micfeed"                  # what the client's microphone hears
+//!
+//! [probes.remote]                       # inside the session
+//! dial_in = "0.0.0.0:7702"              # the probe connects to the harness instead
+//! token_file = "remote.token"
+//!
+//! [timeouts]
+//! connect = "5s"
+//! listen = "6s"
+//!
+//! [expect]                              # optional: overrides the policy engine
+//! output = "client"                     # client | session | none
+//! capture = "redirected"                # redirected | blocked
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A scenario that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the scenario: {source}")]
+    Read {
+        /// The scenario file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or does not fit the model.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The scenario file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The scenario file.
+        path: PathBuf,
+        /// The key path, e.g. `probes.local.mic_feed`.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Which remote desktop product the session host belongs to: it sets the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    /// Azure Virtual Desktop (host pool RDP properties apply).
+    Avd,
+    /// Windows 365 Cloud PC (no host pool properties).
+    Windows365,
+    /// Microsoft Dev Box (no host pool properties).
+    Devbox,
+    /// Remote Desktop Services (an .rdp file's properties apply).
+    Rds,
+}
+
+impl std::fmt::Display for Product {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Product::Avd => "Azure Virtual Desktop",
+            Product::Windows365 => "Windows 365",
+            Product::Devbox => "Microsoft Dev Box",
+            Product::Rds => "Remote Desktop Services",
+        })
+    }
+}
+
+/// A check the runner can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    /// Sound played in the session comes out of the client.
+    Output,
+    /// The client's microphone is heard in the session.
+    Capture,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Check::Output => "output",
+            Check::Capture => "capture",
+        })
+    }
+}
+
+/// A registry DWORD that is 0 or 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Flag(pub u32);
+
+impl TryFrom<i64> for Flag {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Flag, String> {
+        match v {
+            0 | 1 => Ok(Flag(v as u32)),
+            _ => Err(format!(
+                "{v} is not a valid value: expected 0 (allowed) or 1 (blocked)"
+            )),
+        }
+    }
+}
+
+/// `AllowedAudioQualityMode`: 1 dynamic, 3 medium, 7 high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct QualityPolicy(pub u32);
+
+impl TryFrom<i64> for QualityPolicy {
+    type Error = String;
+    fn try_from(v: i64) -> Result<QualityPolicy, String> {
+        match v {
+            1 | 3 | 7 => Ok(QualityPolicy(v as u32)),
+            _ => Err(format!(
+                "{v} is not a valid value: expected 1 (dynamic), 3 (medium) or 7 (high)"
+            )),
+        }
+    }
+}
+
+/// `LetAppsAccessMicrophone`: 0 user in control, 1 force allow, 2 force deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct AppAccess(pub u32);
+
+impl TryFrom<i64> for AppAccess {
+    type Error = String;
+    fn try_from(v: i64) -> Result<AppAccess, String> {
+        match v {
+            0..=2 => Ok(AppAccess(v as u32)),
+            _ => Err(format!(
+                "{v} is not a valid value: expected 0 (user in control), 1 (force allow) or 2 \
+                 (force deny)"
+            )),
+        }
+    }
+}
+
+/// Group Policy / Intune settings on the session host (absent: not configured).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionHostPolicy {
+    /// Allow audio and video playback redirection (1 = blocked).
+    #[serde(rename = "fDisableCam")]
+    pub f_disable_cam: Option<Flag>,
+    /// Allow audio recording redirection (1 = blocked).
+    #[serde(rename = "fDisableAudioCapture")]
+    pub f_disable_audio_capture: Option<Flag>,
+    /// Limit audio playback quality.
+    #[serde(rename = "AllowedAudioQualityMode")]
+    pub allowed_audio_quality_mode: Option<QualityPolicy>,
+    /// App privacy: microphone access.
+    #[serde(rename = "LetAppsAccessMicrophone")]
+    pub let_apps_access_microphone: Option<AppAccess>,
+}
+
+/// RDP properties: the host pool's (AVD) as pasted from the portal, or an .rdp file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdpLayer {
+    /// `audiomode:i:0;audiocapturemode:i:1;...`
+    pub properties: Option<String>,
+    /// An .rdp file (relative to the scenario file).
+    pub file: Option<PathBuf>,
+}
+
+/// Enabled or disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    /// On.
+    Enabled,
+    /// Off.
+    Disabled,
+}
+
+/// Client device settings (Intune for Windows App / Remote Desktop app).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPolicy {
+    /// Audio input redirection on the client device.
+    pub microphone: Option<Toggle>,
+}
+
+/// Every policy layer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLayers {
+    /// Session host policy.
+    #[serde(default)]
+    pub session_host: SessionHostPolicy,
+    /// RDP properties.
+    pub rdp: Option<RdpLayer>,
+    /// Client device.
+    #[serde(default)]
+    pub client: ClientPolicy,
+}
+
+/// Where a probe is and how to reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// `HOST:PORT` the probe serves on (`earshot-probe serve`).
+    pub address: Option<String>,
+    /// `ADDR:PORT` the harness listens on for a probe that dials in (`earshot-probe
+    /// connect`).
+    pub dial_in: Option<String>,
+    /// File holding the shared token (relative to the scenario file).
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the token instead.
+    pub token_env: Option<String>,
+    /// Output device (remote probe: where the session plays).
+    #[serde(default = "default_device")]
+    pub output: String,
+    /// Input device (remote probe: the session's microphone).
+    #[serde(default = "default_device")]
+    pub input: String,
+    /// Local probe: where the client's output is heard (its loopback).
+    #[serde(default = "default_loopback")]
+    pub output_loopback: String,
+    /// Local probe: the device that feeds the client's microphone.
+    pub mic_feed: Option<String>,
+}
+
+fn default_device() -> String {
+    "default".into()
+}
+
+fn default_loopback() -> String {
+    "loopback:default".into()
+}
+
+/// Both probes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probes {
+    /// On the client.
+    pub local: ProbeSpec,
+    /// In the session.
+    pub remote: ProbeSpec,
+}
+
+/// Bounds on every wait.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Connecting and authenticating to a probe (or waiting for it to dial in).
+    #[serde(with = "humantime_serde", default = "default_connect")]
+    pub connect: Duration,
+    /// Listening for a signature.
+    #[serde(with = "humantime_serde", default = "default_listen")]
+    pub listen: Duration,
+}
+
+fn default_connect() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_listen() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: default_connect(),
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Where output sound must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputExpect {
+    /// Redirected: heard on the client.
+    Client,
+    /// Played on the session host itself: not heard on the client.
+    Session,
+    /// Not played at all.
+    None,
+}
+
+/// Whether the client's microphone reaches the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureExpect {
+    /// Heard in the session.
+    Redirected,
+    /// Not available in the session.
+    Blocked,
+    /// Redirected, but apps are denied the microphone (privacy policy): an app in the
+    /// session records nothing.
+    RedirectedAppsDenied,
+}
+
+/// An explicit expectation that overrides the policy engine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectOverride {
+    /// Expected output.
+    pub output: Option<OutputExpect>,
+    /// Expected capture.
+    pub capture: Option<CaptureExpect>,
+    /// Why (shown in the report).
+    pub reason: Option<String>,
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Shown in reports.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The product (defaults differ).
+    pub product: Product,
+    /// The policy layers.
+    #[serde(default)]
+    pub policy: PolicyLayers,
+    /// The probes.
+    pub probes: Probes,
+    /// Which checks, in order.
+    #[serde(default = "default_checks")]
+    pub checks: Vec<Check>,
+    /// Bounds on the waits.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Overrides the engine.
+    pub expect: Option<ExpectOverride>,
+    /// The file it came from (set by [`Scenario::load`]).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_checks() -> Vec<Check> {
+    vec![Check::Output, Check::Capture]
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+impl Scenario {
+    /// Reads and validates `path`.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the file, line and key.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and validates `text` as if read from `path`.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the file, line and key.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |r| line_col(text, r.start));
+            ScenarioError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        s.path = path.to_path_buf();
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if self.name.trim().is_empty() {
+            return Err(self.invalid("name", "must not be empty"));
+        }
+        if self.checks.is_empty() {
+            return Err(self.invalid("checks", "must name at least one of output, capture"));
+        }
+        for (i, c) in self.checks.iter().enumerate() {
+            if self.checks[..i].contains(c) {
+                return Err(self.invalid("checks", format!("`{c}` is listed twice")));
+            }
+        }
+        if let Some(rdp) = &self.policy.rdp {
+            match (self.product, &rdp.properties, &rdp.file) {
+                (Product::Windows365 | Product::Devbox, _, _) => {
+                    return Err(self.invalid(
+                        "policy.rdp",
+                        format!(
+                            "{} has no host pool RDP properties: remove [policy.rdp] (its \
+                             playback and recording are set by session host policy)",
+                            self.product
+                        ),
+                    ))
+                }
+                (_, Some(_), Some(_)) => {
+                    return Err(
+                        self.invalid("policy.rdp", "give either `properties` or `file`, not both")
+                    )
+                }
+                (_, None, None) => {
+                    return Err(self.invalid(
+                        "policy.rdp",
+                        "expected `properties = \"audiomode:i:0;...\"` or `file = \"x.rdp\"`",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        for (name, p) in [
+            ("local", &self.probes.local),
+            ("remote", &self.probes.remote),
+        ] {
+            let key = format!("probes.{name}");
+            match (&p.address, &p.dial_in) {
+                (Some(_), Some(_)) => {
+                    return Err(self.invalid(&key, "give either `address` or `dial_in`, not both"))
+                }
+                (None, None) => {
+                    return Err(self.invalid(
+                        &key,
+                        "expected `address = \"HOST:PORT\"` (the probe serves) or `dial_in = \
+                         \"ADDR:PORT\"` (the probe connects to the harness)",
+                    ))
+                }
+                _ => {}
+            }
+            for (k, v) in [("address", &p.address), ("dial_in", &p.dial_in)] {
+                if let Some(a) = v {
+                    if a.rsplit_once(':')
+                        .and_then(|(_, port)| port.parse::<u16>().ok())
+                        .is_none()
+                    {
+                        return Err(
+                            self.invalid(&format!("{key}.{k}"), format!("`{a}` is not HOST:PORT"))
+                        );
+                    }
+                }
+            }
+            if p.token_file.is_some() && p.token_env.is_some() {
+                return Err(self.invalid(&key, "give either `token_file` or `token_env`, not both"));
+            }
+            if p.token_file.is_none() && p.token_env.is_none() {
+                return Err(self.invalid(
+                    &key,
+                    "expected `token_file = \"...\"` or `token_env = \"VAR\"`: probes only talk \
+                     after a shared-token handshake",
+                ));
+            }
+        }
+        if self.checks.contains(&Check::Capture) && self.probes.local.mic_feed.is_none() {
+            return Err(self.invalid(
+                "probes.local.mic_feed",
+                "the capture check plays into the client's microphone: name the device that \
+                 feeds it (a virtual cable, a null sink whose monitor is the mic, or a speaker \
+                 next to the mic)",
+            ));
+        }
+        for (k, d) in [
+            ("timeouts.connect", self.timeouts.connect),
+            ("timeouts.listen", self.timeouts.listen),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(120) {
+                return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a path given in the scenario relative to the scenario's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROBES: &str = r#"
+[probes.local]
+address = "127.0.0.1:7701"
+token_file = "t"
+mic_feed = "micfeed"
+[probes.remote]
+address = "127.0.0.1:7702"
+token_file = "t"
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("s.toml"))
+    }
+
+    #[test]
+    fn a_minimal_scenario_parses_with_defaults() {
+        let s = parse(&format!("name = \"x\"\nproduct = \"avd\"\n{PROBES}")).unwrap();
+        assert_eq!(s.checks, vec![Check::Output, Check::Capture]);
+        assert_eq!(s.timeouts.listen, Duration::from_secs(5));
+        assert_eq!(s.probes.local.output_loopback, "loopback:default");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_line() {
+        let e = parse(&format!(
+            "name = \"x\"\nproduct = \"avd\"\n[policy.session_host]\nfDisableCamera = 1\n{PROBES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("s.toml:4:"), "{e}");
+        assert!(e.contains("fDisableCamera"), "{e}");
+        assert!(
+            e.contains("fDisableCam"),
+            "the message lists the known keys: {e}"
+        );
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_the_line_and_the_allowed_values() {
+        let e = parse(&format!(
+            "name = \"x\"\nproduct = \"avd\"\n[policy.session_host]\nfDisableCam = 2\n{PROBES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("s.toml:4:"), "{e}");
+        assert!(e.contains("expected 0 (allowed) or 1 (blocked)"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_product_lists_the_products() {
+        let e = parse(&format!("name = \"x\"\nproduct = \"citrix\"\n{PROBES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml:2:"), "{e}");
+        assert!(e.contains("avd") && e.contains("windows365"), "{e}");
+    }
+
+    #[test]
+    fn host_pool_properties_on_windows_365_are_refused() {
+        let e = parse(&format!(
+            "name = \"x\"\nproduct = \"windows365\"\n[policy.rdp]\nproperties = \"audiomode:i:0\"\n{PROBES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("policy.rdp") && e.contains("Windows 365"), "{e}");
+    }
+
+    #[test]
+    fn a_probe_without_a_token_is_refused() {
+        let text = "name = \"x\"\nproduct = \"avd\"\nchecks=[\"output\"]\n[probes.local]\naddress = \"a:1\"\n[probes.remote]\naddress = \"b:2\"\ntoken_file = \"t\"\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("probes.local") && e.contains("token"), "{e}");
+    }
+
+    #[test]
+    fn capture_without_a_mic_feed_is_refused() {
+        let text = "name = \"x\"\nproduct = \"avd\"\n[probes.local]\naddress = \"a:1\"\ntoken_file = \"t\"\n[probes.remote]\naddress = \"b:2\"\ntoken_file = \"t\"\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("probes.local.mic_feed"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key() {
+        let e = parse(&format!(
+            "name = \"x\"\nproduct = \"avd\"\n[timeouts]\nlisten = \"soon\"\n{PROBES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("s.toml:4:"), "{e}");
+    }
+}
