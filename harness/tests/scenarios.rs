@@ -1,0 +1,60 @@
+//! Every file in scenarios/ parses, validates, and gives the expectation its name promises.
+
+use std::path::{Path, PathBuf};
+
+use earshot_harness::policy::expect;
+use earshot_harness::scenario::{CaptureExpect as C, OutputExpect as O, Scenario};
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// File stem -> (output, capture) the policy engine must derive.
+const EXPECTED: &[(&str, O, C)] = &[
+    ("avd-defaults", O::Client, C::Blocked),
+    ("avd-play-on-remote-computer", O::Session, C::Blocked),
+    ("avd-do-not-play", O::None, C::Blocked),
+    ("avd-microphone-enabled", O::Client, C::Redirected),
+    ("avd-gpo-blocks-playback", O::None, C::Redirected),
+    ("avd-gpo-blocks-recording", O::Client, C::Blocked),
+    ("windows365-defaults", O::Client, C::Redirected),
+    ("devbox-defaults", O::Client, C::Redirected),
+    ("client-disables-microphone", O::Client, C::Blocked),
+    ("privacy-denies-apps", O::Client, C::RedirectedAppsDenied),
+    ("rollout-not-in-effect", O::None, C::Blocked),
+];
+
+#[test]
+fn every_scenario_parses_and_expects_what_its_name_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let all = files(&root);
+    assert!(all.len() >= 15, "{all:?}");
+    for f in &all {
+        let s = Scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
+        let e = expect(&s).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let stem = f.file_stem().unwrap().to_string_lossy();
+        let (_, o, c) = EXPECTED
+            .iter()
+            .find(|(n, _, _)| *n == stem)
+            .unwrap_or_else(|| panic!("{}: add it to EXPECTED", f.display()));
+        assert_eq!(e.output.value, *o, "{}", f.display());
+        assert_eq!(e.capture.value, *c, "{}", f.display());
+    }
+    // Every rule of the documentation has its scenario.
+    for (name, _, _) in EXPECTED {
+        assert!(
+            all.iter().any(|f| f.file_stem().unwrap().to_string_lossy() == *name),
+            "no scenario file for {name}"
+        );
+    }
+}
