@@ -106,7 +106,11 @@ impl Token {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map_err(read_err)?.permissions().mode() & 0o7777;
+            let mode = std::fs::metadata(path)
+                .map_err(read_err)?
+                .permissions()
+                .mode()
+                & 0o7777;
             if mode & 0o077 != 0 {
                 return Err(TokenError::Permissive {
                     path: path.to_path_buf(),
@@ -196,8 +200,8 @@ async fn read_handshake<S: AsyncRead + Unpin>(
             .ok_or_else(|| ProtoError::Closed(what.to_string()))
     })
     .await?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))?;
     if let Some(theirs) = v.get("version").and_then(serde_json::Value::as_u64) {
         if theirs != u64::from(PROTOCOL_VERSION) {
             return Err(ProtoError::VersionMismatch {
@@ -215,7 +219,12 @@ async fn send<S: AsyncWrite + Unpin>(
     step: Duration,
     what: &'static str,
 ) -> Result<(), ProtoError> {
-    within(step, || format!("sending {what}"), write_msg(s, msg, HANDSHAKE_MAX_FRAME)).await
+    within(
+        step,
+        || format!("sending {what}"),
+        write_msg(s, msg, HANDSHAKE_MAX_FRAME),
+    )
+    .await
 }
 
 fn refused(reason: RejectReason, message: String) -> ProtoError {
@@ -399,7 +408,15 @@ mod tests {
         assert_ne!(a, mac(Some(&t), SERVER_LABEL, &[1; 32], &[2; 32]));
         assert_ne!(a, mac(Some(&t), CLIENT_LABEL, &[1; 32], &[3; 32]));
         assert_ne!(a, mac(Some(&t), CLIENT_LABEL, &[0; 32], &[2; 32]));
-        assert_ne!(a, mac(Some(&tok("another-secret-token")), CLIENT_LABEL, &[1; 32], &[2; 32]));
+        assert_ne!(
+            a,
+            mac(
+                Some(&tok("another-secret-token")),
+                CLIENT_LABEL,
+                &[1; 32],
+                &[2; 32]
+            )
+        );
         assert!(!verify(&a, &hex::encode(&a[..31])));
         assert!(!verify(&a, "zz"));
     }
@@ -421,10 +438,15 @@ mod tests {
         std::fs::write(&p, "0123456789abcdef0123\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Token::from_file(&p).unwrap_err().to_string();
-        assert!(e.contains(&p.display().to_string()) && e.contains("0644"), "{e}");
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("0644"),
+            "{e}"
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Token::from_file(&p).is_ok());
-        let e = Token::from_file(&dir.path().join("missing")).unwrap_err().to_string();
+        let e = Token::from_file(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing"), "{e}");
     }
 
@@ -442,7 +464,8 @@ mod tests {
             let (mut a, mut b) = tokio::io::duplex(8192);
             let t = tok("the-shared-token-1234");
             let t2 = t.clone();
-            let server = tokio::spawn(async move { server_handshake(&mut b, Some(&t2), step).await });
+            let server =
+                tokio::spawn(async move { server_handshake(&mut b, Some(&t2), step).await });
             client_handshake(&mut a, Some(&t), step).await.unwrap();
             server.await.unwrap().unwrap();
 

@@ -137,26 +137,25 @@ impl Client {
         token: Option<&Token>,
         config: &ClientConfig,
     ) -> Result<AuthedClient, ClientError> {
-        let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(error)) => {
-                return Err(ClientError::Connect {
-                    peer: addr.to_string(),
-                    error,
-                })
-            }
-            Err(_) => {
-                return Err(ClientError::Proto {
-                    peer: addr.to_string(),
-                    error: ProtoError::Timeout {
-                        what: "the TCP connection".into(),
-                        after: config.connect_timeout,
-                    },
-                })
-            }
-        };
+        let stream =
+            match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(error)) => {
+                    return Err(ClientError::Connect {
+                        peer: addr.to_string(),
+                        error,
+                    })
+                }
+                Err(_) => {
+                    return Err(ClientError::Proto {
+                        peer: addr.to_string(),
+                        error: ProtoError::Timeout {
+                            what: "the TCP connection".into(),
+                            after: config.connect_timeout,
+                        },
+                    })
+                }
+            };
         AuthedClient::handshake(stream, addr.to_string(), token, config).await
     }
 }
@@ -460,7 +459,13 @@ impl AuthedClient {
             .call(RequestBody::Record(req.clone()), t, Some(cancel))
             .await?
         {
-            (ResponseBody::Recorded { report, evidence_bytes }, ev) => Ok(Recording {
+            (
+                ResponseBody::Recorded {
+                    report,
+                    evidence_bytes,
+                },
+                ev,
+            ) => Ok(Recording {
                 report,
                 evidence: self.evidence(req.evidence, evidence_bytes, ev)?,
             }),
@@ -491,7 +496,13 @@ impl AuthedClient {
             .call(RequestBody::Listen(req.clone()), t, Some(cancel))
             .await?
         {
-            (ResponseBody::Listened { report, evidence_bytes }, ev) => Ok(Heard {
+            (
+                ResponseBody::Listened {
+                    report,
+                    evidence_bytes,
+                },
+                ev,
+            ) => Ok(Heard {
                 report: *report,
                 evidence: self.evidence(req.evidence, evidence_bytes, ev)?,
             }),
@@ -532,6 +543,7 @@ impl AuthedClient {
 
 /// Harness side of dial-out: listens for probes started with `earshot-probe connect` and
 /// authenticates each as a client (the dialing probe is the protocol's server).
+#[derive(Debug)]
 pub struct ProbeListener {
     listener: TcpListener,
     token: Option<Token>,
@@ -606,5 +618,8 @@ impl ProbeListener {
 /// # Errors
 /// [`crate::wav::WavError`] when the bytes are not a WAV file.
 pub fn decode_evidence(bytes: &[u8]) -> Result<crate::wav::Audio, crate::wav::WavError> {
-    crate::wav::read_from(std::io::Cursor::new(bytes), std::path::Path::new("<probe evidence>"))
+    crate::wav::read_from(
+        std::io::Cursor::new(bytes),
+        std::path::Path::new("<probe evidence>"),
+    )
 }

@@ -173,7 +173,16 @@ mod tests {
     fn decode_rejects_by_header_alone() {
         // Only the header is present: the cap is enforced before the body arrives.
         let e = decode(&[0xff, 0xff, 0xff, 0xff], MAX_FRAME_FOR_TEST).unwrap_err();
-        assert!(matches!(e, ProtoError::FrameTooLarge { len: 0xffff_ffff, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ProtoError::FrameTooLarge {
+                    len: 0xffff_ffff,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     const MAX_FRAME_FOR_TEST: usize = crate::proto::MAX_FRAME;
@@ -193,15 +202,24 @@ mod tests {
 
             let mut half_header: &[u8] = &[0, 0];
             let e = read_frame(&mut half_header, 16).await.unwrap_err();
-            assert!(matches!(e, ProtoError::Truncated { got: 2, want: 4 }), "{e}");
+            assert!(
+                matches!(e, ProtoError::Truncated { got: 2, want: 4 }),
+                "{e}"
+            );
 
             let mut half_body: &[u8] = &[0, 0, 0, 5, b'a', b'b'];
             let e = read_frame(&mut half_body, 16).await.unwrap_err();
-            assert!(matches!(e, ProtoError::Truncated { got: 6, want: 9 }), "{e}");
+            assert!(
+                matches!(e, ProtoError::Truncated { got: 6, want: 9 }),
+                "{e}"
+            );
 
             let mut big: &[u8] = &[0, 0, 0, 17];
             let e = read_frame(&mut big, 16).await.unwrap_err();
-            assert!(matches!(e, ProtoError::FrameTooLarge { len: 17, max: 16 }), "{e}");
+            assert!(
+                matches!(e, ProtoError::FrameTooLarge { len: 17, max: 16 }),
+                "{e}"
+            );
 
             let mut two: &[u8] = &[0, 0, 0, 1, b'a', 0, 0, 0, 0];
             assert_eq!(read_frame(&mut two, 16).await.unwrap().unwrap(), b"a");

@@ -7,8 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{
-    AudioError, AudioErrorKind, DeviceInfo, DeviceSelector, ListenReport, PlayReport,
-    RecordReport,
+    AudioError, AudioErrorKind, DeviceInfo, DeviceSelector, ListenReport, PlayReport, RecordReport,
 };
 use crate::signal::Direction;
 
@@ -354,7 +353,10 @@ mod tests {
             body: ResponseBody::Error { error: e },
         };
         let s = serde_json::to_string(&r).unwrap();
-        assert!(s.contains(r#""type":"error""#) && s.contains(r#""audio_kind":"no_device""#), "{s}");
+        assert!(
+            s.contains(r#""type":"error""#) && s.contains(r#""audio_kind":"no_device""#),
+            "{s}"
+        );
         let back: Response = serde_json::from_str(&s).unwrap();
         let ResponseBody::Error { error } = back.body else {
             panic!("not an error: {s}");
@@ -369,6 +371,9 @@ mod tests {
             message: "x".into(),
         };
         let s = serde_json::to_string(&h).unwrap();
-        assert_eq!(s, r#"{"type":"reject","reason":"version_mismatch","message":"x"}"#);
+        assert_eq!(
+            s,
+            r#"{"type":"reject","reason":"version_mismatch","message":"x"}"#
+        );
     }
 }
