@@ -9,10 +9,10 @@
 //!
 //! # Session
 //!
-//! 1. Handshake ([`auth`]): `hello` (client version + nonce) -> `challenge` (server version
-//!    + nonce) -> `proof` (client HMAC) -> `welcome` (server HMAC). Both sides prove they
-//!    hold the token; the token never crosses the wire; fresh nonces on both sides make a
-//!    recorded handshake useless. A version mismatch is reported by both sides.
+//! 1. Handshake ([`auth`]): `hello` (client version and nonce), `challenge` (server
+//!    version and nonce), `proof` (client HMAC), `welcome` (server HMAC). Both sides prove
+//!    they hold the token; the token never crosses the wire; fresh nonces on both sides
+//!    make a recorded handshake useless. A version mismatch is reported by both sides.
 //! 2. Requests ([`msg::Request`]) with ids; each reply ([`msg::Response`]) names its
 //!    request. Replies may arrive out of order (jobs run concurrently); WAV evidence
 //!    travels as [`msg::ResponseBody::EvidenceChunk`] frames before the final reply.
