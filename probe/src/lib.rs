@@ -9,12 +9,14 @@
 //! - [`audio`]: device catalogue, selection and the play / record / listen operations.
 //!   The data types are always built; the cpal backend needs the `devices` feature.
 //! - [`proto`]: the framed, authenticated control protocol shared by probe and harness.
-//! - `server` (feature `devices`): the agent that serves protocol requests on real devices.
+//! - [`server`]: the agent that serves protocol requests; generic over a handler, with the
+//!   real-device handler behind the `devices` feature.
 #![warn(missing_docs)]
 
 pub mod analysis;
 pub mod audio;
 pub mod proto;
+pub mod server;
 pub mod signal;
 pub mod wav;
 

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 2 any error (printed with its context chain).
 
+mod agent;
 mod offline;
 
 use anyhow::Context;
@@ -63,6 +64,8 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Offline(offline::OfflineCommand),
+    #[command(flatten)]
+    Agent(agent::AgentCommand),
     /// Lists the host's devices.
     Devices {
         /// Print a JSON array of devices instead of a table.
@@ -159,6 +162,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host: HostChoice = cli.host.into();
     match cli.command {
         Command::Offline(c) => offline::run(c),
+        Command::Agent(c) => agent::run(c, host),
         Command::Devices { json } => devices(host, json),
         Command::Play {
             device,

@@ -1,0 +1,233 @@
+//! `serve` and `connect`: the probe as an agent driven over the control protocol.
+//!
+//! Both stop on SIGINT/SIGTERM (Ctrl-C/Ctrl-Break on Windows): running jobs are cancelled,
+//! requests in flight are answered with `shutting_down`, and the exit status is 0.
+
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use tokio_util::sync::CancellationToken;
+
+use earshot_probe::audio::HostChoice;
+use earshot_probe::proto::auth::{Token, TOKEN_ENV};
+use earshot_probe::server::device::DeviceHandler;
+use earshot_probe::server::{check_bind, Server, ServerConfig, ServerError};
+
+/// The agent subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Serves the control protocol on ADDR (non-loopback needs a token).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:7878 (port 0 picks one; printed on stdout).
+        #[arg(long)]
+        listen: String,
+        #[command(flatten)]
+        opts: AgentOpts,
+        /// Connections served at once; more are refused with a reason.
+        #[arg(long, default_value_t = 64)]
+        max_connections: usize,
+    },
+    /// Dials the harness at HOST:PORT and serves requests over that connection (for
+    /// session hosts that accept no inbound connections).
+    Connect {
+        /// The harness's address.
+        addr: String,
+        #[command(flatten)]
+        opts: AgentOpts,
+        /// Keep retrying a refused dial for this long.
+        #[arg(long, default_value_t = 30.0)]
+        retry_secs: f64,
+    },
+}
+
+/// Options shared by `serve` and `connect`.
+#[derive(Debug, clap::Args)]
+pub struct AgentOpts {
+    /// File holding the shared token (owner-only permissions); else EARSHOT_TOKEN.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Longest record/listen a request may ask for.
+    #[arg(long, default_value_t = 60.0)]
+    max_capture_secs: f64,
+    /// Close a connection without requests or jobs after this long.
+    #[arg(long, default_value_t = 300.0)]
+    idle_timeout_secs: f64,
+}
+
+fn secs(v: f64, flag: &str, max: f64) -> anyhow::Result<Duration> {
+    if !(v.is_finite() && v > 0.0 && v <= max) {
+        anyhow::bail!("{flag} must be in (0, {max}], got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn config(opts: &AgentOpts) -> anyhow::Result<ServerConfig> {
+    let token =
+        Token::load(opts.token_file.as_deref()).with_context(|| match &opts.token_file {
+            Some(p) => format!("loading the token from {}", p.display()),
+            None => format!("reading the token from {TOKEN_ENV}"),
+        })?;
+    Ok(ServerConfig {
+        token,
+        max_capture: secs(opts.max_capture_secs, "--max-capture-secs", 3600.0)?,
+        idle_timeout: secs(opts.idle_timeout_secs, "--idle-timeout-secs", 86_400.0)?,
+        ..ServerConfig::default()
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break on Windows).
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(windows)]
+    {
+        let mut brk =
+            tokio::signal::windows::ctrl_break().context("installing the Ctrl-Break handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("installing the Ctrl-C handler")?; Ok("Ctrl-C") }
+            _ = brk.recv() => Ok("Ctrl-Break"),
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("installing the Ctrl-C handler")?;
+        Ok("Ctrl-C")
+    }
+}
+
+/// Runs an agent subcommand; returns the exit code.
+pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                match shutdown_signal().await {
+                    Ok(name) => tracing::info!("{name}: shutting down"),
+                    Err(e) => tracing::error!("{e:#}; stopping"),
+                }
+                shutdown.cancel();
+            }
+        });
+        let r = match cmd {
+            AgentCommand::Serve {
+                listen,
+                opts,
+                max_connections,
+            } => serve(&listen, &opts, max_connections, host, shutdown).await,
+            AgentCommand::Connect {
+                addr,
+                opts,
+                retry_secs,
+            } => connect(&addr, &opts, retry_secs, host, shutdown).await,
+        };
+        signals.abort();
+        r
+    });
+    // Device threads stuck in a wedged audio server must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result.map(|()| 0)
+}
+
+async fn serve(
+    listen: &str,
+    opts: &AgentOpts,
+    max_connections: usize,
+    host: HostChoice,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
+    let cfg = ServerConfig {
+        max_connections,
+        ..config(opts)?
+    };
+    // Refuse before binding, so nothing ever listens unprotected.
+    for addr in listen
+        .to_socket_addrs()
+        .with_context(|| format!("resolving --listen {listen}"))?
+    {
+        check_bind(addr, cfg.token.as_ref())?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    println!("earshot-probe: listening on {local}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let server = Server::new(DeviceHandler::new(host, cfg.max_capture), cfg);
+    server
+        .run(listener, shutdown)
+        .await
+        .with_context(|| format!("serving on {local}"))
+}
+
+async fn connect(
+    addr: &str,
+    opts: &AgentOpts,
+    retry_secs: f64,
+    host: HostChoice,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let cfg = config(opts)?;
+    let retry = secs(retry_secs, "--retry-secs", 86_400.0)?;
+    for a in addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {addr}"))?
+    {
+        // Same rule as listening: beyond loopback, only with a token.
+        check_bind(a, cfg.token.as_ref())
+            .map_err(|_| anyhow::anyhow!("refusing to dial non-loopback {a} without a token: give --token-file or set {TOKEN_ENV}"))?;
+    }
+    let server: Arc<Server<DeviceHandler>> =
+        Server::new(DeviceHandler::new(host, cfg.max_capture), cfg);
+    let started = Instant::now();
+    loop {
+        match server
+            .serve_dialed(addr, Duration::from_secs(5), &shutdown)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!("connection to {addr} ended");
+                return Ok(());
+            }
+            Err(ServerError::Dial { error, .. }) if started.elapsed() < retry => {
+                tracing::info!("dialing {addr}: {error}; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("serving the harness at {addr}")),
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Typed protocol messages (JSON, `type`-tagged, snake_case).
+//!
+//! Results carry the audio types of [`crate::audio`] unchanged, so the harness can tell
+//! detected (`ListenReport.analysis.detected`), silent, no-device
+//! ([`AudioErrorKind::NoDevice`]) and other errors apart.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{
+    AudioError, AudioErrorKind, DeviceInfo, DeviceSelector, ListenReport, PlayReport, RecordReport,
+};
+use crate::signal::Direction;
+
+/// Messages of the handshake, the only ones accepted before authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Handshake {
+    /// Client -> server: its protocol version and a fresh 32-byte nonce (hex).
+    Hello {
+        /// Protocol version the client speaks.
+        version: u32,
+        /// Fresh random nonce, hex.
+        client_nonce: String,
+        /// Software name and version, for logs.
+        agent: String,
+    },
+    /// Server -> client: its protocol version and a fresh 32-byte nonce (hex).
+    Challenge {
+        /// Protocol version the server speaks.
+        version: u32,
+        /// Fresh random nonce, hex.
+        server_nonce: String,
+        /// Software name and version, for logs.
+        agent: String,
+    },
+    /// Client -> server: HMAC-SHA256(token, "earshot-v1 client" || cn || sn), hex.
+    Proof {
+        /// The MAC, hex.
+        mac: String,
+    },
+    /// Server -> client: HMAC-SHA256(token, "earshot-v1 server" || cn || sn), hex.
+    Welcome {
+        /// The MAC, hex.
+        mac: String,
+    },
+    /// Either side: the handshake stops here, and why.
+    Reject {
+        /// Machine-readable reason.
+        reason: RejectReason,
+        /// Human explanation.
+        message: String,
+    },
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The peers speak different protocol versions.
+    VersionMismatch,
+    /// The proof did not verify.
+    AuthFailed,
+    /// The probe serves its maximum number of connections.
+    ConnectionLimit,
+    /// A message out of turn or malformed.
+    Protocol,
+    /// The probe is shutting down.
+    ShuttingDown,
+}
+
+/// Parameters of `play`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayRequest {
+    /// Output device.
+    pub device: DeviceSelector,
+    /// Signature seed.
+    pub seed: u64,
+    /// Signature direction.
+    pub direction: Direction,
+}
+
+/// Parameters of `record`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRequest {
+    /// Input device (or `loopback:<output>`).
+    pub device: DeviceSelector,
+    /// How long to record, in ms (bounded by the probe's maximum).
+    pub duration_ms: u64,
+    /// Send the recording back as WAV evidence.
+    pub evidence: bool,
+}
+
+/// Parameters of `listen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenRequest {
+    /// Input device (or `loopback:<output>`).
+    pub device: DeviceSelector,
+    /// Signature seed.
+    pub seed: u64,
+    /// Signature direction.
+    pub direction: Direction,
+    /// Give up after this many ms (bounded by the probe's maximum).
+    pub timeout_ms: u64,
+    /// Send what was heard back as WAV evidence.
+    pub evidence: bool,
+}
+
+/// A request; `id` is chosen by the client and echoed in every frame of the reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Request id, unique per connection.
+    pub id: u64,
+    /// What is asked.
+    #[serde(flatten)]
+    pub body: RequestBody,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestBody {
+    /// Probe, host and session facts plus the device catalogue.
+    Info,
+    /// Play a signature.
+    Play(PlayRequest),
+    /// Record for a fixed time.
+    Record(RecordRequest),
+    /// Listen for a signature.
+    Listen(ListenRequest),
+    /// Stop the job `target` of this connection, or all of them when `None`.
+    Cancel {
+        /// Request id of the job to stop.
+        target: Option<u64>,
+    },
+}
+
+impl RequestBody {
+    /// Short name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RequestBody::Info => "info",
+            RequestBody::Play(_) => "play",
+            RequestBody::Record(_) => "record",
+            RequestBody::Listen(_) => "listen",
+            RequestBody::Cancel { .. } => "cancel",
+        }
+    }
+}
+
+/// Whether the probe runs inside a remote desktop session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    /// Markers of a remote session were found.
+    Remote,
+    /// The platform says this is a console (local) session.
+    Local,
+    /// No reliable way to tell on this platform.
+    Unknown,
+}
+
+/// The remote-session verdict and the markers it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSession {
+    /// The verdict.
+    pub kind: SessionKind,
+    /// What was checked and found, e.g. `XRDP_SESSION=1`, `SM_REMOTESESSION=1`.
+    pub evidence: Vec<String>,
+}
+
+/// Answer to `info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    /// earshot-probe version.
+    pub probe_version: String,
+    /// Protocol version.
+    pub protocol_version: u32,
+    /// Host name of the machine.
+    pub hostname: String,
+    /// Operating system (`linux`, `windows`, ...).
+    pub os: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Audio host in use (e.g. "PulseAudio"), or why none is usable.
+    pub audio_host: Result<String, AudioError>,
+    /// Remote-session detection.
+    pub session: RemoteSession,
+    /// Device catalogue, or why it could not be listed (info still answers).
+    pub devices: Result<Vec<DeviceInfo>, AudioError>,
+    /// Longest record/listen this probe accepts, in ms.
+    pub max_capture_ms: u64,
+}
+
+/// Error classes of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The device operation failed; `audio_kind` says how.
+    Audio,
+    /// Another job holds the device.
+    DeviceBusy,
+    /// The probe is shutting down; the job was stopped.
+    ShuttingDown,
+    /// The request was invalid (e.g. duration beyond the maximum).
+    BadRequest,
+    /// The job did not finish within its own bound.
+    Timeout,
+    /// Anything else on the probe's side.
+    Internal,
+}
+
+/// An error reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    /// The class.
+    pub code: ErrorCode,
+    /// The audio failure kind, for `code == Audio`.
+    pub audio_kind: Option<AudioErrorKind>,
+    /// What happened, naming the device or limit.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error of `code` with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> RemoteError {
+        RemoteError {
+            code,
+            audio_kind: None,
+            message: message.into(),
+        }
+    }
+
+    /// The audio error this carries, if it is one.
+    pub fn audio(&self) -> Option<AudioError> {
+        self.audio_kind.map(|kind| AudioError {
+            kind,
+            message: self.message.clone(),
+        })
+    }
+}
+
+impl From<AudioError> for RemoteError {
+    fn from(e: AudioError) -> RemoteError {
+        RemoteError {
+            code: ErrorCode::Audio,
+            audio_kind: Some(e.kind),
+            message: e.message,
+        }
+    }
+}
+
+/// A reply frame; `id` names the request it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Id of the request answered.
+    pub id: u64,
+    /// The answer.
+    #[serde(flatten)]
+    pub body: ResponseBody,
+}
+
+/// What a reply carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseBody {
+    /// Answer to `info`.
+    Info {
+        /// The facts.
+        info: Box<ProbeInfo>,
+    },
+    /// Answer to `play`.
+    Played {
+        /// The device's report.
+        report: PlayReport,
+    },
+    /// Answer to `record`; evidence chunks (if any) came before it.
+    Recorded {
+        /// The device's report.
+        report: RecordReport,
+        /// Total evidence bytes sent before this frame (0 if none).
+        evidence_bytes: u64,
+    },
+    /// Answer to `listen`; evidence chunks (if any) came before it.
+    Listened {
+        /// The device's report.
+        report: Box<ListenReport>,
+        /// Total evidence bytes sent before this frame (0 if none).
+        evidence_bytes: u64,
+    },
+    /// Answer to `cancel`: how many jobs were told to stop.
+    Cancelled {
+        /// Jobs signalled.
+        jobs: u32,
+    },
+    /// A piece of WAV evidence, in order; the final reply follows.
+    EvidenceChunk {
+        /// Byte offset of this piece.
+        offset: u64,
+        /// The bytes, hex.
+        data: String,
+    },
+    /// The request failed.
+    Error {
+        /// What went wrong.
+        error: RemoteError,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_type_tagged_with_their_id() {
+        let r = Request {
+            id: 7,
+            body: RequestBody::Listen(ListenRequest {
+                device: DeviceSelector::parse("loopback:speakers"),
+                seed: 42,
+                direction: Direction::Output,
+                timeout_ms: 5000,
+                evidence: true,
+            }),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["type"], "listen");
+        assert_eq!(v["direction"], "output");
+        assert_eq!(v["device"]["by"], "loopback_of");
+        let back: Request = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let c: Request = serde_json::from_str(r#"{"id":1,"type":"cancel","target":null}"#).unwrap();
+        assert_eq!(c.body, RequestBody::Cancel { target: None });
+        let i: Request = serde_json::from_str(r#"{"id":2,"type":"info"}"#).unwrap();
+        assert_eq!(i.body, RequestBody::Info);
+    }
+
+    #[test]
+    fn unknown_request_types_are_errors_not_panics() {
+        assert!(serde_json::from_str::<Request>(r#"{"id":1,"type":"format_disk"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"type":"info"}"#).is_err());
+    }
+
+    #[test]
+    fn audio_errors_keep_their_kind_across_the_wire() {
+        let e = RemoteError::from(AudioError {
+            kind: AudioErrorKind::NoDevice,
+            message: "the host has no input device".into(),
+        });
+        let r = Response {
+            id: 3,
+            body: ResponseBody::Error { error: e },
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(
+            s.contains(r#""type":"error""#) && s.contains(r#""audio_kind":"no_device""#),
+            "{s}"
+        );
+        let back: Response = serde_json::from_str(&s).unwrap();
+        let ResponseBody::Error { error } = back.body else {
+            panic!("not an error: {s}");
+        };
+        assert_eq!(error.audio().unwrap().kind, AudioErrorKind::NoDevice);
+    }
+
+    #[test]
+    fn handshake_messages_are_tagged() {
+        let h = Handshake::Reject {
+            reason: RejectReason::VersionMismatch,
+            message: "x".into(),
+        };
+        let s = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            s,
+            r#"{"type":"reject","reason":"version_mismatch","message":"x"}"#
+        );
+    }
+}

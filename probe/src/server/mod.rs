@@ -1,0 +1,695 @@
+//! The agent: serves authenticated protocol requests on a [`Handler`].
+//!
+//! The core is generic over [`Handler`] (blocking device operations) so it is tested with
+//! a fake one and builds without cpal; [`device`] (feature `devices`) is the real one.
+//!
+//! - One task per connection, at most [`ServerConfig::max_connections`] (a semaphore);
+//!   beyond that a connection is told `connection_limit` and closed.
+//! - Nothing but the handshake before it succeeds, each step under
+//!   [`ServerConfig::handshake_timeout`]; a connection with no job and no request for
+//!   [`ServerConfig::idle_timeout`] is closed.
+//! - Jobs run on `spawn_blocking`, several per connection; one job per device across the
+//!   whole probe (a second gets `device_busy`); record/listen are bounded by
+//!   [`ServerConfig::max_capture`]; each job is abandoned (and cancelled) past its bound.
+//! - Shutdown (a [`CancellationToken`]): stop accepting, cancel running jobs, answer each
+//!   with `shutting_down`, wait for connection tasks (bounded).
+//! - Dial-out: [`Server::serve_dialed`] connects to a harness and serves that connection,
+//!   same handshake, the probe still in the server role.
+
+#[cfg(feature = "devices")]
+pub mod device;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audio::{AudioError, CancelFlag, ListenReport, PlayReport, RecordReport};
+use crate::proto::auth::{reject, server_handshake, Token};
+use crate::proto::frame::{parse, read_frame, write_msg};
+use crate::proto::msg::{
+    ErrorCode, ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RejectReason, RemoteError,
+    Request, RequestBody, Response, ResponseBody,
+};
+use crate::proto::{ProtoError, EVIDENCE_CHUNK, MAX_FRAME};
+use crate::wav::{self, Audio, WavEncoding};
+
+/// The blocking operations the agent serves. Each runs on a blocking thread and must
+/// return within its own bound, and soon after `cancel` is set.
+pub trait Handler: Send + Sync + 'static {
+    /// Probe, host and session facts and the device catalogue (never fails as a whole).
+    fn info(&self) -> ProbeInfo;
+    /// Plays a signature.
+    ///
+    /// # Errors
+    /// The device failure.
+    fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError>;
+    /// Records for `req.duration_ms`; the audio when `req.evidence`.
+    ///
+    /// # Errors
+    /// The device failure.
+    fn record(
+        &self,
+        req: &RecordRequest,
+        cancel: &CancelFlag,
+    ) -> Result<(RecordReport, Option<Audio>), AudioError>;
+    /// Listens for a signature; the audio when `req.evidence`.
+    ///
+    /// # Errors
+    /// The device failure.
+    fn listen(
+        &self,
+        req: &ListenRequest,
+        cancel: &CancelFlag,
+    ) -> Result<(ListenReport, Option<Audio>), AudioError>;
+}
+
+/// Limits and credentials of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Shared token; `None` only on loopback.
+    pub token: Option<Token>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Bound on each handshake step.
+    pub handshake_timeout: Duration,
+    /// A connection without jobs or requests for this long is closed.
+    pub idle_timeout: Duration,
+    /// Longest record/listen accepted.
+    pub max_capture: Duration,
+    /// Added to a job's own duration to bound it (device start-up, catalogue).
+    pub job_margin: Duration,
+    /// Jobs in flight per connection.
+    pub max_jobs_per_connection: usize,
+    /// Bound on writing one reply frame to a slow client.
+    pub write_timeout: Duration,
+    /// How long shutdown waits for connections to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            token: None,
+            max_connections: 64,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            max_capture: Duration::from_secs(60),
+            job_margin: Duration::from_secs(15),
+            max_jobs_per_connection: 8,
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why the server could not start or a dialed connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Listening beyond loopback needs a token.
+    #[error(
+        "refusing to serve on non-loopback address {addr} without a token: give \
+         --token-file or set EARSHOT_TOKEN (or listen on 127.0.0.1)"
+    )]
+    NonLoopbackWithoutToken {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// Dialing the harness failed.
+    #[error("cannot dial {addr}: {error}")]
+    Dial {
+        /// Where.
+        addr: String,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// The dialed connection's handshake or session failed.
+    #[error("connection to {addr}: {error}")]
+    Session {
+        /// Peer.
+        addr: String,
+        /// The cause.
+        error: ProtoError,
+    },
+}
+
+/// Refuses a non-loopback `addr` without a token.
+///
+/// # Errors
+/// [`ServerError::NonLoopbackWithoutToken`].
+pub fn check_bind(addr: SocketAddr, token: Option<&Token>) -> Result<(), ServerError> {
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServerError::NonLoopbackWithoutToken { addr });
+    }
+    Ok(())
+}
+
+/// The agent's shared state.
+pub struct Server<H: Handler> {
+    handler: Arc<H>,
+    config: ServerConfig,
+    connections: Arc<Semaphore>,
+    /// Devices with a job running, across all connections.
+    busy: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Releases a device when its job's blocking work really ends.
+struct BusyGuard {
+    map: Arc<Mutex<HashMap<String, String>>>,
+    key: String,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&self.key);
+        }
+    }
+}
+
+struct JobDone {
+    id: u64,
+    body: ResponseBody,
+    evidence: Vec<u8>,
+}
+
+struct Conn {
+    peer: String,
+    wr: OwnedWriteHalf,
+    jobs: HashMap<u64, (CancelFlag, &'static str)>,
+}
+
+impl<H: Handler> Server<H> {
+    /// A server for `handler`.
+    pub fn new(handler: H, config: ServerConfig) -> Arc<Server<H>> {
+        Arc::new(Server {
+            handler: Arc::new(handler),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            config,
+            busy: Arc::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Serves `listener` until `shutdown` is cancelled, then stops jobs, answers requests
+    /// in flight with `shutting_down`, and waits (bounded) for connections to close.
+    ///
+    /// # Errors
+    /// [`ServerError::NonLoopbackWithoutToken`] before serving anything.
+    pub async fn run(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        check_bind(listener.local_addr()?, self.config.token.as_ref())?;
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok((stream, peer)) => self.admit(&tracker, stream, peer, &shutdown),
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        tracker.close();
+        if tokio::time::timeout(self.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} connection(s) still open after {} ms of shutdown; leaving them",
+                tracker.len(),
+                self.config.shutdown_grace.as_millis()
+            );
+        }
+        Ok(())
+    }
+
+    fn admit(
+        self: &Arc<Self>,
+        tracker: &TaskTracker,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: &CancellationToken,
+    ) {
+        match self.connections.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let me = self.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = me.serve_stream(stream, peer.to_string(), &shutdown).await {
+                        tracing::info!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            Err(_) => {
+                let step = self.config.handshake_timeout.min(Duration::from_secs(1));
+                let max = self.config.max_connections;
+                tracker.spawn(async move {
+                    tracing::warn!("refusing {peer}: connection limit {max} reached");
+                    let msg = format!("the probe serves its maximum of {max} connections");
+                    reject(&mut stream, RejectReason::ConnectionLimit, msg, step).await;
+                    // Read what the client sent (its hello) before closing, so the close
+                    // is not a reset that could discard our reason on its side.
+                    let _ = tokio::time::timeout(step, read_frame(&mut stream, 4096)).await;
+                });
+            }
+        }
+    }
+
+    /// Dials `addr` (the harness) and serves that one connection until it closes or
+    /// `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// [`ServerError::Dial`] or [`ServerError::Session`].
+    pub async fn serve_dialed(
+        self: &Arc<Self>,
+        addr: &str,
+        connect_timeout: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ServerError> {
+        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(error)) => {
+                return Err(ServerError::Dial {
+                    addr: addr.to_string(),
+                    error,
+                })
+            }
+            Err(_) => {
+                return Err(ServerError::Dial {
+                    addr: addr.to_string(),
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {} ms", connect_timeout.as_millis()),
+                    ),
+                })
+            }
+        };
+        self.serve_stream(stream, addr.to_string(), shutdown)
+            .await
+            .map_err(|error| ServerError::Session {
+                addr: addr.to_string(),
+                error,
+            })
+    }
+
+    /// Authenticates `stream` as the server, then serves its requests.
+    ///
+    /// # Errors
+    /// The handshake's or the session's [`ProtoError`]; a clean close is `Ok`.
+    pub async fn serve_stream(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        peer: String,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProtoError> {
+        let _ = stream.set_nodelay(true);
+        let step = self.config.handshake_timeout;
+        let token = self.config.token.as_ref();
+        let agent = tokio::select! {
+            r = server_handshake(&mut stream, token, step) => r?,
+            () = shutdown.cancelled() => {
+                reject(&mut stream, RejectReason::ShuttingDown, "the probe is shutting down".into(), step).await;
+                return Ok(());
+            }
+        };
+        tracing::info!("{peer} authenticated ({agent})");
+        self.session(stream, peer, shutdown).await
+    }
+
+    async fn session(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: String,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProtoError> {
+        let (mut rd, wr) = stream.into_split();
+        // Reading on its own task keeps frames whole: select! may drop a read midway.
+        let (req_tx, mut req_rx) = mpsc::channel::<Result<Vec<u8>, ProtoError>>(4);
+        let reader = tokio::spawn(async move {
+            loop {
+                let r = read_frame(&mut rd, MAX_FRAME).await;
+                let stop = !matches!(r, Ok(Some(_)));
+                let item = match r {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                if req_tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let (done_tx, mut done_rx) = mpsc::channel::<JobDone>(8);
+        let mut conn = Conn {
+            peer,
+            wr,
+            jobs: HashMap::new(),
+        };
+        let idle = self.config.idle_timeout;
+        let mut idle_at = tokio::time::Instant::now() + idle;
+        let result = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    let ids: Vec<u64> = conn.jobs.keys().copied().collect();
+                    for id in ids {
+                        if let Some((flag, name)) = conn.jobs.remove(&id) {
+                            flag.cancel();
+                            let e = RemoteError::new(
+                                ErrorCode::ShuttingDown,
+                                format!("the probe is shutting down; {name} request {id} was stopped"),
+                            );
+                            let _ = self.reply(&mut conn, id, ResponseBody::Error { error: e }).await;
+                        }
+                    }
+                    break Ok(());
+                }
+                frame = req_rx.recv() => {
+                    idle_at = tokio::time::Instant::now() + idle;
+                    match frame {
+                        None => break Ok(()),
+                        Some(Err(e)) => break Err(e),
+                        Some(Ok(body)) => {
+                            if let Err(e) = self.request(&mut conn, &body, &done_tx).await {
+                                break Err(e);
+                            }
+                        }
+                    }
+                }
+                Some(done) = done_rx.recv() => {
+                    idle_at = tokio::time::Instant::now() + idle;
+                    // A job already answered (cancelled at shutdown) is not answered twice.
+                    if conn.jobs.remove(&done.id).is_some() {
+                        if let Err(e) = self.finish(&mut conn, done).await {
+                            break Err(e);
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(idle_at), if conn.jobs.is_empty() => {
+                    tracing::info!("{}: idle for {} s, closing", conn.peer, idle.as_secs());
+                    break Ok(());
+                }
+            }
+        };
+        // However the session ends, stop its streams.
+        for (flag, _) in conn.jobs.values() {
+            flag.cancel();
+        }
+        reader.abort();
+        result
+    }
+
+    /// Reserves a device for one job, or says who holds it.
+    fn reserve(&self, key: String, holder: String) -> Result<BusyGuard, String> {
+        let mut busy = self
+            .busy
+            .lock()
+            .map_err(|_| "the probe's device table is unusable (a job panicked)".to_string())?;
+        if let Some(h) = busy.get(&key) {
+            return Err(format!(
+                "device {key} is busy: {h} is running on it; one job per device at a time"
+            ));
+        }
+        busy.insert(key.clone(), holder);
+        Ok(BusyGuard {
+            map: self.busy.clone(),
+            key,
+        })
+    }
+
+    async fn reply(&self, conn: &mut Conn, id: u64, body: ResponseBody) -> Result<(), ProtoError> {
+        let t = self.config.write_timeout;
+        crate::proto::within(
+            t,
+            || format!("{} to read the reply to request {id}", conn.peer),
+            write_msg(&mut conn.wr, &Response { id, body }, MAX_FRAME),
+        )
+        .await
+    }
+
+    async fn finish(&self, conn: &mut Conn, done: JobDone) -> Result<(), ProtoError> {
+        for (i, chunk) in done.evidence.chunks(EVIDENCE_CHUNK).enumerate() {
+            let body = ResponseBody::EvidenceChunk {
+                offset: (i * EVIDENCE_CHUNK) as u64,
+                data: hex::encode(chunk),
+            };
+            self.reply(conn, done.id, body).await?;
+        }
+        self.reply(conn, done.id, done.body).await
+    }
+
+    async fn request(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        body: &[u8],
+        done_tx: &mpsc::Sender<JobDone>,
+    ) -> Result<(), ProtoError> {
+        let req: Request = match parse(body, "a request") {
+            Ok(r) => r,
+            Err(e) => {
+                // Answer with the id if one can be read, then carry on: the frame
+                // boundary is intact, only this message is bad.
+                let id = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
+                    .unwrap_or(0);
+                let error = RemoteError::new(ErrorCode::BadRequest, e.to_string());
+                return self.reply(conn, id, ResponseBody::Error { error }).await;
+            }
+        };
+        let id = req.id;
+        let bad = |msg: String| ResponseBody::Error {
+            error: RemoteError::new(ErrorCode::BadRequest, msg),
+        };
+        if let RequestBody::Cancel { target } = req.body {
+            let mut n = 0;
+            for (jid, (flag, _)) in &conn.jobs {
+                if target.is_none() || target == Some(*jid) {
+                    flag.cancel();
+                    n += 1;
+                }
+            }
+            return self
+                .reply(conn, id, ResponseBody::Cancelled { jobs: n })
+                .await;
+        }
+        if conn.jobs.contains_key(&id) {
+            return self
+                .reply(conn, id, bad(format!("request id {id} is already running")))
+                .await;
+        }
+        if conn.jobs.len() >= self.config.max_jobs_per_connection {
+            let msg = format!(
+                "{} jobs already running on this connection (the maximum)",
+                conn.jobs.len()
+            );
+            return self.reply(conn, id, bad(msg)).await;
+        }
+        let max_ms = self.config.max_capture.as_millis() as u64;
+        let (duration, device) = match &req.body {
+            RequestBody::Info => (Duration::ZERO, None),
+            RequestBody::Play(p) => (
+                crate::signal::Signature::new(p.seed, p.direction).duration(),
+                Some(format!("output `{}`", p.device)),
+            ),
+            RequestBody::Record(r) => (
+                Duration::from_millis(r.duration_ms),
+                Some(format!("input `{}`", r.device)),
+            ),
+            RequestBody::Listen(l) => (
+                Duration::from_millis(l.timeout_ms),
+                Some(format!("input `{}`", l.device)),
+            ),
+            RequestBody::Cancel { .. } => (Duration::ZERO, None),
+        };
+        if matches!(req.body, RequestBody::Record(_) | RequestBody::Listen(_))
+            && (duration.is_zero() || duration > self.config.max_capture)
+        {
+            let msg = format!(
+                "{} of {} ms is outside 1..={max_ms} ms (the probe's maximum capture)",
+                req.body.name(),
+                duration.as_millis()
+            );
+            return self.reply(conn, id, bad(msg)).await;
+        }
+        let guard = match device {
+            None => None,
+            Some(key) => match self.reserve(
+                key,
+                format!("{} request {id} from {}", req.body.name(), conn.peer),
+            ) {
+                Ok(g) => Some(g),
+                Err(msg) => {
+                    let error = RemoteError::new(ErrorCode::DeviceBusy, msg);
+                    return self.reply(conn, id, ResponseBody::Error { error }).await;
+                }
+            },
+        };
+        let flag = CancelFlag::new();
+        conn.jobs.insert(id, (flag.clone(), req.body.name()));
+        let bound = duration + self.config.job_margin;
+        let handler = self.handler.clone();
+        let done_tx = done_tx.clone();
+        let name = req.body.name();
+        tokio::spawn(async move {
+            let f2 = flag.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                // The device stays reserved until the blocking work really returns.
+                let _guard = guard;
+                run_job(&*handler, req.body, &f2)
+            });
+            let (body, evidence) = match tokio::time::timeout(bound, work).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => (
+                    ResponseBody::Error {
+                        error: RemoteError::new(
+                            ErrorCode::Internal,
+                            format!("{name} request {id} failed inside the probe: {e}"),
+                        ),
+                    },
+                    Vec::new(),
+                ),
+                Err(_) => {
+                    flag.cancel();
+                    (
+                        ResponseBody::Error {
+                            error: RemoteError::new(
+                                ErrorCode::Timeout,
+                                format!(
+                                    "{name} request {id} did not finish within {} ms; it was cancelled",
+                                    bound.as_millis()
+                                ),
+                            ),
+                        },
+                        Vec::new(),
+                    )
+                }
+            };
+            let _ = done_tx.send(JobDone { id, body, evidence }).await;
+        });
+        Ok(())
+    }
+}
+
+fn evidence_bytes(audio: Option<Audio>) -> Result<Vec<u8>, RemoteError> {
+    match audio {
+        None => Ok(Vec::new()),
+        Some(a) => wav::to_bytes(&a, WavEncoding::F32).map_err(|e| {
+            RemoteError::new(ErrorCode::Internal, format!("encoding the evidence: {e}"))
+        }),
+    }
+}
+
+fn run_job<H: Handler + ?Sized>(
+    h: &H,
+    body: RequestBody,
+    cancel: &CancelFlag,
+) -> (ResponseBody, Vec<u8>) {
+    let err = |error: RemoteError| (ResponseBody::Error { error }, Vec::new());
+    match body {
+        RequestBody::Info => (
+            ResponseBody::Info {
+                info: Box::new(h.info()),
+            },
+            Vec::new(),
+        ),
+        RequestBody::Play(p) => match h.play(&p, cancel) {
+            Ok(report) => (ResponseBody::Played { report }, Vec::new()),
+            Err(e) => err(e.into()),
+        },
+        RequestBody::Record(r) => match h.record(&r, cancel) {
+            Ok((report, audio)) => match evidence_bytes(audio.filter(|_| r.evidence)) {
+                Ok(ev) => (
+                    ResponseBody::Recorded {
+                        report,
+                        evidence_bytes: ev.len() as u64,
+                    },
+                    ev,
+                ),
+                Err(e) => err(e),
+            },
+            Err(e) => err(e.into()),
+        },
+        RequestBody::Listen(l) => match h.listen(&l, cancel) {
+            Ok((report, audio)) => match evidence_bytes(audio.filter(|_| l.evidence)) {
+                Ok(ev) => (
+                    ResponseBody::Listened {
+                        report: Box::new(report),
+                        evidence_bytes: ev.len() as u64,
+                    },
+                    ev,
+                ),
+                Err(e) => err(e),
+            },
+            Err(e) => err(e.into()),
+        },
+        RequestBody::Cancel { .. } => {
+            err(RemoteError::new(ErrorCode::Internal, "cancel is not a job"))
+        }
+    }
+}
+
+/// Facts every handler reports the same way (version, host name, OS, session).
+pub fn base_info(max_capture: Duration) -> ProbeInfo {
+    ProbeInfo {
+        probe_version: crate::VERSION.to_string(),
+        protocol_version: crate::proto::PROTOCOL_VERSION,
+        hostname: hostname(),
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        audio_host: Err(AudioError {
+            kind: crate::audio::AudioErrorKind::HostUnavailable,
+            message: "no audio backend in this build".into(),
+        }),
+        session: session::detect(),
+        devices: Ok(Vec::new()),
+        max_capture_ms: max_capture.as_millis() as u64,
+    }
+}
+
+fn hostname() -> String {
+    // No extra dependency: the kernel's name on Linux, the environment elsewhere.
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Unused-set helper kept private: the device keys in use (for tests).
+#[cfg(test)]
+impl<H: Handler> Server<H> {
+    fn busy_devices(&self) -> std::collections::HashSet<String> {
+        self.busy
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

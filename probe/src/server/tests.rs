@@ -1,0 +1,931 @@
+//! Tests of the server core with a fake handler: the protocol, its security properties,
+//! limits, cancellation, shutdown and dial-out, over real loopback TCP.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::audio::{
+    AudioErrorKind, DeviceDirection, DeviceInfo, DeviceSelector, StreamFormat, StreamHealth,
+};
+use crate::proto::auth::{client_handshake, Token};
+use crate::proto::client::{decode_evidence, Client, ClientConfig, ProbeListener};
+use crate::proto::frame::{encode, read_frame};
+use crate::proto::msg::{Handshake, SessionKind};
+use crate::signal::{Direction, Signature};
+
+/// Plays nothing; "hears" a rendered signature after `listen_delay`; records a sine.
+struct Fake {
+    infos: AtomicUsize,
+    jobs: AtomicUsize,
+    listen_delay: Duration,
+    /// Whether jobs ignore cancellation (a device that stalls).
+    stubborn: bool,
+}
+
+impl Fake {
+    fn new(listen_delay: Duration) -> Fake {
+        Fake {
+            infos: AtomicUsize::new(0),
+            jobs: AtomicUsize::new(0),
+            listen_delay,
+            stubborn: false,
+        }
+    }
+}
+
+fn device(id: &str, direction: DeviceDirection) -> DeviceInfo {
+    DeviceInfo {
+        id: id.into(),
+        name: id.into(),
+        direction,
+        is_default: true,
+        is_monitor: false,
+        default_format: None,
+    }
+}
+
+fn format(rate: u32, channels: u16) -> StreamFormat {
+    StreamFormat {
+        sample_rate_hz: rate,
+        channels,
+        sample_format: "f32".into(),
+    }
+}
+
+/// Waits up to `d` or until cancelled; returns whether it was cancelled.
+fn wait(d: Duration, cancel: &CancelFlag, stubborn: bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < d {
+        if cancel.is_cancelled() && !stubborn {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+impl Handler for Fake {
+    fn info(&self) -> ProbeInfo {
+        self.infos.fetch_add(1, Ordering::SeqCst);
+        let mut i = base_info(Duration::from_secs(60));
+        i.audio_host = Ok("Fake".into());
+        i.devices = Err(AudioError {
+            kind: AudioErrorKind::HostUnavailable,
+            message: "no server".into(),
+        });
+        i
+    }
+
+    fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+        if let DeviceSelector::Match(m) = &req.device {
+            if m == "none" {
+                return Err(AudioError {
+                    kind: AudioErrorKind::NoDevice,
+                    message: "the host has no output device".into(),
+                });
+            }
+        }
+        let d = Signature::new(req.seed, req.direction).duration();
+        wait(d, cancel, self.stubborn);
+        Ok(PlayReport {
+            device: device("fake:out", DeviceDirection::Output),
+            format: format(48_000, 2),
+            played_ms: d.as_secs_f64() * 1000.0,
+            health: StreamHealth::default(),
+        })
+    }
+
+    fn record(
+        &self,
+        req: &RecordRequest,
+        cancel: &CancelFlag,
+    ) -> Result<(RecordReport, Option<Audio>), AudioError> {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+        let d = Duration::from_millis(req.duration_ms);
+        wait(d, cancel, self.stubborn);
+        let rate = 48_000;
+        let frames = (d.as_secs_f64() * f64::from(rate)) as usize;
+        let samples = (0..frames * 2)
+            .map(|i| (i as f32 * 0.01).sin() * 0.5)
+            .collect();
+        Ok((
+            RecordReport {
+                device: device("fake:in", DeviceDirection::Input),
+                format: format(rate, 2),
+                recorded_ms: d.as_secs_f64() * 1000.0,
+                health: StreamHealth::default(),
+            },
+            Some(Audio {
+                sample_rate_hz: rate,
+                channels: 2,
+                samples,
+            }),
+        ))
+    }
+
+    fn listen(
+        &self,
+        req: &ListenRequest,
+        cancel: &CancelFlag,
+    ) -> Result<(ListenReport, Option<Audio>), AudioError> {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+        let limit = Duration::from_millis(req.timeout_ms);
+        let d = if self.stubborn {
+            self.listen_delay
+        } else {
+            self.listen_delay.min(limit)
+        };
+        let cancelled = wait(d, cancel, self.stubborn);
+        let sig = Signature::new(req.seed, req.direction);
+        // Real detection on a rendered signature when the "sound" arrived in time.
+        let heard = !cancelled && self.listen_delay <= limit;
+        let rate = 16_000;
+        let mut samples = vec![0.0f32; 4000];
+        if heard {
+            samples.extend(sig.render(rate).map_err(|e| AudioError {
+                kind: AudioErrorKind::UnsupportedFormat,
+                message: e.to_string(),
+            })?);
+        }
+        samples.extend(vec![0.0f32; 4000]);
+        let analysis = crate::analysis::analyze(&samples, rate, &sig).map_err(|e| AudioError {
+            kind: AudioErrorKind::Backend,
+            message: e.to_string(),
+        })?;
+        Ok((
+            ListenReport {
+                device: device("fake:in", DeviceDirection::Input),
+                format: format(rate, 1),
+                analysis,
+                channel: 0,
+                elapsed_ms: 0.0,
+                stopped_early: heard,
+                health: StreamHealth::default(),
+            },
+            Some(Audio::mono(rate, samples)),
+        ))
+    }
+}
+
+fn token() -> Token {
+    Token::new("test-token-0123456789", "test").unwrap()
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        token: Some(token()),
+        handshake_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    }
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        handshake_timeout: Duration::from_secs(2),
+        info_timeout: Duration::from_secs(5),
+        margin: Duration::from_secs(5),
+    }
+}
+
+struct Running {
+    addr: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    server: Arc<Server<Fake>>,
+}
+
+async fn start(fake: Fake, cfg: ServerConfig) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = Server::new(fake, cfg);
+    let shutdown = CancellationToken::new();
+    let (s, sd) = (server.clone(), shutdown.clone());
+    let task = tokio::spawn(async move { s.run(listener, sd).await });
+    Running {
+        addr,
+        shutdown,
+        task,
+        server,
+    }
+}
+
+async fn connect(addr: &str) -> crate::proto::client::AuthedClient {
+    Client::connect(addr, Some(&token()), &client_config())
+        .await
+        .unwrap()
+}
+
+fn listen_req(device: &str, timeout_ms: u64, evidence: bool) -> ListenRequest {
+    ListenRequest {
+        device: DeviceSelector::parse(device),
+        seed: 42,
+        direction: Direction::Output,
+        timeout_ms,
+        evidence,
+    }
+}
+
+/// Reads one handshake message on a raw stream (test side).
+async fn raw_read(s: &mut TcpStream) -> Option<Handshake> {
+    let body = tokio::time::timeout(Duration::from_secs(3), read_frame(s, 1 << 20))
+        .await
+        .expect("the server answers in time")
+        .ok()??;
+    serde_json::from_slice(&body).ok()
+}
+
+async fn raw_send(s: &mut TcpStream, v: &serde_json::Value) {
+    let body = serde_json::to_vec(v).unwrap();
+    s.write_all(&encode(&body, 1 << 20).unwrap()).await.unwrap();
+}
+
+/// Whether the server closes `s` within `within` (EOF or reset, after any pending data).
+async fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn info_play_record_listen_round_trip_with_chunked_evidence() {
+    let r = start(Fake::new(Duration::from_millis(50)), config()).await;
+    let c = connect(&r.addr).await;
+    assert!(c.server_agent().starts_with("earshot-probe/"));
+
+    let info = c.info().await.unwrap();
+    assert_eq!(info.protocol_version, crate::proto::PROTOCOL_VERSION);
+    assert_eq!(info.audio_host.as_deref().unwrap(), "Fake");
+    assert_eq!(
+        info.devices.unwrap_err().kind,
+        AudioErrorKind::HostUnavailable
+    );
+    assert_ne!(info.session.kind, SessionKind::Local, "{:?}", info.session);
+
+    let played = c
+        .play(&PlayRequest {
+            device: DeviceSelector::Default,
+            seed: 1,
+            direction: Direction::Output,
+        })
+        .await
+        .unwrap();
+    assert_eq!(played.device.id, "fake:out");
+
+    // 1 s of 48 kHz stereo f32 = 384 KB of WAV: two chunks.
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::Default,
+            duration_ms: 1000,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    let wav = rec.evidence.expect("evidence was asked for");
+    assert!(wav.len() > EVIDENCE_CHUNK, "{} bytes", wav.len());
+    let audio = decode_evidence(&wav).unwrap();
+    assert_eq!(
+        (audio.sample_rate_hz, audio.channels, audio.frames()),
+        (48_000, 2, 48_000)
+    );
+    assert!((audio.samples[100] - (100.0f32 * 0.01).sin() * 0.5).abs() < 1e-6);
+
+    let heard = c.listen(&listen_req("default", 2000, false)).await.unwrap();
+    assert!(heard.report.analysis.detected);
+    assert!(heard.evidence.is_none());
+    let silent = c.listen(&listen_req("default", 20, true)).await.unwrap();
+    assert!(!silent.report.analysis.detected);
+    assert!(decode_evidence(&silent.evidence.unwrap()).is_ok());
+}
+
+#[tokio::test]
+async fn device_errors_keep_their_kind() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let c = connect(&r.addr).await;
+    let e = c
+        .play(&PlayRequest {
+            device: DeviceSelector::parse("none"),
+            seed: 1,
+            direction: Direction::Output,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.audio().unwrap().kind, AudioErrorKind::NoDevice, "{e}");
+    assert!(e.to_string().contains("no output device"), "{e}");
+}
+
+#[tokio::test]
+async fn no_auth_nothing_but_the_handshake_is_served() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    raw_send(&mut s, &serde_json::json!({"id": 1, "type": "info"})).await;
+    match raw_read(&mut s).await {
+        Some(Handshake::Reject { reason, .. }) => assert_eq!(reason, RejectReason::Protocol),
+        other => panic!("expected a reject, got {other:?}"),
+    }
+    assert!(closes_within(&mut s, Duration::from_secs(2)).await);
+    assert_eq!(r.server.handler.infos.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn wrong_token_is_refused_and_no_token_too() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let wrong = Token::new("another-token-987654321", "test").unwrap();
+    let e = Client::connect(&r.addr, Some(&wrong), &client_config())
+        .await
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::AuthFailed(_))), "{e}");
+    assert!(e.to_string().contains(&r.addr), "names the probe: {e}");
+    let e = Client::connect(&r.addr, None, &client_config())
+        .await
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::AuthFailed(_))), "{e}");
+    assert_eq!(r.server.handler.infos.load(Ordering::SeqCst), 0);
+}
+
+/// Forwards one connection to `upstream`, recording what the client sent.
+async fn recording_proxy(upstream: String) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (mut down, _) = l.accept().await.unwrap();
+        let mut up = TcpStream::connect(upstream).await.unwrap();
+        let (mut dr, mut dw) = down.split();
+        let (mut ur, mut uw) = up.split();
+        let mut sent = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let mut buf2 = vec![0u8; 65536];
+        loop {
+            tokio::select! {
+                n = dr.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => { sent.extend_from_slice(&buf[..n]); if uw.write_all(&buf[..n]).await.is_err() { break } }
+                },
+                n = ur.read(&mut buf2) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => { if dw.write_all(&buf2[..n]).await.is_err() { break } }
+                },
+            }
+        }
+        sent
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_recorded_handshake_cannot_be_replayed() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let (proxy, rec) = recording_proxy(r.addr.clone()).await;
+    let c = connect(&proxy).await;
+    c.info().await.unwrap();
+    drop(c);
+    let sent = tokio::time::timeout(Duration::from_secs(3), rec)
+        .await
+        .unwrap()
+        .unwrap();
+    // The client's first two frames: hello and proof.
+    let (hello, n1) = crate::proto::frame::decode(&sent, 1 << 20)
+        .unwrap()
+        .unwrap();
+    let (proof, _) = crate::proto::frame::decode(&sent[n1..], 1 << 20)
+        .unwrap()
+        .unwrap();
+    assert!(std::str::from_utf8(proof).unwrap().contains("\"proof\""));
+
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    s.write_all(&encode(hello, 4096).unwrap()).await.unwrap();
+    assert!(matches!(
+        raw_read(&mut s).await,
+        Some(Handshake::Challenge { .. })
+    ));
+    s.write_all(&encode(proof, 4096).unwrap()).await.unwrap();
+    match raw_read(&mut s).await {
+        Some(Handshake::Reject { reason, message }) => {
+            assert_eq!(reason, RejectReason::AuthFailed);
+            assert!(message.contains("replayed"), "{message}");
+        }
+        other => panic!("a replayed proof was not rejected: {other:?}"),
+    }
+    assert!(closes_within(&mut s, Duration::from_secs(2)).await);
+    assert_eq!(r.server.handler.infos.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_impostor_probe_without_the_token_is_detected_by_the_client() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _hello = raw_read(&mut s).await;
+        let ch = serde_json::json!({"type": "challenge", "version": crate::proto::PROTOCOL_VERSION,
+            "server_nonce": hex::encode([7u8; 32]), "agent": "impostor"});
+        raw_send(&mut s, &ch).await;
+        let _proof = raw_read(&mut s).await;
+        raw_send(
+            &mut s,
+            &serde_json::json!({"type": "welcome", "mac": hex::encode([0u8; 32])}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let e = Client::connect(&addr, Some(&token()), &client_config())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.proto(), Some(ProtoError::AuthFailed(m)) if m.contains("impostor")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn oversize_frames_close_the_connection_before_and_after_auth() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    // Before auth: a 4 GiB announcement is refused from the header alone.
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    match raw_read(&mut s).await {
+        Some(Handshake::Reject { reason, message }) => {
+            assert_eq!(reason, RejectReason::Protocol);
+            assert!(message.contains("exceeds"), "{message}");
+        }
+        other => panic!("expected a reject, got {other:?}"),
+    }
+    assert!(closes_within(&mut s, Duration::from_secs(2)).await);
+
+    // Before auth, a hello above the handshake cap (4 KiB) is refused too.
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    s.write_all(&(5000u32).to_be_bytes()).await.unwrap();
+    assert!(matches!(
+        raw_read(&mut s).await,
+        Some(Handshake::Reject { .. })
+    ));
+
+    // After auth: more than 1 MiB announced -> closed.
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    client_handshake(&mut s, Some(&token()), Duration::from_secs(2))
+        .await
+        .unwrap();
+    s.write_all(&((MAX_FRAME as u32) + 1).to_be_bytes())
+        .await
+        .unwrap();
+    assert!(closes_within(&mut s, Duration::from_secs(2)).await);
+    // The server still serves others.
+    connect(&r.addr).await.info().await.unwrap();
+}
+
+#[tokio::test]
+async fn slow_loris_clients_are_dropped_at_the_handshake_timeout() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let t0 = Instant::now();
+    // Silent client.
+    let mut silent = TcpStream::connect(&r.addr).await.unwrap();
+    // Trickling client: half a header, then nothing.
+    let mut trickle = TcpStream::connect(&r.addr).await.unwrap();
+    trickle.write_all(&[0, 0]).await.unwrap();
+    assert!(closes_within(&mut silent, Duration::from_secs(3)).await);
+    assert!(closes_within(&mut trickle, Duration::from_secs(3)).await);
+    let took = t0.elapsed();
+    // handshake_timeout is 500 ms.
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // Their slots are free again.
+    connect(&r.addr).await.info().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_with_a_reason() {
+    let cfg = ServerConfig {
+        max_connections: 2,
+        ..config()
+    };
+    let r = start(Fake::new(Duration::ZERO), cfg).await;
+    let a = connect(&r.addr).await;
+    let b = connect(&r.addr).await;
+    let e = Client::connect(&r.addr, Some(&token()), &client_config())
+        .await
+        .unwrap_err();
+    match e.proto() {
+        Some(ProtoError::Refused { reason, message }) => {
+            assert_eq!(*reason, RejectReason::ConnectionLimit);
+            assert!(message.contains("maximum of 2"), "{message}");
+        }
+        _ => panic!("expected a connection-limit refusal, got {e}"),
+    }
+    a.info().await.unwrap();
+    b.info().await.unwrap();
+    drop(a);
+    // The freed slot is reusable (the server notices the close asynchronously).
+    let t0 = Instant::now();
+    loop {
+        match Client::connect(&r.addr, Some(&token()), &client_config()).await {
+            Ok(c) => {
+                c.info().await.unwrap();
+                break;
+            }
+            Err(e) if t0.elapsed() < Duration::from_secs(3) => {
+                assert!(e.proto().is_some(), "{e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("slot not freed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn non_loopback_without_a_token_is_refused() {
+    let l = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let server = Server::new(
+        Fake::new(Duration::ZERO),
+        ServerConfig {
+            token: None,
+            ..ServerConfig::default()
+        },
+    );
+    let e = server.run(l, CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(e, ServerError::NonLoopbackWithoutToken { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("0.0.0.0"), "{e}");
+    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), None).is_err());
+    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), Some(&token())).is_ok());
+    assert!(check_bind("[::1]:4000".parse().unwrap(), None).is_ok());
+    let e = ProbeListener::bind("0.0.0.0:0", None, client_config())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("without a token"), "{e}");
+}
+
+#[tokio::test]
+async fn tokenless_loopback_server_accepts_tokenless_clients_only() {
+    let r = start(
+        Fake::new(Duration::ZERO),
+        ServerConfig {
+            token: None,
+            ..config()
+        },
+    )
+    .await;
+    Client::connect(&r.addr, None, &client_config())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap();
+    assert!(Client::connect(&r.addr, Some(&token()), &client_config())
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn version_mismatch_is_reported_both_ways() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    raw_send(
+        &mut s,
+        &serde_json::json!({"type": "hello", "version": 99, "client_nonce": "00", "agent": "future"}),
+    )
+    .await;
+    match raw_read(&mut s).await {
+        Some(Handshake::Reject { reason, message }) => {
+            assert_eq!(reason, RejectReason::VersionMismatch);
+            assert!(
+                message.contains("version 1") && message.contains("version 99"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a version reject, got {other:?}"),
+    }
+
+    // A probe of another version: the client says so.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _ = raw_read(&mut s).await;
+        raw_send(
+            &mut s,
+            &serde_json::json!({"type": "challenge", "version": 7, "future_field": true}),
+        )
+        .await;
+        let _ = raw_read(&mut s).await;
+    });
+    let e = Client::connect(&addr, Some(&token()), &client_config())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.proto(),
+            Some(ProtoError::VersionMismatch { ours: 1, theirs: 7 })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("version mismatch"), "{e}");
+}
+
+#[tokio::test]
+async fn a_killed_server_mid_request_errors_the_client_promptly() {
+    // The server runs on its own runtime; dropping it closes every socket at once.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    let th = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(start(Fake::new(Duration::from_secs(30)), config()));
+        addr_tx.send(r.addr.clone()).unwrap();
+        let _ = kill_rx.recv_timeout(Duration::from_secs(10));
+        rt.shutdown_background();
+    });
+    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    let c = connect(&addr).await;
+    let call = tokio::spawn({
+        let c = c.clone();
+        async move { c.listen(&listen_req("default", 20_000, false)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    kill_tx.send(()).unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .expect("the client notices within its timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Closed(_))), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    th.join().unwrap();
+    // Later calls fail at once too.
+    assert!(c.info().await.is_err());
+}
+
+#[tokio::test]
+async fn a_vanished_server_that_never_answers_hits_the_call_timeout() {
+    // Authenticates, then swallows requests (like a frozen host: no FIN, no reply).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        server_handshake(&mut s, Some(&token()), Duration::from_secs(2))
+            .await
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+    });
+    let cfg = ClientConfig {
+        margin: Duration::from_millis(300),
+        ..client_config()
+    };
+    let c = Client::connect(&addr, Some(&token()), &cfg).await.unwrap();
+    let t0 = Instant::now();
+    let e = c
+        .listen(&listen_req("default", 200, false))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_job_per_device_and_bounded_durations() {
+    let r = start(Fake::new(Duration::from_secs(30)), config()).await;
+    let c = connect(&r.addr).await;
+    let c2 = connect(&r.addr).await;
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.listen(&listen_req("mic", 20_000, false)).await }
+    });
+    // Wait until the first job holds the device.
+    let t0 = Instant::now();
+    while r.server.busy_devices().is_empty() && t0.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let e = c2
+        .listen(&listen_req("mic", 1000, false))
+        .await
+        .unwrap_err();
+    let re = e.remote().unwrap();
+    assert_eq!(re.code, ErrorCode::DeviceBusy);
+    assert!(
+        re.message.contains("input `mic`") && re.message.contains("listen request"),
+        "{e}"
+    );
+    // Another device is free; info is not a device job.
+    c2.info().await.unwrap();
+    let other = tokio::spawn({
+        let c2 = c2.clone();
+        async move { c2.listen(&listen_req("other", 100, false)).await }
+    });
+    assert!(!other.await.unwrap().unwrap().report.analysis.detected);
+
+    let e = c2
+        .listen(&listen_req("x", 60_001, false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.remote().unwrap().code, ErrorCode::BadRequest);
+    assert!(e.to_string().contains("60000 ms"), "{e}");
+    let e = c2
+        .record(&RecordRequest {
+            device: DeviceSelector::Default,
+            duration_ms: 0,
+            evidence: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.remote().unwrap().code, ErrorCode::BadRequest);
+
+    assert_eq!(c.cancel_all().await.unwrap(), 1);
+    let report = tokio::time::timeout(Duration::from_secs(2), first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!report.report.analysis.detected);
+}
+
+#[tokio::test]
+async fn cancelling_a_call_stops_the_job_early() {
+    let r = start(Fake::new(Duration::from_secs(30)), config()).await;
+    let c = connect(&r.addr).await;
+    let cancel = CancellationToken::new();
+    let call = tokio::spawn({
+        let (c, cancel) = (c.clone(), cancel.clone());
+        async move {
+            c.listen_cancellable(&listen_req("default", 20_000, false), &cancel)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    cancel.cancel();
+    let heard = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!heard.report.analysis.detected);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_job_past_its_bound_is_abandoned_with_a_timeout_error() {
+    let mut fake = Fake::new(Duration::from_secs(3));
+    fake.stubborn = true;
+    let cfg = ServerConfig {
+        job_margin: Duration::from_millis(200),
+        ..config()
+    };
+    let r = start(fake, cfg).await;
+    let c = connect(&r.addr).await;
+    let e = c
+        .listen(&listen_req("default", 100, false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.remote().unwrap().code, ErrorCode::Timeout, "{e}");
+    // The device stays reserved while the stubborn job still runs.
+    let e = c
+        .listen(&listen_req("default", 100, false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.remote().unwrap().code, ErrorCode::DeviceBusy, "{e}");
+}
+
+#[tokio::test]
+async fn shutdown_answers_requests_in_flight_and_stops_jobs() {
+    let r = start(Fake::new(Duration::from_secs(30)), config()).await;
+    let c = connect(&r.addr).await;
+    let call = tokio::spawn({
+        let c = c.clone();
+        async move { c.listen(&listen_req("default", 20_000, false)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    r.shutdown.cancel();
+    let e = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.remote().unwrap().code, ErrorCode::ShuttingDown, "{e}");
+    tokio::time::timeout(Duration::from_secs(5), r.task)
+        .await
+        .expect("run returns after shutdown")
+        .unwrap()
+        .unwrap();
+    // The job saw its cancel flag: the device is released soon after.
+    let t0 = Instant::now();
+    while !r.server.busy_devices().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(2), "job not stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        TcpStream::connect(&r.addr).await.is_err(),
+        "still listening"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let cfg = ServerConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let r = start(Fake::new(Duration::ZERO), cfg).await;
+    let c = connect(&r.addr).await;
+    c.info().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let e = c.info().await.unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Closed(_))), "{e}");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_answered_and_the_connection_survives() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let mut s = TcpStream::connect(&r.addr).await.unwrap();
+    client_handshake(&mut s, Some(&token()), Duration::from_secs(2))
+        .await
+        .unwrap();
+    raw_send(&mut s, &serde_json::json!({"id": 9, "type": "format_disk"})).await;
+    let body = read_frame(&mut s, MAX_FRAME).await.unwrap().unwrap();
+    let resp: Response = serde_json::from_slice(&body).unwrap();
+    assert_eq!(resp.id, 9);
+    assert!(
+        matches!(resp.body, ResponseBody::Error { ref error } if error.code == ErrorCode::BadRequest)
+    );
+    raw_send(&mut s, &serde_json::json!({"id": 10, "type": "info"})).await;
+    let body = read_frame(&mut s, MAX_FRAME).await.unwrap().unwrap();
+    let resp: Response = serde_json::from_slice(&body).unwrap();
+    assert!(matches!(resp.body, ResponseBody::Info { .. }));
+}
+
+#[tokio::test]
+async fn dial_out_probe_is_accepted_and_authenticated_by_the_harness_listener() {
+    let pl = ProbeListener::bind("127.0.0.1:0", Some(token()), client_config())
+        .await
+        .unwrap();
+    let addr = pl.local_addr().unwrap().to_string();
+    let server = Server::new(Fake::new(Duration::from_millis(10)), config());
+    let shutdown = CancellationToken::new();
+    let dial = tokio::spawn({
+        let (server, shutdown, addr) = (server.clone(), shutdown.clone(), addr.clone());
+        async move {
+            server
+                .serve_dialed(&addr, Duration::from_secs(2), &shutdown)
+                .await
+        }
+    });
+    let c = pl.accept(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(c.info().await.unwrap().protocol_version, 1);
+    assert!(
+        c.listen(&listen_req("default", 1000, false))
+            .await
+            .unwrap()
+            .report
+            .analysis
+            .detected
+    );
+    drop(c);
+    tokio::time::timeout(Duration::from_secs(2), dial)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // A dialing probe with the wrong token is not accepted.
+    let bad = Server::new(
+        Fake::new(Duration::ZERO),
+        ServerConfig {
+            token: Some(Token::new("not-the-right-token-xx", "test").unwrap()),
+            ..config()
+        },
+    );
+    let dial = tokio::spawn(async move {
+        bad.serve_dialed(&addr, Duration::from_secs(2), &CancellationToken::new())
+            .await
+    });
+    let e = pl.accept(Duration::from_secs(3)).await.unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::AuthFailed(_))), "{e}");
+    assert!(dial.await.unwrap().is_err());
+    // Nobody dials: the wait is bounded.
+    let e = pl.accept(Duration::from_millis(100)).await.unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
+}
