@@ -9,13 +9,15 @@ CARGO ?= cargo
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	espeak-ng nftables iproute2 libxml2-utils
 
-.PHONY: help deps build demo test lint unit check-windows bench
+.PHONY: help deps build demo demo-offline test lint unit check-windows bench soak
 
 help:
-	@echo "make demo           the demo (installs, builds, runs; evidence in out/demo/)"
+	@echo "make demo           the two-host lab demo: scenarios, verdicts, reports in out/demo/ (root)"
+	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
 	@echo "make bench          criterion analysis throughput + the alsabat comparison"
 	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
+	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
 
 deps:
 	@bash .ci/apt-install $(APT_PACKAGES)
@@ -24,6 +26,10 @@ build: deps
 	$(CARGO) build --workspace --all-targets
 
 demo: deps
+	@bash scripts/demo.sh
+
+# The signal core alone, offline: synth -> impair -> analyze (no lab, no root).
+demo-offline: deps
 	@bash scripts/demo-offline.sh
 
 lint: deps
@@ -43,3 +49,8 @@ check-windows:
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis
 	bash bench/vs-alsabat.sh 20
+
+# Not part of CI: 140 lab runs, about 6 minutes.
+soak: deps
+	$(CARGO) build --release -p earshot-probe --bin earshot-probe
+	python3 bench/soak.py --runs 20

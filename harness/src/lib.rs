@@ -4,10 +4,12 @@
 //! - [`scenario`]: the TOML model and its validation.
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
 //! - [`report`]: events -> terminal table, JSON, JUnit XML.
+//! - [`runner`]: connects to the probes, preflight, the checks; emits events.
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
 
 pub mod policy;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod verdict;

@@ -67,8 +67,8 @@ pub struct ScenarioRecord {
     pub name: String,
     /// Its file.
     pub file: PathBuf,
-    /// Its product.
-    pub product: Product,
+    /// Its product (unknown when the file could not be read).
+    pub product: Option<Product>,
     /// What the policy engine worked out.
     pub expectation: Option<Expectation>,
     /// What the probes said.
@@ -119,6 +119,8 @@ pub enum Event {
     CheckFinished(CheckRecord),
     /// The current scenario cannot go on.
     ScenarioError(String),
+    /// Something the reader should know that does not change a verdict.
+    Warning(String),
     /// The current scenario finished.
     ScenarioFinished,
 }
@@ -174,6 +176,11 @@ impl Run {
             Event::ScenarioError(e) => {
                 if let Some(s) = self.scenarios.last_mut() {
                     s.error = Some(e.clone());
+                }
+            }
+            Event::Warning(w) => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.warnings.push(w.clone());
                 }
             }
             Event::ScenarioFinished => {
@@ -263,7 +270,9 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
     for s in &run.scenarios {
         let mut suite = TestSuite::new(s.name.clone());
         suite.add_property(Property::new("file", s.file.display().to_string()));
-        suite.add_property(Property::new("product", s.product.to_string()));
+        if let Some(p) = s.product {
+            suite.add_property(Property::new("product", p.to_string()));
+        }
         for w in &s.warnings {
             suite.add_property(Property::new("warning", w.clone()));
         }
@@ -368,11 +377,11 @@ impl<W: Write> Reporter for TerminalReporter<W> {
     fn event(&mut self, event: &Event, run: &Run) -> std::io::Result<()> {
         match event {
             Event::ScenarioStarted(s) => {
+                let product = s.product.map_or_else(|| "?".to_string(), |p| p.to_string());
                 writeln!(
                     self.out,
-                    "\n== {} ({}, {})",
+                    "\n== {} ({product}, {})",
                     s.name,
-                    s.product,
                     s.file.display()
                 )?;
                 if let Some(e) = &s.expectation {
@@ -395,7 +404,7 @@ impl<W: Write> Reporter for TerminalReporter<W> {
                 for p in probes {
                     writeln!(
                         self.out,
-                        "   {} probe {} at {}: {} on {} ({}), audio {}, remote session: {}",
+                        "   {} probe {} at {}: host {} ({}), {} devices, audio {}, remote session: {}",
                         p.role,
                         p.version,
                         p.peer,
@@ -421,6 +430,7 @@ impl<W: Write> Reporter for TerminalReporter<W> {
                 let v = self.paint(Verdict::Inconclusive);
                 writeln!(self.out, "   {v}: {e}")?;
             }
+            Event::Warning(w) => writeln!(self.out, "   warning: {w}")?,
             Event::ScenarioFinished => {
                 if let Some(s) = run.scenarios.last() {
                     let v = self.paint(s.verdict());
@@ -507,7 +517,7 @@ mod tests {
         run.apply(&Event::ScenarioStarted(ScenarioRecord {
             name: "s <&> 1".into(),
             file: "s.toml".into(),
-            product: Product::Avd,
+            product: Some(Product::Avd),
             expectation: None,
             probes: vec![],
             warnings: vec![],

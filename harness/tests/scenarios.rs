@@ -53,7 +53,8 @@ fn every_scenario_parses_and_expects_what_its_name_says() {
     // Every rule of the documentation has its scenario.
     for (name, _, _) in EXPECTED {
         assert!(
-            all.iter().any(|f| f.file_stem().unwrap().to_string_lossy() == *name),
+            all.iter()
+                .any(|f| f.file_stem().unwrap().to_string_lossy() == *name),
             "no scenario file for {name}"
         );
     }

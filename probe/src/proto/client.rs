@@ -303,6 +303,7 @@ impl AuthedClient {
         body: RequestBody,
         timeout: Duration,
         cancel: Option<&CancellationToken>,
+        mut armed: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(ResponseBody, Vec<u8>), ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let name = body.name();
@@ -348,6 +349,12 @@ impl AuthedClient {
                             ))));
                         }
                         evidence.extend_from_slice(&bytes);
+                    }
+                    Some(ResponseBody::Armed) => {
+                        if let Some(tx) = armed.take() {
+                            // The caller may have stopped waiting: nothing to do then.
+                            let _ = tx.send(());
+                        }
                     }
                     Some(ResponseBody::Error { error }) => {
                         return Err(ClientError::Remote {
@@ -402,7 +409,7 @@ impl AuthedClient {
     /// [`ClientError`]; a catalogue failure is not an error (see [`ProbeInfo::devices`]).
     pub async fn info(&self) -> Result<ProbeInfo, ClientError> {
         let t = self.inner.config.info_timeout;
-        match self.call(RequestBody::Info, t, None).await? {
+        match self.call(RequestBody::Info, t, None, None).await? {
             (ResponseBody::Info { info }, _) => Ok(*info),
             (other, _) => Err(self.unexpected("info", &other)),
         }
@@ -428,7 +435,7 @@ impl AuthedClient {
         let sig = crate::signal::Signature::new(req.seed, req.direction).duration();
         let t = sig + self.inner.config.margin;
         match self
-            .call(RequestBody::Play(req.clone()), t, Some(cancel))
+            .call(RequestBody::Play(req.clone()), t, Some(cancel), None)
             .await?
         {
             (ResponseBody::Played { report }, _) => Ok(report),
@@ -456,7 +463,7 @@ impl AuthedClient {
     ) -> Result<Recording, ClientError> {
         let t = Duration::from_millis(req.duration_ms) + self.inner.config.margin;
         match self
-            .call(RequestBody::Record(req.clone()), t, Some(cancel))
+            .call(RequestBody::Record(req.clone()), t, Some(cancel), None)
             .await?
         {
             (
@@ -491,9 +498,30 @@ impl AuthedClient {
         req: &ListenRequest,
         cancel: &CancellationToken,
     ) -> Result<Heard, ClientError> {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        self.listen_armed(req, cancel, tx).await
+    }
+
+    /// As [`AuthedClient::listen_cancellable`], telling `armed` as soon as the probe's device
+    /// delivers audio: from then on anything played on the path is heard, so that is when
+    /// to start the player. `armed` is dropped unsent if the listen fails before.
+    ///
+    /// # Errors
+    /// As [`AuthedClient::listen`].
+    pub async fn listen_armed(
+        &self,
+        req: &ListenRequest,
+        cancel: &CancellationToken,
+        armed: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<Heard, ClientError> {
         let t = Duration::from_millis(req.timeout_ms) + self.inner.config.margin;
         match self
-            .call(RequestBody::Listen(req.clone()), t, Some(cancel))
+            .call(
+                RequestBody::Listen(req.clone()),
+                t,
+                Some(cancel),
+                Some(armed),
+            )
             .await?
         {
             (
@@ -517,7 +545,7 @@ impl AuthedClient {
     pub async fn cancel_all(&self) -> Result<u32, ClientError> {
         let t = self.inner.config.handshake_timeout;
         match self
-            .call(RequestBody::Cancel { target: None }, t, None)
+            .call(RequestBody::Cancel { target: None }, t, None, None)
             .await?
         {
             (ResponseBody::Cancelled { jobs }, _) => Ok(jobs),

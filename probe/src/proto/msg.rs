@@ -189,6 +189,10 @@ pub struct ProbeInfo {
     pub devices: Result<Vec<DeviceInfo>, AudioError>,
     /// Longest record/listen this probe accepts, in ms.
     pub max_capture_ms: u64,
+    /// The probe's clock (unix time, ms) when it answered: with the round trip, the
+    /// harness puts both probes' timestamps on one clock.
+    #[serde(default)]
+    pub now_unix_ms: f64,
 }
 
 /// Error classes of a reply.
@@ -293,6 +297,9 @@ pub enum ResponseBody {
         /// Jobs signalled.
         jobs: u32,
     },
+    /// Progress of `listen`: the device delivers audio, so anything played from now on is
+    /// heard. The final reply follows. A harness starts the player only after this.
+    Armed,
     /// A piece of WAV evidence, in order; the final reply follows.
     EvidenceChunk {
         /// Byte offset of this piece.

@@ -88,17 +88,19 @@ impl Handler for DeviceHandler {
         &self,
         req: &ListenRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(ListenReport, Option<Audio>), AudioError> {
         let options = CaptureOptions {
             timeout: Duration::from_millis(req.timeout_ms),
             keep_audio: req.evidence,
         };
-        backend::listen(
+        backend::listen_with(
             self.host,
             &req.device,
             &Signature::new(req.seed, req.direction),
             &options,
             cancel,
+            |_| armed(),
         )
     }
 }

@@ -60,7 +60,8 @@ pub trait Handler: Send + Sync + 'static {
         req: &RecordRequest,
         cancel: &CancelFlag,
     ) -> Result<(RecordReport, Option<Audio>), AudioError>;
-    /// Listens for a signature; the audio when `req.evidence`.
+    /// Listens for a signature; the audio when `req.evidence`. Calls `armed` once the
+    /// device delivers audio (the harness starts the player then).
     ///
     /// # Errors
     /// The device failure.
@@ -68,6 +69,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         req: &ListenRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(ListenReport, Option<Audio>), AudioError>;
 }
 
@@ -181,6 +183,8 @@ struct JobDone {
     id: u64,
     body: ResponseBody,
     evidence: Vec<u8>,
+    /// A progress frame (e.g. `Armed`): sent, and the job goes on.
+    progress: bool,
 }
 
 struct Conn {
@@ -400,6 +404,14 @@ impl<H: Handler> Server<H> {
                 }
                 Some(done) = done_rx.recv() => {
                     idle_at = tokio::time::Instant::now() + idle;
+                    if done.progress {
+                        if conn.jobs.contains_key(&done.id) {
+                            if let Err(e) = self.reply(&mut conn, done.id, done.body).await {
+                                break Err(e);
+                            }
+                        }
+                        continue;
+                    }
                     // A job already answered (cancelled at shutdown) is not answered twice.
                     if conn.jobs.remove(&done.id).is_some() {
                         if let Err(e) = self.finish(&mut conn, done).await {
@@ -555,10 +567,20 @@ impl<H: Handler> Server<H> {
         let name = req.body.name();
         tokio::spawn(async move {
             let f2 = flag.clone();
+            let progress = done_tx.clone();
             let work = tokio::task::spawn_blocking(move || {
                 // The device stays reserved until the blocking work really returns.
                 let _guard = guard;
-                run_job(&*handler, req.body, &f2)
+                let armed = move || {
+                    // Never blocks the device loop: a full queue only loses the progress note.
+                    let _ = progress.try_send(JobDone {
+                        id,
+                        body: ResponseBody::Armed,
+                        evidence: Vec::new(),
+                        progress: true,
+                    });
+                };
+                run_job(&*handler, req.body, &f2, &armed)
             });
             let (body, evidence) = match tokio::time::timeout(bound, work).await {
                 Ok(Ok(r)) => r,
@@ -587,7 +609,14 @@ impl<H: Handler> Server<H> {
                     )
                 }
             };
-            let _ = done_tx.send(JobDone { id, body, evidence }).await;
+            let _ = done_tx
+                .send(JobDone {
+                    id,
+                    body,
+                    evidence,
+                    progress: false,
+                })
+                .await;
         });
         Ok(())
     }
@@ -606,6 +635,7 @@ fn run_job<H: Handler + ?Sized>(
     h: &H,
     body: RequestBody,
     cancel: &CancelFlag,
+    armed: &(dyn Fn() + Send + Sync),
 ) -> (ResponseBody, Vec<u8>) {
     let err = |error: RemoteError| (ResponseBody::Error { error }, Vec::new());
     match body {
@@ -632,7 +662,7 @@ fn run_job<H: Handler + ?Sized>(
             },
             Err(e) => err(e.into()),
         },
-        RequestBody::Listen(l) => match h.listen(&l, cancel) {
+        RequestBody::Listen(l) => match h.listen(&l, cancel, armed) {
             Ok((report, audio)) => match evidence_bytes(audio.filter(|_| l.evidence)) {
                 Ok(ev) => (
                     ResponseBody::Listened {
@@ -666,6 +696,9 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         session: session::detect(),
         devices: Ok(Vec::new()),
         max_capture_ms: max_capture.as_millis() as u64,
+        now_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
     }
 }
 

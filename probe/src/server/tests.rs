@@ -95,6 +95,7 @@ impl Handler for Fake {
             device: device("fake:out", DeviceDirection::Output),
             format: format(48_000, 2),
             played_ms: d.as_secs_f64() * 1000.0,
+            started_unix_ms: 0.0,
             health: StreamHealth::default(),
         })
     }
@@ -131,8 +132,10 @@ impl Handler for Fake {
         &self,
         req: &ListenRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(ListenReport, Option<Audio>), AudioError> {
         self.jobs.fetch_add(1, Ordering::SeqCst);
+        armed();
         let limit = Duration::from_millis(req.timeout_ms);
         let d = if self.stubborn {
             self.listen_delay
@@ -163,6 +166,9 @@ impl Handler for Fake {
                 analysis,
                 channel: 0,
                 elapsed_ms: 0.0,
+                armed_ms: Some(0.0),
+                onset_unix_ms: None,
+                verdict_unix_ms: 0.0,
                 stopped_early: heard,
                 health: StreamHealth::default(),
             },
