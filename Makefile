@@ -36,9 +36,9 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The lab's end-to-end tests run the probe binary as a separate process: build it first.
+# The lab's end-to-end tests run the binaries as separate processes: build them first.
 unit: deps
-	$(CARGO) build -p earshot-probe --bin earshot-probe
+	$(CARGO) build -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	$(CARGO) test --workspace
 
 test: lint unit check-windows

@@ -56,10 +56,11 @@ run_state() {
   "$root/lab/lab" up --state-dir "$state" $lab_args
   eval "$("$root/lab/lab" status --state-dir "$state" | grep "^NETNS=")"
   [ "$NETNS" = yes ] || { echo "demo: the demo needs network namespaces" >&2; exit 2; }
-  ip netns exec "$CLIENT_NS" env PULSE_SERVER="unix:$state/client/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" \
+  # nsenter runs the probe itself in the namespace (no wrapper), so its PID is the probe's.
+  PULSE_SERVER="unix:$state/client/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" nsenter --net="/run/netns/$CLIENT_NS" \
     "$probe" --host pulseaudio serve --listen 10.77.0.1:7701 >"$out/probe-local.log" 2>&1 &
   pids+=($!)
-  ip netns exec "$SESSION_NS" env PULSE_SERVER="unix:$state/session/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" \
+  PULSE_SERVER="unix:$state/session/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" nsenter --net="/run/netns/$SESSION_NS" \
     "$probe" --host pulseaudio serve --listen 10.77.0.2:7702 >"$out/probe-remote.log" 2>&1 &
   pids+=($!)
   wait_port "$CLIENT_NS" 10.77.0.1 7701

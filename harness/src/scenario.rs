@@ -404,11 +404,18 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let mut s: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |r| line_col(text, r.start));
+            // The offending line names the key (and the table header names its section).
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            let message = if source.is_empty() {
+                e.message().trim().to_string()
+            } else {
+                format!("`{source}`: {}", e.message().trim())
+            };
             ScenarioError::Parse {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message,
             }
         })?;
         s.path = path.to_path_buf();

@@ -86,6 +86,11 @@ fn collect(
 }
 
 impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `cmd` with its output captured.
     pub fn start(mut cmd: Command) -> Running {
         let mut child = cmd
@@ -358,6 +363,82 @@ impl Lab {
     pub fn state_dir(&self) -> &Path {
         self.state.path()
     }
+
+    /// The network namespace of `host`.
+    pub fn netns(&self, host: Host) -> Result<String> {
+        let ns = self.namespaces()?;
+        let want = format!("-{}", host.name());
+        ns.into_iter()
+            .find(|n| n.ends_with(&want))
+            .with_context(|| format!("the lab has no {} namespace", host.name()))
+    }
+
+    /// Starts `earshot-probe serve` inside `host`'s namespace on its lab address
+    /// (client 10.77.0.1:7701, session 10.77.0.2:7702) with `token`, and waits until it
+    /// accepts connections. Killed when the returned value drops.
+    pub fn serve(&self, host: Host, token: &str) -> Result<Running> {
+        let ns = self.netns(host)?;
+        let addr = agent_addr(host);
+        // nsenter execs the probe itself (no wrapper process), so killing the child kills
+        // the probe.
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{ns}"))
+            .arg(probe_bin())
+            .args(["--host", "pulseaudio", "serve", "--listen", addr])
+            .env("PULSE_SERVER", self.pulse_server(host))
+            .env("EARSHOT_TOKEN", token);
+        let running = Running::start(cmd);
+        // Ready when a TCP connect from the client namespace succeeds.
+        let (ip, port) = addr.split_once(':').context("address")?;
+        let client_ns = self.netns(Host::Client)?;
+        for _ in 0..100 {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &client_ns, "bash", "-c"])
+                .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(running);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "the {} probe did not listen on {addr} within 5 s",
+            host.name()
+        )
+    }
+
+    /// A command that runs `program` inside `host`'s namespace (nsenter: no wrapper
+    /// process, so the child is the program).
+    pub fn in_netns(&self, host: Host, program: &Path) -> Result<Command> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.netns(host)?))
+            .arg(program);
+        Ok(cmd)
+    }
+}
+
+/// The lab address a host's probe serves on.
+pub fn agent_addr(host: Host) -> &'static str {
+    match host {
+        Host::Client => "10.77.0.1:7701",
+        Host::Session => "10.77.0.2:7702",
+    }
+}
+
+/// The `earshot` binary: `$EARSHOT_BIN`, else the workspace's debug build.
+pub fn harness_bin() -> PathBuf {
+    let bin = std::env::var_os("EARSHOT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/earshot"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p earshot-harness` first (make test does)",
+        bin.display()
+    );
+    bin
 }
 
 impl Drop for Lab {

@@ -1,0 +1,242 @@
+//! The harness end to end: `earshot run` with two real probes (one in each lab namespace,
+//! driven over the veth link) against the lab in each state, every verdict asserted; the
+//! JUnit file checked against a JUnit schema; a probe killed mid-check; a malformed
+//! scenario.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use earshot_e2e::{harness_bin, repo_root, Finished, Host, Lab, Running};
+
+const TOKEN: &str = "e2e-token-0123456789abcdef";
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+fn scenario(name: &str) -> PathBuf {
+    repo_root()
+        .join("scenarios/lab")
+        .join(format!("{name}.toml"))
+}
+
+/// Runs `earshot run` in the client namespace (the harness sits on the client, as on a
+/// real rig) and returns its result and the JSON report.
+fn run(lab: &Lab, files: &[PathBuf], out: &Path) -> (Finished, serde_json::Value) {
+    let json = out.join("report.json");
+    let mut cmd = lab.in_netns(Host::Client, &harness_bin()).unwrap();
+    cmd.arg("run")
+        .args(files)
+        .arg("--json")
+        .arg(&json)
+        .arg("--junit")
+        .arg(out.join("junit.xml"))
+        .arg("--evidence")
+        .arg(out.join("evidence"))
+        .env("EARSHOT_LAB_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+    let r = Running::start(cmd).finish(RUN_LIMIT);
+    let report = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
+    (r, report)
+}
+
+fn verdicts(report: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v = s["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["verdict"].as_str().unwrap().to_string())
+                .collect();
+            (s["name"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+fn validate_junit(path: &Path) {
+    let xsd = repo_root().join("tests/junit.xsd");
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(path)
+        .output()
+        .expect("xmllint (libxml2-utils, installed by make deps)");
+    assert!(
+        out.status.success(),
+        "{} does not validate against {}: {}",
+        path.display(),
+        xsd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One lab state: the scenarios and the verdicts they must give.
+fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
+    let lab = Lab::up(lab_args).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = cases.iter().map(|(n, _)| scenario(n)).collect();
+    let (r, report) = run(&lab, &files, out.path());
+    let got = verdicts(&report);
+    for ((name, want), (scenario_name, verdicts)) in cases.iter().zip(&got) {
+        assert_eq!(
+            verdicts, want,
+            "{lab_args:?} {name} ({scenario_name}): {}\n{}",
+            r.stdout, r.stderr
+        );
+    }
+    assert_eq!(got.len(), cases.len(), "{report}");
+    let any_fail = cases.iter().any(|(_, v)| v.contains(&"fail"));
+    assert_eq!(r.code, Some(if any_fail { 1 } else { 0 }), "{r:?}");
+    validate_junit(&out.path().join("junit.xml"));
+    // Evidence for every check that did not pass and had a recording (a missing device
+    // records nothing).
+    let evidence = std::fs::read_dir(out.path().join("evidence"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let not_passed = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap().iter())
+        .filter(|c| {
+            c["verdict"] != "pass"
+                && ["detected", "silent"].contains(&c["observation"]["kind"].as_str().unwrap())
+        })
+        .count();
+    assert_eq!(
+        evidence, not_passed,
+        "evidence files for recorded non-passes"
+    );
+}
+
+#[test]
+fn redirected_lab_matrix_including_a_rollout_not_in_effect() {
+    matrix_row(
+        &["--output", "client", "--capture", "redirected"],
+        &[
+            ("avd-microphone-enabled", &["pass", "pass"]),
+            ("windows365-defaults", &["pass", "pass"]),
+            ("rollout-not-in-effect", &["fail", "fail"]),
+        ],
+    );
+}
+
+#[test]
+fn avd_defaults_lab_matrix() {
+    matrix_row(
+        &["--output", "client", "--capture", "none"],
+        &[
+            ("avd-defaults", &["pass", "pass"]),
+            // The host pool says the microphone is redirected; the lab has none.
+            ("avd-microphone-enabled", &["pass", "fail"]),
+        ],
+    );
+}
+
+#[test]
+fn blocked_output_lab_matrix() {
+    matrix_row(
+        &["--output", "session", "--capture", "none"],
+        &[
+            ("avd-play-on-remote-computer", &["pass", "pass"]),
+            // Expected on the client, but the session plays it itself.
+            ("avd-defaults", &["fail", "pass"]),
+        ],
+    );
+    matrix_row(
+        &["--output", "none", "--capture", "none"],
+        &[("avd-do-not-play", &["pass", "pass"])],
+    );
+}
+
+#[test]
+fn the_fail_explains_itself() {
+    let lab = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (_, report) = run(&lab, &[scenario("rollout-not-in-effect")], out.path());
+    let output = &report["scenarios"][0]["checks"][0];
+    assert_eq!(output["verdict"], "fail");
+    let cause = output["cause"].as_str().unwrap();
+    for needle in [
+        "expected not played on the client",
+        "session host policy fDisableCam=1",
+        "observed detected at",
+        "dBFS after",
+        "the policy is not in effect",
+        "restarted since the rollout",
+    ] {
+        assert!(cause.contains(needle), "`{needle}` missing from: {cause}");
+    }
+    let latency = output["observation"]["latency_ms"].as_f64().unwrap();
+    assert!((20.0..600.0).contains(&latency), "latency {latency} ms");
+    assert_eq!(report["schema_version"], 1);
+}
+
+#[test]
+fn a_probe_killed_mid_check_is_inconclusive_with_its_cause() {
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let mut cmd = lab.in_netns(Host::Client, &harness_bin()).unwrap();
+    cmd.args(["run"])
+        .arg(scenario("avd-microphone-enabled"))
+        .arg("--json")
+        .arg(&json)
+        .env("EARSHOT_LAB_TOKEN", TOKEN);
+    let harness = Running::start(cmd);
+    // The checks are under way (the capture listen arms in 0.3-2 s): kill the remote probe.
+    std::thread::sleep(Duration::from_millis(1200));
+    let pid = remote.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let r = harness.finish(RUN_LIMIT);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let checks = report["scenarios"][0]["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c["verdict"] == "inconclusive"
+            && c["cause"].as_str().unwrap().contains("remote probe")),
+        "{report:#}"
+    );
+    assert!(r.elapsed < Duration::from_secs(30), "{r:?}");
+}
+
+#[test]
+fn a_malformed_scenario_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\nproduct = \"avd\"\n[policy.session_host]\nfDisableCam = 7\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(harness_bin());
+    cmd.arg("run").arg(&bad).env("NO_COLOR", "1");
+    let r = Running::start(cmd).finish(Duration::from_secs(20));
+    assert_eq!(r.code, Some(2), "{r:?}");
+    let text = format!("{}{}", r.stdout, r.stderr);
+    assert!(text.contains("bad.toml:4:"), "{text}");
+    assert!(text.contains("fDisableCam"), "{text}");
+    assert!(
+        text.contains("expected 0 (allowed) or 1 (blocked)"),
+        "{text}"
+    );
+    let mut cmd = Command::new(harness_bin());
+    cmd.arg("expect").arg(&bad);
+    let r = Running::start(cmd).finish(Duration::from_secs(20));
+    assert_eq!(r.code, Some(2), "{r:?}");
+}
