@@ -71,7 +71,16 @@ impl Reap {
 
 /// Starts `serve` on an ephemeral loopback port and returns it with its address.
 fn serve(token: &Path) -> (Reap, String) {
-    let mut child = probe()
+    serve_with(token, None)
+}
+
+/// As [`serve`], with the probe pointed at a PulseAudio server.
+fn serve_with(token: &Path, pulse_server: Option<&str>) -> (Reap, String) {
+    let mut cmd = probe();
+    if let Some(ps) = pulse_server {
+        cmd.env("PULSE_SERVER", ps);
+    }
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
         .arg(token)
         .stdout(Stdio::piped())
@@ -219,4 +228,150 @@ fn connect_dials_the_harness_and_serves_it() {
         // The harness hung up: the probe's job is done, exit 0.
         assert_eq!(p.wait_exit(Duration::from_secs(10)).code(), Some(0));
     });
+}
+
+/// The two-host lab (lab/lab: two PulseAudio daemons in network namespaces joined by veth;
+/// needs root, as CI has) brought up in a private state dir and torn down on drop.
+struct Lab(tempfile::TempDir);
+
+impl Lab {
+    fn up(args: &[&str]) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = Command::new(root.join("lab/lab"))
+            .arg("up")
+            .args(args)
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lab/lab up failed (the lab needs root and pulseaudio: `make deps`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Lab(dir)
+    }
+
+    fn pulse(&self, host: &str) -> String {
+        format!("unix:{}/{host}/native", self.0.path().display())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let _ = Command::new(root.join("lab/lab"))
+            .arg("down")
+            .arg("--state-dir")
+            .arg(self.0.path())
+            .output();
+    }
+}
+
+/// Real probes on the lab's two hosts, each driven through its agent over loopback; the
+/// audio crosses the veth link through the lab's redirection tunnels.
+#[cfg(target_os = "linux")]
+#[test]
+fn lab_redirection_is_proven_through_two_agents() {
+    use earshot_probe::proto::msg::{ErrorCode, PlayRequest};
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tf = token_file(dir.path());
+    let (mut client_probe, client_addr) = serve_with(&tf, Some(&lab.pulse("client")));
+    let (_session_probe, session_addr) = serve_with(&tf, Some(&lab.pulse("session")));
+    let token = Token::new(TOKEN, "test").unwrap();
+    rt().block_on(async {
+        let cfg = ClientConfig::default();
+        let client = Client::connect(&client_addr, Some(&token), &cfg)
+            .await
+            .unwrap();
+        let session = Client::connect(&session_addr, Some(&token), &cfg)
+            .await
+            .unwrap();
+        let info = client.info().await.unwrap();
+        let devices = info.devices.expect("the client host's catalogue");
+        assert!(
+            devices.iter().any(|d| d.id.ends_with("speakers.monitor")),
+            "{devices:?}"
+        );
+        assert_eq!(info.audio_host.as_deref(), Ok("PulseAudio"));
+
+        // Output: the session plays on its default (the tunnel to the client's speakers),
+        // the client hears it on its speakers' loopback. Evidence comes back in chunks.
+        let listen = ListenRequest {
+            device: DeviceSelector::parse("loopback:speakers"),
+            seed: 4101,
+            direction: Direction::Output,
+            timeout_ms: 10_000,
+            evidence: true,
+        };
+        let heard = tokio::spawn({
+            let client = client.clone();
+            async move { client.listen(&listen).await }
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let play = PlayRequest {
+            device: DeviceSelector::Default,
+            seed: 4101,
+            direction: Direction::Output,
+        };
+        session.play(&play).await.unwrap();
+        let heard = heard.await.unwrap().unwrap();
+        assert!(heard.report.analysis.detected, "{:?}", heard.report);
+        let wav = heard.evidence.expect("evidence");
+        let audio = earshot_probe::proto::client::decode_evidence(&wav).unwrap();
+        assert!(audio.duration_ms() > 500.0, "{} ms", audio.duration_ms());
+
+        // Capture: the client plays into its microphone feed, the session records it.
+        let listen = ListenRequest {
+            device: DeviceSelector::Default,
+            seed: 4102,
+            direction: Direction::Capture,
+            timeout_ms: 10_000,
+            evidence: false,
+        };
+        let heard = tokio::spawn({
+            let session = session.clone();
+            async move { session.listen(&listen).await }
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let play = PlayRequest {
+            device: DeviceSelector::parse("micfeed"),
+            seed: 4102,
+            direction: Direction::Capture,
+        };
+        client.play(&play).await.unwrap();
+        let heard = heard.await.unwrap().unwrap();
+        assert!(heard.report.analysis.detected, "{:?}", heard.report);
+
+        // SIGTERM mid-listen: the request in flight is answered, the probe exits 0.
+        let listen = ListenRequest {
+            device: DeviceSelector::parse("loopback:speakers"),
+            seed: 4103,
+            direction: Direction::Output,
+            timeout_ms: 20_000,
+            evidence: false,
+        };
+        let pending = tokio::spawn({
+            let client = client.clone();
+            async move { client.listen(&listen).await }
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        client_probe.signal("-TERM");
+        let e = tokio::time::timeout(Duration::from_secs(5), pending)
+            .await
+            .expect("answered within 5 s")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e.remote().map(|r| r.code),
+            Some(ErrorCode::ShuttingDown),
+            "{e}"
+        );
+    });
+    assert_eq!(
+        client_probe.wait_exit(Duration::from_secs(10)).code(),
+        Some(0)
+    );
 }
