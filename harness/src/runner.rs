@@ -216,17 +216,28 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
         direction: leg.direction,
     };
     let cancel = CancellationToken::new();
+    let stop_playing = CancellationToken::new();
     let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
-    let listening = leg
-        .listener
-        .client
-        .listen_armed(&listen_req, &cancel, armed_tx);
+    let listening = async {
+        let r = leg
+            .listener
+            .client
+            .listen_armed(&listen_req, &cancel, armed_tx)
+            .await;
+        // Heard (or given up): the player need not keep its stream open for the tail.
+        stop_playing.cancel();
+        r
+    };
     let playing = async {
         // A listener that never arms fails on its own (start timeout) and ends the listen.
         if armed_rx.await.is_err() {
             return None;
         }
-        let r = leg.player.client.play(&play_req).await;
+        let r = leg
+            .player
+            .client
+            .play_cancellable(&play_req, &stop_playing)
+            .await;
         if r.is_err() {
             // Nothing will be played: stop listening now rather than at the timeout.
             cancel.cancel();
