@@ -442,9 +442,12 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         "{rdp_layer} audioqualitymode: asks {}",
         format!("{asked:?}").to_lowercase()
     ));
+    let unset = host.allowed_audio_quality_mode.is_none() && int("audioqualitymode").is_none();
     let quality = Decision {
         value: limit.min(asked),
-        decided_by: if limit < asked {
+        decided_by: if unset {
+            "the defaults (dynamic)".into()
+        } else if limit < asked {
             "session host policy AllowedAudioQualityMode".into()
         } else {
             format!("{rdp_layer} audioqualitymode")
