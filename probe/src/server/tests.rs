@@ -503,7 +503,7 @@ async fn slow_loris_clients_are_dropped_at_the_handshake_timeout() {
     let took = t0.elapsed();
     // handshake_timeout is 500 ms.
     assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
         "{took:?}"
     );
     // Their slots are free again.
@@ -669,13 +669,13 @@ async fn a_killed_server_mid_request_errors_the_client_promptly() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = Instant::now();
     kill_tx.send(()).unwrap();
-    let e = tokio::time::timeout(Duration::from_secs(3), call)
+    let e = tokio::time::timeout(Duration::from_secs(4), call)
         .await
         .expect("the client notices within its timeout")
         .unwrap()
         .unwrap_err();
     assert!(matches!(e.proto(), Some(ProtoError::Closed(_))), "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(3));
     th.join().unwrap();
     // Later calls fail at once too.
     assert!(c.info().await.is_err());
@@ -707,7 +707,7 @@ async fn a_vanished_server_that_never_answers_hits_the_call_timeout() {
     assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
         "{took:?}"
     );
 }
@@ -790,7 +790,7 @@ async fn cancelling_a_call_stops_the_job_early() {
         .unwrap()
         .unwrap();
     assert!(!heard.report.analysis.detected);
-    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
