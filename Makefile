@@ -14,7 +14,7 @@ APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils
 help:
 	@echo "make demo           the demo (installs, builds, runs; evidence in out/demo/)"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
-	@echo "make bench          criterion analysis throughput + the alsabat comparison"
+	@echo "make bench          criterion analysis throughput, the alsabat comparison, the agent bench"
 	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
 
 deps:
@@ -43,3 +43,4 @@ check-windows:
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis
 	bash bench/vs-alsabat.sh 20
+	bash bench/agent.sh
