@@ -286,7 +286,7 @@ impl AuthedClient {
     }
 
     async fn send(&self, req: &Request, within_: Duration) -> Result<(), ProtoError> {
-        within(
+        let r = within(
             within_,
             || format!("sending request {} ({})", req.id, req.body.name()),
             async {
@@ -294,7 +294,19 @@ impl AuthedClient {
                 write_msg(&mut *w, req, MAX_FRAME).await
             },
         )
-        .await
+        .await;
+        if let Err(e) = &r {
+            // A write cut short leaves half a frame on the wire: the connection cannot be
+            // used any more, so later calls fail at once and say why.
+            if let Ok(mut c) = self.inner.closed.lock() {
+                c.get_or_insert_with(|| format!("a request could not be sent: {e}"));
+            }
+            self.inner.reader.abort();
+            if let Ok(mut p) = self.inner.pending.lock() {
+                p.clear();
+            }
+        }
+        r
     }
 
     /// Sends `body` and waits for its final reply, reassembling evidence chunks.
