@@ -173,7 +173,62 @@ fn list(host: &cpal::Host) -> Result<Vec<DeviceInfo>, AudioError> {
             });
         }
     }
+    add_wasapi_loopbacks(host, &mut out);
     Ok(out)
+}
+
+/// Suffix of the catalogue entries that stand for an output's loopback capture.
+#[cfg(windows)]
+const LOOPBACK_SUFFIX: &str = ".monitor";
+
+/// WASAPI records what an output device plays (loopback capture) through an input stream
+/// opened on the output device itself. The catalogue lists that as an input named like a
+/// PulseAudio monitor, `<output id>.monitor`, so `loopback:<output>` selects it the same
+/// way on every host.
+#[cfg(windows)]
+fn add_wasapi_loopbacks(host: &cpal::Host, out: &mut Vec<DeviceInfo>) {
+    if host.id() != cpal::HostId::Wasapi {
+        return;
+    }
+    let loopbacks: Vec<DeviceInfo> = out
+        .iter()
+        .filter(|d| d.direction == DeviceDirection::Output)
+        .map(|d| DeviceInfo {
+            id: format!("{}{LOOPBACK_SUFFIX}", d.id),
+            name: format!("Monitor of {}", d.name),
+            direction: DeviceDirection::Input,
+            is_default: false,
+            is_monitor: true,
+            default_format: d.default_format.clone(),
+        })
+        .collect();
+    out.extend(loopbacks);
+}
+
+#[cfg(not(windows))]
+fn add_wasapi_loopbacks(_host: &cpal::Host, _out: &mut [DeviceInfo]) {}
+
+/// Whether `info` is a WASAPI loopback entry (an output device recorded as an input).
+#[cfg(windows)]
+fn is_wasapi_loopback(host: &cpal::Host, info: &DeviceInfo) -> bool {
+    host.id() == cpal::HostId::Wasapi
+        && info.direction == DeviceDirection::Input
+        && info.id.ends_with(LOOPBACK_SUFFIX)
+}
+
+#[cfg(not(windows))]
+fn is_wasapi_loopback(_host: &cpal::Host, _info: &DeviceInfo) -> bool {
+    false
+}
+
+/// The cpal device id to open for `info`: a WASAPI loopback entry opens its output.
+fn open_id<'a>(host: &cpal::Host, info: &'a DeviceInfo) -> &'a str {
+    #[cfg(windows)]
+    if is_wasapi_loopback(host, info) {
+        return info.id.trim_end_matches(LOOPBACK_SUFFIX);
+    }
+    let _ = host;
+    info.id.as_str()
 }
 
 /// Lists every device of the host.
@@ -441,8 +496,9 @@ fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioErr
             format!("device `{}`: cannot list devices: {e}", info.id),
         )
     })?;
+    let wanted = open_id(host, info);
     for d in devices {
-        if device_id(&d).as_deref() == Some(info.id.as_str()) {
+        if device_id(&d).as_deref() == Some(wanted) {
             return Ok(d);
         }
     }
@@ -530,12 +586,18 @@ fn open_pulse(
 fn open_cpal(
     dev: &cpal::Device,
     info: &DeviceInfo,
+    loopback: bool,
     ring_seconds: f64,
     errors: mpsc::SyncSender<String>,
 ) -> Result<(Live, StreamFormat, ring::Consumer), AudioError> {
-    let cfg = dev
-        .default_input_config()
-        .map_err(|e| stream_err(&info.id, "no default input format", e))?;
+    // Loopback capture records in the output's own format.
+    let cfg = if loopback {
+        dev.default_output_config()
+            .map_err(|e| stream_err(&info.id, "no default format for loopback capture", e))?
+    } else {
+        dev.default_input_config()
+            .map_err(|e| stream_err(&info.id, "no default input format", e))?
+    };
     let format = format_of(&cfg);
     let cap =
         (f64::from(format.sample_rate_hz) * f64::from(format.channels) * ring_seconds) as usize;
@@ -619,7 +681,9 @@ fn start_capture(
                         }
                     }
                     let dev = lookup(&h, &info)?;
-                    let (live, format, cons) = open_cpal(&dev, &info, ring_seconds, errors)?;
+                    let loopback = is_wasapi_loopback(&h, &info);
+                    let (live, format, cons) =
+                        open_cpal(&dev, &info, loopback, ring_seconds, errors)?;
                     Ok((live, info, format, cons))
                 };
             match setup() {
