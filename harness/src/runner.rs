@@ -480,7 +480,7 @@ pub async fn run(
         // The checks use disjoint devices and disjoint tone alphabets: they run together.
         let started = Instant::now();
         let seed = base_seed.wrapping_add(si as u64 * 16);
-        let results = futures_join(&s, &expectation, &local, &remote, seed).await;
+        let results = run_checks(&s, &expectation, &local, &remote, seed).await;
         let took = started.elapsed().as_secs_f64() * 1000.0;
         for (i, (c, (observation, verdict, cause, evidence))) in results.into_iter().enumerate() {
             let evidence = match (&options.evidence_dir, evidence) {
@@ -529,7 +529,7 @@ pub async fn run(
 }
 
 /// Runs the scenario's checks concurrently, in the scenario's order of results.
-async fn futures_join(
+async fn run_checks(
     s: &Scenario,
     e: &Expectation,
     local: &Probe,

@@ -243,7 +243,7 @@ pub fn judge(
     }
 }
 
-/// Errors return early above.
+/// The `Error` arms of the matches above: errors return early, before the match.
 fn unreachable_error() -> (Verdict, String) {
     (Verdict::Inconclusive, "the rig failed".into())
 }
