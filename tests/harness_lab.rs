@@ -157,6 +157,42 @@ fn blocked_output_lab_matrix() {
 }
 
 #[test]
+fn probes_in_both_namespaces_driven_from_the_root_namespace() {
+    // A probe inside each lab host, reached from the root namespace over the management
+    // veths (as a harness on a management LAN would), while the audio crosses the lab's
+    // own link.
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let (_local, local_addr) = lab.serve_mgmt(Host::Client, 7701, TOKEN).unwrap();
+    let (_remote, remote_addr) = lab.serve_mgmt(Host::Session, 7702, TOKEN).unwrap();
+    let text = std::fs::read_to_string(scenario("avd-microphone-enabled"))
+        .unwrap()
+        .replace("10.77.0.1:7701", &local_addr)
+        .replace("10.77.0.2:7702", &remote_addr);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("root.toml");
+    std::fs::write(&file, text).unwrap();
+    let json = dir.path().join("report.json");
+    let mut cmd = Command::new(harness_bin());
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--json")
+        .arg(&json)
+        .env("EARSHOT_LAB_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+    let r = Running::start(cmd).finish(RUN_LIMIT);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(verdicts(&report)[0].1, ["pass", "pass"], "{report:#}");
+    let peers: Vec<&str> = report["scenarios"][0]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["peer"].as_str().unwrap())
+        .collect();
+    assert_eq!(peers, [local_addr.as_str(), remote_addr.as_str()]);
+}
+
+#[test]
 fn the_fail_explains_itself() {
     let lab = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
     let _local = lab.serve(Host::Client, TOKEN).unwrap();

@@ -410,6 +410,50 @@ impl Lab {
         )
     }
 
+    /// The address of `host` on the lab's management network (reachable from the root
+    /// namespace), from `lab/lab status`.
+    pub fn mgmt_ip(&self, host: Host) -> Result<String> {
+        let out = Command::new(repo_root().join("lab/lab"))
+            .args(["status", "--state-dir"])
+            .arg(self.state.path())
+            .output()?;
+        let key = match host {
+            Host::Client => "MGMT_CLIENT=",
+            Host::Session => "MGMT_SESSION=",
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key).map(str::to_string))
+            .with_context(|| format!("lab/lab status has no {key}"))
+    }
+
+    /// Starts `earshot-probe serve` inside `host`'s namespace on all its addresses, port
+    /// `port`, and waits until the root namespace reaches it over the management network.
+    /// Returns the probe and the address to dial.
+    pub fn serve_mgmt(&self, host: Host, port: u16, token: &str) -> Result<(Running, String)> {
+        let ns = self.netns(host)?;
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{ns}"))
+            .arg(probe_bin())
+            .args(["--host", "pulseaudio", "serve", "--listen"])
+            .arg(format!("0.0.0.0:{port}"))
+            .env("PULSE_SERVER", self.pulse_server(host))
+            .env("EARSHOT_TOKEN", token);
+        let running = Running::start(cmd);
+        let addr = format!("{}:{port}", self.mgmt_ip(host)?);
+        let sock: std::net::SocketAddr = addr.parse()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
+                return Ok((running, addr));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "the {} probe is not reachable on {addr} within 5 s",
+            host.name()
+        )
+    }
+
     /// A command that runs `program` inside `host`'s namespace (nsenter: no wrapper
     /// process, so the child is the program).
     pub fn in_netns(&self, host: Host, program: &Path) -> Result<Command> {
