@@ -15,6 +15,7 @@ gave the expected outcome and nothing hung.
 import argparse
 import json
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -48,14 +49,45 @@ def probe_env(state, host):
     return env
 
 
+def probe_args(verb, device, seed, direction, *extra):
+    """The arguments of an earshot-probe play or listen on the lab's PulseAudio."""
+    return ["--host", "pulseaudio", verb, "--device", device, "--seed", str(seed),
+            "--direction", direction, *extra]
+
+
+def run_probe(probe, state, host, args):
+    """Runs earshot-probe to completion on `host`; a Hang if it outlives HANG_LIMIT_S."""
+    try:
+        return subprocess.run([probe, *args], env=probe_env(state, host), capture_output=True,
+                              text=True, timeout=HANG_LIMIT_S)
+    except subprocess.TimeoutExpired as e:
+        raise Hang(f"{args[2]} on {host}:{args[4]}") from e
+
+
+def wait_for_line(stream, text, deadline):
+    """True once a line of `stream` contains `text`; False at EOF or the deadline."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([stream], [], [], left)
+        if not ready:
+            return False
+        line = stream.readline()
+        if not line:
+            return False
+        if text in line:
+            return True
+
+
 def listen_then_play(probe, state, listen_on, play_on, seed, direction, timeout_s=6):
     """Starts a listener, waits until it hears its device, plays, returns both results."""
     lhost, ldev = listen_on
     phost, pdev = play_on
-    started = time.monotonic()
+    deadline = time.monotonic() + HANG_LIMIT_S
     listener = subprocess.Popen(
-        [probe, "--host", "pulseaudio", "listen", "--device", ldev, "--seed", str(seed),
-         "--direction", direction, "--timeout", str(timeout_s), "--json"],
+        [probe, *probe_args("listen", ldev, seed, direction, "--timeout", str(timeout_s),
+                            "--json")],
         env=probe_env(state, lhost),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,31 +95,13 @@ def listen_then_play(probe, state, listen_on, play_on, seed, direction, timeout_
     )
     try:
         # The listener prints "listening on" to stderr once its device delivers audio.
-        armed = False
-        deadline = started + HANG_LIMIT_S
-        while time.monotonic() < deadline:
-            line = listener.stderr.readline()
-            if not line:
-                break
-            if "listening on" in line:
-                armed = True
-                break
         play = None
-        if armed:
-            play = subprocess.run(
-                [probe, "--host", "pulseaudio", "play", "--device", pdev, "--seed", str(seed),
-                 "--direction", direction],
-                env=probe_env(state, phost),
-                capture_output=True,
-                text=True,
-                timeout=HANG_LIMIT_S,
-            )
+        if wait_for_line(listener.stderr, "listening on", deadline):
+            play = run_probe(probe, state, phost, probe_args("play", pdev, seed, direction))
         try:
             out, _ = listener.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired as e:
             raise Hang(f"listen on {lhost}:{ldev}") from e
-    except subprocess.TimeoutExpired as e:
-        raise Hang(f"play on {phost}:{pdev}") from e
     finally:
         if listener.poll() is None:
             listener.kill()
@@ -97,31 +111,12 @@ def listen_then_play(probe, state, listen_on, play_on, seed, direction, timeout_
 
 
 def play_only(probe, state, host, device, seed, direction):
-    try:
-        return subprocess.run(
-            [probe, "--host", "pulseaudio", "play", "--device", device, "--seed", str(seed),
-             "--direction", direction],
-            env=probe_env(state, host),
-            capture_output=True,
-            text=True,
-            timeout=HANG_LIMIT_S,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise Hang(f"play on {host}:{device}") from e
+    return run_probe(probe, state, host, probe_args("play", device, seed, direction))
 
 
 def listen_only(probe, state, host, device, seed, direction):
-    try:
-        out = subprocess.run(
-            [probe, "--host", "pulseaudio", "listen", "--device", device, "--seed", str(seed),
-             "--direction", direction, "--timeout", "2", "--json"],
-            env=probe_env(state, host),
-            capture_output=True,
-            text=True,
-            timeout=HANG_LIMIT_S,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise Hang(f"listen on {host}:{device}") from e
+    out = run_probe(probe, state, host,
+                    probe_args("listen", device, seed, direction, "--timeout", "2", "--json"))
     return json.loads(out.stdout) if out.stdout.strip() else {"outcome": "no output"}
 
 

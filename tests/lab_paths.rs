@@ -21,24 +21,37 @@ fn judge(path: &std::path::Path, seed: u64, direction: Direction) -> ChannelAnal
     analyze_channels(&audio, &Signature::new(seed, direction)).unwrap()
 }
 
+/// Plays the signature of `seed` on `from` (host, device or its default) while recording
+/// `seconds` on `to` (host, device), starting the player `delay_ms` after the recorder, and
+/// judges the recording for the same signature. Returns the result and the recording.
+fn play_and_judge(
+    lab: &Lab,
+    seed: u64,
+    direction: Direction,
+    from: (Host, Option<&str>),
+    to: (Host, &str),
+    (seconds, delay_ms): (u32, u64),
+) -> (ChannelAnalysis, Audio) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sig = signature_file(tmp.path(), seed, direction);
+    let rec = tmp.path().join("recording.wav");
+    lab.play_and_record(from.0, from.1, &sig, to.0, to.1, seconds, delay_ms, &rec)
+        .unwrap();
+    (judge(&rec, seed, direction), wav::read(&rec).unwrap())
+}
+
 #[test]
 fn output_redirected_reaches_the_client_speaker_loopback() {
     let lab = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let sig = signature_file(tmp.path(), 101, Direction::Output);
-    let rec = tmp.path().join("client-loopback.wav");
-    lab.play_and_record(
-        Host::Session,
-        None,
-        &sig,
-        Host::Client,
-        "speakers.monitor",
-        3,
-        500,
-        &rec,
-    )
-    .unwrap();
-    let a = judge(&rec, 101, Direction::Output).best;
+    let (a, _) = play_and_judge(
+        &lab,
+        101,
+        Direction::Output,
+        (Host::Session, None),
+        (Host::Client, "speakers.monitor"),
+        (3, 500),
+    );
+    let a = a.best;
     assert!(a.detected, "{a:?}");
     // paplay and parecord each take their own time to start, so their clocks say nothing
     // about the path's latency (the probe's listen measures that); the level and SNR do.
@@ -49,35 +62,27 @@ fn output_redirected_reaches_the_client_speaker_loopback() {
 #[test]
 fn output_played_on_the_session_host_never_reaches_the_client() {
     let lab = Lab::up(&["--output", "session", "--capture", "none"]).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let sig = signature_file(tmp.path(), 102, Direction::Output);
-    let rec = tmp.path().join("client-loopback.wav");
-    lab.play_and_record(
-        Host::Session,
-        None,
-        &sig,
-        Host::Client,
-        "speakers.monitor",
-        3,
-        500,
-        &rec,
-    )
-    .unwrap();
-    assert!(!judge(&rec, 102, Direction::Output).best.detected);
+    let on_client = (Host::Client, "speakers.monitor");
+    let (a, _) = play_and_judge(
+        &lab,
+        102,
+        Direction::Output,
+        (Host::Session, None),
+        on_client,
+        (3, 500),
+    );
+    assert!(!a.best.detected);
     // It did play: on the session host's own speakers.
-    let rec = tmp.path().join("session-loopback.wav");
-    lab.play_and_record(
-        Host::Session,
-        None,
-        &sig,
-        Host::Session,
-        "session-speakers.monitor",
-        3,
-        500,
-        &rec,
-    )
-    .unwrap();
-    assert!(judge(&rec, 102, Direction::Output).best.detected);
+    let on_session = (Host::Session, "session-speakers.monitor");
+    let (a, _) = play_and_judge(
+        &lab,
+        102,
+        Direction::Output,
+        (Host::Session, None),
+        on_session,
+        (3, 500),
+    );
+    assert!(a.best.detected);
 }
 
 #[test]
@@ -97,25 +102,20 @@ fn no_session_audio_means_no_endpoints_and_a_monitor_is_not_a_microphone() {
 #[test]
 fn capture_redirected_reaches_the_session_microphone() {
     let lab = Lab::up(&["--output", "none", "--capture", "redirected"]).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let sig = signature_file(tmp.path(), 103, Direction::Capture);
-    let rec = tmp.path().join("session-mic.wav");
-    // tunnel-source-new delivers a second or two of stale pre-roll: record long enough.
-    lab.play_and_record(
-        Host::Client,
-        Some("micfeed"),
-        &sig,
-        Host::Session,
-        "rdp-mic",
-        5,
-        1500,
-        &rec,
-    )
-    .unwrap();
-    let a = judge(&rec, 103, Direction::Capture).best;
+    // tunnel-source-new can deliver stale pre-roll at once: record long enough.
+    let (a, rec) = play_and_judge(
+        &lab,
+        103,
+        Direction::Capture,
+        (Host::Client, Some("micfeed")),
+        (Host::Session, "rdp-mic"),
+        (5, 1500),
+    );
+    let a = a.best;
     assert!(a.detected, "{a:?}");
     // The capture signature is never credited to the output check.
-    assert!(!judge(&rec, 103, Direction::Output).best.detected);
+    let other = analyze_channels(&rec, &Signature::new(103, Direction::Output)).unwrap();
+    assert!(!other.best.detected);
 }
 
 #[test]
@@ -127,21 +127,15 @@ fn degraded_links_are_still_judged() {
     ] {
         let lab = Lab::up(&[&["--output", "client", "--capture", "none"][..], &args[..]].concat())
             .unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let sig = signature_file(tmp.path(), 104, Direction::Output);
-        let rec = tmp.path().join("client-loopback.wav");
-        lab.play_and_record(
-            Host::Session,
-            None,
-            &sig,
-            Host::Client,
-            "speakers.monitor",
-            4,
-            500,
-            &rec,
-        )
-        .unwrap();
-        let a = judge(&rec, 104, Direction::Output).best;
+        let (a, _) = play_and_judge(
+            &lab,
+            104,
+            Direction::Output,
+            (Host::Session, None),
+            (Host::Client, "speakers.monitor"),
+            (4, 500),
+        );
+        let a = a.best;
         // Judged: a result with figures, whichever way it went.
         assert!(a.analyzed_ms > 2_000.0, "{args:?}: {a:?}");
         assert!(a.onset_ms.is_some(), "{args:?}: {a:?}");

@@ -61,14 +61,40 @@ fn play(lab: &Lab, host: Host, device: &str, seed: u64, direction: &str) -> ears
     Running::start(cmd).finish(Duration::from_secs(15))
 }
 
-#[test]
-fn output_redirected_is_detected_on_the_client_speaker_monitor() {
-    let lab = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
-    let l = listen(&lab, Host::Client, "speakers.monitor", 301, "output", 8);
-    let p = play(&lab, Host::Session, "default", 301, "output");
+/// Listens on `listen_on` (up to `timeout_s`), plays on `play_on` once the listener hears
+/// its device, and returns the player's and the listener's results (the player must have
+/// succeeded) with the listener's JSON.
+fn listen_while_playing(
+    lab: &Lab,
+    listen_on: (Host, &str),
+    play_on: (Host, &str),
+    seed: u64,
+    direction: &str,
+    timeout_s: u32,
+) -> (
+    earshot_e2e::Finished,
+    earshot_e2e::Finished,
+    serde_json::Value,
+) {
+    let l = listen(lab, listen_on.0, listen_on.1, seed, direction, timeout_s);
+    let p = play(lab, play_on.0, play_on.1, seed, direction);
     assert_eq!(p.code, Some(0), "play: {p:?}");
     let r = l.finish(LISTEN_LIMIT);
     let v = r.json();
+    (p, r, v)
+}
+
+#[test]
+fn output_redirected_is_detected_on_the_client_speaker_monitor() {
+    let lab = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
+    let (p, r, v) = listen_while_playing(
+        &lab,
+        (Host::Client, "speakers.monitor"),
+        (Host::Session, "default"),
+        301,
+        "output",
+        8,
+    );
     assert_eq!(v["outcome"], "detected", "{r:?}");
     assert_eq!(r.code, Some(0));
     let latency = latency_ms(&p, &v);
@@ -98,11 +124,14 @@ fn latency_ms(play: &earshot_e2e::Finished, listen: &serde_json::Value) -> f64 {
 #[test]
 fn capture_redirected_is_heard_on_the_session_microphone() {
     let lab = Lab::up(&["--output", "none", "--capture", "redirected"]).unwrap();
-    let l = listen(&lab, Host::Session, "rdp-mic", 304, "capture", 8);
-    let p = play(&lab, Host::Client, "micfeed", 304, "capture");
-    assert_eq!(p.code, Some(0), "play: {p:?}");
-    let r = l.finish(LISTEN_LIMIT);
-    let v = r.json();
+    let (p, r, v) = listen_while_playing(
+        &lab,
+        (Host::Session, "rdp-mic"),
+        (Host::Client, "micfeed"),
+        304,
+        "capture",
+        8,
+    );
     assert_eq!(v["outcome"], "detected", "{r:?}");
     assert_eq!(v["report"]["device"]["is_monitor"], false, "{r:?}");
     let latency = latency_ms(&p, &v);
@@ -117,11 +146,15 @@ fn capture_redirected_is_heard_on_the_session_microphone() {
 #[test]
 fn output_played_on_the_session_host_is_silent_on_the_client() {
     let lab = Lab::up(&["--output", "session", "--capture", "none"]).unwrap();
-    let l = listen(&lab, Host::Client, "speakers.monitor", 302, "output", 4);
-    let p = play(&lab, Host::Session, "default", 302, "output");
-    assert_eq!(p.code, Some(0), "play: {p:?}");
-    let r = l.finish(LISTEN_LIMIT);
-    assert_eq!(r.json()["outcome"], "silent", "{r:?}");
+    let (_, r, v) = listen_while_playing(
+        &lab,
+        (Host::Client, "speakers.monitor"),
+        (Host::Session, "default"),
+        302,
+        "output",
+        4,
+    );
+    assert_eq!(v["outcome"], "silent", "{r:?}");
     assert_eq!(r.code, Some(1));
 }
 
@@ -156,11 +189,14 @@ fn degraded_links_are_judged_with_figures() {
     for args in [["--loss", "5"], ["--rate-kbit", "1000"]] {
         let lab = Lab::up(&[&["--output", "client", "--capture", "none"][..], &args[..]].concat())
             .unwrap();
-        let l = listen(&lab, Host::Client, "speakers.monitor", 306, "output", 6);
-        let p = play(&lab, Host::Session, "default", 306, "output");
-        assert_eq!(p.code, Some(0), "{args:?} play: {p:?}");
-        let r = l.finish(LISTEN_LIMIT);
-        let v = r.json();
+        let (_, r, v) = listen_while_playing(
+            &lab,
+            (Host::Client, "speakers.monitor"),
+            (Host::Session, "default"),
+            306,
+            "output",
+            6,
+        );
         let outcome = v["outcome"].as_str().unwrap_or("");
         assert!(["detected", "silent"].contains(&outcome), "{args:?}: {r:?}");
         assert!(

@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use earshot_probe::unix_ms;
 use serde::Serialize;
 
 use crate::policy::Expectation;
@@ -208,12 +209,6 @@ impl Default for Run {
     fn default() -> Run {
         Run::new()
     }
-}
-
-fn unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, so a reader (or

@@ -22,6 +22,7 @@ use earshot_probe::proto::client::{
 };
 use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
 use earshot_probe::signal::Direction;
+use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::{self, Expectation};
@@ -45,12 +46,6 @@ struct Probe {
     info: ProbeInfo,
     /// Probe clock minus harness clock, ms (to put both probes' times on one clock).
     clock_offset_ms: f64,
-}
-
-fn unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn token_for(s: &Scenario, spec: &ProbeSpec, role: &str) -> Result<Token, String> {
@@ -195,9 +190,16 @@ struct Measured {
     evidence: Option<Vec<u8>>,
 }
 
+/// What a failed `what` request on `who` means for the check: the session lacking the
+/// endpoint is a finding (`no-device`); anything else is the rig failing (`error`).
 fn failed(who: &Probe, what: &str, e: &ClientError) -> Observation {
-    Observation::Error {
-        detail: format!("{} probe: {what}: {e}", who.role),
+    match e.audio() {
+        Some(a) if a.kind == AudioErrorKind::NoDevice => Observation::NoDevice {
+            detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
+        },
+        _ => Observation::Error {
+            detail: format!("{} probe: {what}: {e}", who.role),
+        },
     }
 }
 
@@ -247,27 +249,11 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
     let (heard, played) = tokio::join!(listening, playing);
     match (played, heard) {
         (Some(Err(e)), _) => Measured {
-            observation: match e.audio() {
-                Some(a) if a.kind == AudioErrorKind::NoDevice => Observation::NoDevice {
-                    detail: format!(
-                        "{} probe ({}): {}",
-                        leg.player.role, leg.player.info.hostname, a.message
-                    ),
-                },
-                _ => failed(leg.player, "play", &e),
-            },
+            observation: failed(leg.player, "play", &e),
             evidence: None,
         },
         (_, Err(e)) => Measured {
-            observation: match e.audio() {
-                Some(a) if a.kind == AudioErrorKind::NoDevice => Observation::NoDevice {
-                    detail: format!(
-                        "{} probe ({}): {}",
-                        leg.listener.role, leg.listener.info.hostname, a.message
-                    ),
-                },
-                _ => failed(leg.listener, "listen", &e),
-            },
+            observation: failed(leg.listener, "listen", &e),
             evidence: None,
         },
         (None, Ok(_)) => Measured {

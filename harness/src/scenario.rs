@@ -539,11 +539,11 @@ impl Scenario {
     }
 }
 
+/// What the unit tests of the scenario and the policy engine share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PROBES: &str = r#"
+pub(crate) mod test_support {
+    /// A valid `[probes]` section, to append to a scenario under test.
+    pub(crate) const PROBES: &str = r#"
 [probes.local]
 address = "127.0.0.1:7701"
 token_file = "t"
@@ -552,6 +552,13 @@ mic_feed = "micfeed"
 address = "127.0.0.1:7702"
 token_file = "t"
 "#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::test_support::PROBES;
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(text, Path::new("s.toml"))

@@ -156,12 +156,12 @@ pub fn judge(
     };
     let seen = observed.describe();
     let head = format!("expected {expected} ({by}); observed {seen}");
-    if let Observation::Error { .. } = observed {
-        return (
+    let rig_failed = || {
+        (
             Verdict::Inconclusive,
             format!("{head}: the rig, not the redirection, failed; fix the probe or device named and run again"),
-        );
-    }
+        )
+    };
     use Observation as Ob;
     match check {
         Check::Output => match (output.value, observed) {
@@ -200,7 +200,7 @@ pub fn judge(
                 Verdict::Pass,
                 format!("{head}: not redirected, as the policy says (the session host has no audio device of its own to play on)"),
             ),
-            (_, Ob::Error { .. }) => unreachable_error(),
+            (_, Ob::Error { .. }) => rig_failed(),
         },
         Check::Capture => match (capture.value, observed) {
             (CaptureExpect::Redirected, Ob::Detected { dropouts, .. }) => {
@@ -238,14 +238,9 @@ pub fn judge(
                 Verdict::Fail,
                 format!("{head}: the privacy policy denies apps a redirected microphone, but none is redirected; check audiocapturemode and fDisableAudioCapture"),
             ),
-            (_, Ob::Error { .. }) => unreachable_error(),
+            (_, Ob::Error { .. }) => rig_failed(),
         },
     }
-}
-
-/// The `Error` arms of the matches above: errors return early, before the match.
-fn unreachable_error() -> (Verdict, String) {
-    (Verdict::Inconclusive, "the rig failed".into())
 }
 
 #[cfg(test)]

@@ -20,5 +20,13 @@ pub mod server;
 pub mod signal;
 pub mod wav;
 
+/// Wall-clock time as unix milliseconds: the one clock that reports share (a player's start,
+/// a listener's onset, a probe's `info`), so the harness can line them up.
+pub fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
 /// The probe's version, sent in the protocol handshake and shown by `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

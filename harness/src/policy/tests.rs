@@ -5,15 +5,7 @@ use std::path::Path;
 use super::*;
 use crate::scenario::{CaptureExpect as C, OutputExpect as O};
 
-const PROBES: &str = r#"
-[probes.local]
-address = "127.0.0.1:7701"
-token_file = "t"
-mic_feed = "micfeed"
-[probes.remote]
-address = "127.0.0.1:7702"
-token_file = "t"
-"#;
+use crate::scenario::test_support::PROBES;
 
 /// A scenario for `product` with the given TOML policy sections.
 fn scenario(product: &str, policy: &str) -> Scenario {

@@ -18,6 +18,7 @@ use crate::audio::{
     RecordReport, StreamFormat, StreamHealth,
 };
 use crate::signal::Signature;
+use crate::unix_ms;
 use crate::wav::Audio;
 
 /// How long a catalogue query may take before the watchdog reports the server stalled.
@@ -25,6 +26,15 @@ const CATALOG_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn err(kind: AudioErrorKind, message: String) -> AudioError {
     AudioError { kind, message }
+}
+
+fn unsupported_format(id: &str, format: cpal::SampleFormat) -> AudioError {
+    err(
+        AudioErrorKind::UnsupportedFormat,
+        format!(
+            "device `{id}`: sample format {format} is not supported (f32, i16, i32 and u8 are)"
+        ),
+    )
 }
 
 /// Runs `f` on a worker thread and waits at most `timeout`. A server that stops answering
@@ -371,15 +381,7 @@ pub fn play_rendered(
                             128u8,
                             on_err,
                         ),
-                        other => {
-                            return Err(err(
-                                AudioErrorKind::UnsupportedFormat,
-                                format!(
-                                    "device `{}`: sample format {other} is not supported",
-                                    info.id
-                                ),
-                            ))
-                        }
+                        other => return Err(unsupported_format(&info.id, other)),
                     }
                     .map_err(|e| stream_err(&info.id, "cannot open the output stream", e))?;
                     let started_unix_ms = unix_ms();
@@ -484,8 +486,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 const TAIL_GRACE: Duration = Duration::from_millis(2500);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 const POLL: Duration = Duration::from_millis(10);
-/// How long an input may deliver nothing before it counts as lost. Native PulseAudio
-/// streams deliver every 10 ms; other hosts may batch (cpal's PulseAudio default: ~2 s).
+/// How long an input may deliver nothing before it counts as lost ([`Live::no_audio_limit`]).
 const NO_AUDIO_NATIVE: Duration = Duration::from_millis(1500);
 const NO_AUDIO_OTHER: Duration = Duration::from_millis(4000);
 
@@ -525,18 +526,21 @@ fn stream_err(id: &str, what: &str, e: impl std::fmt::Display) -> AudioError {
 
 /// Messages from a capture worker thread to the caller.
 enum Worker {
-    Started(DeviceInfo, StreamFormat, ring::Consumer),
+    Started(DeviceInfo, StreamFormat, ring::Consumer, Duration),
     Failed(AudioError),
 }
 
 /// A running capture: device, format, the ring's reading end, the stop sender (dropping
 /// it stops the stream) and the receiver told when the stream is closed.
+/// The last item is how long the stream may deliver nothing before it counts as lost
+/// ([`Live::no_audio_limit`]).
 type Capture = (
     DeviceInfo,
     StreamFormat,
     ring::Consumer,
     mpsc::Sender<()>,
     mpsc::Receiver<()>,
+    Duration,
 );
 
 /// The stream a capture worker owns: cpal's, or (PulseAudio) a native record stream with a
@@ -546,6 +550,18 @@ enum Live {
     Cpal(cpal::Stream),
     #[cfg(target_os = "linux")]
     Pulse(crate::audio::pulse::Capture),
+}
+
+impl Live {
+    /// How long the stream may deliver nothing before it counts as lost: native PulseAudio
+    /// streams deliver every 10 ms; cpal's hosts may batch (its PulseAudio default: ~2 s).
+    fn no_audio_limit(&self) -> Duration {
+        match self {
+            Live::Cpal(_) => NO_AUDIO_OTHER,
+            #[cfg(target_os = "linux")]
+            Live::Pulse(_) => NO_AUDIO_NATIVE,
+        }
+    }
 }
 
 /// Fragment of native PulseAudio record streams: how often audio reaches the detector.
@@ -634,15 +650,7 @@ fn open_cpal(
             on_err,
             None,
         ),
-        other => {
-            return Err(err(
-                AudioErrorKind::UnsupportedFormat,
-                format!(
-                    "device `{}`: sample format {other} is not supported",
-                    info.id
-                ),
-            ))
-        }
+        other => return Err(unsupported_format(&info.id, other)),
     }
     .map_err(|e| stream_err(&info.id, "cannot open the input stream", e))?;
     cpal::traits::StreamTrait::play(&stream)
@@ -688,7 +696,8 @@ fn start_capture(
                 };
             match setup() {
                 Ok((stream, info, format, cons)) => {
-                    if tx.send(Worker::Started(info, format, cons)).is_err() {
+                    let limit = stream.no_audio_limit();
+                    if tx.send(Worker::Started(info, format, cons, limit)).is_err() {
                         // The caller gave up (start timeout): the stream is abandoned.
                         std::mem::forget(stream);
                         return;
@@ -711,7 +720,9 @@ fn start_capture(
             )
         })?;
     match rx.recv_timeout(START_TIMEOUT) {
-        Ok(Worker::Started(info, format, cons)) => Ok((info, format, cons, stop_tx, done_rx)),
+        Ok(Worker::Started(info, format, cons, limit)) => {
+            Ok((info, format, cons, stop_tx, done_rx, limit))
+        }
         Ok(Worker::Failed(e)) => Err(e),
         Err(_) => Err(err(
             AudioErrorKind::Stalled,
@@ -759,12 +770,6 @@ struct Pump {
     xruns: u64,
 }
 
-fn unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
 impl Pump {
     fn new(
         info: &DeviceInfo,
@@ -772,21 +777,15 @@ impl Pump {
         cons: ring::Consumer,
         errors: mpsc::Receiver<String>,
         opened: Instant,
+        no_audio: Duration,
     ) -> Pump {
-        let native = cfg!(target_os = "linux")
-            && format.sample_format == "f32"
-            && info.id.starts_with("pulseaudio:");
         Pump {
             id: info.id.clone(),
             rate: f64::from(format.sample_rate_hz.max(1)),
             channels: usize::from(format.channels.max(1)),
             cons,
             errors,
-            no_audio: if native {
-                NO_AUDIO_NATIVE
-            } else {
-                NO_AUDIO_OTHER
-            },
+            no_audio,
             opened,
             last_audio: Instant::now(),
             frames: 0,
@@ -862,8 +861,8 @@ pub fn record(
     let opened = Instant::now();
     let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
     // Input may arrive in bursts of ~2 s (lab.md): the ring holds 4 s so nothing drops.
-    let (info, format, cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
-    let mut pump = Pump::new(&info, &format, cons, err_rx, opened);
+    let (info, format, cons, stop, done, quiet) = start_capture(host, device, 4.0, err_tx)?;
+    let mut pump = Pump::new(&info, &format, cons, err_rx, opened, quiet);
     let started = Instant::now();
     let wanted = (options.timeout.as_secs_f64() * f64::from(format.sample_rate_hz)) as usize
         * usize::from(format.channels);
@@ -942,8 +941,8 @@ pub fn listen_with(
 ) -> Result<(ListenReport, Option<Audio>), AudioError> {
     let started = Instant::now();
     let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
-    let (info, format, cons, stop, done) = start_capture(host, device, 4.0, err_tx)?;
-    let mut pump = Pump::new(&info, &format, cons, err_rx, started);
+    let (info, format, cons, stop, done, quiet) = start_capture(host, device, 4.0, err_tx)?;
+    let mut pump = Pump::new(&info, &format, cons, err_rx, started, quiet);
     let channels = usize::from(format.channels.max(1));
     let mut detectors = (0..channels)
         .map(|_| Detector::new(signature, format.sample_rate_hz))

@@ -450,12 +450,7 @@ mod tests {
         assert!(e.contains("missing"), "{e}");
     }
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::proto::test_runtime as rt;
 
     #[test]
     fn handshake_succeeds_with_the_same_token_and_fails_with_another() {

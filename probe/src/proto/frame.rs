@@ -187,12 +187,7 @@ mod tests {
 
     const MAX_FRAME_FOR_TEST: usize = crate::proto::MAX_FRAME;
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::proto::test_runtime as rt;
 
     #[test]
     fn read_frame_clean_eof_truncation_and_cap() {

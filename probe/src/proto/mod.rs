@@ -120,3 +120,12 @@ pub(crate) async fn within<T>(
         }),
     }
 }
+
+/// A single-threaded runtime for the protocol's unit tests.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+}

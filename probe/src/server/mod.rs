@@ -696,9 +696,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         session: session::detect(),
         devices: Ok(Vec::new()),
         max_capture_ms: max_capture.as_millis() as u64,
-        now_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        now_unix_ms: crate::unix_ms(),
     }
 }
 
