@@ -28,6 +28,21 @@ fn err(kind: AudioErrorKind, message: String) -> AudioError {
     AudioError { kind, message }
 }
 
+/// Runs on a stream's worker thread once the stream is set up. If the caller was told
+/// (`announced`), keeps the stream until the caller drops its stop sender, then drops it
+/// here and reports that on `done`; if dropping hangs (a dead server, lab.md pitfall 5),
+/// only this thread hangs. If the caller had already given up (its start watchdog fired),
+/// the stream is abandoned without being dropped.
+fn hold_stream<S>(stream: S, announced: bool, stop: &mpsc::Receiver<()>, done: &mpsc::Sender<()>) {
+    if !announced {
+        std::mem::forget(stream);
+        return;
+    }
+    let _ = stop.recv();
+    drop(stream);
+    let _ = done.send(());
+}
+
 fn unsupported_format(id: &str, format: cpal::SampleFormat) -> AudioError {
     err(
         AudioErrorKind::UnsupportedFormat,
@@ -391,13 +406,8 @@ pub fn play_rendered(
                 };
             match setup() {
                 Ok((stream, info, format, len)) => {
-                    if tx.send(Ok((info, format, len))).is_err() {
-                        std::mem::forget(stream);
-                        return;
-                    }
-                    let _ = stop_rx.recv();
-                    drop(stream);
-                    let _ = done_tx.send(());
+                    let announced = tx.send(Ok((info, format, len))).is_ok();
+                    hold_stream(stream, announced, &stop_rx, &done_tx);
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -697,16 +707,8 @@ fn start_capture(
             match setup() {
                 Ok((stream, info, format, cons)) => {
                     let limit = stream.no_audio_limit();
-                    if tx.send(Worker::Started(info, format, cons, limit)).is_err() {
-                        // The caller gave up (start timeout): the stream is abandoned.
-                        std::mem::forget(stream);
-                        return;
-                    }
-                    // Wait until told to stop (the sender dropped), then drop the stream here;
-                    // if that hangs, only this thread hangs.
-                    let _ = stop_rx.recv();
-                    drop(stream);
-                    let _ = done_tx.send(());
+                    let announced = tx.send(Worker::Started(info, format, cons, limit)).is_ok();
+                    hold_stream(stream, announced, &stop_rx, &done_tx);
                 }
                 Err(e) => {
                     let _ = tx.send(Worker::Failed(e));
