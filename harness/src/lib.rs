@@ -12,4 +12,5 @@ pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod text;
 pub mod verdict;

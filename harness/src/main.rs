@@ -2,17 +2,29 @@
 //! from the policy layers, drives both probes, reports with evidence.
 //!
 //! Exit: 0 every check passed, 1 a check failed, 2 inconclusive or a usage/config error.
+//! A closed standard output (`earshot ... | head`) ends the terminal output quietly; the
+//! run goes on, the file reports are written and the exit status is still the verdict's.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use earshot_harness::policy;
-use earshot_harness::report::{self, JsonReporter, JunitReporter, Reporter, TerminalReporter};
+use earshot_harness::report::{
+    self, JsonReporter, JunitReporter, ReportError, Reporter, TerminalReporter,
+};
 use earshot_harness::runner::{self, RunOptions};
-use earshot_harness::scenario::Scenario;
+use earshot_harness::scenario::Check;
+use earshot_harness::verdict::expected_words;
+
+/// Every check passed.
+const EXIT_PASS: u8 = 0;
+/// At least one check failed.
+const EXIT_FAIL: u8 = 1;
+/// Inconclusive, or a usage / configuration / setup error.
+const EXIT_INCONCLUSIVE: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +34,8 @@ use earshot_harness::scenario::Scenario;
     after_help = "Examples:\n  \
       earshot expect scenarios/rules/avd-gpo-blocks-playback.toml\n  \
       earshot run scenarios/lab/avd-defaults.toml --json out/report.json --junit out/junit.xml --evidence out/evidence\n\n\
-      Exit status: 0 all checks passed, 1 a check failed, 2 inconclusive or a usage/config error."
+      Exit status: 0 all checks passed, 1 a check failed, 2 inconclusive or a usage/config error.\n\
+      Scenario keys: docs/scenario-reference.md. JSON report format: docs/report.schema.json."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,13 +56,13 @@ enum Command {
     },
     /// Runs the scenarios against their probes and reports.
     Run {
-        /// Scenario files, run in order.
+        /// Scenario files, run in order (all are checked before any probe is touched).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Write the JSON report here (rewritten after every check).
+        /// Write the JSON report here (rewritten after every event).
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Write the JUnit XML report here (rewritten after every check).
+        /// Write the JUnit XML report here (rewritten after every event).
         #[arg(long)]
         junit: Option<PathBuf>,
         /// Keep WAV evidence of anything but a clean pass in this folder.
@@ -59,21 +72,22 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Prints the JSON Schema of the run report (`--json`).
+    Schema,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match dispatch(cli) {
-        Ok(code) => code,
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("earshot: {e:#}");
-            2
+            eprintln!("earshot: error: {e:#}");
+            ExitCode::from(EXIT_INCONCLUSIVE)
         }
-    };
-    std::process::exit(code);
+    }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Expect { scenarios, json } => expect(&scenarios, json),
         Command::Run {
@@ -83,48 +97,90 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             evidence,
             seed,
         } => run(scenarios, json, junit, evidence, seed),
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&report::json_schema())?;
+            quietly(writeln!(std::io::stdout(), "{text}"))?;
+            Ok(EXIT_PASS)
+        }
     }
 }
 
-fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
-    let mut all = Vec::new();
-    for f in files {
-        let s = Scenario::load(f)?;
-        let e = policy::expect(&s).with_context(|| format!("{}", f.display()))?;
-        if json {
-            all.push(serde_json::json!({"file": f, "name": s.name, "expectation": e}));
-            continue;
+/// A closed stdout is not an error worth a message: the reader has gone.
+fn quietly(r: std::io::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
+}
+
+fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
+    let prepared = match runner::prepare(files) {
+        Ok(p) => p,
+        Err(errors) => return Ok(setup_failed(&errors)),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let all: Vec<_> = prepared
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "file": p.scenario.path,
+                    "name": p.scenario.name,
+                    "expectation": p.expectation
+                })
+            })
+            .collect();
+        quietly(writeln!(out, "{}", serde_json::to_string_pretty(&all)?))?;
+        return Ok(EXIT_PASS);
+    }
+    let mut text = String::new();
+    for p in &prepared {
+        let (s, e) = (&p.scenario, &p.expectation);
+        text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
+        for c in [Check::Output, Check::Capture] {
+            let d = match c {
+                Check::Output => (&e.output.decided_by, &e.output.trail),
+                Check::Capture => (&e.capture.decided_by, &e.capture.trail),
+            };
+            text += &format!(
+                "  {:<8} {}, decided by {}\n",
+                format!("{c}:"),
+                expected_words(c, e.output.value, e.capture.value),
+                d.0
+            );
+            for t in d.1 {
+                text += &format!("           - {t}\n");
+            }
         }
-        println!("{} ({}, {})", s.name, s.product, f.display());
-        println!(
-            "  output:  {:?}, decided by {}",
-            e.output.value, e.output.decided_by
+        text += &format!(
+            "  quality: {}, decided by {}\n",
+            e.quality.value.words(),
+            e.quality.decided_by
         );
-        for t in &e.output.trail {
-            println!("           - {t}");
+        for t in &e.quality.trail {
+            text += &format!("           - {t}\n");
         }
-        println!(
-            "  capture: {:?}, decided by {}",
-            e.capture.value, e.capture.decided_by
-        );
-        for t in &e.capture.trail {
-            println!("           - {t}");
-        }
-        println!(
-            "  quality: {:?}, decided by {}",
-            e.quality.value, e.quality.decided_by
-        );
         for w in &e.warnings {
-            println!("  warning: {w}");
+            text += &format!("  warning: {w}\n");
         }
         for n in &e.notes {
-            println!("  note:    {n}");
+            text += &format!("  note:    {n}\n");
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+    quietly(out.write_all(text.as_bytes()))?;
+    Ok(EXIT_PASS)
+}
+
+/// Prints every setup error, once each, and returns the exit status for them.
+fn setup_failed(errors: &[runner::SetupError]) -> u8 {
+    for e in errors {
+        eprintln!("earshot: error: {e}");
     }
-    Ok(0)
+    eprintln!(
+        "earshot: {} scenario file(s) cannot be used; nothing was run",
+        errors.len()
+    );
+    EXIT_INCONCLUSIVE
 }
 
 fn run(
@@ -133,26 +189,57 @@ fn run(
     junit: Option<PathBuf>,
     evidence: Option<PathBuf>,
     seed: Option<u64>,
-) -> anyhow::Result<i32> {
-    for p in [&json, &junit].into_iter().flatten() {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the report folder {}", dir.display()))?;
+) -> anyhow::Result<u8> {
+    // Everything that can be checked is checked before a probe is touched.
+    let mut problems = Vec::new();
+    for (option, path) in [("--json", &json), ("--junit", &junit)] {
+        if let Some(p) = path {
+            if let Err(e) = report::check_output_path(option, p) {
+                problems.push(e);
+            }
         }
+    }
+    if let Some(dir) = &evidence {
+        if dir.exists() && !dir.is_dir() {
+            problems.push(format!(
+                "--evidence {}: is a file; give a folder",
+                dir.display()
+            ));
+        }
+    }
+    let prepared = match runner::prepare(&files) {
+        Ok(p) => p,
+        Err(errors) => {
+            for p in &problems {
+                eprintln!("earshot: error: {p}");
+            }
+            return Ok(setup_failed(&errors));
+        }
+    };
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
     }
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(TerminalReporter::new(stdout, colour))];
+    let mut terminal: Option<TerminalReporter<_>> = Some(TerminalReporter::new(stdout, colour));
+    let mut files: Vec<Box<dyn Reporter>> = Vec::new();
     if let Some(p) = json {
-        reporters.push(Box::new(JsonReporter::new(p)));
+        files.push(Box::new(JsonReporter::new(p)));
     }
     if let Some(p) = junit {
-        reporters.push(Box::new(JunitReporter::new(p)));
+        files.push(Box::new(JunitReporter::new(p)));
     }
-    let mut write_errors = Vec::new();
+    let mut write_errors: Vec<String> = Vec::new();
     let mut sink = |e: &report::Event, run: &report::Run| {
-        for r in reporters.iter_mut() {
+        if let Some(t) = terminal.as_mut() {
+            match t.event(e, run) {
+                Ok(()) => {}
+                // The reader went away: stop writing to it, keep measuring.
+                Err(ReportError::Closed) => terminal = None,
+                Err(err) => write_errors.push(err.to_string()),
+            }
+        }
+        for r in files.iter_mut() {
             if let Err(err) = r.event(e, run) {
                 write_errors.push(err.to_string());
             }
@@ -166,10 +253,20 @@ fn run(
         evidence_dir: evidence,
         seed,
     };
-    let finished = runtime.block_on(runner::run(&files, &options, &mut sink));
-    println!("\n{}", report::summary_table(&finished));
+    let finished = runtime.block_on(runner::run(&prepared, &options, &mut sink));
+    if let Some(t) = terminal.as_mut() {
+        match t.finish(&finished) {
+            Ok(()) | Err(ReportError::Closed) => {}
+            Err(err) => write_errors.push(err.to_string()),
+        }
+    }
+    write_errors.dedup();
     if !write_errors.is_empty() {
         anyhow::bail!("writing a report failed: {}", write_errors.join("; "));
     }
-    Ok(finished.exit_code())
+    Ok(match finished.exit_code() {
+        0 => EXIT_PASS,
+        1 => EXIT_FAIL,
+        _ => EXIT_INCONCLUSIVE,
+    })
 }

@@ -14,20 +14,36 @@
 //! - `LetAppsAccessMicrophone = 2` (force deny) leaves the redirection in place but denies
 //!   apps the microphone.
 //!
+//! - An xrdp session host (`product = "xrdp"`) has no Windows policy: its session host
+//!   layer is xrdp.ini's channel switches (`[policy.xrdp]`): `rdpsnd=false` blocks
+//!   playback, `drdynvc=false` blocks the microphone (audin is a dynamic channel),
+//!   `allow_channels=false` blocks both. Its RDP layer is the client's .rdp file, with the
+//!   RDP defaults.
+//! - "Limit audio playback quality" (`AllowedAudioQualityMode`, TerminalServer.admx policy
+//!   TS_CLIENT_AUDIO_QUALITY): 1 Dynamic, 3 Medium, 7 High. The values are the set of
+//!   modes allowed, one bit each (Dynamic 1, Medium 2, High 4), which is why they read 1,
+//!   3 and 7. The policy's explain text: "If you disable or do not configure this policy
+//!   setting, audio playback quality will be set to Dynamic", and the client's request
+//!   (`audioqualitymode`) can only lower what the policy allows. So an unset policy does
+//!   not *limit* to a chosen mode, yet leaves Windows at Dynamic; the trail says so.
+//!
 //! Every decision carries its trail: each layer's say, and which layer decided.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::scenario::{CaptureExpect, OutputExpect, Product, Scenario, Toggle};
+use crate::scenario::{CaptureExpect, OutputExpect, Product, Scenario, Toggle, XrdpPolicy};
 
 /// A policy input that cannot be understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
     /// An RDP property that is not `name:type:value`, or whose value is invalid.
-    #[error("RDP property `{property}`: {message}")]
+    #[error("{location}: RDP property `{property}`: {message}")]
     Property {
+        /// Where: `FILE.rdp:LINE`, or the scenario key holding the properties.
+        location: String,
         /// The property as written.
         property: String,
         /// What is wrong and what was expected.
@@ -44,7 +60,7 @@ pub enum PolicyError {
 }
 
 /// A typed RDP property value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RdpValue {
     /// `i:` integer.
@@ -62,84 +78,141 @@ pub struct RdpProperties {
     pub warnings: Vec<String>,
 }
 
-/// The properties the engine reads, with their valid integer values.
-const KNOWN: &[(&str, &[i64])] = &[
-    ("audiomode", &[0, 1, 2]),
-    ("audiocapturemode", &[0, 1]),
-    ("audioqualitymode", &[0, 1, 2]),
+/// The properties the engine reads, with their valid integer values and what they mean.
+const KNOWN: &[(&str, &[(i64, &str)])] = &[
+    (
+        "audiomode",
+        &[
+            (0, "play on this computer"),
+            (1, "play on the remote computer"),
+            (2, "do not play"),
+        ],
+    ),
+    (
+        "audiocapturemode",
+        &[
+            (0, "do not record from this computer"),
+            (1, "record from this computer"),
+        ],
+    ),
+    (
+        "audioqualitymode",
+        &[(0, "dynamic"), (1, "medium"), (2, "high")],
+    ),
 ];
+
+/// The number of single-character edits that turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The audio property `name` is probably a misspelling of.
+fn misspelt_audio_property(name: &str) -> Option<&'static str> {
+    KNOWN
+        .iter()
+        .map(|(k, _)| *k)
+        .find(|k| *k != name && edit_distance(name, k) <= 2)
+}
 
 /// Parses RDP properties as admins paste them (`audiomode:i:0;audiocapturemode:i:1`) or
 /// as lines of an .rdp file. Unknown properties are kept with a warning; malformed ones,
-/// and known ones with values outside their range, are errors naming the property.
+/// known ones with values outside their range, and misspellings of an audio property are
+/// errors naming the property and where it is.
 ///
 /// # Errors
 /// [`PolicyError::Property`].
 pub fn parse_rdp_properties(text: &str) -> Result<RdpProperties, PolicyError> {
+    parse_rdp_at(text, &|_| "RDP properties".to_string())
+}
+
+/// As [`parse_rdp_properties`], naming each item's place with `at(line)` (1-based line of
+/// the text).
+fn parse_rdp_at(text: &str, at: &dyn Fn(usize) -> String) -> Result<RdpProperties, PolicyError> {
     let mut out = RdpProperties::default();
-    // An .rdp file saved by Windows is UTF-16 with a BOM; pasted text may have one too.
     let text = text.trim_start_matches('\u{feff}');
-    for raw in text.split([';', '\n', '\r']) {
-        let item = raw.trim();
-        if item.is_empty() {
-            continue;
-        }
-        let bad = |message: &str| PolicyError::Property {
-            property: item.to_string(),
-            message: message.to_string(),
-        };
-        let mut parts = item.splitn(3, ':');
-        let (Some(name), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected `name:type:value`, e.g. `audiomode:i:0`"));
-        };
-        let name = name.trim().to_ascii_lowercase();
-        if name.is_empty() {
-            return Err(bad("the name is empty: expected `name:type:value`"));
-        }
-        let value = match kind.trim() {
-            "i" => RdpValue::Int(value.trim().parse().map_err(|_| {
-                bad(&format!(
-                    "`{}` is not an integer, as type `i` requires",
-                    value.trim()
-                ))
-            })?),
-            "s" | "b" => RdpValue::Text(value.to_string()),
-            other => {
-                return Err(bad(&format!(
-                    "unknown type `{other}`: expected `i` (integer), `s` (string) or `b` (binary)"
-                )))
-            }
-        };
-        match KNOWN.iter().find(|(k, _)| *k == name) {
-            Some((_, allowed)) => match &value {
-                RdpValue::Int(v) if allowed.contains(v) => {}
-                _ => {
-                    return Err(bad(&format!(
-                        "expected type `i` with one of {}",
-                        allowed
-                            .iter()
-                            .map(i64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
-            },
-            None => out.warnings.push(format!(
-                "RDP property `{item}` is not about audio redirection: kept and ignored"
-            )),
-        }
-        if out.values.insert(name.clone(), value).is_some() {
-            out.warnings.push(format!(
-                "RDP property `{name}` is given more than once: the last one counts"
-            ));
+    for (line_no, line) in text.lines().enumerate() {
+        for raw in line.split(';') {
+            parse_item(raw.trim(), &at(line_no + 1), &mut out)?;
         }
     }
     Ok(out)
 }
 
+fn parse_item(item: &str, location: &str, out: &mut RdpProperties) -> Result<(), PolicyError> {
+    if item.is_empty() {
+        return Ok(());
+    }
+    let bad = |message: &str| PolicyError::Property {
+        location: location.to_string(),
+        property: item.to_string(),
+        message: message.to_string(),
+    };
+    let mut parts = item.splitn(3, ':');
+    let (Some(name), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected `name:type:value`, e.g. `audiomode:i:0`"));
+    };
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return Err(bad("the name is empty: expected `name:type:value`"));
+    }
+    let value = match kind.trim() {
+        "i" => RdpValue::Int(value.trim().parse().map_err(|_| {
+            bad(&format!(
+                "`{}` is not an integer, as type `i` requires",
+                value.trim()
+            ))
+        })?),
+        "s" | "b" => RdpValue::Text(value.to_string()),
+        other => {
+            return Err(bad(&format!(
+                "unknown type `{other}`: expected `i` (integer), `s` (string) or `b` (binary)"
+            )))
+        }
+    };
+    match KNOWN.iter().find(|(k, _)| *k == name) {
+        Some((_, allowed)) => match &value {
+            RdpValue::Int(v) if allowed.iter().any(|(a, _)| a == v) => {}
+            _ => {
+                let meanings: Vec<String> =
+                    allowed.iter().map(|(v, m)| format!("{v} ({m})")).collect();
+                return Err(bad(&format!(
+                    "expected `{name}:i:N` with N one of {}",
+                    meanings.join(", ")
+                )));
+            }
+        },
+        None => {
+            if let Some(k) = misspelt_audio_property(&name) {
+                return Err(bad(&format!(
+                    "`{name}` is not an RDP property; did you mean `{k}`?"
+                )));
+            }
+            out.warnings.push(format!(
+                "RDP property `{item}` is not about audio redirection: kept and ignored"
+            ));
+        }
+    }
+    if out.values.insert(name.clone(), value).is_some() {
+        out.warnings.push(format!(
+            "RDP property `{name}` is given more than once: the last one counts"
+        ));
+    }
+    Ok(())
+}
+
 /// Audio playback quality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
     /// Dynamic (bandwidth dependent).
@@ -150,8 +223,27 @@ pub enum Quality {
     High,
 }
 
+impl Quality {
+    /// The mode in words, for reports.
+    pub fn words(self) -> &'static str {
+        match self {
+            Quality::Dynamic => "dynamic (the server adapts to the bandwidth)",
+            Quality::Medium => "medium (a fixed compressed format)",
+            Quality::High => "high (uncompressed PCM)",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Quality::Dynamic => "dynamic",
+            Quality::Medium => "medium",
+            Quality::High => "high",
+        }
+    }
+}
+
 /// One value the engine settled on, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Decision<T> {
     /// The result.
     pub value: T,
@@ -162,7 +254,7 @@ pub struct Decision<T> {
 }
 
 /// What the checks must observe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Expectation {
     /// Where output goes.
     pub output: Decision<OutputExpect>,
@@ -196,36 +288,27 @@ fn output_words(o: OutputExpect) -> &'static str {
 /// The RDP properties of a scenario (inline or from its file), or none.
 ///
 /// # Errors
-/// [`PolicyError`] for an unreadable file or a malformed property.
+/// [`PolicyError`] for an unreadable file or a malformed property, naming the file and
+/// line (or the scenario key).
 pub fn rdp_of(scenario: &Scenario) -> Result<Option<RdpProperties>, PolicyError> {
     let Some(layer) = &scenario.policy.rdp else {
         return Ok(None);
     };
-    let text = match (&layer.properties, &layer.file) {
-        (Some(p), _) => p.clone(),
+    match (&layer.properties, &layer.file) {
+        (Some(p), _) => parse_rdp_at(p, &|_| "policy.rdp.properties".to_string()).map(Some),
         (None, Some(f)) => {
             let path = scenario.resolve(f);
-            let bytes = std::fs::read(&path).map_err(|e| PolicyError::File {
+            let file = |message: String| PolicyError::File {
                 path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            decode_rdp_file(&bytes)
+                message,
+            };
+            let bytes = std::fs::read(&path).map_err(|e| file(e.to_string()))?;
+            let text = crate::text::decode(&bytes)
+                .map_err(|m| file(format!("{m}; save it from the Remote Desktop client again")))?;
+            let name = path.display().to_string();
+            parse_rdp_at(&text, &|line| format!("{name}:{line}")).map(Some)
         }
-        (None, None) => return Ok(None),
-    };
-    parse_rdp_properties(&text).map(Some)
-}
-
-/// .rdp files are UTF-16LE with a BOM when saved by Windows, else UTF-8.
-fn decode_rdp_file(bytes: &[u8]) -> String {
-    if bytes.starts_with(&[0xff, 0xfe]) {
-        let units: Vec<u16> = bytes[2..]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else {
-        String::from_utf8_lossy(bytes).into_owned()
+        (None, None) => Ok(None),
     }
 }
 
@@ -260,6 +343,116 @@ pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
     Ok(e)
 }
 
+/// What the session host layer says about playback and recording: a blocker's name for
+/// each direction, and the trail lines.
+struct HostLayer {
+    blocks_output: Option<String>,
+    blocks_capture: Option<String>,
+    output_trail: Vec<String>,
+    capture_trail: Vec<String>,
+}
+
+fn windows_host_layer(scenario: &Scenario) -> HostLayer {
+    let product = scenario.product;
+    let host = &scenario.policy.session_host;
+    let mut l = HostLayer {
+        blocks_output: None,
+        blocks_capture: None,
+        output_trail: vec![],
+        capture_trail: vec![],
+    };
+    match host.f_disable_cam {
+        Some(f) if f.0 == 1 => {
+            l.blocks_output = Some("session host policy fDisableCam=1".into());
+            l.output_trail.push(
+                "session host policy fDisableCam=1 (\"Allow audio and video playback \
+                 redirection\" Disabled): playback redirection is disabled"
+                    .into(),
+            );
+        }
+        Some(_) => l.output_trail.push(
+            "session host policy fDisableCam=0 (\"Allow audio and video playback redirection\" \
+             Enabled): playback redirection allowed"
+                .into(),
+        ),
+        None => l.output_trail.push(format!(
+            "session host policy fDisableCam not configured: {product} does not block playback \
+             redirection"
+        )),
+    }
+    match host.f_disable_audio_capture {
+        Some(f) if f.0 == 1 => {
+            l.blocks_capture = Some("session host policy fDisableAudioCapture=1".into());
+            l.capture_trail.push(
+                "session host policy fDisableAudioCapture=1 (\"Allow audio recording \
+                 redirection\" Disabled): recording redirection is disabled"
+                    .into(),
+            );
+        }
+        Some(_) => l.capture_trail.push(
+            "session host policy fDisableAudioCapture=0 (\"Allow audio recording redirection\" \
+             Enabled): recording redirection allowed"
+                .into(),
+        ),
+        None => l.capture_trail.push(format!(
+            "session host policy fDisableAudioCapture not configured: {product} does not block \
+             recording redirection"
+        )),
+    }
+    l
+}
+
+fn xrdp_host_layer(x: &XrdpPolicy) -> HostLayer {
+    let mut l = HostLayer {
+        blocks_output: None,
+        blocks_capture: None,
+        output_trail: vec![],
+        capture_trail: vec![],
+    };
+    let on = |v: Option<bool>| v.unwrap_or(true);
+    if !on(x.allow_channels) {
+        let why = "xrdp.ini allow_channels=false".to_string();
+        l.blocks_output = Some(why.clone());
+        l.blocks_capture = Some(why);
+        l.output_trail
+            .push("xrdp.ini [Globals] allow_channels=false: no virtual channel, no sound".into());
+        l.capture_trail.push(
+            "xrdp.ini [Globals] allow_channels=false: no virtual channel, no microphone".into(),
+        );
+    } else {
+        l.output_trail.push(format!(
+            "xrdp.ini [Globals] allow_channels={}: channels allowed",
+            if x.allow_channels.is_some() {
+                "true"
+            } else {
+                "not set (true)"
+            }
+        ));
+        l.capture_trail.push(l.output_trail[0].clone());
+    }
+    if !on(x.rdpsnd) {
+        l.blocks_output
+            .get_or_insert_with(|| "xrdp.ini rdpsnd=false".to_string());
+        l.output_trail
+            .push("xrdp.ini [Channels] rdpsnd=false: the sound channel is off".into());
+    } else {
+        l.output_trail
+            .push("xrdp.ini [Channels] rdpsnd allowed (default true)".into());
+    }
+    if !on(x.drdynvc) {
+        l.blocks_capture
+            .get_or_insert_with(|| "xrdp.ini drdynvc=false".to_string());
+        l.capture_trail.push(
+            "xrdp.ini [Channels] drdynvc=false: no dynamic channels, so no audio input (audin)"
+                .into(),
+        );
+    } else {
+        l.capture_trail
+            .push("xrdp.ini [Channels] drdynvc allowed (default true)".into());
+    }
+    l
+}
+
 /// The engine proper, on already parsed RDP properties.
 pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation {
     let product = scenario.product;
@@ -270,41 +463,31 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
     };
     let rdp_layer = match product {
         Product::Avd => "host pool RDP property",
+        Product::Xrdp => ".rdp file property",
         _ => "RDP property",
+    };
+    let has_rdp_layer = !matches!(product, Product::Windows365 | Product::Devbox);
+    let host_layer = match (&scenario.policy.xrdp, product) {
+        (Some(x), Product::Xrdp) => xrdp_host_layer(x),
+        (None, Product::Xrdp) => xrdp_host_layer(&XrdpPolicy::default()),
+        _ => windows_host_layer(scenario),
     };
 
     // Output: each layer proposes; the most restrictive proposal wins, the first layer
     // proposing it is named.
     let mut proposals: Vec<(OutputExpect, String)> = Vec::new();
-    let mut trail = Vec::new();
-    match host.f_disable_cam {
-        Some(f) if f.0 == 1 => {
-            proposals.push((
-                OutputExpect::None,
-                "session host policy fDisableCam=1".into(),
-            ));
-            trail.push(
-                "session host policy fDisableCam=1: audio and video playback redirection is \
-                 disabled"
-                    .into(),
-            );
-        }
-        Some(_) => {
-            trail.push("session host policy fDisableCam=0: playback redirection allowed".into())
-        }
-        None => trail.push(format!(
-            "session host policy fDisableCam not configured: {product} does not block playback \
-             redirection"
-        )),
+    let mut trail = host_layer.output_trail;
+    if let Some(by) = host_layer.blocks_output {
+        proposals.push((OutputExpect::None, by));
     }
-    match (product, int("audiomode")) {
-        (Product::Windows365 | Product::Devbox, _) => {
+    match (has_rdp_layer, int("audiomode")) {
+        (false, _) => {
             proposals.push((OutputExpect::Client, format!("{product} default")));
             trail.push(format!(
                 "{product} default: playback redirection enabled (no host pool properties)"
             ));
         }
-        (_, Some(m)) => {
+        (true, Some(m)) => {
             let v = match m {
                 0 => OutputExpect::Client,
                 1 => OutputExpect::Session,
@@ -313,7 +496,7 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
             proposals.push((v, format!("{rdp_layer} audiomode:i:{m}")));
             trail.push(format!("{rdp_layer} audiomode:i:{m}: {}", output_words(v)));
         }
-        (_, None) => {
+        (true, None) => {
             proposals.push((
                 OutputExpect::Client,
                 format!("{product} default audiomode:i:0"),
@@ -332,44 +515,27 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
     };
 
     // Capture: blocked if any layer blocks.
-    let mut blockers: Vec<String> = Vec::new();
+    let mut blockers: Vec<String> = host_layer.blocks_capture.into_iter().collect();
     let mut enabler: Option<String> = None;
-    let mut trail = Vec::new();
-    match host.f_disable_audio_capture {
-        Some(f) if f.0 == 1 => {
-            blockers.push("session host policy fDisableAudioCapture=1".into());
-            trail.push(
-                "session host policy fDisableAudioCapture=1: audio recording redirection is \
-                 disabled"
-                    .into(),
-            );
-        }
-        Some(_) => trail.push(
-            "session host policy fDisableAudioCapture=0: recording redirection allowed".into(),
-        ),
-        None => trail.push(format!(
-            "session host policy fDisableAudioCapture not configured: {product} does not block \
-             recording redirection"
-        )),
-    }
-    match (product, int("audiocapturemode")) {
-        (Product::Windows365 | Product::Devbox, _) => {
+    let mut trail = host_layer.capture_trail;
+    match (has_rdp_layer, int("audiocapturemode")) {
+        (false, _) => {
             enabler = Some(format!("{product} default"));
             trail.push(format!("{product} default: recording redirection enabled"));
         }
-        (_, Some(1)) => {
+        (true, Some(1)) => {
             enabler = Some(format!("{rdp_layer} audiocapturemode:i:1"));
             trail.push(format!(
                 "{rdp_layer} audiocapturemode:i:1: the local microphone is redirected"
             ));
         }
-        (_, Some(m)) => {
+        (true, Some(m)) => {
             blockers.push(format!("{rdp_layer} audiocapturemode:i:{m}"));
             trail.push(format!(
                 "{rdp_layer} audiocapturemode:i:{m}: microphone redirection disabled"
             ));
         }
-        (_, None) => {
+        (true, None) => {
             blockers.push(format!(
                 "{rdp_layer} audiocapturemode not configured (default 0, off)"
             ));
@@ -379,13 +545,16 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
             ));
         }
     }
+    const CLIENT_DEVICE: &str = "client device setting (Intune app configuration of Windows \
+        App / Remote Desktop on iOS, iPadOS and Android; Windows and macOS clients have no \
+        such setting)";
     match scenario.policy.client.microphone {
         Some(Toggle::Disabled) => {
             blockers.push("client device: audio input redirection disabled".into());
-            trail.push("client device: audio input redirection disabled".into());
+            trail.push(format!("{CLIENT_DEVICE}: audio input redirection disabled"));
         }
         Some(Toggle::Enabled) => {
-            trail.push("client device: audio input redirection enabled".into())
+            trail.push(format!("{CLIENT_DEVICE}: audio input redirection enabled"))
         }
         None => {}
     }
@@ -422,38 +591,7 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         }
     };
 
-    // Quality: the lower of the policy's limit and the client's request.
-    let mut trail = Vec::new();
-    let limit = match host.allowed_audio_quality_mode.map(|q| q.0) {
-        Some(3) => Quality::Medium,
-        Some(7) => Quality::High,
-        Some(_) | None => Quality::Dynamic,
-    };
-    trail.push(format!(
-        "session host policy AllowedAudioQualityMode: limit {}",
-        format!("{limit:?}").to_lowercase()
-    ));
-    let asked = match int("audioqualitymode") {
-        Some(1) => Quality::Medium,
-        Some(2) => Quality::High,
-        _ => Quality::Dynamic,
-    };
-    trail.push(format!(
-        "{rdp_layer} audioqualitymode: asks {}",
-        format!("{asked:?}").to_lowercase()
-    ));
-    let unset = host.allowed_audio_quality_mode.is_none() && int("audioqualitymode").is_none();
-    let quality = Decision {
-        value: limit.min(asked),
-        decided_by: if unset {
-            "the defaults (dynamic)".into()
-        } else if limit < asked {
-            "session host policy AllowedAudioQualityMode".into()
-        } else {
-            format!("{rdp_layer} audioqualitymode")
-        },
-        trail,
-    };
+    let quality = quality_decision(scenario, int("audioqualitymode"), rdp_layer, has_rdp_layer);
 
     Expectation {
         output,
@@ -466,6 +604,95 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
              path"
                 .into(),
         ],
+    }
+}
+
+/// Playback quality: the lower of what the session host allows and what the client asks.
+/// Only layers that are set, and that the product has, are named as deciding.
+fn quality_decision(
+    scenario: &Scenario,
+    requested: Option<i64>,
+    rdp_layer: &str,
+    has_rdp_layer: bool,
+) -> Decision<Quality> {
+    let product = scenario.product;
+    let mut trail = Vec::new();
+    let policy = scenario
+        .policy
+        .session_host
+        .allowed_audio_quality_mode
+        .map(|q| match q.0 {
+            7 => (Quality::High, 7),
+            3 => (Quality::Medium, 3),
+            _ => (Quality::Dynamic, 1),
+        });
+    let asked = if has_rdp_layer {
+        requested.map(|m| match m {
+            2 => Quality::High,
+            1 => Quality::Medium,
+            _ => Quality::Dynamic,
+        })
+    } else {
+        None
+    };
+    if product == Product::Xrdp {
+        trail.push("xrdp has no quality policy: the client's request and its codecs decide".into());
+    } else {
+        trail.push(match policy {
+            Some((q, v)) => format!(
+                "session host policy AllowedAudioQualityMode={v} (\"Limit audio playback \
+                 quality\" {}): at most {}",
+                q.name(),
+                q.name()
+            ),
+            None => "session host policy AllowedAudioQualityMode not configured: Windows plays \
+                     at dynamic quality (TerminalServer.admx)"
+                .into(),
+        });
+    }
+    match (has_rdp_layer, asked) {
+        (false, _) => trail.push(format!(
+            "{product} has no host pool RDP properties: the client app's own quality setting \
+             applies"
+        )),
+        (true, Some(q)) => trail.push(format!(
+            "{rdp_layer} audioqualitymode:i:{}: asks for {}",
+            requested.unwrap_or(0),
+            q.name()
+        )),
+        (true, None) => trail.push(format!(
+            "{rdp_layer} audioqualitymode not configured: the client asks for dynamic"
+        )),
+    }
+    let limit = match (product, policy) {
+        (Product::Xrdp, _) => Quality::High,
+        (_, Some((q, _))) => q,
+        (_, None) => Quality::Dynamic,
+    };
+    let want = asked.unwrap_or(Quality::Dynamic);
+    let value = limit.min(want);
+    let decided_by = match (policy, asked) {
+        (None, None) if product == Product::Xrdp => "the client's default request (dynamic)".into(),
+        (None, None) => "the defaults (dynamic)".into(),
+        (Some((_, v)), _) if limit < want => {
+            format!("session host policy AllowedAudioQualityMode={v}")
+        }
+        (_, Some(_)) if want <= limit => {
+            format!("{rdp_layer} audioqualitymode:i:{}", requested.unwrap_or(0))
+        }
+        (None, Some(_)) => "session host policy AllowedAudioQualityMode not configured \
+                            (Windows then plays at dynamic quality)"
+            .into(),
+        (Some((_, v)), None) => format!(
+            "the client's default request (dynamic), within session host policy \
+             AllowedAudioQualityMode={v}"
+        ),
+        (Some((_, v)), Some(_)) => format!("session host policy AllowedAudioQualityMode={v}"),
+    };
+    Decision {
+        value,
+        decided_by,
+        trail,
     }
 }
 

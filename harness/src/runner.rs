@@ -6,16 +6,22 @@
 //! probe that dies or hangs makes the check `inconclusive`, never a hang.
 //!
 //! A check plays on one probe while the other listens. The player starts only once the
-//! listener's device delivers audio ("armed"), so a slow stream start cannot swallow the
-//! start of the signature. When a check hears nothing and the expectation needed sound,
-//! the rig tests itself before the silence is trusted: the local probe plays a rig signature
-//! and must hear it on the same input. A rig that cannot hear itself makes the check
-//! inconclusive instead of a false fail.
+//! listener's device delivers audio ("armed"), and plays the signature again and again
+//! until the listener hears it or gives up: real RDP opens the microphone channel only
+//! when something records, so the first second or two of a capture path can be zeros, and
+//! a single play would be lost in them.
+//!
+//! Attribution: whatever fails on the client rig (the local probe's loopback, microphone
+//! feed or microphone, or the local probe itself) is about the rig, never a finding about
+//! the session. Preflight resolves the local endpoints against the local probe's catalogue
+//! and says at once which check cannot be made. When a check hears nothing, the rig tests
+//! itself before the absence decides anything, whether the policy wanted sound or
+//! silence: the local probe plays a rig signature and must hear it on the same input.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use earshot_probe::audio::{AudioErrorKind, DeviceSelector};
+use earshot_probe::audio::{self, AudioErrorKind, DeviceDirection, DeviceSelector};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{
     AuthedClient, Client, ClientConfig, ClientError, ProbeListener,
@@ -25,10 +31,10 @@ use earshot_probe::signal::Direction;
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
-use crate::policy::{self, Expectation};
+use crate::policy::{self, Expectation, PolicyError};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
-use crate::scenario::{CaptureExpect, Check, OutputExpect, ProbeSpec, Scenario};
-use crate::verdict::{expected_words, judge, Observation, Verdict};
+use crate::scenario::{Check, ProbeSpec, Scenario, ScenarioError};
+use crate::verdict::{expected_words, judge, Judgement, Observation, RigProof, Side};
 
 /// How a run is done.
 #[derive(Debug, Clone)]
@@ -39,30 +45,132 @@ pub struct RunOptions {
     pub seed: Option<u64>,
 }
 
+/// Why a scenario could not be run at all (before or while reaching its probes).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The scenario file is unusable.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// Its policy layers are unusable (e.g. a malformed .rdp file).
+    #[error("{path}: {error}")]
+    Policy {
+        /// The scenario file.
+        path: PathBuf,
+        /// What is wrong.
+        error: PolicyError,
+    },
+    /// No usable token for a probe.
+    #[error("probes.{role}: {message}")]
+    Token {
+        /// `local` or `remote`.
+        role: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A probe could not be reached, did not dial in, or failed the handshake.
+    #[error("{role} probe: {error}; {hint}")]
+    Connect {
+        /// `local` or `remote`.
+        role: &'static str,
+        /// The client's error.
+        error: ClientError,
+        /// What to check.
+        hint: String,
+    },
+    /// A probe connected but did not describe itself.
+    #[error("{role} probe: info: {error}")]
+    Info {
+        /// `local` or `remote`.
+        role: &'static str,
+        /// The client's error.
+        error: ClientError,
+    },
+}
+
+/// A scenario that loaded and whose expectation is known: ready to run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// What the policy engine worked out.
+    pub expectation: Expectation,
+}
+
+/// Loads and validates every scenario file, collecting every error, so a run touches no
+/// probe until all its scenarios are known good.
+///
+/// # Errors
+/// Every file's [`SetupError`], in order.
+pub fn prepare(files: &[PathBuf]) -> Result<Vec<Prepared>, Vec<SetupError>> {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match prepare_one(file) {
+            Ok(p) => ok.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ok)
+    } else {
+        Err(errors)
+    }
+}
+
+fn prepare_one(file: &Path) -> Result<Prepared, SetupError> {
+    let scenario = Scenario::load(file)?;
+    let expectation = policy::expect(&scenario).map_err(|error| SetupError::Policy {
+        path: file.to_path_buf(),
+        error,
+    })?;
+    Ok(Prepared {
+        scenario,
+        expectation,
+    })
+}
+
 /// A connected probe and what it said about itself.
 struct Probe {
     role: &'static str,
+    side: Side,
     client: AuthedClient,
     info: ProbeInfo,
     /// Probe clock minus harness clock, ms (to put both probes' times on one clock).
     clock_offset_ms: f64,
 }
 
-fn token_for(s: &Scenario, spec: &ProbeSpec, role: &str) -> Result<Token, String> {
+fn token_for(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<Token, SetupError> {
+    let message = |m: String| SetupError::Token { role, message: m };
     if let Some(f) = &spec.token_file {
         let path = s.resolve(f);
-        return Token::from_file(&path).map_err(|e| format!("probes.{role}.token_file: {e}"));
+        return Token::from_file(&path).map_err(|e| message(format!("token_file: {e}")));
     }
     if let Some(var) = &spec.token_env {
         let text = std::env::var(var).map_err(|_| {
-            format!("probes.{role}.token_env: the environment variable {var} is not set")
+            message(format!(
+                "token_env: the environment variable {var} is not set; export it with the \
+                 probe's token"
+            ))
         })?;
-        return Token::new(&text, var).map_err(|e| format!("probes.{role}.token_env: {e}"));
+        return Token::new(&text, var).map_err(|e| message(format!("token_env: {e}")));
     }
-    Err(format!("probes.{role}: no token configured"))
+    Err(message("no token configured".into()))
 }
 
-async fn connect(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<Probe, String> {
+/// What the runner tells the reader while it waits for a probe to dial in.
+fn dial_in_hint(bind: &str, spec: &ProbeSpec) -> String {
+    let port = bind.rsplit_once(':').map_or("PORT", |(_, p)| p);
+    let token = spec.token_file.as_ref().map_or_else(
+        || "--token-file TOKEN".to_string(),
+        |t| format!("--token-file {}", t.display()),
+    );
+    format!(
+        "start `earshot-probe connect <this machine's address>:{port} {token}` inside the \
+         user's remote session"
+    )
+}
+
+async fn connect(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<Probe, SetupError> {
     let token = token_for(s, spec, role)?;
     let config = ClientConfig {
         connect_timeout: s.timeouts.connect,
@@ -72,29 +180,48 @@ async fn connect(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<P
     let client = match (&spec.address, &spec.dial_in) {
         (Some(addr), _) => Client::connect(addr, Some(&token), &config)
             .await
-            .map_err(|e| format!("{role} probe: {e}; is `earshot-probe serve` running there, with the same token?"))?,
+            .map_err(|error| SetupError::Connect {
+                role,
+                error,
+                hint: format!(
+                    "is `earshot-probe serve` running on {addr}, with the same token, and does \
+                     a firewall let this machine in?"
+                ),
+            })?,
         (None, Some(bind)) => {
+            let hint = dial_in_hint(bind, spec);
             let listener = ProbeListener::bind(bind, Some(token), config.clone())
                 .await
-                .map_err(|e| format!("{role} probe: {e}"))?;
-            listener.accept(s.timeouts.connect).await.map_err(|e| {
-                format!(
-                    "{role} probe: {e}; start `earshot-probe connect <this host>:{}` in the \
-                     session",
-                    bind.rsplit_once(':').map_or("", |(_, p)| p)
-                )
-            })?
+                .map_err(|error| SetupError::Connect {
+                    role,
+                    error,
+                    hint: format!("is {bind} an address of this machine, and free?"),
+                })?;
+            listener
+                .accept(s.timeouts.connect)
+                .await
+                .map_err(|error| SetupError::Connect { role, error, hint })?
         }
-        (None, None) => return Err(format!("probes.{role}: no address or dial_in")),
+        (None, None) => {
+            return Err(SetupError::Token {
+                role,
+                message: "no address or dial_in".into(),
+            })
+        }
     };
     let sent = unix_ms();
     let info = client
         .info()
         .await
-        .map_err(|e| format!("{role} probe: info: {e}"))?;
+        .map_err(|error| SetupError::Info { role, error })?;
     let received = unix_ms();
     Ok(Probe {
         role,
+        side: if role == "local" {
+            Side::Client
+        } else {
+            Side::Session
+        },
         clock_offset_ms: info.now_unix_ms - (sent + received) / 2.0,
         client,
         info,
@@ -115,6 +242,7 @@ fn summary(p: &Probe) -> ProbeSummary {
                     if d.is_monitor { " [monitor]" } else { "" },
                     d.name
                 )
+                .to_lowercase()
             })
             .collect(),
         Err(e) => vec![format!("cannot list devices: {e}")],
@@ -174,6 +302,64 @@ fn preflight_warnings(local: &Probe, remote: &Probe) -> Vec<String> {
     w
 }
 
+/// The local (client rig) endpoints a check needs, as (scenario key, selector, direction).
+fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, DeviceDirection)> {
+    let local = &s.probes.local;
+    let feed = local.mic_feed.as_deref().unwrap_or("default");
+    match c {
+        Check::Output => vec![
+            (
+                "probes.local.output_loopback",
+                local.output_loopback.as_str(),
+                DeviceDirection::Input,
+            ),
+            (
+                "probes.local.output",
+                local.output.as_str(),
+                DeviceDirection::Output,
+            ),
+        ],
+        Check::Capture => vec![
+            ("probes.local.mic_feed", feed, DeviceDirection::Output),
+            (
+                "probes.local.input",
+                local.input.as_str(),
+                DeviceDirection::Input,
+            ),
+        ],
+    }
+}
+
+/// Whether the client rig has every endpoint check `c` needs: the first one missing, as
+/// the observation that makes the check inconclusive.
+fn rig_preflight(s: &Scenario, local: &Probe, c: Check) -> Option<Observation> {
+    let catalog = match &local.info.devices {
+        Ok(list) => list,
+        Err(e) => {
+            return Some(Observation::Error {
+                side: Side::Client,
+                detail: format!(
+                    "local probe on {}: cannot list devices: {e}",
+                    local.info.hostname
+                ),
+            })
+        }
+    };
+    for (key, selector, direction) in rig_endpoints(s, c) {
+        if let Err(e) = audio::select(catalog, &DeviceSelector::parse(selector), direction) {
+            return Some(Observation::NoDevice {
+                side: Side::Client,
+                endpoint: selector.to_string(),
+                detail: format!(
+                    "{key} = \"{selector}\" on the local probe ({}): {}",
+                    local.info.hostname, e.message
+                ),
+            });
+        }
+    }
+    None
+}
+
 /// What one direction of a check needs.
 struct Leg<'a> {
     player: &'a Probe,
@@ -190,17 +376,53 @@ struct Measured {
     evidence: Option<Vec<u8>>,
 }
 
-/// What a failed `what` request on `who` means for the check: the session lacking the
-/// endpoint is a finding (`no-device`); anything else is the rig failing (`error`).
-fn failed(who: &Probe, what: &str, e: &ClientError) -> Observation {
+/// What a failed request on `who` means for the check: the session lacking the endpoint
+/// is a finding (`no_device` in the session); a client rig lacking one, and every other
+/// failure, is about the side that failed.
+fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -> Observation {
     match e.audio() {
-        Some(a) if a.kind == AudioErrorKind::NoDevice => Observation::NoDevice {
-            detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
-        },
+        Some(a) if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch) => {
+            Observation::NoDevice {
+                side: who.side,
+                endpoint: endpoint.to_string(),
+                detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
+            }
+        }
         _ => Observation::Error {
-            detail: format!("{} probe: {what}: {e}", who.role),
+            side: who.side,
+            detail: format!("{} probe: {what} on `{endpoint}`: {e}", who.role),
         },
     }
+}
+
+/// Plays again and again once the listener is armed, until `stop` (the listener is done)
+/// or a play fails. Returns the start of each play on the harness's clock, or the first
+/// play's error.
+async fn play_until_heard(
+    leg: &Leg<'_>,
+    req: &PlayRequest,
+    armed: tokio::sync::oneshot::Receiver<()>,
+    stop: &CancellationToken,
+    cancel_listen: &CancellationToken,
+) -> Option<Result<Vec<f64>, ClientError>> {
+    // A listener that never arms fails on its own (start timeout) and ends the listen.
+    if armed.await.is_err() {
+        return None;
+    }
+    let mut starts = Vec::new();
+    while !stop.is_cancelled() {
+        match leg.player.client.play_cancellable(req, stop).await {
+            Ok(r) => starts.push(r.started_unix_ms - leg.player.clock_offset_ms),
+            Err(e) if starts.is_empty() => {
+                // Nothing was played: stop listening now rather than at the timeout.
+                cancel_listen.cancel();
+                return Some(Err(e));
+            }
+            // A later play failing leaves what was played to be judged.
+            Err(_) => break,
+        }
+    }
+    Some(Ok(starts))
 }
 
 /// Listens on one probe, plays on the other once armed, and returns what was heard.
@@ -230,62 +452,54 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
         stop_playing.cancel();
         r
     };
-    let playing = async {
-        // A listener that never arms fails on its own (start timeout) and ends the listen.
-        if armed_rx.await.is_err() {
-            return None;
-        }
-        let r = leg
-            .player
-            .client
-            .play_cancellable(&play_req, &stop_playing)
-            .await;
-        if r.is_err() {
-            // Nothing will be played: stop listening now rather than at the timeout.
-            cancel.cancel();
-        }
-        Some(r)
-    };
+    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel);
     let (heard, played) = tokio::join!(listening, playing);
+    let no_evidence = |observation| Measured {
+        observation,
+        evidence: None,
+    };
     match (played, heard) {
-        (Some(Err(e)), _) => Measured {
-            observation: failed(leg.player, "play", &e),
-            evidence: None,
-        },
-        (_, Err(e)) => Measured {
-            observation: failed(leg.listener, "listen", &e),
-            evidence: None,
-        },
-        (None, Ok(_)) => Measured {
-            observation: Observation::Error {
-                detail: format!(
-                    "{} probe: the input never delivered audio",
-                    leg.listener.role
-                ),
-            },
-            evidence: None,
-        },
-        (Some(Ok(play)), Ok(heard)) => {
+        (Some(Err(e)), _) => no_evidence(failed(leg.player, "play", leg.play_on, &e)),
+        (_, Err(e)) => no_evidence(failed(leg.listener, "listen", leg.listen_on, &e)),
+        (None, Ok(_)) => no_evidence(Observation::Error {
+            side: leg.listener.side,
+            detail: format!(
+                "{} probe: `{}` never delivered audio",
+                leg.listener.role, leg.listen_on
+            ),
+        }),
+        (Some(Ok(starts)), Ok(heard)) => {
             let r = &heard.report;
             let a = &r.analysis;
             let observation = if a.detected {
-                // Both times on the harness's clock.
-                let latency_ms = r.onset_unix_ms.map(|onset| {
-                    (onset - leg.listener.clock_offset_ms)
-                        - (play.started_unix_ms - leg.player.clock_offset_ms)
+                // On the harness's clock: the play heard is the last one started before
+                // the onset (a little slack for the onset estimate).
+                let onset = r.onset_unix_ms.map(|o| o - leg.listener.clock_offset_ms);
+                let heard_play = onset.and_then(|o| {
+                    starts
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .find(|(_, s)| **s <= o + 20.0)
+                        .map(|(i, s)| (i, o - s))
                 });
                 Observation::Detected {
+                    side: leg.listener.side,
                     level_dbfs: a.level_dbfs,
-                    latency_ms,
+                    latency_ms: heard_play.map(|(_, l)| l),
                     snr_db: a.median_snr_db(),
                     dropouts: a.dropouts.len(),
                     symbols: u32::try_from(a.symbols_matched).unwrap_or(u32::MAX),
+                    plays: heard_play.map_or(1, |(i, _)| i as u32 + 1),
                 }
             } else {
-                Observation::Silent {
-                    rms_dbfs: a.rms_dbfs,
-                    listened_ms: a.analyzed_ms,
-                }
+                Observation::not_detected(
+                    leg.listener.side,
+                    a.rms_dbfs,
+                    u32::try_from(a.symbols_matched).unwrap_or(u32::MAX),
+                    a.confidence,
+                    a.analyzed_ms,
+                )
             };
             Measured {
                 observation,
@@ -300,25 +514,47 @@ async fn rig_hears_itself(
     local: &Probe,
     output: &str,
     input: &str,
+    direction: Direction,
     seed: u64,
     wait: Duration,
-) -> Result<(), String> {
+) -> RigProof {
     let leg = Leg {
         player: local,
         play_on: output,
         listener: local,
         listen_on: input,
-        direction: Direction::Output,
+        direction,
         seed,
     };
     match measure(&leg, wait).await.observation {
-        Observation::Detected { .. } => Ok(()),
-        other => Err(format!(
-            "the rig cannot hear itself: the local probe played on `{output}` and heard on \
-             `{input}`: {}",
+        Observation::Detected { .. } => RigProof::Heard,
+        other => RigProof::Failed(format!(
+            "the client rig cannot hear itself: the local probe played on `{output}` and \
+             heard on `{input}`: {}",
             other.describe()
         )),
     }
+}
+
+/// One check's result, before it becomes a report record.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    /// Which check.
+    pub check: Check,
+    /// What was observed.
+    pub observation: Observation,
+    /// What the rig proved, when an absence needed it.
+    pub rig: RigProof,
+    /// The verdict and its cause.
+    pub judgement: Judgement,
+    /// The recording, when the listener sent it.
+    pub evidence: Option<Vec<u8>>,
+    /// The seed of the signature.
+    pub seed: u64,
+    /// When the check started (unix ms, harness clock).
+    pub started_unix_ms: f64,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// Runs one check and judges it.
@@ -329,58 +565,69 @@ async fn check(
     local: &Probe,
     remote: &Probe,
     seed: u64,
-) -> (Observation, Verdict, String, Option<Vec<u8>>) {
-    let leg = match c {
-        Check::Output => Leg {
-            player: remote,
-            play_on: &s.probes.remote.output,
-            listener: local,
-            listen_on: &s.probes.local.output_loopback,
-            direction: Direction::Output,
-            seed,
-        },
-        Check::Capture => Leg {
-            player: local,
-            play_on: s.probes.local.mic_feed.as_deref().unwrap_or("default"),
-            listener: remote,
-            listen_on: &s.probes.remote.input,
-            direction: Direction::Capture,
-            seed,
-        },
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    let local_spec = &s.probes.local;
+    let feed = local_spec.mic_feed.as_deref().unwrap_or("default");
+    let (leg, rig_out, rig_in) = match c {
+        Check::Output => (
+            Leg {
+                player: remote,
+                play_on: &s.probes.remote.output,
+                listener: local,
+                listen_on: &local_spec.output_loopback,
+                direction: Direction::Output,
+                seed,
+            },
+            local_spec.output.as_str(),
+            local_spec.output_loopback.as_str(),
+        ),
+        Check::Capture => (
+            Leg {
+                player: local,
+                play_on: feed,
+                listener: remote,
+                listen_on: &s.probes.remote.input,
+                direction: Direction::Capture,
+                seed,
+            },
+            feed,
+            local_spec.input.as_str(),
+        ),
     };
-    let m = measure(&leg, s.timeouts.listen).await;
-    let (mut verdict, mut cause) = judge(c, &e.output, &e.capture, &m.observation);
-    // A silence that fails the check is trusted only if the rig can hear itself.
-    let needed_sound = match c {
-        Check::Output => e.output.value == OutputExpect::Client,
-        Check::Capture => e.capture.value == CaptureExpect::Redirected,
+    let m = match rig_preflight(s, local, c) {
+        Some(observation) => Measured {
+            observation,
+            evidence: None,
+        },
+        None => measure(&leg, s.timeouts.listen).await,
     };
-    if verdict == Verdict::Fail
-        && needed_sound
-        && matches!(m.observation, Observation::Silent { .. })
-    {
-        let (out, inp) = match c {
-            Check::Output => (
-                s.probes.local.output.as_str(),
-                s.probes.local.output_loopback.as_str(),
-            ),
-            Check::Capture => (
-                s.probes.local.mic_feed.as_deref().unwrap_or("default"),
-                s.probes.local.input.as_str(),
-            ),
-        };
-        if let Err(why) = rig_hears_itself(local, out, inp, seed ^ 0x5eed, s.timeouts.listen).await
-        {
-            verdict = Verdict::Inconclusive;
-            cause = format!(
-                "{cause}; but {why}, so the silence proves nothing: fix the rig and run again"
-            );
-        } else {
-            cause =
-                format!("{cause} (the rig heard its own test signature, so the silence is real)");
-        }
+    // An absence decides nothing until the rig proves it could have heard.
+    let rig = if m.observation.is_absence() {
+        rig_hears_itself(
+            local,
+            rig_out,
+            rig_in,
+            leg.direction,
+            seed ^ 0x5eed,
+            s.timeouts.listen,
+        )
+        .await
+    } else {
+        RigProof::NotTried
+    };
+    let judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    CheckOutcome {
+        check: c,
+        observation: m.observation,
+        rig,
+        judgement,
+        evidence: m.evidence,
+        seed,
+        started_unix_ms,
+        duration: started.elapsed(),
     }
-    (m.observation, verdict, cause, m.evidence)
 }
 
 fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<PathBuf, String> {
@@ -406,112 +653,149 @@ fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<
     Ok(path)
 }
 
-/// Runs every scenario file in turn, feeding `sink` every event (after applying it to the
-/// run). Returns the finished run.
+/// Connects both probes, telling the reader every few seconds what it waits for.
+async fn connect_both(
+    s: &Scenario,
+    emit: &mut dyn FnMut(Event),
+) -> (Result<Probe, SetupError>, Result<Probe, SetupError>) {
+    let dialing: Vec<(&str, String)> = [("local", &s.probes.local), ("remote", &s.probes.remote)]
+        .into_iter()
+        .filter_map(|(role, spec)| {
+            spec.dial_in
+                .as_ref()
+                .map(|bind| (role, format!("on {bind}: {}", dial_in_hint(bind, spec))))
+        })
+        .collect();
+    for (role, how) in &dialing {
+        emit(Event::Waiting(format!(
+            "waiting up to {} s for the {role} probe to dial in {how}",
+            s.timeouts.connect.as_secs()
+        )));
+    }
+    let both = async {
+        tokio::join!(
+            connect(s, &s.probes.local, "local"),
+            connect(s, &s.probes.remote, "remote")
+        )
+    };
+    tokio::pin!(both);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut both => return r,
+            _ = tick.tick() => {
+                if !dialing.is_empty() {
+                    emit(Event::Waiting(format!(
+                        "still waiting for a probe to dial in ({} s of {} s)",
+                        started.elapsed().as_secs(),
+                        s.timeouts.connect.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Runs every prepared scenario in turn, feeding `sink` every event (after applying it to
+/// the run). Returns the finished run.
 pub async fn run(
-    files: &[PathBuf],
+    scenarios: &[Prepared],
     options: &RunOptions,
     sink: &mut dyn FnMut(&Event, &Run),
 ) -> Run {
     let mut run = Run::new();
-    let mut emit = |run: &mut Run, e: Event| {
-        run.apply(&e);
-        sink(&e, run);
-    };
     let base_seed = options.seed.unwrap_or_else(|| {
         // Unique per run: a stale recording of an earlier run can never match.
         (unix_ms() * 1000.0) as u64 ^ u64::from(std::process::id()).rotate_left(32)
     });
-    for (si, file) in files.iter().enumerate() {
-        let loaded = Scenario::load(file)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                policy::expect(&s)
-                    .map(|e| (s, e))
-                    .map_err(|e| format!("{}: {e}", file.display()))
-            });
-        let (s, expectation) = match loaded {
-            Ok(x) => x,
-            Err(e) => {
-                emit(&mut run, Event::ScenarioStarted(record(file, None, None)));
-                emit(&mut run, Event::ScenarioError(e));
-                emit(&mut run, Event::ScenarioFinished);
-                continue;
-            }
+    for (si, p) in scenarios.iter().enumerate() {
+        let mut emit = |e: Event| {
+            run.apply(&e);
+            sink(&e, &run);
         };
-        emit(
-            &mut run,
-            Event::ScenarioStarted(record(file, Some(&s), Some(expectation.clone()))),
-        );
-        let (local, remote) = tokio::join!(
-            connect(&s, &s.probes.local, "local"),
-            connect(&s, &s.probes.remote, "remote")
-        );
-        let (local, remote) = match (local, remote) {
-            (Ok(l), Ok(r)) => (l, r),
-            (l, r) => {
-                let why: Vec<String> = [l.err(), r.err()].into_iter().flatten().collect();
-                emit(&mut run, Event::ScenarioError(why.join("; ")));
-                emit(&mut run, Event::ScenarioFinished);
-                continue;
-            }
-        };
-        emit(
-            &mut run,
-            Event::Preflight {
-                probes: vec![summary(&local), summary(&remote)],
-                warnings: preflight_warnings(&local, &remote),
-            },
-        );
-        // The checks use disjoint devices and disjoint tone alphabets: they run together.
-        let started = Instant::now();
-        let seed = base_seed.wrapping_add(si as u64 * 16);
-        let results = run_checks(&s, &expectation, &local, &remote, seed).await;
-        let took = started.elapsed().as_secs_f64() * 1000.0;
-        for (i, (c, (observation, verdict, cause, evidence))) in results.into_iter().enumerate() {
-            let evidence = match (&options.evidence_dir, evidence) {
-                // Evidence for anything but a clean pass.
-                (Some(dir), Some(bytes))
-                    if verdict != Verdict::Pass
-                        || matches!(observation, Observation::Detected { dropouts, .. } if dropouts > 0) =>
-                {
-                    match write_evidence(dir, &s.name, c, &bytes) {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            emit(&mut run, Event::Warning(format!("evidence not kept: {e}")));
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let decided_by = match c {
-                Check::Output => expectation.output.decided_by.clone(),
-                Check::Capture => expectation.capture.decided_by.clone(),
-            };
-            emit(
-                &mut run,
-                Event::CheckFinished(CheckRecord {
-                    check: c,
-                    expected: expected_words(
-                        c,
-                        expectation.output.value,
-                        expectation.capture.value,
-                    )
-                    .into(),
-                    decided_by,
-                    observation,
-                    verdict,
-                    cause,
-                    seed: seed.wrapping_add(i as u64),
-                    evidence,
-                    duration_ms: took,
-                }),
-            );
-        }
-        emit(&mut run, Event::ScenarioFinished);
+        run_scenario(
+            p,
+            options,
+            base_seed.wrapping_add(si as u64 * 16),
+            &mut emit,
+        )
+        .await;
     }
     run
+}
+
+async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut dyn FnMut(Event)) {
+    let (s, expectation) = (&p.scenario, &p.expectation);
+    emit(Event::ScenarioStarted(record(s, expectation)));
+    let (local, remote) = match connect_both(s, emit).await {
+        (Ok(l), Ok(r)) => (l, r),
+        (l, r) => {
+            let why: Vec<String> = [l.err(), r.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect();
+            emit(Event::ScenarioError(why.join("; ")));
+            emit(Event::ScenarioFinished);
+            return;
+        }
+    };
+    let mut warnings = preflight_warnings(&local, &remote);
+    for c in &s.checks {
+        if let Some(o) = rig_preflight(s, &local, *c) {
+            warnings.push(format!(
+                "the {c} check cannot be made: {}; it will be inconclusive",
+                o.describe()
+            ));
+        }
+    }
+    emit(Event::Preflight {
+        probes: vec![summary(&local), summary(&remote)],
+        warnings,
+    });
+    // The checks use disjoint devices and disjoint tone alphabets: they run together.
+    let outcomes = run_checks(s, expectation, &local, &remote, seed).await;
+    for o in outcomes {
+        let clean_pass = o.judgement.verdict == crate::verdict::Verdict::Pass
+            && matches!(o.observation, Observation::Detected { dropouts: 0, .. });
+        let evidence = match (&options.evidence_dir, &o.evidence) {
+            (Some(dir), Some(bytes)) if !clean_pass => {
+                match write_evidence(dir, &s.name, o.check, bytes) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        emit(Event::Warning(format!("evidence not kept: {e}")));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let decided_by = match o.check {
+            Check::Output => expectation.output.decided_by.clone(),
+            Check::Capture => expectation.capture.decided_by.clone(),
+        };
+        emit(Event::CheckFinished(CheckRecord {
+            check: o.check,
+            expected: expected_words(o.check, expectation.output.value, expectation.capture.value)
+                .into(),
+            decided_by,
+            observation: o.observation,
+            rig_proof: match o.rig {
+                RigProof::NotTried => None,
+                RigProof::Heard => Some("the rig heard its own test signature".into()),
+                RigProof::Failed(why) => Some(why),
+            },
+            verdict: o.judgement.verdict,
+            cause: o.judgement.cause,
+            seed: o.seed,
+            evidence,
+            started_unix_ms: o.started_unix_ms,
+            duration_ms: o.duration.as_secs_f64() * 1000.0,
+        }));
+    }
+    emit(Event::ScenarioFinished);
 }
 
 /// Runs the scenario's checks concurrently, in the scenario's order of results.
@@ -521,7 +805,7 @@ async fn run_checks(
     local: &Probe,
     remote: &Probe,
     seed: u64,
-) -> Vec<(Check, (Observation, Verdict, String, Option<Vec<u8>>))> {
+) -> Vec<CheckOutcome> {
     let has = |c| s.checks.contains(&c);
     let out = async {
         if has(Check::Output) {
@@ -538,26 +822,22 @@ async fn run_checks(
         }
     };
     let (o, c) = tokio::join!(out, cap);
-    let mut by_check = vec![(Check::Output, o), (Check::Capture, c)];
-    by_check.retain(|(_, r)| r.is_some());
-    let mut results: Vec<_> = by_check
-        .into_iter()
-        .filter_map(|(k, r)| r.map(|r| (k, r)))
-        .collect();
-    results.sort_by_key(|(k, _)| s.checks.iter().position(|c| c == k));
+    let mut results: Vec<CheckOutcome> = [o, c].into_iter().flatten().collect();
+    results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
     results
 }
 
-fn record(file: &Path, s: Option<&Scenario>, e: Option<Expectation>) -> ScenarioRecord {
+fn record(s: &Scenario, e: &Expectation) -> ScenarioRecord {
     ScenarioRecord {
-        name: s.map_or_else(|| file.display().to_string(), |s| s.name.clone()),
-        file: file.to_path_buf(),
-        product: s.map(|s| s.product),
-        expectation: e,
+        name: s.name.clone(),
+        file: s.path.clone(),
+        product: Some(s.product),
+        expectation: Some(e.clone()),
         probes: vec![],
         warnings: vec![],
         checks: vec![],
         error: None,
+        started_unix_ms: unix_ms(),
         finished_unix_ms: None,
     }
 }

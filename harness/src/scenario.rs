@@ -48,12 +48,21 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("{path}: cannot read the scenario: {source}")]
+    #[error("{path}: cannot read the scenario: {error}")]
     Read {
         /// The scenario file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (printed in the message, not chained, so it shows once).
+        error: std::io::Error,
+    },
+    /// The file is not text the parser can read (UTF-16 without a byte order mark,
+    /// invalid UTF-8, binary).
+    #[error("{path}: {message}")]
+    Encoding {
+        /// The scenario file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
     },
     /// The TOML is malformed or does not fit the model.
     #[error("{path}:{line}:{column}: {message}")]
@@ -80,7 +89,9 @@ pub enum ScenarioError {
 }
 
 /// Which remote desktop product the session host belongs to: it sets the defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Product {
     /// Azure Virtual Desktop (host pool RDP properties apply).
@@ -91,6 +102,9 @@ pub enum Product {
     Devbox,
     /// Remote Desktop Services (an .rdp file's properties apply).
     Rds,
+    /// An xrdp session host (Linux): xrdp.ini's channel switches are its session host
+    /// layer (`[policy.xrdp]`), the client's .rdp file its RDP layer.
+    Xrdp,
 }
 
 impl std::fmt::Display for Product {
@@ -100,12 +114,15 @@ impl std::fmt::Display for Product {
             Product::Windows365 => "Windows 365",
             Product::Devbox => "Microsoft Dev Box",
             Product::Rds => "Remote Desktop Services",
+            Product::Xrdp => "xrdp",
         })
     }
 }
 
 /// A check the runner can make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Check {
     /// Sound played in the session comes out of the client.
@@ -175,7 +192,79 @@ impl TryFrom<i64> for AppAccess {
     }
 }
 
-/// Group Policy / Intune settings on the session host (absent: not configured).
+/// A Group Policy setting's state as the editor shows it: Enabled, Disabled, Not configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum GpoState {
+    /// Enabled.
+    Enabled,
+    /// Disabled.
+    Disabled,
+    /// Not configured (no registry value).
+    NotConfigured,
+}
+
+impl TryFrom<String> for GpoState {
+    type Error = String;
+    fn try_from(v: String) -> Result<GpoState, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "enabled" => Ok(GpoState::Enabled),
+            "disabled" => Ok(GpoState::Disabled),
+            "not configured" | "not_configured" | "notconfigured" => Ok(GpoState::NotConfigured),
+            _ => Err(format!(
+                "`{v}` is not a state of this setting: expected \"Enabled\", \"Disabled\" or \"Not \
+                 configured\" (as the Group Policy editor shows it)"
+            )),
+        }
+    }
+}
+
+/// "Limit audio playback quality" as the Group Policy editor shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct QualityChoice(pub Option<QualityPolicy>);
+
+impl TryFrom<String> for QualityChoice {
+    type Error = String;
+    fn try_from(v: String) -> Result<QualityChoice, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "dynamic" => Ok(QualityChoice(Some(QualityPolicy(1)))),
+            "medium" => Ok(QualityChoice(Some(QualityPolicy(3)))),
+            "high" => Ok(QualityChoice(Some(QualityPolicy(7)))),
+            "disabled" | "not configured" | "not_configured" => Ok(QualityChoice(None)),
+            _ => Err(format!(
+                "`{v}` is not a choice of this setting: expected \"Dynamic\", \"Medium\" or \
+                 \"High\" (Enabled with that audio quality), or \"Disabled\" / \"Not configured\""
+            )),
+        }
+    }
+}
+
+/// "Let Windows apps access the microphone" as the Group Policy editor shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AppAccessChoice(pub Option<AppAccess>);
+
+impl TryFrom<String> for AppAccessChoice {
+    type Error = String;
+    fn try_from(v: String) -> Result<AppAccessChoice, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "user is in control" | "user in control" => Ok(AppAccessChoice(Some(AppAccess(0)))),
+            "force allow" => Ok(AppAccessChoice(Some(AppAccess(1)))),
+            "force deny" => Ok(AppAccessChoice(Some(AppAccess(2)))),
+            "disabled" | "not configured" | "not_configured" => Ok(AppAccessChoice(None)),
+            _ => Err(format!(
+                "`{v}` is not a choice of this setting: expected \"User is in control\", \"Force \
+                 Allow\" or \"Force Deny\" (Enabled with that default), or \"Not configured\""
+            )),
+        }
+    }
+}
+
+/// Group Policy / Intune settings on the session host (absent: not configured), by their
+/// registry value names or by the names the Group Policy editor and Intune show. Each
+/// setting may be given one way, not both; [`Scenario::load`] folds the display names into
+/// the registry fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionHostPolicy {
@@ -191,6 +280,76 @@ pub struct SessionHostPolicy {
     /// App privacy: microphone access.
     #[serde(rename = "LetAppsAccessMicrophone")]
     pub let_apps_access_microphone: Option<AppAccess>,
+    /// "Allow audio and video playback redirection" (Enabled: fDisableCam=0, Disabled: 1).
+    #[serde(rename = "Allow audio and video playback redirection")]
+    pub allow_playback: Option<GpoState>,
+    /// "Allow audio recording redirection" (Enabled: fDisableAudioCapture=0, Disabled: 1).
+    #[serde(rename = "Allow audio recording redirection")]
+    pub allow_recording: Option<GpoState>,
+    /// "Limit audio playback quality": Dynamic, Medium, High (AllowedAudioQualityMode 1, 3, 7).
+    #[serde(rename = "Limit audio playback quality")]
+    pub limit_quality: Option<QualityChoice>,
+    /// "Let Windows apps access the microphone": User is in control, Force Allow, Force Deny.
+    #[serde(rename = "Let Windows apps access the microphone")]
+    pub let_apps_mic: Option<AppAccessChoice>,
+}
+
+impl SessionHostPolicy {
+    /// Folds the display-name settings into the registry fields; a setting given both
+    /// ways is an error naming both keys.
+    fn fold_display_names(&mut self) -> Result<(), (String, String)> {
+        fn fold<T>(
+            registry: &mut Option<T>,
+            display: Option<Option<T>>,
+            reg_key: &str,
+            display_key: &str,
+        ) -> Result<(), (String, String)> {
+            if let Some(v) = display {
+                if registry.is_some() {
+                    return Err((
+                        format!("policy.session_host.\"{display_key}\""),
+                        format!(
+                            "is given by its registry name `{reg_key}` too: keep one of the two"
+                        ),
+                    ));
+                }
+                *registry = v;
+            }
+            Ok(())
+        }
+        let state = |g: Option<GpoState>| {
+            g.map(|g| match g {
+                GpoState::Enabled => Some(Flag(0)),
+                GpoState::Disabled => Some(Flag(1)),
+                GpoState::NotConfigured => None,
+            })
+        };
+        fold(
+            &mut self.f_disable_cam,
+            state(self.allow_playback),
+            "fDisableCam",
+            "Allow audio and video playback redirection",
+        )?;
+        fold(
+            &mut self.f_disable_audio_capture,
+            state(self.allow_recording),
+            "fDisableAudioCapture",
+            "Allow audio recording redirection",
+        )?;
+        fold(
+            &mut self.allowed_audio_quality_mode,
+            self.limit_quality.map(|q| q.0),
+            "AllowedAudioQualityMode",
+            "Limit audio playback quality",
+        )?;
+        fold(
+            &mut self.let_apps_access_microphone,
+            self.let_apps_mic.map(|a| a.0),
+            "LetAppsAccessMicrophone",
+            "Let Windows apps access the microphone",
+        )?;
+        Ok(())
+    }
 }
 
 /// RDP properties: the host pool's (AVD) as pasted from the portal, or an .rdp file.
@@ -221,6 +380,19 @@ pub struct ClientPolicy {
     pub microphone: Option<Toggle>,
 }
 
+/// xrdp.ini's channel switches: the session host layer of an xrdp host (absent: xrdp's
+/// default, true).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XrdpPolicy {
+    /// `[Channels] rdpsnd`: the sound (playback) channel.
+    pub rdpsnd: Option<bool>,
+    /// `[Channels] drdynvc`: dynamic channels, which carry audio input (audin).
+    pub drdynvc: Option<bool>,
+    /// `[Globals] allow_channels`: every virtual channel.
+    pub allow_channels: Option<bool>,
+}
+
 /// Every policy layer.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +400,8 @@ pub struct PolicyLayers {
     /// Session host policy.
     #[serde(default)]
     pub session_host: SessionHostPolicy,
+    /// xrdp.ini channel switches (product `xrdp` only).
+    pub xrdp: Option<XrdpPolicy>,
     /// RDP properties.
     pub rdp: Option<RdpLayer>,
     /// Client device.
@@ -309,7 +483,9 @@ impl Default for Timeouts {
 }
 
 /// Where output sound must go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputExpect {
     /// Redirected: heard on the client.
@@ -321,7 +497,9 @@ pub enum OutputExpect {
 }
 
 /// Whether the client's microphone reaches the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureExpect {
     /// Heard in the session.
@@ -390,9 +568,13 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] naming the file, line and key.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|error| ScenarioError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
+        })?;
+        let text = crate::text::decode(&bytes).map_err(|message| ScenarioError::Encoding {
+            path: path.to_path_buf(),
+            message: format!("{message}; save the scenario as UTF-8 (in PowerShell: `Set-Content -Encoding utf8`)"),
         })?;
         Scenario::parse(&text, path)
     }
@@ -419,6 +601,9 @@ impl Scenario {
             }
         })?;
         s.path = path.to_path_buf();
+        if let Err((key, message)) = s.policy.session_host.fold_display_names() {
+            return Err(s.invalid(&key, message));
+        }
         s.validate()?;
         Ok(s)
     }
@@ -441,6 +626,30 @@ impl Scenario {
         for (i, c) in self.checks.iter().enumerate() {
             if self.checks[..i].contains(c) {
                 return Err(self.invalid("checks", format!("`{c}` is listed twice")));
+            }
+        }
+        let host = &self.policy.session_host;
+        let windows_policy_set = host.f_disable_cam.is_some()
+            || host.f_disable_audio_capture.is_some()
+            || host.allowed_audio_quality_mode.is_some()
+            || host.let_apps_access_microphone.is_some();
+        match (self.product, &self.policy.xrdp) {
+            (Product::Xrdp, _) if windows_policy_set => {
+                return Err(self.invalid(
+                    "policy.session_host",
+                    "an xrdp host has no Windows policy: give its xrdp.ini channel switches in \
+                     [policy.xrdp] (rdpsnd, drdynvc, allow_channels)",
+                ))
+            }
+            (Product::Xrdp, _) | (_, None) => {}
+            (p, Some(_)) => {
+                return Err(self.invalid(
+                    "policy.xrdp",
+                    format!(
+                        "xrdp.ini settings apply to product = \"xrdp\" only; {p} takes \
+                         [policy.session_host]"
+                    ),
+                ))
             }
         }
         if let Some(rdp) = &self.policy.rdp {

@@ -1,24 +1,73 @@
 //! From an expectation and an observation to a verdict with its cause in plain words.
 //!
-//! Pure, so every combination is tested. `inconclusive` means the rig failed (a probe, a
-//! device of the rig, a timeout), never the redirection under test: it is not a pass and
-//! not a fail.
+//! Pure, so every combination is tested. Every observation says which [`Side`] it is
+//! about: the session (the remote probe's endpoints, what the policy governs) or the
+//! client rig (the local probe's loopback, microphone feed and microphone, which only
+//! carry the measurement). Only the session side can be a finding about the policy: a rig
+//! that cannot listen or play makes the check `inconclusive`, whatever the policy says,
+//! because "nothing heard" then proves nothing.
+//!
+//! The verdict table (rows: what was observed; columns: what the policy expects):
+//!
+//! | observed | redirected | not redirected |
+//! | --- | --- | --- |
+//! | `detected` | pass | fail (the policy is not in effect) |
+//! | `degraded` (sound carrying part of this run's signature) | pass, degraded | fail |
+//! | `unrecognised` (sound, no trace of the signature) | inconclusive | pass once the rig proved it hears |
+//! | `silent` | fail once the rig proved it hears | pass once the rig proved it hears |
+//! | `no_device` in the session | fail | pass |
+//! | `no_device` on the client rig | inconclusive | inconclusive |
+//! | `error` (either side) | inconclusive | inconclusive |
+//!
+//! "Once the rig proved it hears": the runner makes the local probe hear its own test
+//! signature on the same input before a silence decides anything ([`RigProof`]).
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::policy::Decision;
 use crate::scenario::{CaptureExpect, Check, OutputExpect};
 
+/// Symbols of this run's signature (of 16) that must stand out for sound that was not
+/// detected to count as a damaged copy of it. Noise, speech and other seeds' signatures
+/// match about one symbol at their best onset (3 of the 78 tone pairs are "among the three
+/// strongest" by chance); half the signature is far beyond chance.
+pub const TRACE_SYMBOLS: u32 = 8;
+
+/// Below this RMS an input counts as silent, dBFS.
+pub const SILENCE_DBFS: f64 = -60.0;
+
+/// Which side of the measurement an observation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The remote session: its output and input endpoints, governed by the policy.
+    Session,
+    /// The client rig: the local probe's loopback, microphone feed and microphone.
+    Client,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Session => "the session",
+            Side::Client => "the client rig",
+        })
+    }
+}
+
 /// What a check saw.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     /// The signature was heard where it was expected to arrive.
     Detected {
+        /// The side that heard it.
+        side: Side,
         /// Level of the signature, dBFS.
         level_dbfs: Option<f64>,
-        /// From the start of playing to the signature's arrival, ms (one clock in a lab;
-        /// estimated across hosts otherwise).
+        /// From the start of the play that was heard to the signature's arrival, ms (one
+        /// clock in a lab; estimated across hosts otherwise).
         latency_ms: Option<f64>,
         /// Median SNR per symbol, dB.
         snr_db: Option<f64>,
@@ -26,34 +75,133 @@ pub enum Observation {
         dropouts: usize,
         /// Symbols recognised of 16.
         symbols: u32,
+        /// How many times the signature was played before it was heard (1: the first).
+        plays: u32,
     },
-    /// The recording ran; the signature was not in it.
-    Silent {
-        /// RMS of what was recorded, dBFS (sound that was not the signature, or silence).
+    /// Sound arrived carrying part of this run's signature, too damaged to detect: the
+    /// path exists but is degraded (starved, lossy).
+    Degraded {
+        /// The side that heard it.
+        side: Side,
+        /// RMS of what was recorded, dBFS.
+        rms_dbfs: f64,
+        /// Symbols of the signature that stood out, of 16.
+        symbols: u32,
+        /// The detector's confidence (0.5 is the detection threshold).
+        confidence: f64,
+        /// How long it listened, ms.
+        listened_ms: f64,
+    },
+    /// Sound arrived with no trace of the signature: another source, or a path too
+    /// damaged to tell.
+    Unrecognised {
+        /// The side that heard it.
+        side: Side,
+        /// RMS of what was recorded, dBFS.
         rms_dbfs: f64,
         /// How long it listened, ms.
         listened_ms: f64,
     },
-    /// The session has no endpoint for this direction at all.
+    /// The recording ran and stayed silent.
+    Silent {
+        /// The side that listened.
+        side: Side,
+        /// RMS of what was recorded, dBFS.
+        rms_dbfs: f64,
+        /// How long it listened, ms.
+        listened_ms: f64,
+    },
+    /// An endpoint is missing: in the session a finding, on the client rig a rig fault.
     NoDevice {
-        /// Which side and what the probe said.
+        /// Whose endpoint is missing.
+        side: Side,
+        /// The endpoint as the scenario names it.
+        endpoint: String,
+        /// What the probe said.
         detail: String,
     },
-    /// Something in the rig failed; the check could not be made.
+    /// A probe, a device or the connection failed; the check could not be made.
     Error {
+        /// Whose probe or device failed.
+        side: Side,
         /// What failed, naming the probe and the step.
         detail: String,
     },
 }
 
+/// The spelling of each observation kind, the same in JSON (`kind`), JUnit (`observed`),
+/// tables and the README.
+pub const OBSERVATION_KINDS: &[&str] = &[
+    "detected",
+    "degraded",
+    "unrecognised",
+    "silent",
+    "no_device",
+    "error",
+];
+
 impl Observation {
-    /// A short word for tables: detected / silent / no-device / error.
-    pub fn word(&self) -> &'static str {
+    /// The kind's one spelling: detected, degraded, unrecognised, silent, no_device, error.
+    pub fn kind(&self) -> &'static str {
         match self {
             Observation::Detected { .. } => "detected",
+            Observation::Degraded { .. } => "degraded",
+            Observation::Unrecognised { .. } => "unrecognised",
             Observation::Silent { .. } => "silent",
-            Observation::NoDevice { .. } => "no-device",
+            Observation::NoDevice { .. } => "no_device",
             Observation::Error { .. } => "error",
+        }
+    }
+
+    /// The side the observation is about.
+    pub fn side(&self) -> Side {
+        match self {
+            Observation::Detected { side, .. }
+            | Observation::Degraded { side, .. }
+            | Observation::Unrecognised { side, .. }
+            | Observation::Silent { side, .. }
+            | Observation::NoDevice { side, .. }
+            | Observation::Error { side, .. } => *side,
+        }
+    }
+
+    /// Whether the verdict rests on an absence of the signature, which the rig must prove
+    /// it could have heard.
+    pub fn is_absence(&self) -> bool {
+        matches!(
+            self,
+            Observation::Silent { .. } | Observation::Unrecognised { .. }
+        )
+    }
+
+    /// Classifies a finished listen that did not detect the signature.
+    pub fn not_detected(
+        side: Side,
+        rms_dbfs: f64,
+        symbols: u32,
+        confidence: f64,
+        listened_ms: f64,
+    ) -> Observation {
+        if symbols >= TRACE_SYMBOLS {
+            Observation::Degraded {
+                side,
+                rms_dbfs,
+                symbols,
+                confidence,
+                listened_ms,
+            }
+        } else if rms_dbfs > SILENCE_DBFS {
+            Observation::Unrecognised {
+                side,
+                rms_dbfs,
+                listened_ms,
+            }
+        } else {
+            Observation::Silent {
+                side,
+                rms_dbfs,
+                listened_ms,
+            }
         }
     }
 
@@ -66,6 +214,8 @@ impl Observation {
                 snr_db,
                 dropouts,
                 symbols,
+                plays,
+                ..
             } => {
                 let mut s = "detected".to_string();
                 if let Some(l) = level_dbfs {
@@ -81,29 +231,42 @@ impl Observation {
                 if *dropouts > 0 {
                     s += &format!(", {dropouts} dropout(s)");
                 }
+                if *plays > 1 {
+                    s += &format!(", heard on play {plays}");
+                }
                 s
             }
-            Observation::Silent {
+            Observation::Degraded {
+                rms_dbfs,
+                symbols,
+                confidence,
+                listened_ms,
+                ..
+            } => format!(
+                "sound at {rms_dbfs:.0} dBFS RMS carrying {symbols}/16 symbols of the signature \
+                 (confidence {confidence:.2}, detection needs 0.50) in {listened_ms:.0} ms"
+            ),
+            Observation::Unrecognised {
                 rms_dbfs,
                 listened_ms,
-            } => {
-                if *rms_dbfs > -60.0 {
-                    format!(
-                        "not detected in {listened_ms:.0} ms (the input carried other sound at \
-                         {rms_dbfs:.0} dBFS RMS)"
-                    )
-                } else {
-                    format!("silent for {listened_ms:.0} ms")
-                }
-            }
-            Observation::NoDevice { detail } => format!("no device: {detail}"),
-            Observation::Error { detail } => format!("error: {detail}"),
+                ..
+            } => format!(
+                "sound at {rms_dbfs:.0} dBFS RMS for {listened_ms:.0} ms with no trace of the \
+                 signature"
+            ),
+            Observation::Silent { listened_ms, .. } => format!("silent for {listened_ms:.0} ms"),
+            Observation::NoDevice {
+                side,
+                endpoint,
+                detail,
+            } => format!("no device `{endpoint}` on {side}: {detail}"),
+            Observation::Error { side, detail } => format!("error on {side}: {detail}"),
         }
     }
 }
 
 /// The outcome of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Observed what the policy says.
@@ -124,6 +287,28 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// Whether the client rig proved it can hear, which an absence needs before it decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RigProof {
+    /// Not tried: enough when the signature was heard or an endpoint is missing; an
+    /// absence without a proof is inconclusive.
+    NotTried,
+    /// The local probe heard its own test signature on the same input.
+    Heard,
+    /// It did not: why, in words.
+    Failed(String),
+}
+
+/// A verdict and its cause in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why: what was expected (and which layer said so), what was observed, what it means
+    /// and what to try.
+    pub cause: String,
+}
+
 /// What the check expects, in words (for tables and causes).
 pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect) -> &'static str {
     match check {
@@ -142,213 +327,181 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
 
 const RESTART_HINT: &str = "has the session host restarted since the rollout?";
 
-/// Judges `observed` against the expectation for `check`.
+/// Judges `observed` against the expectation for `check`, given what the rig proved.
 pub fn judge(
     check: Check,
     output: &Decision<OutputExpect>,
     capture: &Decision<CaptureExpect>,
     observed: &Observation,
-) -> (Verdict, String) {
+    rig: &RigProof,
+) -> Judgement {
     let expected = expected_words(check, output.value, capture.value);
     let by = match check {
         Check::Output => &output.decided_by,
         Check::Capture => &capture.decided_by,
     };
-    let seen = observed.describe();
-    let head = format!("expected {expected} ({by}); observed {seen}");
-    let rig_failed = || {
-        (
-            Verdict::Inconclusive,
-            format!("{head}: the rig, not the redirection, failed; fix the probe or device named and run again"),
-        )
+    let head = format!(
+        "expected {expected} ({by}); observed {}",
+        observed.describe()
+    );
+    let j = |verdict, why: String| Judgement {
+        verdict,
+        cause: format!("{head}: {why}"),
     };
     use Observation as Ob;
-    match check {
-        Check::Output => match (output.value, observed) {
-            (OutputExpect::Client, Ob::Detected { dropouts, .. }) => {
-                if *dropouts > 0 {
-                    (Verdict::Pass, format!("{head}: redirected, but degraded; check the network between client and session host"))
-                } else {
-                    (Verdict::Pass, format!("{head}: redirected as the policy says"))
-                }
+    if observed.is_absence() {
+        match rig {
+            RigProof::Failed(why) => {
+                return j(
+                    Verdict::Inconclusive,
+                    format!(
+                        "but {why}, so the absence proves nothing; fix the client rig and run \
+                         again"
+                    ),
+                )
             }
-            (OutputExpect::Client, Ob::Silent { rms_dbfs, .. }) => (
-                Verdict::Fail,
-                if *rms_dbfs > -60.0 {
-                    format!("{head}: sound arrives but not the session's signature; is the client loopback hearing another source, or is the path too degraded?")
-                } else {
-                    format!("{head}: the session played but the client heard nothing; redirection is off somewhere (session host policy, RDP properties, client settings) or the client's output device is muted")
-                },
-            ),
-            (OutputExpect::Client, Ob::NoDevice { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the session has no audio output, so playback is not redirected; check audiomode and fDisableCam on the session host; {RESTART_HINT}"),
-            ),
-            (OutputExpect::Session | OutputExpect::None, Ob::Detected { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the policy is not in effect; {RESTART_HINT}"),
-            ),
-            (OutputExpect::Session | OutputExpect::None, Ob::Silent { .. }) => (
-                Verdict::Pass,
-                format!("{head}: not redirected, as the policy says"),
-            ),
-            (OutputExpect::None, Ob::NoDevice { .. }) => (
-                Verdict::Pass,
-                format!("{head}: the session has no audio output, as the policy says"),
-            ),
-            (OutputExpect::Session, Ob::NoDevice { .. }) => (
-                Verdict::Pass,
-                format!("{head}: not redirected, as the policy says (the session host has no audio device of its own to play on)"),
-            ),
-            (_, Ob::Error { .. }) => rig_failed(),
-        },
-        Check::Capture => match (capture.value, observed) {
-            (CaptureExpect::Redirected, Ob::Detected { dropouts, .. }) => {
-                if *dropouts > 0 {
-                    (Verdict::Pass, format!("{head}: redirected, but degraded; check the network between client and session host"))
-                } else {
-                    (Verdict::Pass, format!("{head}: redirected as the policy says"))
-                }
+            RigProof::NotTried => {
+                return j(
+                    Verdict::Inconclusive,
+                    "the client rig did not prove it could hear the signature, so the absence \
+                     proves nothing"
+                        .into(),
+                )
             }
-            (CaptureExpect::Redirected, Ob::Silent { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the session has a microphone but it does not hear the client's; is the right client microphone redirected, or is it muted?"),
+            RigProof::Heard => {}
+        }
+    }
+    let proven = if observed.is_absence() {
+        " (the rig heard its own test signature, so the absence is real)"
+    } else {
+        ""
+    };
+    let needs_sound = match check {
+        Check::Output => output.value == OutputExpect::Client,
+        Check::Capture => capture.value == CaptureExpect::Redirected,
+    };
+    let degraded_hint =
+        "check the network between client and session host (loss, bandwidth) and the RDP audio \
+         quality";
+    match (needs_sound, observed) {
+        // Rig faults say nothing about the policy, whatever it expects.
+        (
+            _,
+            Ob::NoDevice {
+                side: Side::Client,
+                endpoint,
+                ..
+            },
+        ) => j(
+            Verdict::Inconclusive,
+            format!(
+                "the client rig has no usable `{endpoint}`, so this check could not be made; \
+                 fix the rig (name an endpoint the local probe lists: `earshot-probe devices` \
+                 on the client) and run again"
             ),
-            (CaptureExpect::Redirected, Ob::NoDevice { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the session has no microphone, so recording is not redirected; check audiocapturemode, fDisableAudioCapture and the client device settings; {RESTART_HINT}"),
+        ),
+        (_, Ob::Error { side, .. }) => j(
+            Verdict::Inconclusive,
+            format!(
+                "{side} failed, not the redirection; fix the probe or device named and run again"
             ),
-            (CaptureExpect::Blocked, Ob::Detected { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the policy is not in effect; {RESTART_HINT}"),
+        ),
+        (true, Ob::Detected { dropouts, .. }) if *dropouts > 0 => j(
+            Verdict::Pass,
+            format!("redirected as the policy says, but degraded; {degraded_hint}"),
+        ),
+        (true, Ob::Detected { .. }) => j(Verdict::Pass, "redirected as the policy says".into()),
+        (true, Ob::Degraded { .. }) => j(
+            Verdict::Pass,
+            format!(
+                "redirected as the policy says (this run's signature arrives), but the path is \
+                 degraded too far to recognise it whole; {degraded_hint}"
             ),
-            (CaptureExpect::Blocked, Ob::Silent { .. } | Ob::NoDevice { .. }) => (
+        ),
+        (true, Ob::Unrecognised { .. }) => j(
+            Verdict::Inconclusive,
+            "sound arrives but carries no trace of the signature: another source is playing \
+             into the input, or the path is too degraded to tell; silence other sources (or \
+             check the network) and run again"
+                .into(),
+        ),
+        (true, Ob::Silent { .. }) => j(
+            Verdict::Fail,
+            match check {
+                Check::Output => format!(
+                    "the session played but the client heard nothing{proven}: playback is not \
+                     redirected (session host policy, RDP properties, client settings); \
+                     {RESTART_HINT}"
+                ),
+                Check::Capture => format!(
+                    "the session's microphone does not hear the client's{proven}: is the right \
+                     client microphone redirected, or is it muted? {RESTART_HINT}"
+                ),
+            },
+        ),
+        (true, Ob::NoDevice { .. }) => j(
+            Verdict::Fail,
+            match check {
+                Check::Output => format!(
+                    "the session has no audio output, so playback is not redirected; check \
+                     audiomode and fDisableCam on the session host; {RESTART_HINT}"
+                ),
+                Check::Capture => format!(
+                    "the session has no microphone, so recording is not redirected; check \
+                     audiocapturemode, fDisableAudioCapture and the client device settings; \
+                     {RESTART_HINT}"
+                ),
+            },
+        ),
+        (false, Ob::Detected { .. } | Ob::Degraded { .. }) => j(
+            Verdict::Fail,
+            if check == Check::Capture && capture.value == CaptureExpect::RedirectedAppsDenied {
+                "an app recorded the client's microphone although LetAppsAccessMicrophone=2 \
+                 should deny it; is the privacy policy applied?"
+                    .into()
+            } else {
+                format!("the policy is not in effect; {RESTART_HINT}")
+            },
+        ),
+        (false, Ob::Unrecognised { .. } | Ob::Silent { .. }) => j(
+            Verdict::Pass,
+            match check {
+                Check::Capture if capture.value == CaptureExpect::RedirectedAppsDenied => format!(
+                    "the microphone is there but apps hear nothing, as the privacy policy \
+                     says{proven}"
+                ),
+                Check::Capture => {
+                    format!("the microphone does not reach the session, as the policy says{proven}")
+                }
+                Check::Output => format!("not redirected, as the policy says{proven}"),
+            },
+        ),
+        (false, Ob::NoDevice { .. }) => match (check, output.value, capture.value) {
+            (Check::Capture, _, CaptureExpect::RedirectedAppsDenied) => j(
+                Verdict::Fail,
+                "the privacy policy denies apps a redirected microphone, but none is \
+                 redirected; check audiocapturemode and fDisableAudioCapture"
+                    .into(),
+            ),
+            (Check::Capture, _, _) => j(
                 Verdict::Pass,
-                format!("{head}: the microphone does not reach the session, as the policy says"),
+                "the session has no microphone, so the client's does not reach it, as the \
+                 policy says"
+                    .into(),
             ),
-            (CaptureExpect::RedirectedAppsDenied, Ob::Detected { .. }) => (
-                Verdict::Fail,
-                format!("{head}: an app recorded the client's microphone although LetAppsAccessMicrophone=2 should deny it; is the privacy policy applied?"),
-            ),
-            (CaptureExpect::RedirectedAppsDenied, Ob::Silent { .. }) => (
+            (Check::Output, OutputExpect::Session, _) => j(
                 Verdict::Pass,
-                format!("{head}: the microphone is there but apps hear nothing, as the privacy policy says"),
+                "not redirected, as the policy says (the session host has no audio device of \
+                 its own to play on)"
+                    .into(),
             ),
-            (CaptureExpect::RedirectedAppsDenied, Ob::NoDevice { .. }) => (
-                Verdict::Fail,
-                format!("{head}: the privacy policy denies apps a redirected microphone, but none is redirected; check audiocapturemode and fDisableAudioCapture"),
+            (Check::Output, _, _) => j(
+                Verdict::Pass,
+                "the session has no audio output, as the policy says".into(),
             ),
-            (_, Ob::Error { .. }) => rig_failed(),
         },
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d<T>(value: T, by: &str) -> Decision<T> {
-        Decision {
-            value,
-            decided_by: by.into(),
-            trail: vec![],
-        }
-    }
-
-    fn detected() -> Observation {
-        Observation::Detected {
-            level_dbfs: Some(-12.0),
-            latency_ms: Some(104.0),
-            snr_db: Some(50.0),
-            dropouts: 0,
-            symbols: 16,
-        }
-    }
-
-    fn silent() -> Observation {
-        Observation::Silent {
-            rms_dbfs: -120.0,
-            listened_ms: 5000.0,
-        }
-    }
-
-    fn none() -> Observation {
-        Observation::NoDevice {
-            detail: "the session host has no output device".into(),
-        }
-    }
-
-    fn error() -> Observation {
-        Observation::Error {
-            detail: "remote probe: connection refused".into(),
-        }
-    }
-
-    #[test]
-    fn output_matrix() {
-        use OutputExpect::*;
-        use Verdict::*;
-        let cap = d(CaptureExpect::Blocked, "x");
-        let table = [
-            (Client, detected(), Pass),
-            (Client, silent(), Fail),
-            (Client, none(), Fail),
-            (Client, error(), Inconclusive),
-            (Session, detected(), Fail),
-            (Session, silent(), Pass),
-            (Session, none(), Pass),
-            (Session, error(), Inconclusive),
-            (None, detected(), Fail),
-            (None, silent(), Pass),
-            (None, none(), Pass),
-            (None, error(), Inconclusive),
-        ];
-        for (exp, obs, want) in table {
-            let (v, cause) = judge(Check::Output, &d(exp, "policy X"), &cap, &obs);
-            assert_eq!(v, want, "{exp:?} / {obs:?}: {cause}");
-            assert!(cause.contains("policy X"), "{cause}");
-        }
-    }
-
-    #[test]
-    fn capture_matrix() {
-        use CaptureExpect::*;
-        use Verdict::*;
-        let out = d(OutputExpect::Client, "x");
-        let table = [
-            (Redirected, detected(), Pass),
-            (Redirected, silent(), Fail),
-            (Redirected, none(), Fail),
-            (Redirected, error(), Inconclusive),
-            (Blocked, detected(), Fail),
-            (Blocked, silent(), Pass),
-            (Blocked, none(), Pass),
-            (Blocked, error(), Inconclusive),
-            (RedirectedAppsDenied, detected(), Fail),
-            (RedirectedAppsDenied, silent(), Pass),
-            (RedirectedAppsDenied, none(), Fail),
-            (RedirectedAppsDenied, error(), Inconclusive),
-        ];
-        for (exp, obs, want) in table {
-            let (v, cause) = judge(Check::Capture, &out, &d(exp, "policy Y"), &obs);
-            assert_eq!(v, want, "{exp:?} / {obs:?}: {cause}");
-        }
-    }
-
-    #[test]
-    fn a_rollout_not_in_effect_says_so_with_figures() {
-        let (v, cause) = judge(
-            Check::Output,
-            &d(OutputExpect::None, "session host policy fDisableCam=1"),
-            &d(CaptureExpect::Blocked, "x"),
-            &detected(),
-        );
-        assert_eq!(v, Verdict::Fail);
-        assert_eq!(
-            cause,
-            "expected not played on the client (session host policy fDisableCam=1); observed \
-             detected at -12 dBFS after 104 ms, SNR 50 dB, 16/16 symbols: the policy is not in \
-             effect; has the session host restarted since the rollout?"
-        );
-    }
-}
+mod tests;

@@ -249,6 +249,8 @@ fn quality_is_the_lower_of_policy_and_request() {
             "audioqualitymode:i:2",
             Quality::Dynamic,
         ),
+        ("", "audioqualitymode:i:2", Quality::Dynamic),
+        ("AllowedAudioQualityMode = 7", "", Quality::Dynamic),
     ];
     for (host, rdp, want) in cases {
         let rdp = if rdp.is_empty() {
@@ -292,8 +294,13 @@ fn malformed_properties_are_errors_naming_the_property() {
     for (text, needle) in [
         ("audiomode:i", "expected `name:type:value`"),
         ("audiomode:i:x", "not an integer"),
-        ("audiomode:i:3", "one of 0, 1, 2"),
-        ("audiocapturemode:s:1", "type `i`"),
+        (
+            "audiomode:i:3",
+            "one of 0 (play on this computer), 1 (play on the remote computer), 2 (do not play)",
+        ),
+        ("audiomod:i:0", "did you mean `audiomode`?"),
+        ("audiocapturemod:i:1", "did you mean `audiocapturemode`?"),
+        ("audiocapturemode:s:1", "`audiocapturemode:i:N`"),
         ("audiomode:q:0", "unknown type `q`"),
         (":i:0", "name is empty"),
     ] {
@@ -322,4 +329,184 @@ fn rdp_files_are_read_in_utf16_and_utf8() {
         format!("name = \"t\"\nproduct = \"rds\"\n[policy.rdp]\nfile = \"missing.rdp\"\n{PROBES}");
     let s = Scenario::parse(&text, &dir.path().join("s.toml")).unwrap();
     assert!(expect(&s).unwrap_err().to_string().contains("missing.rdp"));
+}
+
+#[test]
+fn quality_is_attributed_only_to_layers_that_are_set_and_exist() {
+    let by = |product: &str, policy: &str| {
+        let e = expect(&scenario(product, policy)).unwrap();
+        (
+            e.quality.value,
+            e.quality.decided_by,
+            e.quality.trail.join("\n"),
+        )
+    };
+    let (q, d, _) = by("avd", "");
+    assert_eq!(q, Quality::Dynamic);
+    assert_eq!(d, "the defaults (dynamic)");
+    let (q, d, _) = by("avd", "[policy.rdp]\nproperties = \"audioqualitymode:i:2\"");
+    assert_eq!(q, Quality::Dynamic);
+    assert!(d.contains("AllowedAudioQualityMode not configured"), "{d}");
+    let (q, d, _) = by(
+        "avd",
+        "[policy.session_host]\nAllowedAudioQualityMode = 7\n[policy.rdp]\nproperties = \"audioqualitymode:i:2\"",
+    );
+    assert_eq!(q, Quality::High);
+    assert!(d.contains("audioqualitymode:i:2"), "{d}");
+    // Windows 365 has no host pool properties: nothing names one.
+    let (_, d, trail) = by(
+        "windows365",
+        "[policy.session_host]\nAllowedAudioQualityMode = 3",
+    );
+    assert!(
+        !d.contains("RDP property") && !trail.contains("RDP property"),
+        "{d}\n{trail}"
+    );
+    assert!(trail.contains("no host pool RDP properties"), "{trail}");
+}
+
+#[test]
+fn group_policy_display_names_mean_the_registry_values() {
+    let named = scenario(
+        "avd",
+        "[policy.session_host]\n\"Allow audio and video playback redirection\" = \"Disabled\"\n\
+         \"Allow audio recording redirection\" = \"Enabled\"\n\
+         \"Limit audio playback quality\" = \"Medium\"\n\
+         \"Let Windows apps access the microphone\" = \"Force Deny\"\n\
+         [policy.rdp]\nproperties = \"audiocapturemode:i:1;audioqualitymode:i:2\"",
+    );
+    let e = expect(&named).unwrap();
+    assert_eq!(e.output.value, O::None);
+    assert!(
+        e.output.decided_by.contains("fDisableCam=1"),
+        "{}",
+        e.output.decided_by
+    );
+    assert_eq!(e.capture.value, C::RedirectedAppsDenied);
+    assert_eq!(e.quality.value, Quality::Medium);
+    let unset = scenario(
+        "avd",
+        "[policy.session_host]\n\"Allow audio and video playback redirection\" = \"Not configured\"",
+    );
+    assert_eq!(expect(&unset).unwrap().output.value, O::Client);
+}
+
+#[test]
+fn a_setting_given_by_both_names_is_refused() {
+    let text = format!(
+        "name = \"t\"\nproduct = \"avd\"\n[policy.session_host]\nfDisableCam = 1\n\
+         \"Allow audio and video playback redirection\" = \"Enabled\"\n{PROBES}"
+    );
+    let e = Scenario::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fDisableCam") && e.contains("keep one"), "{e}");
+    let text = format!(
+        "name = \"t\"\nproduct = \"avd\"\n[policy.session_host]\n\
+         \"Allow audio and video playback redirection\" = \"Off\"\n{PROBES}"
+    );
+    let e = Scenario::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("t.toml:4:") && e.contains("\"Not configured\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn xrdp_channel_switches_are_the_session_host_layer() {
+    let cases = [
+        (
+            "",
+            "audiomode:i:0;audiocapturemode:i:1",
+            O::Client,
+            C::Redirected,
+        ),
+        (
+            "rdpsnd = false",
+            "audiomode:i:0;audiocapturemode:i:1",
+            O::None,
+            C::Redirected,
+        ),
+        (
+            "drdynvc = false",
+            "audiomode:i:0;audiocapturemode:i:1",
+            O::Client,
+            C::Blocked,
+        ),
+        (
+            "allow_channels = false",
+            "audiomode:i:0;audiocapturemode:i:1",
+            O::None,
+            C::Blocked,
+        ),
+        ("", "audiomode:i:2", O::None, C::Blocked),
+        (
+            "",
+            "audiomode:i:1;audiocapturemode:i:1",
+            O::Session,
+            C::Redirected,
+        ),
+    ];
+    for (xrdp, rdp, o, c) in cases {
+        let s = scenario(
+            "xrdp",
+            &format!("[policy.xrdp]\n{xrdp}\n[policy.rdp]\nproperties = \"{rdp}\""),
+        );
+        let e = expect(&s).unwrap();
+        assert_eq!((e.output.value, e.capture.value), (o, c), "{xrdp} / {rdp}");
+        if !xrdp.is_empty() && o == O::None {
+            assert!(
+                e.output.decided_by.contains("xrdp.ini"),
+                "{}",
+                e.output.decided_by
+            );
+        }
+    }
+    let text = format!(
+        "name = \"t\"\nproduct = \"xrdp\"\n[policy.session_host]\nfDisableCam = 1\n{PROBES}"
+    );
+    let e = Scenario::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[policy.xrdp]"), "{e}");
+    let text = format!("name = \"t\"\nproduct = \"avd\"\n[policy.xrdp]\nrdpsnd = false\n{PROBES}");
+    let e = Scenario::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.xrdp"), "{e}");
+}
+
+#[test]
+fn rdp_file_errors_name_the_file_and_line_and_odd_encodings_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.rdp"),
+        "full address:s:host\r\naudiomode:i:7\r\n",
+    )
+    .unwrap();
+    // UTF-16 big-endian without a byte order mark.
+    let be: Vec<u8> = "audiomode:i:2\r\n"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    std::fs::write(dir.path().join("be.rdp"), be).unwrap();
+    std::fs::write(dir.path().join("bin.rdp"), [0u8, 0, 1, 2, 0, 0, 7]).unwrap();
+    let load = |file: &str| {
+        let text =
+            format!("name = \"t\"\nproduct = \"rds\"\n[policy.rdp]\nfile = \"{file}\"\n{PROBES}");
+        expect(&Scenario::parse(&text, &dir.path().join("s.toml")).unwrap())
+    };
+    let e = load("bad.rdp").unwrap_err().to_string();
+    assert!(
+        e.contains("bad.rdp:2:") && e.contains("audiomode:i:7") && e.contains("2 (do not play)"),
+        "{e}"
+    );
+    assert_eq!(load("be.rdp").unwrap().output.value, O::None);
+    let e = load("bin.rdp").unwrap_err().to_string();
+    assert!(
+        e.contains("bin.rdp") && e.contains("neither UTF-8 nor UTF-16") && !e.contains('\0'),
+        "{e}"
+    );
 }

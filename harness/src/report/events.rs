@@ -1,0 +1,214 @@
+//! What the runner reports: events, and the run they fold into (the JSON report's shape).
+
+use std::path::PathBuf;
+
+use earshot_probe::unix_ms;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::policy::Expectation;
+use crate::scenario::{Check, Product};
+use crate::verdict::{Observation, Verdict};
+
+/// The JSON report's format version; bumped on any incompatible change.
+///
+/// 2: observations carry their `side`; `degraded` and `unrecognised` kinds; `no_device`
+/// names its endpoint; checks carry `rig_proof` and `started_unix_ms`; scenarios carry
+/// `started_unix_ms`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What a probe said in preflight.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProbeSummary {
+    /// `local` or `remote`.
+    pub role: String,
+    /// Where it was reached.
+    pub peer: String,
+    /// Its version.
+    pub version: String,
+    /// Its host name.
+    pub host_name: String,
+    /// Its OS and architecture.
+    pub os: String,
+    /// Its audio host, or why none is usable.
+    pub audio_host: String,
+    /// Whether it runs in a remote session (`remote`, `local`, `unknown`) and the markers
+    /// that say so.
+    pub remote_session: String,
+    /// Output and input devices, one line each.
+    pub devices: Vec<String>,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CheckRecord {
+    /// Which check.
+    pub check: Check,
+    /// The expectation in words.
+    pub expected: String,
+    /// The layer that decided it.
+    pub decided_by: String,
+    /// What was seen.
+    pub observation: Observation,
+    /// What the client rig proved before an absence decided anything (none when not
+    /// needed).
+    pub rig_proof: Option<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in plain words.
+    pub cause: String,
+    /// The seed of the signature played.
+    pub seed: u64,
+    /// WAV evidence of the recording, when kept.
+    pub evidence: Option<PathBuf>,
+    /// When the check started (unix ms).
+    pub started_unix_ms: f64,
+    /// How long the check took, ms.
+    pub duration_ms: f64,
+}
+
+/// One scenario's results.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScenarioRecord {
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Its product (unknown when the file could not be read).
+    pub product: Option<Product>,
+    /// What the policy engine worked out.
+    pub expectation: Option<Expectation>,
+    /// What the probes said.
+    pub probes: Vec<ProbeSummary>,
+    /// Preflight warnings (e.g. the remote probe is not in a remote session).
+    pub warnings: Vec<String>,
+    /// The checks, in order.
+    pub checks: Vec<CheckRecord>,
+    /// Set when the scenario could not run at all (bad file, unreachable probe).
+    pub error: Option<String>,
+    /// When it started (unix ms).
+    pub started_unix_ms: f64,
+    /// When it finished (unix ms); None while running.
+    pub finished_unix_ms: Option<f64>,
+}
+
+impl ScenarioRecord {
+    /// The scenario's overall verdict: fail if any check failed, inconclusive if any was
+    /// inconclusive or the scenario could not run, else pass.
+    pub fn verdict(&self) -> Verdict {
+        if self.checks.iter().any(|c| c.verdict == Verdict::Fail) {
+            Verdict::Fail
+        } else if self.error.is_some()
+            || self.checks.is_empty()
+            || self
+                .checks
+                .iter()
+                .any(|c| c.verdict == Verdict::Inconclusive)
+        {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// Something the runner did or found.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A scenario starts.
+    ScenarioStarted(ScenarioRecord),
+    /// The runner waits for a probe to dial in: what to start, where.
+    Waiting(String),
+    /// Preflight finished for the current scenario.
+    Preflight {
+        /// What the probes said.
+        probes: Vec<ProbeSummary>,
+        /// Warnings.
+        warnings: Vec<String>,
+    },
+    /// A check finished.
+    CheckFinished(CheckRecord),
+    /// The current scenario cannot go on.
+    ScenarioError(String),
+    /// Something the reader should know that does not change a verdict.
+    Warning(String),
+    /// The current scenario finished.
+    ScenarioFinished,
+}
+
+/// Every scenario so far: what the file reporters write.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Run {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The harness version.
+    pub earshot_version: String,
+    /// When the run started (unix ms).
+    pub started_unix_ms: f64,
+    /// The scenarios.
+    pub scenarios: Vec<ScenarioRecord>,
+}
+
+impl Run {
+    /// An empty run.
+    pub fn new() -> Run {
+        Run {
+            schema_version: SCHEMA_VERSION,
+            earshot_version: env!("CARGO_PKG_VERSION").into(),
+            started_unix_ms: unix_ms(),
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// Folds an event into the run.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ScenarioStarted(s) => self.scenarios.push(s.clone()),
+            Event::Waiting(_) => {}
+            Event::Preflight { probes, warnings } => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.probes = probes.clone();
+                    s.warnings.extend(warnings.iter().cloned());
+                }
+            }
+            Event::CheckFinished(c) => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.checks.push(c.clone());
+                }
+            }
+            Event::ScenarioError(e) => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.error = Some(e.clone());
+                }
+            }
+            Event::Warning(w) => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.warnings.push(w.clone());
+                }
+            }
+            Event::ScenarioFinished => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.finished_unix_ms = Some(unix_ms());
+                }
+            }
+        }
+    }
+
+    /// The exit code: 0 all passed, 1 any failed, 2 any inconclusive (and none failed).
+    pub fn exit_code(&self) -> i32 {
+        let verdicts: Vec<_> = self.scenarios.iter().map(ScenarioRecord::verdict).collect();
+        if verdicts.contains(&Verdict::Fail) {
+            1
+        } else if verdicts.contains(&Verdict::Inconclusive) || verdicts.is_empty() {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+impl Default for Run {
+    fn default() -> Run {
+        Run::new()
+    }
+}

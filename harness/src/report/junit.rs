@@ -1,0 +1,158 @@
+//! The JUnit XML report: a scenario is a test suite, a check a test case, measurements are
+//! properties. Fail is a `<failure>`, inconclusive an `<error>`. Suites and cases carry
+//! their start time (`timestamp`) and duration (`time`).
+
+use std::path::PathBuf;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::{write_atomically, Event, ReportError, Reporter, Run};
+use crate::verdict::{Observation, Verdict};
+
+fn timestamp(unix_ms: f64) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::from_timestamp_millis(unix_ms as i64).map(|t| t.fixed_offset())
+}
+
+/// Renders the run as JUnit XML.
+///
+/// # Errors
+/// When quick-junit cannot serialise it.
+pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Report::new("earshot");
+    if let Some(t) = timestamp(run.started_unix_ms) {
+        report.set_timestamp(t);
+    }
+    for s in &run.scenarios {
+        let mut suite = TestSuite::new(s.name.clone());
+        if let Some(t) = timestamp(s.started_unix_ms) {
+            suite.set_timestamp(t);
+        }
+        if let Some(end) = s.finished_unix_ms {
+            suite.set_time(std::time::Duration::from_secs_f64(
+                (end - s.started_unix_ms).max(0.0) / 1000.0,
+            ));
+        }
+        suite.add_property(Property::new("file", s.file.display().to_string()));
+        if let Some(p) = s.product {
+            suite.add_property(Property::new("product", p.to_string()));
+        }
+        for w in &s.warnings {
+            suite.add_property(Property::new("warning", w.clone()));
+        }
+        if let Some(e) = &s.error {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(e.clone());
+            status.set_type("inconclusive");
+            let mut case = TestCase::new("setup", status);
+            case.set_classname(s.name.clone());
+            suite.add_test_case(case);
+        }
+        for c in &s.checks {
+            let status = match c.verdict {
+                Verdict::Pass => TestCaseStatus::success(),
+                Verdict::Fail => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_message(c.cause.clone());
+                    st.set_type("fail");
+                    st
+                }
+                Verdict::Inconclusive => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    st.set_message(c.cause.clone());
+                    st.set_type("inconclusive");
+                    st
+                }
+            };
+            let mut case = TestCase::new(c.check.to_string(), status);
+            case.set_classname(s.name.clone());
+            if let Some(t) = timestamp(c.started_unix_ms) {
+                case.set_timestamp(t);
+            }
+            case.set_time(std::time::Duration::from_secs_f64(
+                c.duration_ms.max(0.0) / 1000.0,
+            ));
+            case.add_property(Property::new("expected", c.expected.clone()));
+            case.add_property(Property::new("decided_by", c.decided_by.clone()));
+            case.add_property(Property::new("observed", c.observation.kind()));
+            case.add_property(Property::new(
+                "side",
+                match c.observation.side() {
+                    crate::verdict::Side::Session => "session",
+                    crate::verdict::Side::Client => "client",
+                },
+            ));
+            case.add_property(Property::new("verdict", c.verdict.to_string()));
+            case.add_property(Property::new("seed", c.seed.to_string()));
+            match &c.observation {
+                Observation::Detected {
+                    level_dbfs,
+                    latency_ms,
+                    snr_db,
+                    dropouts,
+                    symbols,
+                    plays,
+                    ..
+                } => {
+                    for (k, v) in [
+                        ("level_dbfs", level_dbfs),
+                        ("latency_ms", latency_ms),
+                        ("snr_db", snr_db),
+                    ] {
+                        if let Some(v) = v {
+                            case.add_property(Property::new(k, format!("{v:.1}")));
+                        }
+                    }
+                    case.add_property(Property::new("dropouts", dropouts.to_string()));
+                    case.add_property(Property::new("symbols", symbols.to_string()));
+                    case.add_property(Property::new("plays", plays.to_string()));
+                }
+                Observation::Degraded {
+                    rms_dbfs, symbols, ..
+                } => {
+                    case.add_property(Property::new("rms_dbfs", format!("{rms_dbfs:.1}")));
+                    case.add_property(Property::new("symbols", symbols.to_string()));
+                }
+                Observation::Unrecognised { rms_dbfs, .. }
+                | Observation::Silent { rms_dbfs, .. } => {
+                    case.add_property(Property::new("rms_dbfs", format!("{rms_dbfs:.1}")));
+                }
+                Observation::NoDevice { endpoint, .. } => {
+                    case.add_property(Property::new("endpoint", endpoint.clone()));
+                }
+                Observation::Error { .. } => {}
+            }
+            if let Some(r) = &c.rig_proof {
+                case.add_property(Property::new("rig_proof", r.clone()));
+            }
+            if let Some(e) = &c.evidence {
+                case.add_property(Property::new("evidence", e.display().to_string()));
+            }
+            case.set_system_out(c.cause.clone());
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string()
+}
+
+/// The JUnit XML report, rewritten after every event.
+pub struct JunitReporter {
+    path: PathBuf,
+}
+
+impl JunitReporter {
+    /// Writes to `path`.
+    pub fn new(path: PathBuf) -> JunitReporter {
+        JunitReporter { path }
+    }
+}
+
+impl Reporter for JunitReporter {
+    fn event(&mut self, _event: &Event, run: &Run) -> Result<(), ReportError> {
+        let xml = junit_xml(run).map_err(|e| ReportError::Render {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomically(&self.path, xml.as_bytes())
+    }
+}

@@ -1,0 +1,194 @@
+//! The terminal report: a line per event as it happens, a table of the run at its end.
+
+use std::io::Write;
+
+use super::{Event, ReportError, Reporter, Run};
+use crate::scenario::Check;
+use crate::verdict::{expected_words, Verdict};
+
+/// The terminal report: a line per event as it happens, a table at the end.
+pub struct TerminalReporter<W: Write> {
+    out: W,
+    colour: bool,
+}
+
+impl<W: Write> TerminalReporter<W> {
+    /// Writes to `out`, with ANSI colour when `colour`.
+    pub fn new(out: W, colour: bool) -> TerminalReporter<W> {
+        TerminalReporter { out, colour }
+    }
+
+    fn paint(&self, v: Verdict) -> String {
+        let word = v.to_string().to_uppercase();
+        if !self.colour {
+            return word;
+        }
+        let code = match v {
+            Verdict::Pass => "32",
+            Verdict::Fail => "31",
+            Verdict::Inconclusive => "33",
+        };
+        format!("\x1b[1;{code}m{word}\x1b[0m")
+    }
+
+    fn write_event(&mut self, event: &Event, run: &Run) -> std::io::Result<()> {
+        match event {
+            Event::ScenarioStarted(s) => {
+                let product = s.product.map_or_else(|| "?".to_string(), |p| p.to_string());
+                writeln!(
+                    self.out,
+                    "\n== {} ({product}, {})",
+                    s.name,
+                    s.file.display()
+                )?;
+                if let Some(e) = &s.expectation {
+                    for c in [Check::Output, Check::Capture] {
+                        let by = match c {
+                            Check::Output => &e.output.decided_by,
+                            Check::Capture => &e.capture.decided_by,
+                        };
+                        writeln!(
+                            self.out,
+                            "   expect {c:<8} {}, by {by}",
+                            expected_words(c, e.output.value, e.capture.value)
+                        )?;
+                    }
+                    writeln!(
+                        self.out,
+                        "   expect quality  {}, by {}",
+                        e.quality.value.words(),
+                        e.quality.decided_by
+                    )?;
+                    for w in &e.warnings {
+                        writeln!(self.out, "   warning: {w}")?;
+                    }
+                }
+            }
+            Event::Waiting(w) => writeln!(self.out, "   {w}")?,
+            Event::Preflight { probes, warnings } => {
+                for p in probes {
+                    writeln!(
+                        self.out,
+                        "   {} probe {} at {}: host {} ({}), {} devices, audio {}, remote session: {}",
+                        p.role,
+                        p.version,
+                        p.peer,
+                        p.host_name,
+                        p.os,
+                        p.devices.len(),
+                        p.audio_host,
+                        p.remote_session
+                    )?;
+                }
+                for w in warnings {
+                    writeln!(self.out, "   warning: {w}")?;
+                }
+            }
+            Event::CheckFinished(c) => {
+                let v = self.paint(c.verdict);
+                writeln!(self.out, "   {:<8} {v}: {}", c.check.to_string(), c.cause)?;
+                if let Some(e) = &c.evidence {
+                    writeln!(self.out, "            evidence: {}", e.display())?;
+                }
+            }
+            Event::ScenarioError(e) => {
+                let v = self.paint(Verdict::Inconclusive);
+                writeln!(self.out, "   {v}: {e}")?;
+            }
+            Event::Warning(w) => writeln!(self.out, "   warning: {w}")?,
+            Event::ScenarioFinished => {
+                if let Some(s) = run.scenarios.last() {
+                    let v = self.paint(s.verdict());
+                    writeln!(self.out, "   => {v}")?;
+                }
+            }
+        }
+        self.out.flush()
+    }
+}
+
+fn terminal_error(e: std::io::Error) -> ReportError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        ReportError::Closed
+    } else {
+        ReportError::Terminal(e)
+    }
+}
+
+impl<W: Write> Reporter for TerminalReporter<W> {
+    fn event(&mut self, event: &Event, run: &Run) -> Result<(), ReportError> {
+        self.write_event(event, run).map_err(terminal_error)
+    }
+
+    fn finish(&mut self, run: &Run) -> Result<(), ReportError> {
+        writeln!(self.out, "\n{}", summary_table(run))
+            .and_then(|()| self.out.flush())
+            .map_err(terminal_error)
+    }
+}
+
+/// The summary table of a whole run, one row per check.
+pub fn summary_table(run: &Run) -> String {
+    let mut rows = vec![[
+        "scenario".to_string(),
+        "check".into(),
+        "expected".into(),
+        "observed".into(),
+        "verdict".into(),
+    ]];
+    for s in &run.scenarios {
+        if let Some(e) = &s.error {
+            rows.push([
+                s.name.clone(),
+                "-".into(),
+                "-".into(),
+                format!("setup: {}", shorten(e, 50)),
+                "inconclusive".into(),
+            ]);
+        }
+        for c in &s.checks {
+            rows.push([
+                s.name.clone(),
+                c.check.to_string(),
+                c.expected.clone(),
+                shorten(&c.observation.describe(), 50),
+                c.verdict.to_string(),
+            ]);
+        }
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out += line.join("  ").trim_end();
+        out.push('\n');
+        if i == 0 {
+            out += &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  ");
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,172 @@
+//! Reporters: exit codes, JUnit shape and timestamps, JSON schema, the table, closed pipes.
+
+use super::*;
+use crate::scenario::{Check, Product};
+use crate::verdict::{Observation, Side, Verdict};
+
+fn run_with(verdicts: &[Verdict]) -> Run {
+    let mut run = Run::new();
+    run.apply(&Event::ScenarioStarted(ScenarioRecord {
+        name: "s <&> 1".into(),
+        file: "s.toml".into(),
+        product: Some(Product::Avd),
+        expectation: None,
+        probes: vec![],
+        warnings: vec![],
+        checks: vec![],
+        error: None,
+        started_unix_ms: 1_764_000_000_000.0,
+        finished_unix_ms: None,
+    }));
+    for (i, v) in verdicts.iter().enumerate() {
+        run.apply(&Event::CheckFinished(CheckRecord {
+            check: if i == 0 {
+                Check::Output
+            } else {
+                Check::Capture
+            },
+            expected: "heard on the client".into(),
+            decided_by: "default".into(),
+            observation: Observation::Detected {
+                side: Side::Client,
+                level_dbfs: Some(-12.0),
+                latency_ms: Some(100.0),
+                snr_db: Some(40.0),
+                dropouts: 0,
+                symbols: 16,
+                plays: 1,
+            },
+            rig_proof: None,
+            verdict: *v,
+            cause: "because <reasons> & more".into(),
+            seed: 7,
+            evidence: None,
+            started_unix_ms: 1_764_000_000_500.0,
+            duration_ms: 900.0,
+        }));
+    }
+    run.apply(&Event::ScenarioFinished);
+    run
+}
+
+#[test]
+fn exit_codes_follow_the_worst_verdict() {
+    assert_eq!(run_with(&[Verdict::Pass, Verdict::Pass]).exit_code(), 0);
+    assert_eq!(run_with(&[Verdict::Pass, Verdict::Fail]).exit_code(), 1);
+    assert_eq!(
+        run_with(&[Verdict::Inconclusive, Verdict::Pass]).exit_code(),
+        2
+    );
+    assert_eq!(
+        run_with(&[Verdict::Inconclusive, Verdict::Fail]).exit_code(),
+        1
+    );
+    assert_eq!(Run::new().exit_code(), 2);
+}
+
+#[test]
+fn junit_has_a_suite_per_scenario_and_a_case_per_check_with_times() {
+    let xml = junit_xml(&run_with(&[Verdict::Pass, Verdict::Fail])).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"s &lt;&amp;&gt; 1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"latency_ms\" value=\"100.0\""), "{xml}");
+    assert!(
+        xml.contains("name=\"observed\" value=\"detected\""),
+        "{xml}"
+    );
+    assert!(xml.contains("because &lt;reasons&gt; &amp; more"), "{xml}");
+    // The case's own start and duration.
+    assert!(xml.contains("timestamp=\"2025-11-24T16:00:00.500"), "{xml}");
+    assert!(xml.contains("time=\"0.900\""), "{xml}");
+}
+
+#[test]
+fn json_carries_the_schema_version_and_one_spelling_per_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    let run = run_with(&[Verdict::Pass]);
+    JsonReporter::new(path.clone())
+        .event(&Event::ScenarioFinished, &run)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], SCHEMA_VERSION);
+    let obs = &v["scenarios"][0]["checks"][0]["observation"];
+    assert_eq!(obs["kind"], "detected");
+    assert_eq!(obs["side"], "client");
+    assert!(!dir.path().join("r.partial").exists());
+}
+
+#[test]
+fn the_committed_schema_is_the_generated_one() {
+    let committed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/report.schema.json");
+    let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+    if std::env::var_os("EARSHOT_BLESS").is_some() {
+        std::fs::write(&committed, &generated).unwrap();
+    }
+    let text = std::fs::read_to_string(&committed).unwrap_or_default();
+    assert!(
+        text == generated,
+        "docs/report.schema.json is stale: run `EARSHOT_BLESS=1 cargo test -p earshot-harness \
+         the_committed_schema` and commit it"
+    );
+    // Every observation kind is in the schema with its one spelling.
+    for k in crate::verdict::OBSERVATION_KINDS {
+        assert!(
+            text.contains(&format!("\"{k}\"")),
+            "{k} missing from the schema"
+        );
+    }
+}
+
+#[test]
+fn the_table_lines_up() {
+    let t = summary_table(&run_with(&[Verdict::Pass, Verdict::Fail]));
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    assert!(
+        lines[0].starts_with("scenario") && lines[2].ends_with("pass"),
+        "{t}"
+    );
+}
+
+/// A writer whose reader went away, as stdout piped into `head`.
+struct ClosedPipe;
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_closed_terminal_is_reported_as_closed_not_as_a_failure() {
+    let run = run_with(&[Verdict::Pass]);
+    let mut t = TerminalReporter::new(ClosedPipe, false);
+    assert!(matches!(
+        t.event(&Event::Warning("x".into()), &run),
+        Err(ReportError::Closed)
+    ));
+}
+
+#[test]
+fn a_folder_given_as_a_report_file_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = check_output_path("--json", dir.path()).unwrap_err();
+    assert!(
+        e.contains("is a folder") && e.contains("report.json"),
+        "{e}"
+    );
+    let nested = dir.path().join("a/b/r.xml");
+    check_output_path("--junit", &nested).unwrap();
+    assert!(dir.path().join("a/b").is_dir());
+}

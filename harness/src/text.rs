@@ -1,0 +1,109 @@
+//! Text files as Windows tools save them: UTF-8 with or without a byte order mark, and
+//! UTF-16 little- or big-endian with or without one (PowerShell 5's `Out-File` and
+//! Notepad's "Unicode", and .rdp files saved by the Remote Desktop client, are UTF-16).
+
+/// Decodes `bytes` as UTF-8 or UTF-16 (by its byte order mark, else by where its zero
+/// bytes fall: text of ASCII characters in UTF-16 has a zero in every other byte).
+///
+/// # Errors
+/// What the bytes are not, in words, without echoing the bytes.
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    if let Some(rest) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
+        return utf8(rest);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xff, 0xfe]) {
+        return utf16(rest, u16::from_le_bytes, "UTF-16 little-endian");
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xfe, 0xff]) {
+        return utf16(rest, u16::from_be_bytes, "UTF-16 big-endian");
+    }
+    if bytes.contains(&0) {
+        let zeros_at = |parity: usize| {
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(i, b)| i % 2 == parity && **b == 0)
+                .count()
+        };
+        let half = bytes.len() / 2;
+        // Mostly zeros on one parity and none on the other: UTF-16 without a mark.
+        if zeros_at(1) * 2 > half && zeros_at(0) == 0 {
+            return utf16(
+                bytes,
+                u16::from_le_bytes,
+                "UTF-16 little-endian (no byte order mark)",
+            );
+        }
+        if zeros_at(0) * 2 > half && zeros_at(1) == 0 {
+            return utf16(
+                bytes,
+                u16::from_be_bytes,
+                "UTF-16 big-endian (no byte order mark)",
+            );
+        }
+        return Err("the file contains zero bytes and is neither UTF-8 nor UTF-16 text".into());
+    }
+    utf8(bytes)
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        format!(
+            "the file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16, name: &str) -> Result<String, String> {
+    if bytes.len() % 2 != 0 {
+        return Err(format!(
+            "the file looks like {name} but has an odd number of bytes"
+        ));
+    }
+    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+    String::from_utf16(&units).map_err(|_| format!("the file looks like {name} but is not valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16le(s: &str, bom: bool) -> Vec<u8> {
+        let mut out = if bom { vec![0xff, 0xfe] } else { vec![] };
+        out.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+        out
+    }
+
+    fn utf16be(s: &str, bom: bool) -> Vec<u8> {
+        let mut out = if bom { vec![0xfe, 0xff] } else { vec![] };
+        out.extend(s.encode_utf16().flat_map(u16::to_be_bytes));
+        out
+    }
+
+    #[test]
+    fn every_encoding_windows_tools_write_reads_the_same() {
+        let text = "audiomode:i:0\r\naudiocapturemode:i:1\r\n";
+        for bytes in [
+            text.as_bytes().to_vec(),
+            [&[0xef, 0xbb, 0xbf][..], text.as_bytes()].concat(),
+            utf16le(text, true),
+            utf16le(text, false),
+            utf16be(text, true),
+            utf16be(text, false),
+        ] {
+            assert_eq!(decode(&bytes).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn binary_and_broken_text_are_named_without_echoing_bytes() {
+        let e = decode(&[0x00, 0x00, 0x41, 0x00, 0x00, 0x42]).unwrap_err();
+        assert!(e.contains("neither UTF-8 nor UTF-16"), "{e}");
+        assert!(!e.contains('\0'));
+        let e = decode(b"name = \"x\xff\"").unwrap_err();
+        assert!(e.contains("not UTF-8") && e.contains("offset 9"), "{e}");
+        let e = decode(&[0xff, 0xfe, 0x41]).unwrap_err();
+        assert!(e.contains("odd number of bytes"), "{e}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The verdict table, row by row, and the rules that hold across it.
+
+use super::*;
+
+fn d<T>(value: T, by: &str) -> Decision<T> {
+    Decision {
+        value,
+        decided_by: by.into(),
+        trail: vec![],
+    }
+}
+
+fn detected(dropouts: usize) -> Observation {
+    Observation::Detected {
+        side: Side::Client,
+        level_dbfs: Some(-12.0),
+        latency_ms: Some(104.0),
+        snr_db: Some(50.0),
+        dropouts,
+        symbols: 16,
+        plays: 1,
+    }
+}
+
+fn degraded() -> Observation {
+    Observation::not_detected(Side::Client, -20.0, 11, 0.46, 5000.0)
+}
+
+fn unrecognised() -> Observation {
+    Observation::not_detected(Side::Client, -20.0, 2, 0.2, 5000.0)
+}
+
+fn silent() -> Observation {
+    Observation::not_detected(Side::Client, -120.0, 0, 0.0, 5000.0)
+}
+
+fn no_device(side: Side) -> Observation {
+    Observation::NoDevice {
+        side,
+        endpoint: "default".into(),
+        detail: "the host has no output device".into(),
+    }
+}
+
+fn error(side: Side) -> Observation {
+    Observation::Error {
+        side,
+        detail: "remote probe: connection refused".into(),
+    }
+}
+
+/// Every observation the runner can make, by name.
+fn all_observations() -> Vec<(&'static str, Observation)> {
+    vec![
+        ("detected", detected(0)),
+        ("detected+dropouts", detected(2)),
+        ("degraded", degraded()),
+        ("unrecognised", unrecognised()),
+        ("silent", silent()),
+        ("no_device/session", no_device(Side::Session)),
+        ("no_device/client", no_device(Side::Client)),
+        ("error/session", error(Side::Session)),
+        ("error/client", error(Side::Client)),
+    ]
+}
+
+fn judge_output(exp: OutputExpect, obs: &Observation, rig: &RigProof) -> Judgement {
+    judge(
+        Check::Output,
+        &d(exp, "policy X"),
+        &d(CaptureExpect::Blocked, "y"),
+        obs,
+        rig,
+    )
+}
+
+fn judge_capture(exp: CaptureExpect, obs: &Observation, rig: &RigProof) -> Judgement {
+    judge(
+        Check::Capture,
+        &d(OutputExpect::Client, "y"),
+        &d(exp, "policy X"),
+        obs,
+        rig,
+    )
+}
+
+#[test]
+fn the_observations_classify_by_trace_and_level() {
+    assert_eq!(degraded().kind(), "degraded");
+    assert_eq!(unrecognised().kind(), "unrecognised");
+    assert_eq!(silent().kind(), "silent");
+    let kinds: Vec<&str> = all_observations().iter().map(|(_, o)| o.kind()).collect();
+    for k in kinds {
+        assert!(OBSERVATION_KINDS.contains(&k), "{k}");
+    }
+}
+
+#[test]
+fn output_table_with_a_proven_rig() {
+    use OutputExpect::*;
+    use Verdict::*;
+    let rows: [(OutputExpect, &[Verdict; 9]); 3] = [
+        // detected, +dropouts, degraded, unrecognised, silent, nodev/s, nodev/c, err/s, err/c
+        (
+            Client,
+            &[
+                Pass,
+                Pass,
+                Pass,
+                Inconclusive,
+                Fail,
+                Fail,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+        (
+            Session,
+            &[
+                Fail,
+                Fail,
+                Fail,
+                Pass,
+                Pass,
+                Pass,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+        (
+            None,
+            &[
+                Fail,
+                Fail,
+                Fail,
+                Pass,
+                Pass,
+                Pass,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+    ];
+    for (exp, want) in rows {
+        for ((name, obs), want) in all_observations().iter().zip(want) {
+            let j = judge_output(exp, obs, &RigProof::Heard);
+            assert_eq!(j.verdict, *want, "{exp:?} / {name}: {}", j.cause);
+            assert!(j.cause.contains("policy X"), "{}", j.cause);
+        }
+    }
+}
+
+#[test]
+fn capture_table_with_a_proven_rig() {
+    use CaptureExpect::*;
+    use Verdict::*;
+    let rows: [(CaptureExpect, &[Verdict; 9]); 3] = [
+        // detected, +dropouts, degraded, unrecognised, silent, nodev/s, nodev/c, err/s, err/c
+        (
+            Redirected,
+            &[
+                Pass,
+                Pass,
+                Pass,
+                Inconclusive,
+                Fail,
+                Fail,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+        (
+            Blocked,
+            &[
+                Fail,
+                Fail,
+                Fail,
+                Pass,
+                Pass,
+                Pass,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+        (
+            RedirectedAppsDenied,
+            &[
+                Fail,
+                Fail,
+                Fail,
+                Pass,
+                Pass,
+                Fail,
+                Inconclusive,
+                Inconclusive,
+                Inconclusive,
+            ],
+        ),
+    ];
+    for (exp, want) in rows {
+        for ((name, obs), want) in all_observations().iter().zip(want) {
+            let j = judge_capture(exp, obs, &RigProof::Heard);
+            assert_eq!(j.verdict, *want, "{exp:?} / {name}: {}", j.cause);
+        }
+    }
+}
+
+#[test]
+fn no_client_rig_fault_is_ever_a_pass_or_a_fail() {
+    for rig in [
+        RigProof::Heard,
+        RigProof::NotTried,
+        RigProof::Failed("x".into()),
+    ] {
+        for obs in [
+            no_device(Side::Client),
+            error(Side::Client),
+            error(Side::Session),
+        ] {
+            for exp in [
+                OutputExpect::Client,
+                OutputExpect::Session,
+                OutputExpect::None,
+            ] {
+                let j = judge_output(exp, &obs, &rig);
+                assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.cause);
+            }
+            for exp in [
+                CaptureExpect::Redirected,
+                CaptureExpect::Blocked,
+                CaptureExpect::RedirectedAppsDenied,
+            ] {
+                let j = judge_capture(exp, &obs, &rig);
+                assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.cause);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_absence_decides_nothing_unless_the_rig_heard_itself() {
+    let failed = RigProof::Failed("the rig cannot hear itself on `loopback:speakers`".into());
+    for obs in [silent(), unrecognised()] {
+        for rig in [&failed, &RigProof::NotTried] {
+            for exp in [
+                OutputExpect::Client,
+                OutputExpect::Session,
+                OutputExpect::None,
+            ] {
+                let j = judge_output(exp, &obs, rig);
+                assert_eq!(j.verdict, Verdict::Inconclusive, "{exp:?}: {}", j.cause);
+            }
+            for exp in [CaptureExpect::Redirected, CaptureExpect::Blocked] {
+                let j = judge_capture(exp, &obs, rig);
+                assert_eq!(j.verdict, Verdict::Inconclusive, "{exp:?}: {}", j.cause);
+            }
+        }
+    }
+    let j = judge_output(OutputExpect::None, &silent(), &failed);
+    assert!(j.cause.contains("loopback:speakers"), "{}", j.cause);
+}
+
+#[test]
+fn what_was_heard_needs_no_rig_proof() {
+    for rig in [RigProof::NotTried, RigProof::Failed("x".into())] {
+        assert_eq!(
+            judge_output(OutputExpect::Client, &detected(0), &rig).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            judge_output(OutputExpect::None, &detected(0), &rig).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            judge_capture(CaptureExpect::Blocked, &no_device(Side::Session), &rig).verdict,
+            Verdict::Pass
+        );
+    }
+}
+
+#[test]
+fn a_starved_path_is_degraded_not_blocked() {
+    let j = judge_output(OutputExpect::Client, &degraded(), &RigProof::NotTried);
+    assert_eq!(j.verdict, Verdict::Pass, "{}", j.cause);
+    assert!(
+        j.cause.contains("degraded") && j.cause.contains("11/16"),
+        "{}",
+        j.cause
+    );
+}
+
+#[test]
+fn a_client_rig_without_a_device_names_the_endpoint() {
+    let j = judge_output(
+        OutputExpect::None,
+        &Observation::NoDevice {
+            side: Side::Client,
+            endpoint: "loopback:speakers".into(),
+            detail: "no output device matches `speakers`".into(),
+        },
+        &RigProof::NotTried,
+    );
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+    assert!(
+        j.cause
+            .contains("client rig has no usable `loopback:speakers`"),
+        "{}",
+        j.cause
+    );
+}
+
+#[test]
+fn a_rollout_not_in_effect_says_so_with_figures() {
+    let j = judge(
+        Check::Output,
+        &d(OutputExpect::None, "session host policy fDisableCam=1"),
+        &d(CaptureExpect::Blocked, "x"),
+        &detected(0),
+        &RigProof::NotTried,
+    );
+    assert_eq!(j.verdict, Verdict::Fail);
+    assert_eq!(
+        j.cause,
+        "expected not played on the client (session host policy fDisableCam=1); observed \
+         detected at -12 dBFS after 104 ms, SNR 50 dB, 16/16 symbols: the policy is not in \
+         effect; has the session host restarted since the rollout?"
+    );
+}
