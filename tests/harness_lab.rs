@@ -107,7 +107,8 @@ fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
         .flat_map(|s| s["checks"].as_array().unwrap().iter())
         .filter(|c| {
             c["verdict"] != "pass"
-                && ["detected", "degraded", "unrecognised", "silent"].contains(&c["observation"]["kind"].as_str().unwrap())
+                && ["detected", "degraded", "unrecognised", "silent"]
+                    .contains(&c["observation"]["kind"].as_str().unwrap())
         })
         .count();
     assert_eq!(

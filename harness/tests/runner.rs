@@ -1,0 +1,822 @@
+//! The runner in-process, without the lab: two fake probes (the real agent server over
+//! loopback TCP, with a simulated audio world as its handler), scenarios in temp dirs,
+//! `runner::run` called directly. Every row of the verdict table is driven through the
+//! whole runner: expectation × observation × side, the rig's self-test, evidence, latency
+//! across clocks, connection failures and a probe that dials in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use earshot_harness::report::{Event, Run};
+use earshot_harness::runner::{self, RunOptions};
+use earshot_harness::verdict::Verdict;
+use earshot_probe::analysis::Analysis;
+use earshot_probe::audio::{
+    self, AudioError, AudioErrorKind, CancelFlag, DeviceDirection, DeviceInfo, ListenReport,
+    PlayReport, RecordReport, StreamFormat, StreamHealth,
+};
+use earshot_probe::proto::auth::Token;
+use earshot_probe::proto::msg::{
+    ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RemoteSession, SessionKind,
+};
+use earshot_probe::server::{base_info, Handler, Server, ServerConfig};
+use earshot_probe::signal::Direction;
+use earshot_probe::wav::Audio;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "runner-test-token-0123456789";
+
+/// How a route carries sound from an output to an input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Carry {
+    /// Whole and clean.
+    Clean,
+    /// Damaged: 10 of 16 symbols stand out, not detected.
+    Damaged,
+    /// Opens only after the input has been open this long (RDP's on-demand microphone).
+    OnDemand(Duration),
+}
+
+/// A sound that reached an input.
+#[derive(Debug, Clone)]
+struct Arrival {
+    seed: u64,
+    direction: Direction,
+    carry: Carry,
+    at: Instant,
+}
+
+/// A device of a probe: (probe name, device id).
+type Endpoint = (&'static str, &'static str);
+
+/// Which (probe, output) reaches which (probe, input), and what arrived where.
+#[derive(Default)]
+struct World {
+    routes: Vec<(Endpoint, Endpoint, Carry)>,
+    arrivals: Mutex<HashMap<(&'static str, String), Vec<Arrival>>>,
+    /// Inputs that hear other sound all the time (at -20 dBFS).
+    noisy: Vec<(&'static str, &'static str)>,
+}
+
+/// One fake probe: its catalogue and its faults, in a shared world.
+struct FakeProbe {
+    name: &'static str,
+    world: Arc<World>,
+    devices: Result<Vec<DeviceInfo>, AudioError>,
+    /// Requests on these devices fail with a backend error.
+    broken: Vec<&'static str>,
+    /// Added to every time this probe reports (a clock that is off).
+    clock_skew_ms: f64,
+}
+
+fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
+    DeviceInfo {
+        id: id.into(),
+        name: id.into(),
+        direction,
+        is_default,
+        is_monitor,
+        default_format: None,
+    }
+}
+
+fn client_devices() -> Vec<DeviceInfo> {
+    vec![
+        dev("speakers", DeviceDirection::Output, true, false),
+        dev("micfeed", DeviceDirection::Output, false, false),
+        dev("speakers.monitor", DeviceDirection::Input, false, true),
+        dev("micfeed.monitor", DeviceDirection::Input, false, true),
+        dev("mic", DeviceDirection::Input, true, false),
+    ]
+}
+
+fn session_devices(output: bool, input: bool) -> Vec<DeviceInfo> {
+    let mut d = vec![];
+    if output {
+        d.push(dev("rdp-sink", DeviceDirection::Output, true, false));
+        d.push(dev("rdp-sink.monitor", DeviceDirection::Input, false, true));
+    }
+    if input {
+        d.push(dev("rdp-mic", DeviceDirection::Input, true, false));
+    }
+    d
+}
+
+fn format() -> StreamFormat {
+    StreamFormat {
+        sample_rate_hz: 48_000,
+        channels: 1,
+        sample_format: "f32".into(),
+    }
+}
+
+fn analysis(detected: bool, symbols: usize, rms_dbfs: f64, analyzed_ms: f64) -> Analysis {
+    Analysis {
+        detected,
+        confidence: if detected { 0.9 } else { 0.3 },
+        symbols_matched: symbols,
+        onset_ms: detected.then_some(100.0),
+        level_dbfs: detected.then_some(-12.0),
+        snr_db_per_symbol: if detected { vec![40.0; 16] } else { vec![] },
+        freq_error_ppm: None,
+        dropouts: vec![],
+        analyzed_ms,
+        rms_dbfs,
+    }
+}
+
+impl FakeProbe {
+    fn pick(
+        &self,
+        sel: &audio::DeviceSelector,
+        dir: DeviceDirection,
+    ) -> Result<DeviceInfo, AudioError> {
+        let catalog = self.devices.as_ref().map_err(Clone::clone)?;
+        let d = audio::select(catalog, sel, dir)?.clone();
+        if self.broken.contains(&d.id.as_str()) {
+            return Err(AudioError {
+                kind: AudioErrorKind::Backend,
+                message: format!("{}: the device failed to start", d.id),
+            });
+        }
+        Ok(d)
+    }
+
+    fn now(&self) -> f64 {
+        earshot_probe::unix_ms() + self.clock_skew_ms
+    }
+}
+
+impl Handler for FakeProbe {
+    fn info(&self) -> ProbeInfo {
+        let mut i = base_info(Duration::from_secs(60));
+        i.hostname = self.name.into();
+        i.audio_host = Ok("Fake".into());
+        i.devices = self.devices.clone();
+        i.session = RemoteSession {
+            kind: if self.name == "remote" {
+                SessionKind::Remote
+            } else {
+                SessionKind::Local
+            },
+            evidence: vec![],
+        };
+        i.now_unix_ms = self.now();
+        i
+    }
+
+    fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
+        let d = self.pick(&req.device, DeviceDirection::Output)?;
+        let started_unix_ms = self.now();
+        let now = Instant::now();
+        for (from, to, carry) in &self.world.routes {
+            if *from == (self.name, d.id.as_str()) {
+                if let Ok(mut a) = self.world.arrivals.lock() {
+                    a.entry((to.0, to.1.to_string()))
+                        .or_default()
+                        .push(Arrival {
+                            seed: req.seed,
+                            direction: req.direction,
+                            carry: *carry,
+                            at: now,
+                        });
+                }
+            }
+        }
+        // A short signature: the runner's loop plays it again until heard.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(60) && !cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(PlayReport {
+            device: d,
+            format: format(),
+            played_ms: 60.0,
+            started_unix_ms,
+            health: StreamHealth::default(),
+        })
+    }
+
+    fn record(
+        &self,
+        _: &RecordRequest,
+        _: &CancelFlag,
+    ) -> Result<(RecordReport, Option<Audio>), AudioError> {
+        Err(AudioError {
+            kind: AudioErrorKind::Backend,
+            message: "not used by the runner".into(),
+        })
+    }
+
+    fn listen(
+        &self,
+        req: &ListenRequest,
+        cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
+    ) -> Result<(ListenReport, Option<Audio>), AudioError> {
+        let d = self.pick(&req.device, DeviceDirection::Input)?;
+        let opened = Instant::now();
+        armed();
+        let limit = Duration::from_millis(req.timeout_ms);
+        let noisy = self.world.noisy.contains(&(self.name, d.id.as_str()));
+        let mut damaged = false;
+        let mut heard_at = None;
+        while opened.elapsed() < limit && !cancel.is_cancelled() {
+            let arrivals = self
+                .world
+                .arrivals
+                .lock()
+                .map(|a| {
+                    a.get(&(self.name, d.id.clone()))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            for a in arrivals
+                .iter()
+                .filter(|a| a.seed == req.seed && a.direction == req.direction && a.at >= opened)
+            {
+                match a.carry {
+                    Carry::Clean => heard_at = Some(a.at),
+                    Carry::OnDemand(after) if a.at >= opened + after => heard_at = Some(a.at),
+                    Carry::OnDemand(_) => {}
+                    Carry::Damaged => damaged = true,
+                }
+            }
+            if heard_at.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let listened = opened.elapsed().as_secs_f64() * 1000.0;
+        let (a, onset) = match heard_at {
+            Some(at) => {
+                // It arrives 100 ms after it was played, on this probe's clock.
+                let ago = at.elapsed().as_secs_f64() * 1000.0;
+                (
+                    analysis(true, 16, -12.0, listened),
+                    Some(self.now() - ago + 100.0),
+                )
+            }
+            None if damaged => (analysis(false, 10, -25.0, listened), None),
+            None if noisy => (analysis(false, 1, -20.0, listened), None),
+            None => (analysis(false, 0, -200.0, listened), None),
+        };
+        let detected = a.detected;
+        Ok((
+            ListenReport {
+                device: d,
+                format: format(),
+                analysis: a,
+                channel: 0,
+                elapsed_ms: listened,
+                armed_ms: Some(0.0),
+                onset_unix_ms: onset,
+                verdict_unix_ms: self.now(),
+                stopped_early: detected,
+                health: StreamHealth::default(),
+            },
+            Some(Audio::mono(8000, vec![0.0; 800])),
+        ))
+    }
+}
+
+fn token() -> Token {
+    Token::new(TOKEN, "test").unwrap()
+}
+
+/// A fake probe serving on 127.0.0.1:0 until the returned token is cancelled.
+async fn serve(p: FakeProbe) -> (String, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = Server::new(
+        p,
+        ServerConfig {
+            token: Some(token()),
+            ..ServerConfig::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move { server.run(listener, s).await });
+    (addr, stop)
+}
+
+/// A client and a session in one world.
+struct Rig {
+    world: World,
+    local_devices: Result<Vec<DeviceInfo>, AudioError>,
+    remote_devices: Vec<DeviceInfo>,
+    local_broken: Vec<&'static str>,
+    remote_broken: Vec<&'static str>,
+    remote_skew_ms: f64,
+}
+
+impl Rig {
+    /// Both directions redirected, the client's loopback and mic wired as in the lab.
+    fn redirected() -> Rig {
+        Rig {
+            world: World {
+                routes: vec![
+                    (
+                        ("remote", "rdp-sink"),
+                        ("local", "speakers.monitor"),
+                        Carry::Clean,
+                    ),
+                    (("local", "micfeed"), ("remote", "rdp-mic"), Carry::Clean),
+                ],
+                ..World::default()
+            },
+            local_devices: Ok(client_devices()),
+            remote_devices: session_devices(true, true),
+            local_broken: vec![],
+            remote_broken: vec![],
+            remote_skew_ms: 0.0,
+        }
+        .with_client_wiring()
+    }
+
+    /// Nothing crosses from session to client or back.
+    fn blocked() -> Rig {
+        let mut r = Rig::redirected();
+        r.world.routes.retain(|(from, to, _)| from.0 == to.0);
+        r
+    }
+
+    /// The client rig hears itself: speakers -> their monitor, mic feed -> mic.
+    fn with_client_wiring(mut self) -> Rig {
+        self.world.routes.push((
+            ("local", "speakers"),
+            ("local", "speakers.monitor"),
+            Carry::Clean,
+        ));
+        self.world
+            .routes
+            .push((("local", "micfeed"), ("local", "mic"), Carry::Clean));
+        self
+    }
+
+    fn route(
+        mut self,
+        from: (&'static str, &'static str),
+        to: (&'static str, &'static str),
+        carry: Carry,
+    ) -> Rig {
+        self.world
+            .routes
+            .retain(|(f, t, _)| !(*f == from && *t == to));
+        self.world.routes.push((from, to, carry));
+        self
+    }
+
+    fn unroute(mut self, from: (&'static str, &'static str)) -> Rig {
+        self.world.routes.retain(|(f, _, _)| *f != from);
+        self
+    }
+
+    /// Runs `policy` (TOML policy sections) with the given product against this rig.
+    async fn run(self, product: &str, policy: &str) -> Outcome {
+        self.run_with(product, policy, "", None).await
+    }
+
+    async fn run_with(
+        self,
+        product: &str,
+        policy: &str,
+        local_extra: &str,
+        evidence: Option<PathBuf>,
+    ) -> Outcome {
+        let world = Arc::new(self.world);
+        let (local, stop_l) = serve(FakeProbe {
+            name: "local",
+            world: world.clone(),
+            devices: self.local_devices,
+            broken: self.local_broken,
+            clock_skew_ms: 0.0,
+        })
+        .await;
+        let (remote, stop_r) = serve(FakeProbe {
+            name: "remote",
+            world,
+            devices: Ok(self.remote_devices),
+            broken: self.remote_broken,
+            clock_skew_ms: self.remote_skew_ms,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_scenario(
+            dir.path(),
+            product,
+            policy,
+            &format!("address = \"{local}\"\n{local_extra}"),
+            &format!("address = \"{remote}\""),
+        );
+        let out = run_files(&[file], evidence).await;
+        stop_l.cancel();
+        stop_r.cancel();
+        out
+    }
+}
+
+fn write_scenario(dir: &Path, product: &str, policy: &str, local: &str, remote: &str) -> PathBuf {
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("token"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let text = format!(
+        "name = \"in-process\"\nproduct = \"{product}\"\n{policy}\n\
+         [timeouts]\nconnect = \"2s\"\nlisten = \"800ms\"\n\
+         [probes.local]\n{local}\ntoken_file = \"token\"\noutput_loopback = \"speakers.monitor\"\n\
+         mic_feed = \"micfeed\"\n\
+         [probes.remote]\n{remote}\ntoken_file = \"token\"\n"
+    );
+    let file = dir.join("s.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// What a run gave: the run and every event.
+struct Outcome {
+    run: Run,
+    events: Vec<String>,
+}
+
+impl Outcome {
+    fn verdicts(&self) -> Vec<Verdict> {
+        self.run.scenarios[0]
+            .checks
+            .iter()
+            .map(|c| c.verdict)
+            .collect()
+    }
+
+    fn cause(&self, i: usize) -> &str {
+        &self.run.scenarios[0].checks[i].cause
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.run.scenarios[0]
+            .checks
+            .iter()
+            .map(|c| c.observation.kind())
+            .collect()
+    }
+}
+
+async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
+    let prepared = runner::prepare(files).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut events = Vec::new();
+    let mut sink = |e: &Event, _: &Run| events.push(format!("{e:?}"));
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        runner::run(
+            &prepared,
+            &RunOptions {
+                evidence_dir: evidence,
+                seed: Some(42),
+            },
+            &mut sink,
+        ),
+    )
+    .await
+    .expect("the runner finishes within its bounds");
+    Outcome { run, events }
+}
+
+const REDIRECT_BOTH: &str = "[policy.rdp]\nproperties = \"audiomode:i:0;audiocapturemode:i:1\"";
+const BLOCK_BOTH: &str = "[policy.session_host]\nfDisableCam = 1\nfDisableAudioCapture = 1";
+
+use Verdict::{Fail, Inconclusive, Pass};
+
+#[tokio::test]
+async fn redirected_and_expected_redirected_pass_with_latency_across_skewed_clocks() {
+    let mut rig = Rig::redirected();
+    // The session host's clock is 5 s ahead: the info round trip takes it out.
+    rig.remote_skew_ms = 5000.0;
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(0));
+    assert_eq!(o.kinds(), ["detected", "detected"]);
+    let c = &o.run.scenarios[0].checks[0];
+    let earshot_harness::verdict::Observation::Detected {
+        latency_ms, plays, ..
+    } = c.observation
+    else {
+        panic!("{:?}", c.observation)
+    };
+    let l = latency_ms.unwrap();
+    assert!((50.0..400.0).contains(&l), "latency {l} ms");
+    assert_eq!(plays, 1);
+    assert_eq!(o.run.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn blocked_and_expected_redirected_fail_once_the_rig_hears_itself() {
+    let o = Rig::blocked().run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail]);
+    assert_eq!(o.kinds(), ["silent", "silent"]);
+    assert!(
+        o.cause(0).contains("rig heard its own test signature"),
+        "{}",
+        o.cause(0)
+    );
+    assert!(o.run.scenarios[0].checks[0].rig_proof.is_some());
+    assert_eq!(o.run.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn redirected_but_expected_blocked_fail_as_not_in_effect() {
+    let o = Rig::redirected().run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail]);
+    assert!(o.cause(0).contains("not in effect"), "{}", o.cause(0));
+}
+
+#[tokio::test]
+async fn blocked_and_expected_blocked_pass_once_the_rig_hears_itself() {
+    let o = Rig::blocked().run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(0));
+    assert!(o.cause(1).contains("absence is real"), "{}", o.cause(1));
+}
+
+#[tokio::test]
+async fn a_client_rig_without_its_loopback_never_passes_a_blocked_scenario() {
+    // The regression this runner was rebuilt for: no usable device on the client used to
+    // read as "not redirected" and pass.
+    let mut rig = Rig::blocked();
+    rig.local_devices = Ok(client_devices()
+        .into_iter()
+        .filter(|d| d.id != "speakers.monitor")
+        .collect());
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Inconclusive, Pass], "{}", o.cause(0));
+    assert!(
+        o.cause(0)
+            .contains("client rig has no usable `speakers.monitor`"),
+        "{}",
+        o.cause(0)
+    );
+    let warned = o.run.scenarios[0].warnings.join("\n");
+    assert!(warned.contains("output check cannot be made"), "{warned}");
+    assert_eq!(o.run.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn a_client_rig_without_any_audio_is_inconclusive_whatever_the_policy() {
+    for policy in [BLOCK_BOTH, REDIRECT_BOTH] {
+        let mut rig = Rig::redirected();
+        rig.local_devices = Err(AudioError {
+            kind: AudioErrorKind::HostUnavailable,
+            message: "no PulseAudio server".into(),
+        });
+        let o = rig.run("avd", policy).await;
+        assert_eq!(
+            o.verdicts(),
+            [Inconclusive, Inconclusive],
+            "{policy}: {}",
+            o.cause(0)
+        );
+        assert!(
+            o.cause(0).contains("error on the client rig"),
+            "{}",
+            o.cause(0)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rig_that_cannot_hear_itself_makes_every_absence_inconclusive() {
+    for policy in [BLOCK_BOTH, REDIRECT_BOTH] {
+        let rig = Rig::blocked()
+            .unroute(("local", "speakers"))
+            .unroute(("local", "micfeed"));
+        let o = rig.run("avd", policy).await;
+        assert_eq!(
+            o.verdicts(),
+            [Inconclusive, Inconclusive],
+            "{policy}: {}",
+            o.cause(0)
+        );
+        assert!(o.cause(0).contains("cannot hear itself"), "{}", o.cause(0));
+    }
+}
+
+#[tokio::test]
+async fn a_broken_client_device_is_the_rig_and_a_broken_session_device_too() {
+    let mut rig = Rig::redirected();
+    rig.local_broken = vec!["micfeed"];
+    rig.remote_broken = vec!["rdp-sink"];
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Inconclusive, Inconclusive]);
+    assert_eq!(o.kinds(), ["error", "error"]);
+    assert!(
+        o.cause(0).contains("error on the session"),
+        "{}",
+        o.cause(0)
+    );
+    assert!(
+        o.cause(1).contains("error on the client rig"),
+        "{}",
+        o.cause(1)
+    );
+}
+
+#[tokio::test]
+async fn a_session_without_endpoints_is_a_finding() {
+    let mut rig = Rig::blocked();
+    rig.remote_devices = session_devices(false, false);
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass]);
+    assert_eq!(o.kinds(), ["no_device", "no_device"]);
+    let mut rig = Rig::blocked();
+    rig.remote_devices = session_devices(false, false);
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail]);
+    assert!(
+        o.cause(1).contains("session has no microphone"),
+        "{}",
+        o.cause(1)
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_path_is_degraded_not_blocked() {
+    let rig = Rig::redirected().route(
+        ("remote", "rdp-sink"),
+        ("local", "speakers.monitor"),
+        Carry::Damaged,
+    );
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(0));
+    assert_eq!(o.kinds()[0], "degraded");
+    let rig = Rig::redirected().route(
+        ("remote", "rdp-sink"),
+        ("local", "speakers.monitor"),
+        Carry::Damaged,
+    );
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts()[0], Fail, "{}", o.cause(0));
+}
+
+#[tokio::test]
+async fn other_sound_on_the_loopback_is_unrecognised() {
+    let mut rig = Rig::blocked();
+    rig.world.noisy = vec![("local", "speakers.monitor")];
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.kinds()[0], "unrecognised");
+    assert_eq!(o.verdicts()[0], Inconclusive, "{}", o.cause(0));
+    let mut rig = Rig::blocked();
+    rig.world.noisy = vec![("local", "speakers.monitor")];
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    // The rig heard its own signature through the same noise: the absence is real.
+    assert_eq!(o.verdicts()[0], Pass, "{}", o.cause(0));
+}
+
+#[tokio::test]
+async fn an_on_demand_microphone_is_heard_on_a_later_play() {
+    let rig = Rig::redirected().route(
+        ("local", "micfeed"),
+        ("remote", "rdp-mic"),
+        Carry::OnDemand(Duration::from_millis(300)),
+    );
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let earshot_harness::verdict::Observation::Detected { plays, .. } =
+        o.run.scenarios[0].checks[1].observation
+    else {
+        panic!()
+    };
+    assert!(plays > 1, "plays {plays}");
+}
+
+#[tokio::test]
+async fn evidence_is_kept_for_anything_but_a_clean_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("evidence");
+    let o = Rig::redirected()
+        .run_with("avd", BLOCK_BOTH, "", Some(ev.clone()))
+        .await;
+    assert_eq!(o.verdicts(), [Fail, Fail]);
+    let kept = std::fs::read_dir(&ev).unwrap().count();
+    assert_eq!(kept, 2);
+    let ev2 = dir.path().join("clean");
+    let o = Rig::redirected()
+        .run_with("avd", REDIRECT_BOTH, "", Some(ev2.clone()))
+        .await;
+    assert_eq!(o.verdicts(), [Pass, Pass]);
+    assert!(!ev2.exists() || std::fs::read_dir(&ev2).unwrap().count() == 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_probe_is_a_setup_error_naming_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port with nothing behind it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        "",
+        &format!("address = \"{free}\""),
+        &format!("address = \"{free}\""),
+    );
+    let o = run_files(&[file], None).await;
+    let s = &o.run.scenarios[0];
+    let e = s.error.as_deref().unwrap();
+    assert!(
+        e.contains("local probe") && e.contains("earshot-probe serve"),
+        "{e}"
+    );
+    assert_eq!(s.verdict(), Inconclusive);
+    assert_eq!(o.run.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
+    let world = Arc::new(Rig::redirected().world);
+    let (local, stop_l) = serve(FakeProbe {
+        name: "local",
+        world: world.clone(),
+        devices: Ok(client_devices()),
+        broken: vec![],
+        clock_skew_ms: 0.0,
+    })
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        REDIRECT_BOTH,
+        &format!("address = \"{local}\""),
+        &format!("dial_in = \"127.0.0.1:{port}\""),
+    );
+    // The remote probe dials in a little later, as a probe started at logon would.
+    let server = Server::new(
+        FakeProbe {
+            name: "remote",
+            world,
+            devices: Ok(session_devices(true, true)),
+            broken: vec![],
+            clock_skew_ms: 0.0,
+        },
+        ServerConfig {
+            token: Some(token()),
+            ..ServerConfig::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = server
+            .serve_dialed(&format!("127.0.0.1:{port}"), Duration::from_secs(2), &s)
+            .await;
+    });
+    let o = run_files(&[file], None).await;
+    let waited = o
+        .events
+        .iter()
+        .find(|e| e.contains("Waiting"))
+        .expect("a waiting event");
+    assert!(
+        waited.contains(&format!("127.0.0.1:{port}")) && waited.contains("earshot-probe connect"),
+        "{waited}"
+    );
+    assert_eq!(o.verdicts(), [Pass, Pass]);
+    stop.cancel();
+    stop_l.cancel();
+}
+
+#[tokio::test]
+async fn every_scenario_is_checked_before_any_probe_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_scenario(
+        dir.path(),
+        "avd",
+        "",
+        "address = \"127.0.0.1:1\"",
+        "address = \"127.0.0.1:1\"",
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nproduct = \"avd\"\n[policy.rdp]\nproperties = \"audiomode:i:7\"\n[probes.local]\naddress = \"a:1\"\ntoken_file = \"t\"\nmic_feed = \"m\"\n[probes.remote]\naddress = \"b:2\"\ntoken_file = \"t\"\n").unwrap();
+    let errors = runner::prepare(&[good, bad]).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let e = errors[0].to_string();
+    assert!(
+        e.contains("bad.toml")
+            && e.contains("audiomode:i:7")
+            && e.contains("0 (play on this computer)"),
+        "{e}"
+    );
+}
