@@ -758,8 +758,12 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
     // The checks use disjoint devices and disjoint tone alphabets: they run together.
     let outcomes = run_checks(s, expectation, &local, &remote, seed).await;
     for o in outcomes {
+        // A clean pass keeps no evidence; a degraded pass does.
         let clean_pass = o.judgement.verdict == crate::verdict::Verdict::Pass
-            && matches!(o.observation, Observation::Detected { dropouts: 0, .. });
+            && !matches!(
+                o.observation,
+                Observation::Detected { dropouts: 1.., .. } | Observation::Degraded { .. }
+            );
         let evidence = match (&options.evidence_dir, &o.evidence) {
             (Some(dir), Some(bytes)) if !clean_pass => {
                 match write_evidence(dir, &s.name, o.check, bytes) {

@@ -1,6 +1,7 @@
 //! The JUnit XML report: a scenario is a test suite, a check a test case, measurements are
 //! properties. Fail is a `<failure>`, inconclusive an `<error>`. Suites and cases carry
-//! their start time (`timestamp`) and duration (`time`).
+//! their duration (`time`); suites their start (`timestamp`), checks theirs as the
+//! `started` property (the common JUnit schemas allow `timestamp` on suites only).
 
 use std::path::PathBuf;
 
@@ -65,8 +66,10 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
             };
             let mut case = TestCase::new(c.check.to_string(), status);
             case.set_classname(s.name.clone());
+            // The common JUnit schemas allow a timestamp on suites only: a check's start
+            // is a property.
             if let Some(t) = timestamp(c.started_unix_ms) {
-                case.set_timestamp(t);
+                case.add_property(Property::new("started", t.to_rfc3339()));
             }
             case.set_time(std::time::Duration::from_secs_f64(
                 c.duration_ms.max(0.0) / 1000.0,
