@@ -44,6 +44,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod reference;
+
 /// A scenario that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -261,11 +263,57 @@ impl TryFrom<String> for AppAccessChoice {
     }
 }
 
+/// A schema for a value that is one of `values`, described by `description`.
+fn values_schema(values: serde_json::Value, description: &str) -> schemars::Schema {
+    schemars::json_schema!({ "enum": values, "description": description })
+}
+
+macro_rules! value_schema {
+    ($t:ty, $values:tt, $description:expr) => {
+        impl schemars::JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($t).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                values_schema(serde_json::json!($values), $description)
+            }
+        }
+    };
+}
+
+value_schema!(Flag, [0, 1], "0 allowed, 1 blocked");
+value_schema!(QualityPolicy, [1, 3, 7], "1 Dynamic, 3 Medium, 7 High");
+value_schema!(
+    AppAccess,
+    [0, 1, 2],
+    "0 user in control, 1 force allow, 2 force deny"
+);
+value_schema!(
+    GpoState,
+    ["Enabled", "Disabled", "Not configured"],
+    "as the Group Policy editor shows it"
+);
+value_schema!(
+    QualityChoice,
+    ["Dynamic", "Medium", "High", "Not configured"],
+    "Enabled with that audio quality, or not configured"
+);
+value_schema!(
+    AppAccessChoice,
+    [
+        "User is in control",
+        "Force Allow",
+        "Force Deny",
+        "Not configured"
+    ],
+    "Enabled with that default, or not configured"
+);
+
 /// Group Policy / Intune settings on the session host (absent: not configured), by their
 /// registry value names or by the names the Group Policy editor and Intune show. Each
 /// setting may be given one way, not both; [`Scenario::load`] folds the display names into
 /// the registry fields.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionHostPolicy {
     /// Allow audio and video playback redirection (1 = blocked).
@@ -353,7 +401,7 @@ impl SessionHostPolicy {
 }
 
 /// RDP properties: the host pool's (AVD) as pasted from the portal, or an .rdp file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RdpLayer {
     /// `audiomode:i:0;audiocapturemode:i:1;...`
@@ -363,7 +411,7 @@ pub struct RdpLayer {
 }
 
 /// Enabled or disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Toggle {
     /// On.
@@ -373,16 +421,18 @@ pub enum Toggle {
 }
 
 /// Client device settings (Intune for Windows App / Remote Desktop app).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPolicy {
-    /// Audio input redirection on the client device.
+    /// Audio input redirection on the client device, as Intune's app configuration sets
+    /// it for Windows App / Remote Desktop on iOS, iPadOS and Android (Windows and macOS
+    /// clients have no such setting): `disabled` blocks the microphone.
     pub microphone: Option<Toggle>,
 }
 
 /// xrdp.ini's channel switches: the session host layer of an xrdp host (absent: xrdp's
 /// default, true).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XrdpPolicy {
     /// `[Channels] rdpsnd`: the sound (playback) channel.
@@ -394,7 +444,7 @@ pub struct XrdpPolicy {
 }
 
 /// Every policy layer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyLayers {
     /// Session host policy.
@@ -410,7 +460,7 @@ pub struct PolicyLayers {
 }
 
 /// Where a probe is and how to reach it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     /// `HOST:PORT` the probe serves on (`earshot-probe serve`).
@@ -444,7 +494,7 @@ fn default_loopback() -> String {
 }
 
 /// Both probes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probes {
     /// On the client.
@@ -454,14 +504,17 @@ pub struct Probes {
 }
 
 /// Bounds on every wait.
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
-    /// Connecting and authenticating to a probe (or waiting for it to dial in).
+    /// Connecting and authenticating to a probe, or waiting for it to dial in (a duration:
+    /// `5s`, `800ms`; default 5s, at most 120s).
     #[serde(with = "humantime_serde", default = "default_connect")]
+    #[schemars(with = "String")]
     pub connect: Duration,
-    /// Listening for a signature.
+    /// Listening for a signature (a duration; default 5s, at most 120s).
     #[serde(with = "humantime_serde", default = "default_listen")]
+    #[schemars(with = "String")]
     pub listen: Duration,
 }
 
@@ -512,7 +565,7 @@ pub enum CaptureExpect {
 }
 
 /// An explicit expectation that overrides the policy engine.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectOverride {
     /// Expected output.
@@ -524,7 +577,7 @@ pub struct ExpectOverride {
 }
 
 /// A scenario file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Shown in reports.
@@ -548,6 +601,7 @@ pub struct Scenario {
     pub expect: Option<ExpectOverride>,
     /// The file it came from (set by [`Scenario::load`]).
     #[serde(skip)]
+    #[schemars(skip)]
     pub path: PathBuf,
 }
 

@@ -83,7 +83,10 @@ fn junit_has_a_suite_per_scenario_and_a_case_per_check_with_times() {
     assert!(xml.contains("because &lt;reasons&gt; &amp; more"), "{xml}");
     // The case's own start and duration.
     assert!(xml.contains("timestamp=\"2025-11-24T16:00:00"), "{xml}");
-    assert!(xml.contains("name=\"started\" value=\"2025-11-24T16:00:00.500"), "{xml}");
+    assert!(
+        xml.contains("name=\"started\" value=\"2025-11-24T16:00:00.500"),
+        "{xml}"
+    );
     assert!(xml.contains("time=\"0.900\""), "{xml}");
 }
 
