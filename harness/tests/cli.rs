@@ -1,0 +1,155 @@
+//! The `earshot` binary on bad input: every message names the file, the key or the path
+//! and what to do; nothing is printed twice; a closed stdout ends quietly.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn earshot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_earshot"))
+}
+
+const SCENARIO: &str = "name = \"utf16\"\nproduct = \"avd\"\n\
+[policy.rdp]\nproperties = \"audiomode:i:0;audiocapturemode:i:1\"\n\
+[probes.local]\naddress = \"127.0.0.1:9\"\ntoken_env = \"X\"\nmic_feed = \"micfeed\"\n\
+[probes.remote]\naddress = \"127.0.0.1:9\"\ntoken_env = \"X\"\n";
+
+fn write_utf16le(path: &Path, text: &str, bom: bool) {
+    let mut bytes = if bom { vec![0xff, 0xfe] } else { vec![] };
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_scenario_saved_by_powershell_as_utf16_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for bom in [true, false] {
+        let f = dir.path().join(format!("s{bom}.toml"));
+        write_utf16le(&f, &SCENARIO.replace('\n', "\r\n"), bom);
+        let out = earshot().arg("expect").arg(&f).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Words, not enum names.
+        assert!(text.contains("output:  heard on the client"), "{text}");
+        assert!(
+            text.contains("capture: microphone heard in the session"),
+            "{text}"
+        );
+        assert!(text.contains("quality: dynamic"), "{text}");
+        assert!(
+            !text.contains("Client,") && !text.contains("Redirected,"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_binary_scenario_is_refused_with_save_as_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bin.toml");
+    std::fs::write(&f, [0u8, 0, 7, 1, 0, 0, 9]).unwrap();
+    let out = earshot().arg("expect").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("bin.toml") && e.contains("save the scenario as UTF-8"),
+        "{e}"
+    );
+    assert!(!e.contains('\0'), "{e:?}");
+}
+
+#[test]
+fn a_missing_file_says_why_once() {
+    let out = earshot()
+        .args(["expect", "/nonexistent/s.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    assert!(e.contains("/nonexistent/s.toml"), "{e}");
+}
+
+#[test]
+fn every_bad_scenario_is_named_before_any_probe_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.toml");
+    let b = dir.path().join("b.toml");
+    std::fs::write(&a, SCENARIO.replace("audiomode:i:0", "audiomode:i:7")).unwrap();
+    std::fs::write(&b, SCENARIO.replace("audiomode:i:0", "audiomod:i:0")).unwrap();
+    let t0 = std::time::Instant::now();
+    let out = earshot().arg("run").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("a.toml") && e.contains("2 (do not play)"), "{e}");
+    assert!(
+        e.contains("b.toml") && e.contains("did you mean `audiomode`"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was run"), "{e}");
+    assert!(t0.elapsed().as_secs() < 5);
+}
+
+#[test]
+fn a_folder_given_as_the_json_report_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    std::fs::write(&s, SCENARIO).unwrap();
+    let out = earshot()
+        .arg("run")
+        .arg(&s)
+        .arg("--json")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("--json") && e.contains("is a folder"), "{e}");
+    // Nothing was attempted: no probe error, no report.
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("probe"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_usual_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..200 {
+        let f = dir.path().join(format!("s{i}.toml"));
+        std::fs::write(&f, SCENARIO).unwrap();
+        files.push(f);
+    }
+    let mut child = earshot()
+        .arg("expect")
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away at once, as `| head -c 0` would.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked") && err.is_empty(), "{err}");
+}
+
+#[test]
+fn the_schema_subcommand_prints_the_report_schema() {
+    let out = earshot().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "Run");
+}
