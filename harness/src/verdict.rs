@@ -99,6 +99,10 @@ pub enum Observation {
         side: Side,
         /// RMS of what was recorded, dBFS.
         rms_dbfs: f64,
+        /// Symbols of the signature that stood out at the best onset, of 16 (chance level).
+        symbols: u32,
+        /// The detector's confidence (0.5 is the detection threshold).
+        confidence: f64,
         /// How long it listened, ms.
         listened_ms: f64,
     },
@@ -194,6 +198,8 @@ impl Observation {
             Observation::Unrecognised {
                 side,
                 rms_dbfs,
+                symbols,
+                confidence,
                 listened_ms,
             }
         } else {
@@ -248,11 +254,14 @@ impl Observation {
             ),
             Observation::Unrecognised {
                 rms_dbfs,
+                symbols,
+                confidence,
                 listened_ms,
                 ..
             } => format!(
                 "sound at {rms_dbfs:.0} dBFS RMS for {listened_ms:.0} ms with no trace of the \
-                 signature"
+                 signature ({symbols}/16 symbols, confidence {confidence:.2}; a trace needs \
+                 {TRACE_SYMBOLS})"
             ),
             Observation::Silent { listened_ms, .. } => format!("silent for {listened_ms:.0} ms"),
             Observation::NoDevice {
