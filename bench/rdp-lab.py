@@ -98,12 +98,13 @@ def main():
             up = lab("up", "--scenario", str(scenario), state=state)
             bring_up_s = time.monotonic() - t0
             st = json.loads(lab("status", "--json", state=state).stdout)
+            # Fresh probes for every cell: a probe process today leaves 1-2 PulseAudio
+            # client connections open per `earshot run`, and after about 30 runs the
+            # client's daemon refuses new ones (every verdict then reads inconclusive).
             for host in ("client", "session"):
-                p = st.get("probes", {}).get(host)
-                if not (p and p.get("alive")):
-                    subprocess.run([str(LAB), "probe", host, "--bin", str(probe),
-                                    "--state-dir", state], check=True, capture_output=True,
-                                   env=env, timeout=60)
+                subprocess.run([str(LAB), "probe", host, "--bin", str(probe),
+                                "--state-dir", state], check=True, capture_output=True,
+                               env=env, timeout=60)
             compat = Path(work) / f"{cell}.toml"
             compat.write_text(subprocess.run([str(LAB), "rds-scenario", str(scenario)],
                                              capture_output=True, text=True,
@@ -129,8 +130,11 @@ def main():
                     "exit": r.returncode, "wall_ms": round(wall_ms),
                     "checks": {c["check"]: {"verdict": c["verdict"],
                                             "duration_ms": round(c.get("duration_ms") or 0),
-                                            **measure(c["observation"])}
+                                            **measure(c["observation"]),
+                                            **({"cause": c.get("cause")}
+                                               if c["verdict"] != "pass" else {})}
                                for c in rep["checks"]},
+                    **({"error": rep["error"]} if rep.get("error") else {}),
                 })
                 v = {k: x["verdict"] for k, x in runs[-1]["checks"].items()}
                 print(f"{cell} run {i + 1}: {v} {wall_ms:.0f} ms", file=sys.stderr, flush=True)
