@@ -56,9 +56,7 @@ impl RdpLab {
             bail!("the RDP lab needs root (namespaces, xrdp, a session user): run as root, as CI does");
         }
         Ok(RdpLab {
-            state: tempfile::Builder::new()
-                .prefix("earshot-rdp-")
-                .tempdir()?,
+            state: tempfile::Builder::new().prefix("earshot-rdp-").tempdir()?,
         })
     }
 

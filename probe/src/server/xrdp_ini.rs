@@ -118,7 +118,11 @@ mod tests {
              [Xorg]\nchannel.rdpsnd=1\n",
         );
         assert_eq!(s.allow_channels, Some(true));
-        assert_eq!(s.rdpsnd, Some(false), "the last value wins; comments are skipped");
+        assert_eq!(
+            s.rdpsnd,
+            Some(false),
+            "the last value wins; comments are skipped"
+        );
         assert_eq!(s.drdynvc, Some(false));
         assert_eq!(s.xvnc_rdpsnd, Some(false));
         assert_eq!(s.xorg_rdpsnd, Some(true));
@@ -126,7 +130,8 @@ mod tests {
 
     #[test]
     fn a_key_in_another_section_is_not_the_switch() {
-        let s = parse("[Xvnc]\nrdpsnd=false\nallow_channels=false\n[Channels]\nchannel.rdpsnd=false\n");
+        let s =
+            parse("[Xvnc]\nrdpsnd=false\nallow_channels=false\n[Channels]\nchannel.rdpsnd=false\n");
         assert_eq!(s, XrdpSettings::default());
     }
 
