@@ -77,6 +77,8 @@ def main():
     ap.add_argument("--bin-dir", default=str(ROOT / "target" / "release"))
     ap.add_argument("--out", default=str(ROOT / "out" / "rdp-lab-bench.json"))
     ap.add_argument("--state-dir", default="/run/earshot-rdp-bench")
+    ap.add_argument("--lab-args", default="",
+                    help='more `lab/rdp up` options, e.g. "--loss 5" or "--delay-ms 100"')
     a = ap.parse_args()
     earshot = Path(a.bin_dir) / "earshot"
     probe = Path(a.bin_dir) / "earshot-probe"
@@ -88,14 +90,14 @@ def main():
     env = dict(os.environ, EARSHOT_LAB_TOKEN=token, EARSHOT_PROBE_BIN=str(probe), NO_COLOR="1")
     os.environ.update(EARSHOT_LAB_TOKEN=token)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    results = {"runs_per_cell": a.runs, "cells": {}}
+    results = {"runs_per_cell": a.runs, "lab_args": a.lab_args, "cells": {}}
     state = a.state_dir
     work = tempfile.mkdtemp(prefix="earshot-rdp-bench-")
     try:
         for cell in a.cells.split(","):
             scenario = ROOT / "scenarios" / "rdp" / f"{cell}.toml"
             t0 = time.monotonic()
-            up = lab("up", "--scenario", str(scenario), state=state)
+            up = lab("up", "--scenario", str(scenario), *a.lab_args.split(), state=state)
             bring_up_s = time.monotonic() - t0
             st = json.loads(lab("status", "--json", state=state).stdout)
             # Fresh probes for every cell: a probe process today leaves 1-2 PulseAudio
