@@ -9,10 +9,11 @@ CARGO ?= cargo
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	espeak-ng nftables iproute2 libxml2-utils
 
-.PHONY: help deps rdp-deps build demo demo-offline test lint unit check-windows bench soak rdp-bench
+.PHONY: help deps rdp-deps build demo demo-rdp demo-offline test lint unit check-windows bench soak rdp-bench
 
 help:
 	@echo "make demo           the two-host lab demo: scenarios, verdicts, reports in out/demo/ (root)"
+	@echo "make demo-rdp       the same on real RDP: xrdp + PipeWire + FreeRDP (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
 	@echo "make bench          criterion analysis throughput, the alsabat comparison, the agent bench"
@@ -34,6 +35,11 @@ build: deps
 
 demo: deps
 	@bash scripts/demo.sh
+
+# The demo on real RDP (lab/rdp). Its capture checks depend on the harness coping with the
+# session's on-demand microphone (issue 9).
+demo-rdp: deps rdp-deps
+	@bash scripts/demo-rdp.sh
 
 # The signal core alone, offline: synth -> impair -> analyze (no lab, no root).
 demo-offline: deps
