@@ -237,3 +237,38 @@ fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_in
         assert!(!running, "process {pid} survived down: {stat}");
     }
 }
+
+#[test]
+fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
+    // The lab redirects output (audiomode 0); then xfreerdp, and in a second round xrdp
+    // (the listener and the connection it forked: killing only the listener, as a restart
+    // of the daemon does, leaves the connection and its audio running, and output rightly
+    // passes), is killed before `earshot run`. The session's sink is still there and plays into a
+    // session no client is attached to: the output check must not pass (a fail with
+    // `silent`, or inconclusive), and the run must end within its bound.
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = scenario("audiomode-0-capture-0");
+    for victim in ["xfreerdp", "xrdp"] {
+        lab.apply(&file).unwrap();
+        lab.probe(RdpHost::Client, TOKEN).unwrap();
+        lab.probe(RdpHost::Session, TOKEN).unwrap();
+        lab.kill(victim).unwrap();
+        let run_file = if HARNESS_KNOWS_XRDP {
+            file.clone()
+        } else {
+            rds_scenario(&file, out.path()).unwrap()
+        };
+        let (r, report) = run(&lab, &run_file, out.path());
+        let output = &report["scenarios"][0]["checks"][0];
+        assert_eq!(output["check"], "output");
+        assert_ne!(output["verdict"], "pass", "{victim} killed: {output:#}");
+        assert_ne!(r.code, Some(0), "{victim} killed: {r:?}");
+        assert!(
+            r.elapsed < Duration::from_secs(20),
+            "{victim} killed: {r:?}"
+        );
+        // The next round's apply reconnects the client.
+    }
+}
