@@ -9,24 +9,37 @@ CARGO ?= cargo
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	espeak-ng nftables iproute2 libxml2-utils
 
-.PHONY: help deps build demo demo-offline test lint unit check-windows bench soak
+.PHONY: help deps rdp-deps build demo demo-rdp demo-offline test lint unit check-windows bench soak rdp-bench
 
 help:
 	@echo "make demo           the two-host lab demo: scenarios, verdicts, reports in out/demo/ (root)"
+	@echo "make demo-rdp       the same on real RDP: xrdp + PipeWire + FreeRDP (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
 	@echo "make bench          criterion analysis throughput, the alsabat comparison, the agent bench"
 	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
+	@echo "make rdp-bench      the RDP lab's verdict matrix, RUNS runs per cell, measured (root)"
 
 deps:
 	@bash .ci/apt-install $(APT_PACKAGES)
+
+# The RDP lab (lab/rdp): xrdp, FreeRDP, PipeWire and the rest, only those missing, and the
+# PipeWire xrdp module built from Debian trixie's source package (cached under
+# /var/cache/earshot; see lab/README.md). Root.
+rdp-deps:
+	@python3 lab/rdp install
 
 build: deps
 	$(CARGO) build --workspace --all-targets
 
 demo: deps
 	@bash scripts/demo.sh
+
+# The demo on real RDP (lab/rdp). Its capture checks depend on the harness coping with the
+# session's on-demand microphone (issue 9).
+demo-rdp: deps rdp-deps
+	@bash scripts/demo-rdp.sh
 
 # The signal core alone, offline: synth -> impair -> analyze (no lab, no root).
 demo-offline: deps
@@ -37,7 +50,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The lab's end-to-end tests run the binaries as separate processes: build them first.
-unit: deps
+unit: deps rdp-deps
 	$(CARGO) build -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	$(CARGO) test --workspace
 
@@ -52,6 +65,12 @@ bench: deps
 	bash bench/agent.sh
 	$(CARGO) build --release -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	python3 bench/verdict.py --runs 20
+
+# The RDP lab's verdict matrix measured: every scenarios/rdp cell RUNS times (root).
+RUNS ?= 5
+rdp-bench: deps rdp-deps
+	$(CARGO) build --release -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
+	python3 bench/rdp-lab.py --runs $(RUNS)
 
 # Not part of CI: 140 lab runs, about 6 minutes.
 soak: deps

@@ -4,6 +4,8 @@
 //! The lab needs root (network namespaces) and PulseAudio; `make test` installs the
 //! packages and CI runs as root. Without them a test fails and says what is missing.
 
+pub mod rdp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

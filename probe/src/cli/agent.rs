@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use earshot_probe::audio::HostChoice;
 use earshot_probe::proto::auth::{Token, TOKEN_ENV};
 use earshot_probe::server::device::DeviceHandler;
-use earshot_probe::server::{check_bind, Server, ServerConfig, ServerError};
+use earshot_probe::server::{check_bind, xrdp_ini, Server, ServerConfig, ServerError};
 
 /// The agent subcommands.
 #[derive(Debug, Subcommand)]
@@ -56,6 +56,15 @@ pub struct AgentOpts {
     /// Close a connection without requests or jobs after this long.
     #[arg(long, default_value_t = 300.0)]
     idle_timeout_secs: f64,
+    /// The xrdp.ini whose channel settings `info` reports; else EARSHOT_XRDP_INI, else
+    /// /etc/xrdp/xrdp.ini (a missing file is reported as no xrdp).
+    #[arg(long)]
+    xrdp_ini: Option<PathBuf>,
+}
+
+fn handler(host: HostChoice, opts: &AgentOpts, cfg: &ServerConfig) -> DeviceHandler {
+    DeviceHandler::new(host, cfg.max_capture)
+        .with_xrdp_ini(xrdp_ini::choose_path(opts.xrdp_ini.as_deref()))
 }
 
 fn secs(v: f64, flag: &str, max: f64) -> anyhow::Result<Duration> {
@@ -184,7 +193,7 @@ async fn serve(
     println!("earshot-probe: listening on {local}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let server = Server::new(DeviceHandler::new(host, cfg.max_capture), cfg);
+    let server = Server::new(handler(host, opts, &cfg), cfg);
     server
         .run(listener, shutdown)
         .await
@@ -208,8 +217,7 @@ async fn connect(
         check_bind(a, cfg.token.as_ref())
             .map_err(|_| anyhow::anyhow!("refusing to dial non-loopback {a} without a token: give --token-file or set {TOKEN_ENV}"))?;
     }
-    let server: Arc<Server<DeviceHandler>> =
-        Server::new(DeviceHandler::new(host, cfg.max_capture), cfg);
+    let server: Arc<Server<DeviceHandler>> = Server::new(handler(host, opts, &cfg), cfg);
     let started = Instant::now();
     loop {
         match server

@@ -193,6 +193,40 @@ pub struct ProbeInfo {
     /// harness puts both probes' timestamps on one clock.
     #[serde(default)]
     pub now_unix_ms: f64,
+    /// The xrdp channel settings of this host, from its xrdp.ini (absent: no such file,
+    /// or a probe that predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xrdp: Option<XrdpSettings>,
+}
+
+/// What an xrdp host's xrdp.ini says about the channels audio needs. A switch that is
+/// `None` is not in the file: xrdp's default for each of them is true (allowed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct XrdpSettings {
+    /// The file read.
+    pub path: String,
+    /// Its last modification (unix time, ms): a change after xrdp started is not yet in
+    /// effect for new connections until xrdp restarts.
+    #[serde(default)]
+    pub modified_unix_ms: Option<f64>,
+    /// `[Globals] allow_channels`: false blocks every virtual channel.
+    #[serde(default)]
+    pub allow_channels: Option<bool>,
+    /// `[Channels] rdpsnd`: false blocks output redirection.
+    #[serde(default)]
+    pub rdpsnd: Option<bool>,
+    /// `[Channels] drdynvc`: false blocks the dynamic channels, capture (audin) among them.
+    #[serde(default)]
+    pub drdynvc: Option<bool>,
+    /// `[Xvnc] channel.rdpsnd`: output for sessions on Xvnc.
+    #[serde(default)]
+    pub xvnc_rdpsnd: Option<bool>,
+    /// `[Xorg] channel.rdpsnd`: output for sessions on Xorg (xorgxrdp).
+    #[serde(default)]
+    pub xorg_rdpsnd: Option<bool>,
+    /// Why the file exists but could not be read.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Error classes of a reply.

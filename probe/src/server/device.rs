@@ -20,6 +20,7 @@ const INFO_CACHE: Duration = Duration::from_secs(2);
 pub struct DeviceHandler {
     host: HostChoice,
     max_capture: Duration,
+    xrdp_ini: std::path::PathBuf,
     cache: Mutex<Option<(Instant, ProbeInfo)>>,
 }
 
@@ -29,8 +30,16 @@ impl DeviceHandler {
         DeviceHandler {
             host,
             max_capture,
+            xrdp_ini: super::xrdp_ini::choose_path(None),
             cache: Mutex::new(None),
         }
+    }
+
+    /// Reports the xrdp settings of `path` instead of the default (see
+    /// [`super::xrdp_ini::choose_path`]).
+    pub fn with_xrdp_ini(mut self, path: std::path::PathBuf) -> DeviceHandler {
+        self.xrdp_ini = path;
+        self
     }
 
     fn fresh_info(&self) -> ProbeInfo {
@@ -39,6 +48,7 @@ impl DeviceHandler {
         // A catalogue failure is reported in the answer, not as a failed request: the
         // harness still learns version, OS and session facts.
         info.devices = backend::catalog(self.host);
+        info.xrdp = super::xrdp_ini::read(&self.xrdp_ini);
         info
     }
 }

@@ -19,6 +19,7 @@
 #[cfg(feature = "devices")]
 pub mod device;
 pub mod session;
+pub mod xrdp_ini;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -697,6 +698,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         devices: Ok(Vec::new()),
         max_capture_ms: max_capture.as_millis() as u64,
         now_unix_ms: crate::unix_ms(),
+        xrdp: None,
     }
 }
 

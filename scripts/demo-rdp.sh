@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The demo on real RDP: the RDP lab (lab/rdp: xrdp + a PipeWire session, xfreerdp) brought
+# to several states by the scenarios' own policy layers, a probe on each host, the harness
+# running each scenario, and one rollout that is not in effect (the scenario says the
+# server blocks rdpsnd, the lab's server allows it) which must come out as a clear FAIL.
+#
+# Leaves the reports in out/demo-rdp/ and tears the lab down, also on failure.
+# Exit 0 when every verdict is the one the demo expects.
+#
+# The capture checks that should hear the client's microphone depend on the harness
+# coping with the session's on-demand microphone (issue 9); until then they are often
+# missed (BENCHMARKS.md, "Capture missed").
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out="$root/out/demo-rdp"
+bins="$root/target/debug"
+state=$(mktemp -d /tmp/earshot-demo-rdp.XXXXXX)
+
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+
+cleanup() {
+  "$root/lab/rdp" down --state-dir "$state" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+[ "$(id -u)" = 0 ] || { echo "demo-rdp: the RDP lab needs root; run: sudo make demo-rdp" >&2; exit 2; }
+
+say "building earshot and earshot-probe"
+cargo build -q -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
+
+rm -rf "$out"
+mkdir -p "$out"
+EARSHOT_LAB_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export EARSHOT_LAB_TOKEN
+
+failures=0
+# One lab state and the scenarios run against it.
+# Args: lab-state-scenario "scenario=verdict,verdict" ...
+run_state() {
+  local lab_scenario=$1; shift
+  say "lab: $lab_scenario"
+  "$root/lab/rdp" up --scenario "scenarios/rdp/$lab_scenario.toml" --state-dir "$state"
+  # Fresh probes per state (lab/rdp probe waits until each listens; the remote one runs
+  # as the session user with the session's environment).
+  "$root/lab/rdp" probe client --bin "$bins/earshot-probe" --state-dir "$state" >/dev/null
+  "$root/lab/rdp" probe session --bin "$bins/earshot-probe" --state-dir "$state" >/dev/null
+  local ns
+  ns=$("$root/lab/rdp" status --json --state-dir "$state" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["hosts"]["client"]["netns"])')
+  for pair in "$@"; do
+    local name=${pair%%=*} want=${pair#*=}
+    # Until the harness knows product "xrdp": the same file as product "rds" with the
+    # measured expectation (lab/rdp rds-scenario).
+    "$root/lab/rdp" rds-scenario "scenarios/rdp/$name.toml" >"$out/$name.toml"
+    set +e
+    ip netns exec "$ns" "$bins/earshot" run "$out/$name.toml" \
+      --json "$out/$lab_scenario--$name.json" --junit "$out/$lab_scenario--$name.junit.xml" \
+      --evidence "$out/evidence"
+    set -e
+    python3 - "$out/$lab_scenario--$name.json" "$name" "$want" <<'PY' || failures=$((failures + 1))
+import json, sys
+report = json.load(open(sys.argv[1]))
+want = sys.argv[3].split(",")
+got = [c["verdict"] for c in report["scenarios"][0]["checks"]]
+ok = got == want
+print(f"  {'ok ' if ok else 'BAD'} {sys.argv[2]}: expected {want}, got {got}")
+sys.exit(0 if ok else 1)
+PY
+  done
+}
+
+run_state audiomode-0-capture-1 audiomode-0-capture-1=pass,pass server-rdpsnd-off=fail,pass
+run_state audiomode-2-capture-0 audiomode-2-capture-0=pass,pass
+run_state server-drdynvc-off server-drdynvc-off=pass,pass
+
+say "reports: $out (JSON, JUnit XML, evidence/ for anything but a clean pass)"
+if [ "$failures" -ne 0 ]; then
+  echo "demo-rdp: $failures scenario(s) gave verdicts the demo did not expect" >&2
+  exit 1
+fi
+echo "demo-rdp: every verdict is the expected one (the rollout not in effect failed, as it must)"

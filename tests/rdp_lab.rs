@@ -1,0 +1,274 @@
+//! The harness end to end on a real RDP stack (lab/rdp: xrdp 0.9 + a PipeWire session
+//! with the xrdp module, xfreerdp 2 on Xvfb, RDP between two namespaces): the lab is
+//! brought to each state of scenarios/rdp/ by the scenario's own policy layers (the .rdp
+//! file and xrdp.ini), a real probe runs on each host, `earshot run` gives each verdict,
+//! and the remote probe's `info` reports the xrdp.ini switches in force.
+//!
+//! Cost: one bring-up (about 4-6 s); cells that only change the .rdp file reconnect the
+//! client (about 1.5 s), cells that change xrdp.ini restart xrdp (about 2 s); the session
+//! and its probe live through both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use earshot_e2e::rdp::{rds_scenario, RdpHost, RdpLab};
+use earshot_e2e::{harness_bin, repo_root, Finished, Running};
+use earshot_probe::proto::auth::Token;
+use earshot_probe::proto::client::{Client, ClientConfig};
+
+const TOKEN: &str = "rdp-e2e-token-0123456789abcdef";
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Until the harness parses `product = "xrdp"` (the lead's part of issue 9), each file runs
+/// as `lab/rdp rds-scenario` rewrites it: product "rds", [policy.xrdp] dropped, the
+/// measured expectation in [expect]. When the parser knows xrdp, set this to true: the
+/// files then run as written and the policy engine's own expectation is checked.
+const HARNESS_KNOWS_XRDP: bool = false;
+
+/// The session's microphone channel (audin) opens only when something records, and its
+/// first 1.5-2 s are zeros: a signature played once, right after the listener arms, is
+/// often missed (bench/rdp-lab.py measures how often). The harness fix (the player repeats
+/// the signature until heard or the deadline) is the lead's part of issue 9. Until it is
+/// merged, a capture that should be heard may come out `fail` with `silent`: tolerated and
+/// reported, never a false pass. Set to true with the fix: every verdict is then strict.
+const HARNESS_HANDLES_ON_DEMAND_MIC: bool = false;
+
+/// The matrix: each scenario file, and whether its capture check depends on the harness
+/// fix above (the cells where the client's microphone should be heard). Every verdict must
+/// be `pass`: each file's expectation is what the lab was measured to do. Ordered so the lab
+/// restarts xrdp only three times: the six .rdp cells share xrdp.ini. In the last cell xrdp
+/// grants no channel and FreeRDP 2 cannot connect at all: the session stays disconnected
+/// and both directions are silent in it.
+const MATRIX: &[(&str, bool)] = &[
+    ("audiomode-0-capture-1", true),
+    ("audiomode-0-capture-0", false),
+    ("audiomode-1-capture-0", false),
+    ("audiomode-1-capture-1", true),
+    ("audiomode-2-capture-0", false),
+    ("audiomode-2-capture-1", true),
+    ("server-rdpsnd-off", true),
+    ("server-drdynvc-off", false),
+    ("server-channels-off", false),
+];
+
+fn scenario(name: &str) -> PathBuf {
+    repo_root()
+        .join("scenarios/rdp")
+        .join(format!("{name}.toml"))
+}
+
+/// `earshot run FILE` in the client namespace (the harness sits on the client, as on a real
+/// rig); returns the result and the JSON report.
+fn run(lab: &RdpLab, file: &Path, out: &Path) -> (Finished, serde_json::Value) {
+    let json = out.join("report.json");
+    let _ = std::fs::remove_file(&json);
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!(
+        "--net=/run/netns/{}",
+        lab.netns(RdpHost::Client).unwrap()
+    ))
+    .arg(harness_bin())
+    .arg("run")
+    .arg(file)
+    .arg("--json")
+    .arg(&json)
+    .env("EARSHOT_LAB_TOKEN", TOKEN)
+    .env("NO_COLOR", "1");
+    let r = Running::start(cmd).finish(RUN_LIMIT);
+    let report = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
+    (r, report)
+}
+
+/// The remote probe's `info`, asked over the management network.
+fn remote_info(addr: &str) -> earshot_probe::proto::msg::ProbeInfo {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let token = Token::new(TOKEN, "the test").unwrap();
+        let client = Client::connect(addr, Some(&token), &ClientConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("the remote probe at {addr}: {e}"));
+        client.info().await.unwrap()
+    })
+}
+
+#[test]
+fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_ini() {
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut remote_addr = String::new();
+    let mut missed = Vec::new();
+    for &(name, on_demand_mic) in MATRIX {
+        let file = scenario(name);
+        let did = lab.apply(&file).unwrap();
+        eprintln!("{}: {did}", name);
+        // The probes outlive reconnects and xrdp restarts (the session survives both);
+        // start them when they are not running.
+        let status = lab.status().unwrap();
+        for host in [RdpHost::Client, RdpHost::Session] {
+            if status["probes"][host.name()]["alive"] != true {
+                let p = lab.probe(host, TOKEN).unwrap();
+                if host == RdpHost::Session {
+                    remote_addr = p["mgmt_address"].as_str().unwrap().to_string();
+                }
+            }
+        }
+        // The remote probe reads the lab's xrdp.ini: what it reports is what the
+        // scenario's session host layer set.
+        let info = remote_info(&remote_addr);
+        let xrdp = info
+            .xrdp
+            .as_ref()
+            .expect("the remote probe reports xrdp settings");
+        let knobs = &status["knobs"]["xrdp"];
+        assert_eq!(xrdp.rdpsnd, knobs["rdpsnd"].as_bool(), "{}: {xrdp:?}", name);
+        assert_eq!(
+            xrdp.drdynvc,
+            knobs["drdynvc"].as_bool(),
+            "{}: {xrdp:?}",
+            name
+        );
+        assert_eq!(
+            xrdp.allow_channels,
+            knobs["allow_channels"].as_bool(),
+            "{}: {xrdp:?}",
+            name
+        );
+        assert_eq!(xrdp.path, status["knobs"]["xrdp_ini"].as_str().unwrap());
+
+        let file = if HARNESS_KNOWS_XRDP {
+            file
+        } else {
+            rds_scenario(&file, out.path()).unwrap()
+        };
+        let (r, report) = run(&lab, &file, out.path());
+        let checks = report["scenarios"][0]["checks"].as_array().unwrap();
+        let verdict = |name: &str| {
+            checks
+                .iter()
+                .find(|c| c["check"] == name)
+                .unwrap_or_else(|| panic!("{}: no {name} check: {report:#}", name))
+        };
+        let output = verdict("output");
+        let capture = verdict("capture");
+        assert_eq!(
+            output["verdict"], "pass",
+            "{} output: {}\n{}",
+            name, r.stdout, r.stderr
+        );
+        let capture_missed = on_demand_mic
+            && !HARNESS_HANDLES_ON_DEMAND_MIC
+            && capture["verdict"] == "fail"
+            && capture["observation"]["kind"] == "silent";
+        if capture_missed {
+            // Depends on the harness fix (see HARNESS_HANDLES_ON_DEMAND_MIC).
+            missed.push(name);
+        } else {
+            assert_eq!(
+                capture["verdict"], "pass",
+                "{} capture: {}\n{}",
+                name, r.stdout, r.stderr
+            );
+        }
+        if !capture_missed {
+            assert_eq!(r.code, Some(0), "{}: {r:?}", name);
+        }
+        // What is heard is heard at its measured level (-9.2 dBFS both ways), and output
+        // within a second (measured 110-260 ms). No lower bound: right after a bring-up
+        // (output, -579 ms) and while audin opens on demand (capture, -527 ms) the probes
+        // have reported onsets before the play started, an artefact of a stream whose
+        // first samples arrive late (reported to the lead, issue 9).
+        for c in [output, capture] {
+            let o = &c["observation"];
+            if o["kind"] == "detected" {
+                let level = o["level_dbfs"].as_f64().unwrap();
+                assert!((-15.0..-5.0).contains(&level), "{}: {c:#}", name);
+            }
+        }
+        if output["observation"]["kind"] == "detected" {
+            let latency = output["observation"]["latency_ms"].as_f64().unwrap();
+            assert!(latency < 1000.0, "{}: {output:#}", name);
+        }
+    }
+    if !missed.is_empty() {
+        eprintln!(
+            "NOTE: capture missed in {missed:?}: the session's microphone opens on demand \
+             and today's harness plays the signature once (issue 9)"
+        );
+    }
+
+    // Down leaves nothing: no namespace, no process of the lab, no session runtime dir.
+    let status = lab.status().unwrap();
+    let uid = status["hosts"]["session"]["uid"].as_u64().unwrap();
+    let namespaces: Vec<String> = ["client", "session"]
+        .iter()
+        .map(|h| status["hosts"][h]["netns"].as_str().unwrap().to_string())
+        .collect();
+    let mut pids: Vec<u64> = Vec::new();
+    for host in ["client", "session"] {
+        if let Some(p) = status["hosts"][host]["pids"].as_object() {
+            pids.extend(p.values().filter_map(|v| v.as_u64()));
+        }
+        if let Some(p) = status["probes"][host]["pid"].as_u64() {
+            pids.push(p);
+        }
+    }
+    lab.down().unwrap();
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    for ns in &namespaces {
+        assert!(!netns.contains(ns.as_str()), "{ns} survived down: {netns}");
+    }
+    assert!(!Path::new(&format!("/run/user/{uid}")).exists());
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let running = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'));
+        assert!(!running, "process {pid} survived down: {stat}");
+    }
+}
+
+#[test]
+fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
+    // The lab redirects output (audiomode 0); then xfreerdp, and in a second round xrdp
+    // (the listener and the connection it forked: killing only the listener, as a restart
+    // of the daemon does, leaves the connection and its audio running, and output rightly
+    // passes), is killed before `earshot run`. The session's sink is still there and plays into a
+    // session no client is attached to: the output check must not pass (a fail with
+    // `silent`, or inconclusive), and the run must end within its bound.
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = scenario("audiomode-0-capture-0");
+    for victim in ["xfreerdp", "xrdp"] {
+        lab.apply(&file).unwrap();
+        lab.probe(RdpHost::Client, TOKEN).unwrap();
+        lab.probe(RdpHost::Session, TOKEN).unwrap();
+        lab.kill(victim).unwrap();
+        let run_file = if HARNESS_KNOWS_XRDP {
+            file.clone()
+        } else {
+            rds_scenario(&file, out.path()).unwrap()
+        };
+        let (r, report) = run(&lab, &run_file, out.path());
+        let output = &report["scenarios"][0]["checks"][0];
+        assert_eq!(output["check"], "output");
+        assert_ne!(output["verdict"], "pass", "{victim} killed: {output:#}");
+        assert_ne!(r.code, Some(0), "{victim} killed: {r:?}");
+        assert!(
+            r.elapsed < Duration::from_secs(20),
+            "{victim} killed: {r:?}"
+        );
+        // The next round's apply reconnects the client.
+    }
+}
