@@ -4,9 +4,7 @@ brought up from it, `earshot run` N times, every verdict and measurement recorde
 
 For each cell: `lab/rdp up --scenario FILE` (the lab reconnects the client when only the
 .rdp file changes and restarts xrdp when xrdp.ini changes), a probe on each host
-(`lab/rdp probe`), then `earshot run` from the client namespace. Until the harness knows
-product "xrdp", each file runs as `lab/rdp rds-scenario FILE` writes it (product "rds" and
-the measured expectation in [expect]).
+(`lab/rdp probe`), then `earshot run` of the file from the client namespace.
 
 Per run: the verdicts, latency, level, SNR, clear symbols and dropouts of each check, and
 the wall time of the whole `earshot run`. Per cell: the RDP audio format of each direction
@@ -107,10 +105,7 @@ def main():
                 subprocess.run([str(LAB), "probe", host, "--bin", str(probe),
                                 "--state-dir", state], check=True, capture_output=True,
                                env=env, timeout=60)
-            compat = Path(work) / f"{cell}.toml"
-            compat.write_text(subprocess.run([str(LAB), "rds-scenario", str(scenario)],
-                                             capture_output=True, text=True,
-                                             check=True).stdout)
+            compat = scenario
             log = Path(state) / "client" / "xfreerdp.log"
             since = log.stat().st_size if log.exists() else 0
             runs = []

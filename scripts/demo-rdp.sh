@@ -52,11 +52,8 @@ run_state() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["hosts"]["client"]["netns"])')
   for pair in "$@"; do
     local name=${pair%%=*} want=${pair#*=}
-    # Until the harness knows product "xrdp": the same file as product "rds" with the
-    # measured expectation (lab/rdp rds-scenario).
-    "$root/lab/rdp" rds-scenario "scenarios/rdp/$name.toml" >"$out/$name.toml"
     set +e
-    ip netns exec "$ns" "$bins/earshot" run "$out/$name.toml" \
+    ip netns exec "$ns" "$bins/earshot" run "scenarios/rdp/$name.toml" \
       --json "$out/$lab_scenario--$name.json" --junit "$out/$lab_scenario--$name.junit.xml" \
       --evidence "$out/evidence"
     set -e

@@ -430,6 +430,13 @@ fn xrdp_host_layer(x: &XrdpPolicy) -> HostLayer {
         ));
         l.capture_trail.push(l.output_trail[0].clone());
     }
+    if !on(x.xvnc_rdpsnd) {
+        l.blocks_output
+            .get_or_insert_with(|| "xrdp.ini [Xvnc] channel.rdpsnd=false".to_string());
+        l.output_trail.push(
+            "xrdp.ini [Xvnc] channel.rdpsnd=false: Xvnc sessions get no sound channel".into(),
+        );
+    }
     if !on(x.rdpsnd) {
         l.blocks_output
             .get_or_insert_with(|| "xrdp.ini rdpsnd=false".to_string());

@@ -475,12 +475,15 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
                 // On the harness's clock: the play heard is the last one started before
                 // the onset (a little slack for the onset estimate).
                 let onset = r.onset_unix_ms.map(|o| o - leg.listener.clock_offset_ms);
+                // An onset estimated before every start (a stream that delivers its first
+                // audio in a late burst) is put on the first play, negative as measured.
                 let heard_play = onset.and_then(|o| {
                     starts
                         .iter()
                         .enumerate()
                         .rev()
                         .find(|(_, s)| **s <= o + 20.0)
+                        .or_else(|| starts.first().map(|s| (0, s)))
                         .map(|(i, s)| (i, o - s))
                 });
                 Observation::Detected {

@@ -439,8 +439,11 @@ pub struct XrdpPolicy {
     pub rdpsnd: Option<bool>,
     /// `[Channels] drdynvc`: dynamic channels, which carry audio input (audin).
     pub drdynvc: Option<bool>,
-    /// `[Globals] allow_channels`: every virtual channel.
+    /// `[Globals] allow_channels`: every virtual channel (with it off, FreeRDP 2 clients
+    /// do not connect at all).
     pub allow_channels: Option<bool>,
+    /// `[Xvnc] channel.rdpsnd`: the sound channel for Xvnc sessions.
+    pub xvnc_rdpsnd: Option<bool>,
 }
 
 /// Every policy layer.

@@ -32,6 +32,15 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("client-disables-microphone", O::Client, C::Blocked),
     ("privacy-denies-apps", O::Client, C::RedirectedAppsDenied),
     ("rollout-not-in-effect", O::None, C::Blocked),
+    ("audiomode-0-capture-0", O::Client, C::Blocked),
+    ("audiomode-0-capture-1", O::Client, C::Redirected),
+    ("audiomode-1-capture-0", O::Session, C::Blocked),
+    ("audiomode-1-capture-1", O::Session, C::Redirected),
+    ("audiomode-2-capture-0", O::None, C::Blocked),
+    ("audiomode-2-capture-1", O::None, C::Redirected),
+    ("server-rdpsnd-off", O::None, C::Redirected),
+    ("server-drdynvc-off", O::Client, C::Blocked),
+    ("server-channels-off", O::None, C::Blocked),
 ];
 
 #[test]

@@ -149,22 +149,3 @@ impl Drop for RdpLab {
             .status();
     }
 }
-
-/// The scenario as today's harness reads it (`lab/rdp rds-scenario`: product "rds", the
-/// measured expectation in `[expect]`), written into `dir`.
-pub fn rds_scenario(scenario: &Path, dir: &Path) -> Result<PathBuf> {
-    let out = Command::new(lab_rdp())
-        .arg("rds-scenario")
-        .arg(scenario)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "lab/rdp rds-scenario {} failed: {}",
-            scenario.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let file = dir.join(scenario.file_name().context("a scenario file name")?);
-    std::fs::write(&file, out.stdout)?;
-    Ok(file)
-}
