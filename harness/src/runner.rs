@@ -228,6 +228,59 @@ async fn connect(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<P
     })
 }
 
+fn switch(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "not set (true)",
+    }
+}
+
+/// What the probe read of its host's redirection settings, one line each.
+fn host_settings(i: &ProbeInfo) -> Vec<String> {
+    let Some(x) = &i.xrdp else {
+        return vec![];
+    };
+    if let Some(e) = &x.error {
+        return vec![format!("xrdp.ini {}: cannot be read: {e}", x.path)];
+    }
+    let mut lines = vec![format!(
+        "xrdp.ini {}: allow_channels={}, rdpsnd={}, drdynvc={}",
+        x.path,
+        switch(x.allow_channels),
+        switch(x.rdpsnd),
+        switch(x.drdynvc)
+    )];
+    if x.xvnc_rdpsnd.is_some() || x.xorg_rdpsnd.is_some() {
+        lines.push(format!(
+            "xrdp.ini {}: [Xvnc] channel.rdpsnd={}, [Xorg] channel.rdpsnd={}",
+            x.path,
+            switch(x.xvnc_rdpsnd),
+            switch(x.xorg_rdpsnd)
+        ));
+    }
+    lines
+}
+
+/// What the session host has for check `c`, as a fact to put next to the verdict.
+fn host_fact(remote: &ProbeInfo, c: Check) -> Option<String> {
+    let x = remote.xrdp.as_ref().filter(|x| x.error.is_none())?;
+    Some(match c {
+        Check::Output => format!(
+            "the session host's {} has allow_channels={}, rdpsnd={}",
+            x.path,
+            switch(x.allow_channels),
+            switch(x.rdpsnd)
+        ),
+        Check::Capture => format!(
+            "the session host's {} has allow_channels={}, drdynvc={}",
+            x.path,
+            switch(x.allow_channels),
+            switch(x.drdynvc)
+        ),
+    })
+}
+
 fn summary(p: &Probe) -> ProbeSummary {
     let i = &p.info;
     let devices = match &i.devices {
@@ -268,6 +321,7 @@ fn summary(p: &Probe) -> ProbeSummary {
         )
         .to_lowercase(),
         devices,
+        host_settings: host_settings(i),
     }
 }
 
@@ -620,7 +674,10 @@ async fn check(
     } else {
         RigProof::NotTried
     };
-    let judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    if let Some(fact) = host_fact(&remote.info, c) {
+        judgement.cause = format!("{} ({fact})", judgement.cause);
+    }
     CheckOutcome {
         check: c,
         observation: m.observation,

@@ -37,6 +37,9 @@ pub struct ProbeSummary {
     pub remote_session: String,
     /// Output and input devices, one line each.
     pub devices: Vec<String>,
+    /// The audio redirection settings the probe read on its host (e.g. an xrdp host's
+    /// xrdp.ini channel switches), one line each; empty where it read none.
+    pub host_settings: Vec<String>,
 }
 
 /// One check's result.

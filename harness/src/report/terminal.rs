@@ -80,6 +80,11 @@ impl<W: Write> TerminalReporter<W> {
                         p.remote_session
                     )?;
                 }
+                for p in probes {
+                    for h in &p.host_settings {
+                        writeln!(self.out, "   {} host: {h}", p.role)?;
+                    }
+                }
                 for w in warnings {
                     writeln!(self.out, "   warning: {w}")?;
                 }
