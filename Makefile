@@ -5,9 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian packages the tests and benches use: audio servers and tools for the lab,
-# espeak-ng for speech negatives, alsa-utils for alsabat, xmllint for JUnit checks.
+# espeak-ng for speech negatives, alsa-utils for alsabat, xmllint for JUnit checks,
+# sox with libsox-fmt-mp3 for the recordings of every format `analyze` reads.
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
-	espeak-ng nftables iproute2 libxml2-utils
+	libsox-fmt-mp3 espeak-ng nftables iproute2 libxml2-utils
 
 .PHONY: help deps build demo demo-offline test lint unit check-windows bench soak
 

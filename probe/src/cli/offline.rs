@@ -69,13 +69,20 @@ pub enum OfflineCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Looks for a signature in a WAV file (every channel; the best is reported).
+    /// Looks for a signature in a recording (every channel; the best is reported).
     #[command(
-        after_help = "Example:\n  earshot-probe analyze recording.wav --seed 42 --direction output --json\n\n\
-        Exit status: 0 detected, 1 not detected, 2 error (unreadable file, bad rate)."
+        after_help = "Example:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n\n\
+        Reads WAV (8/16/24/32-bit integer, 32/64-bit float, µ-law, A-law, IMA or Microsoft ADPCM),\n\
+        FLAC, MP3 and Ogg Vorbis, at 8 to 192 kHz, any number of channels, any length (the file\n\
+        is decoded and analysed block by block, in constant memory).\n\n\
+        Channels are numbered from 1 in the text and the JSON. The reported channel is the best:\n\
+        one where the signature was detected first, then the highest confidence, then the\n\
+        lowest number.\n\n\
+        Exit status: 0 detected, 1 not detected, 2 error (unreadable, truncated or empty file,\n\
+        unsupported format or rate)."
     )]
     Analyze {
-        /// The WAV file to analyse (8/16/24/32-bit integer or 32-bit float PCM).
+        /// The recording to analyse: WAV, FLAC, MP3 or Ogg Vorbis.
         file: PathBuf,
         /// The seed of the signature to look for.
         #[arg(long)]
