@@ -162,7 +162,7 @@ pub fn analyze_channels(
 }
 
 /// Frames per block when a whole recording is analysed from memory.
-const BLOCK_FRAMES: usize = 8_192;
+pub(super) const BLOCK_FRAMES: usize = 8_192;
 
 #[cfg(test)]
 mod tests {

@@ -815,7 +815,7 @@ fn median(values: &[f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// Analyses a whole mono recording at once.
+/// Analyses a whole mono recording held in memory.
 ///
 /// # Errors
 /// As [`Detector::new`].
@@ -825,7 +825,11 @@ pub fn analyze(
     signature: &Signature,
 ) -> Result<Analysis, AnalysisError> {
     let mut d = Detector::new(signature, sample_rate_hz)?;
-    d.push(samples);
+    // In blocks, as a recording arrives: pushed whole, the detector's input buffers would
+    // grow to the recording's length.
+    for block in samples.chunks(channels::BLOCK_FRAMES) {
+        d.push(block);
+    }
     Ok(d.analysis())
 }
 
