@@ -16,7 +16,7 @@ help:
 	@echo "make demo           the two-host lab demo: scenarios, verdicts, reports in out/demo/ (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
-	@echo "make bench          criterion analysis throughput, the alsabat comparison, the agent bench"
+	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
 	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
 
@@ -49,6 +49,7 @@ check-windows:
 
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis
+	bash bench/analyze-memory.sh 75 "wav flac"
 	bash bench/vs-alsabat.sh 20
 	bash bench/agent.sh
 	$(CARGO) build --release -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
