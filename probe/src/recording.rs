@@ -69,7 +69,7 @@ pub enum RecordingError {
         codec: String,
     },
     /// The file ends before its header says it should.
-    #[error("{path} ends early (truncated) after {read_ms:.0} ms of audio{}: the copy is incomplete; copy it again", expected_ms.map(|e| format!(" of the {e:.0} ms its header declares")).unwrap_or_default())]
+    #[error("{path} ends early (truncated) after {read_ms:.0} ms of audio{}: the file is incomplete; copy it again if it is a copy, or record again", expected_ms.map(|e| format!(" of the {e:.0} ms its header declares")).unwrap_or_default())]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -80,7 +80,7 @@ pub enum RecordingError {
     },
     /// The file is damaged, or its header is not valid.
     #[error(
-        "{path} is damaged at {at_ms:.0} ms: {message}; {CONVERT_HINT} if another tool reads it"
+        "{path} is damaged at {at_ms:.0} ms ({message}): if another player reads it, convert it to WAV with that player or with `ffmpeg -i in.x out.wav`"
     )]
     Damaged {
         /// The file.
