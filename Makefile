@@ -5,9 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian packages the tests and benches use: audio servers and tools for the lab,
-# espeak-ng for speech negatives, alsa-utils for alsabat, xmllint for JUnit checks.
+# espeak-ng for speech negatives, alsa-utils for alsabat, xmllint for JUnit checks,
+# sox with libsox-fmt-mp3 for the recordings of every format `analyze` reads.
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
-	espeak-ng nftables iproute2 libxml2-utils
+	libsox-fmt-mp3 espeak-ng nftables iproute2 libxml2-utils
 
 .PHONY: help deps rdp-deps build demo demo-rdp demo-offline test lint unit check-windows bench soak rdp-bench
 
@@ -16,7 +17,7 @@ help:
 	@echo "make demo-rdp       the same on real RDP: xrdp + PipeWire + FreeRDP (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
-	@echo "make bench          criterion analysis throughput, the alsabat comparison, the agent bench"
+	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
 	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
 	@echo "make rdp-bench      the RDP lab's verdict matrix, RUNS runs per cell, measured (root)"
@@ -61,6 +62,7 @@ check-windows:
 
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis
+	bash bench/analyze-memory.sh 75 "wav flac"
 	bash bench/vs-alsabat.sh 20
 	bash bench/agent.sh
 	$(CARGO) build --release -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot

@@ -6,6 +6,8 @@
 //!   The signature format is a contract between the two probes.
 //! - [`analysis`]: the streaming detector that finds a signature in a recording.
 //! - [`wav`]: WAV evidence in and out (hound).
+//! - `recording`: recordings of any common format (WAV of every kind, FLAC, MP3, Ogg
+//!   Vorbis) decoded one block at a time, for `analyze`; needs the `formats` feature.
 //! - [`audio`]: device catalogue, selection and the play / record / listen operations.
 //!   The data types are always built; the cpal backend needs the `devices` feature.
 //! - [`proto`]: the framed, authenticated control protocol shared by probe and harness.
@@ -16,6 +18,8 @@
 pub mod analysis;
 pub mod audio;
 pub mod proto;
+#[cfg(feature = "formats")]
+pub mod recording;
 pub mod server;
 pub mod signal;
 pub mod wav;

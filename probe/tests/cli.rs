@@ -117,7 +117,7 @@ fn bad_input_exits_2_naming_the_file() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains(
-            "junk.wav is not a readable WAV file",
+            "junk.wav: not a recognised audio file",
         ));
     probe()
         .args([

@@ -40,7 +40,11 @@ use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
 use crate::signal::{Signature, RATE_RANGE_HZ, SYMBOL_MS};
-use crate::wav::Audio;
+
+mod channels;
+pub use channels::{
+    analyze_channels, best_channel, channel_number, ChannelAnalysis, ChannelDetectors,
+};
 
 /// Symbols (of 16) whose tones must rank in the top three at one onset for a detection.
 /// Measured: a signature at -10 dB in-band SNR has at least 7 (300 trials); a clean
@@ -415,6 +419,13 @@ impl Detector {
     /// Samples pushed so far.
     pub fn samples_seen(&self) -> u64 {
         self.samples_seen
+    }
+
+    /// Samples the detector's audio buffers can hold (their capacity): the input waiting
+    /// for the decimation filter and the decimated audio waiting for the next STFT frame.
+    /// Bounded by the largest block pushed plus a fixed amount, however long the stream.
+    pub fn buffered_samples(&self) -> usize {
+        self.decimator.pending.capacity() + self.work.capacity()
     }
 
     /// Feeds the next mono block. Returns true once the signature has been found (and from
@@ -804,7 +815,7 @@ fn median(values: &[f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// Analyses a whole mono recording at once.
+/// Analyses a whole mono recording held in memory.
 ///
 /// # Errors
 /// As [`Detector::new`].
@@ -814,48 +825,12 @@ pub fn analyze(
     signature: &Signature,
 ) -> Result<Analysis, AnalysisError> {
     let mut d = Detector::new(signature, sample_rate_hz)?;
-    d.push(samples);
-    Ok(d.analysis())
-}
-
-/// The best channel's result, and every channel's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChannelAnalysis {
-    /// The channel the best result came from (0-based).
-    pub best_channel: u16,
-    /// The best result.
-    pub best: Analysis,
-    /// Every channel's result, in channel order.
-    pub channels: Vec<Analysis>,
-}
-
-/// Analyses every channel of a recording and picks the best (detected first, then the
-/// highest confidence, then the highest median SNR).
-///
-/// # Errors
-/// As [`Detector::new`]; [`AnalysisError::NoChannels`] for a recording without channels.
-pub fn analyze_channels(
-    audio: &Audio,
-    signature: &Signature,
-) -> Result<ChannelAnalysis, AnalysisError> {
-    if audio.channels == 0 {
-        return Err(AnalysisError::NoChannels);
+    // In blocks, as a recording arrives: pushed whole, the detector's input buffers would
+    // grow to the recording's length.
+    for block in samples.chunks(channels::BLOCK_FRAMES) {
+        d.push(block);
     }
-    let channels = (0..audio.channels)
-        .map(|c| analyze(&audio.channel(c), audio.sample_rate_hz, signature))
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = |a: &Analysis| (a.detected, a.confidence, a.median_snr_db().unwrap_or(-1e9));
-    let best_channel = (0..channels.len())
-        .max_by(|&a, &b| {
-            let (ka, kb) = (key(&channels[a]), key(&channels[b]));
-            ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .unwrap_or(0);
-    Ok(ChannelAnalysis {
-        best_channel: best_channel as u16,
-        best: channels[best_channel].clone(),
-        channels,
-    })
+    Ok(d.analysis())
 }
 
 #[cfg(test)]

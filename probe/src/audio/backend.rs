@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
-use crate::analysis::Detector;
+use crate::analysis::{best_channel, channel_number, Detector};
 use crate::audio::{
     looks_like_monitor, ring, select, AudioError, AudioErrorKind, CancelFlag, CaptureOptions,
     DeviceDirection, DeviceInfo, DeviceSelector, HostChoice, ListenReport, PlayReport,
@@ -991,11 +991,7 @@ pub fn listen_with(
     let health = pump.health(health);
     result?;
     let analyses: Vec<_> = detectors.iter_mut().map(Detector::analysis).collect();
-    let channel = found.unwrap_or_else(|| {
-        (0..analyses.len())
-            .max_by(|&a, &b| analyses[a].confidence.total_cmp(&analyses[b].confidence))
-            .unwrap_or(0)
-    });
+    let channel = best_channel(&analyses).unwrap_or(0);
     let analysis = analyses[channel].clone();
     let onset_unix_ms = match (analysis.detected, analysis.onset_ms, pump.epoch_unix_ms) {
         (true, Some(onset), Some(epoch)) => Some(epoch + onset),
@@ -1005,7 +1001,7 @@ pub fn listen_with(
         device: info,
         format: format.clone(),
         analysis,
-        channel: u16::try_from(channel).unwrap_or(0),
+        channel: channel_number(channel),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         armed_ms: pump.armed_ms,
         onset_unix_ms,

@@ -171,7 +171,9 @@ pub struct ListenReport {
     pub format: StreamFormat,
     /// The detector's result (best channel).
     pub analysis: Analysis,
-    /// Which channel the result came from.
+    /// Which channel the result came from, numbered from 1 as in every output; picked by
+    /// [`crate::analysis::best_channel`] (detected first, then the highest confidence,
+    /// then the lowest number).
     pub channel: u16,
     /// Time from the start of listening to the verdict, in ms.
     pub elapsed_ms: f64,

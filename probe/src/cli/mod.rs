@@ -391,7 +391,10 @@ fn listen(
     match &result {
         Ok((r, _)) => {
             println!("device: {} ({})", r.device.id, r.device.name);
-            println!("verdict: {outcome} (channel {})", r.channel);
+            println!(
+                "verdict: {outcome} (channel {} of {}, numbered from 1)",
+                r.channel, r.format.channels
+            );
             if !r.analysis.detected && r.analysis.rms_dbfs > -60.0 {
                 println!(
                     "note: the input carried sound ({:.1} dBFS RMS) but not this signature \

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
-use earshot_probe::analysis::{self, Analysis, ChannelAnalysis};
+use earshot_probe::analysis::{channel_number, Analysis, ChannelAnalysis, ChannelDetectors};
+use earshot_probe::recording::RecordingReader;
 use earshot_probe::signal::{impair, Direction, Signature};
 use earshot_probe::wav::{self, Audio, WavEncoding};
 use serde::Serialize;
@@ -68,13 +69,20 @@ pub enum OfflineCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Looks for a signature in a WAV file (every channel; the best is reported).
+    /// Looks for a signature in a recording (every channel; the best is reported).
     #[command(
-        after_help = "Example:\n  earshot-probe analyze recording.wav --seed 42 --direction output --json\n\n\
-        Exit status: 0 detected, 1 not detected, 2 error (unreadable file, bad rate)."
+        after_help = "Example:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n\n\
+        Reads WAV (8/16/24/32-bit integer, 32/64-bit float, µ-law, A-law, IMA or Microsoft ADPCM),\n\
+        FLAC, MP3 and Ogg Vorbis, at 8 to 192 kHz, any number of channels, any length (the file\n\
+        is decoded and analysed block by block, in constant memory).\n\n\
+        Channels are numbered from 1 in the text and the JSON. The reported channel is the best:\n\
+        one where the signature was detected first, then the highest confidence, then the\n\
+        lowest number.\n\n\
+        Exit status: 0 detected, 1 not detected, 2 error (unreadable, truncated or empty file,\n\
+        unsupported format or rate)."
     )]
     Analyze {
-        /// The WAV file to analyse (8/16/24/32-bit integer or 32-bit float PCM).
+        /// The recording to analyse: WAV, FLAC, MP3 or Ogg Vorbis.
         file: PathBuf,
         /// The seed of the signature to look for.
         #[arg(long)]
@@ -215,59 +223,106 @@ fn synth(
 }
 
 /// The `analyze --json` document.
+///
+/// Channels are numbered from 1, as in the text output.
 #[derive(Serialize)]
 struct AnalyzeReport<'a> {
+    /// Version of this document's layout.
+    schema_version: u32,
+    /// The file analysed.
     file: &'a Path,
+    /// Container and codec, e.g. "WAV, PCM signed 16-bit little-endian interleaved".
+    format: &'a str,
+    /// Samples per second per channel.
     sample_rate_hz: u32,
+    /// Channel count.
     channels: u16,
+    /// Length of the recording, in ms (what was decoded).
     duration_ms: f64,
+    /// The seed looked for.
     seed: u64,
+    /// The direction looked for.
     direction: Direction,
+    /// The channel the result comes from, numbered from 1 (see `best_channel` in the
+    /// library: detected first, then the highest confidence, then the lowest number).
     best_channel: u16,
+    /// The best channel's result.
     result: &'a Analysis,
-    per_channel: &'a [Analysis],
+    /// Every channel's result, in channel order.
+    per_channel: Vec<ChannelResult<'a>>,
 }
 
+/// One channel's result in the `analyze --json` document.
+#[derive(Serialize)]
+struct ChannelResult<'a> {
+    /// The channel, numbered from 1.
+    channel: u16,
+    /// Its result.
+    result: &'a Analysis,
+}
+
+/// Layout version of the `analyze --json` document: 2 added `format`, numbered channels
+/// from 1 and gave each `per_channel` entry its number.
+const ANALYZE_SCHEMA_VERSION: u32 = 2;
+
 fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u8> {
-    let audio = wav::read(file)?;
     let sig = Signature::new(seed, direction);
+    let mut reader = RecordingReader::open(file)?;
+    let info = reader.info().clone();
+    let mut detectors = ChannelDetectors::new(&sig, info.sample_rate_hz, info.channels)
+        .with_context(|| format!("failed to analyse {}", file.display()))?;
+    // One decoded block at a time: memory does not grow with the recording's length.
+    while let Some(planes) = reader.next_block()? {
+        detectors.push_planar(planes);
+    }
+    let duration_ms = reader.frames_read() as f64 * 1000.0 / f64::from(info.sample_rate_hz);
     let ChannelAnalysis {
-        best_channel,
+        best_index,
         best,
         channels,
-    } = analysis::analyze_channels(&audio, &sig)
-        .with_context(|| format!("failed to analyse {}", file.display()))?;
+    } = detectors.analysis();
+    let best_channel = channel_number(best_index);
     let mut out = std::io::stdout().lock();
     if json {
         let report = AnalyzeReport {
+            schema_version: ANALYZE_SCHEMA_VERSION,
             file,
-            sample_rate_hz: audio.sample_rate_hz,
-            channels: audio.channels,
-            duration_ms: audio.duration_ms(),
+            format: &info.format,
+            sample_rate_hz: info.sample_rate_hz,
+            channels: info.channels,
+            duration_ms,
             seed,
             direction,
             best_channel,
             result: &best,
-            per_channel: &channels,
+            per_channel: channels
+                .iter()
+                .enumerate()
+                .map(|(i, result)| ChannelResult {
+                    channel: channel_number(i),
+                    result,
+                })
+                .collect(),
         };
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        serde_json::to_writer_pretty(&mut out, &report).context("failed to write the report")?;
+        writeln!(out).context("failed to write the report")?;
     } else {
         writeln!(
             out,
-            "{}: {} Hz, {} channel(s), {:.2} s; looking for seed {seed} ({direction})",
+            "{}: {}, {} Hz, {} channel(s), {:.2} s; looking for seed {seed} ({direction})",
             file.display(),
-            audio.sample_rate_hz,
-            audio.channels,
-            audio.duration_ms() / 1000.0
+            info.format,
+            info.sample_rate_hz,
+            info.channels,
+            duration_ms / 1000.0
         )?;
         write_analysis(&mut out, &best)?;
-        if audio.channels > 1 {
+        if info.channels > 1 {
             writeln!(
                 out,
-                "  channel      {} of {} (every channel analysed; the best is shown)",
-                best_channel + 1,
-                audio.channels
+                "  channel      {best_channel} of {} (numbered from 1; every channel analysed, \
+                 the best shown: detected first, then the highest confidence, then the lowest number)",
+                info.channels
             )?;
         }
     }
