@@ -113,9 +113,10 @@ fn host_id(host: HostChoice) -> Result<Option<cpal::HostId>, AudioError> {
     }
 }
 
-/// Opens the host. `Auto` is cpal's default: on Linux its PulseAudio host when a server
-/// answers (PULSE_SERVER is read here), else ALSA; WASAPI on Windows; CoreAudio on macOS.
-fn open_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
+/// Connects to the host. `Auto` is cpal's default: on Linux its PulseAudio host when a
+/// server answers (PULSE_SERVER is read here), else ALSA; WASAPI on Windows; CoreAudio on
+/// macOS.
+fn connect_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
     match host_id(host)? {
         None => {
             // cpal's default_host() silently prefers ALSA when its PulseAudio probe fails
@@ -132,6 +133,46 @@ fn open_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
                 format!("audio host `{}` is not reachable: {e}", id.name()),
             )
         }),
+    }
+}
+
+/// The hosts this process is connected to, one per choice. cpal's PulseAudio host runs a
+/// protocol thread per connection that never ends (it waits on the socket with no
+/// timeout, and dropping the host does not wake it), so a host per operation would leave a
+/// server connection behind every time until the server refuses new clients. A host whose
+/// server went away is forgotten ([`host_and_catalog`]) and the next use connects afresh.
+static HOSTS: std::sync::Mutex<Vec<(HostChoice, Arc<cpal::Host>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn open_host(host: HostChoice) -> Result<Arc<cpal::Host>, AudioError> {
+    let mut hosts = HOSTS
+        .lock()
+        .map_err(|_| err(AudioErrorKind::Backend, "the host cache is poisoned".into()))?;
+    if let Some((_, h)) = hosts.iter().find(|(c, _)| *c == host) {
+        return Ok(h.clone());
+    }
+    let h = Arc::new(connect_host(host)?);
+    hosts.push((host, h.clone()));
+    Ok(h)
+}
+
+fn forget_host(host: HostChoice) {
+    if let Ok(mut hosts) = HOSTS.lock() {
+        hosts.retain(|(c, _)| *c != host);
+    }
+}
+
+/// The host and its catalogue; a cached host that no longer answers is replaced once.
+fn host_and_catalog(host: HostChoice) -> Result<(Arc<cpal::Host>, Vec<DeviceInfo>), AudioError> {
+    let h = open_host(host)?;
+    match list(&h) {
+        Ok(c) => Ok((h, c)),
+        Err(_) => {
+            forget_host(host);
+            let h = open_host(host)?;
+            let c = list(&h)?;
+            Ok((h, c))
+        }
     }
 }
 
@@ -264,7 +305,7 @@ pub fn catalog(host: HostChoice) -> Result<Vec<DeviceInfo>, AudioError> {
     with_watchdog(
         format!("listing devices of host {host:?}"),
         CATALOG_TIMEOUT,
-        move || list(&open_host(host)?),
+        move || host_and_catalog(host).map(|(_, c)| c),
     )
 }
 
@@ -349,8 +390,7 @@ pub fn play_rendered(
         .spawn(move || {
             let setup =
                 || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, (usize, f64)), AudioError> {
-                    let h = open_host(host)?;
-                    let cat = list(&h)?;
+                    let (h, cat) = host_and_catalog(host)?;
                     let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
                     let dev = lookup(&h, &info)?;
                     let cfg = dev
@@ -688,8 +728,7 @@ fn start_capture(
         .spawn(move || {
             let setup =
                 || -> Result<(Live, DeviceInfo, StreamFormat, ring::Consumer), AudioError> {
-                    let h = open_host(host)?;
-                    let cat = list(&h)?;
+                    let (h, cat) = host_and_catalog(host)?;
                     let info = select(&cat, &selector, DeviceDirection::Input)?.clone();
                     #[cfg(target_os = "linux")]
                     if h.id() == cpal::HostId::PulseAudio {
