@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use earshot_probe::audio::{AudioErrorKind, DeviceSelector};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{
-    AuthedClient, Client, ClientConfig, ClientError, ProbeListener,
+    AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
 };
 use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
 use earshot_probe::signal::Direction;
@@ -184,10 +184,21 @@ struct Leg<'a> {
     seed: u64,
 }
 
+/// Evidence left on the listening probe, fetched only once the verdict says it is kept.
+#[derive(Clone)]
+struct EvidenceAt {
+    client: AuthedClient,
+    handle: EvidenceHandle,
+}
+
+/// Time budget of one evidence fetch, separate from the check's: a starved link delays
+/// the evidence, never the verdict.
+const EVIDENCE_FETCH_BUDGET: Duration = Duration::from_secs(60);
+
 /// The outcome of playing on one probe while the other listens.
 struct Measured {
     observation: Observation,
-    evidence: Option<Vec<u8>>,
+    evidence: Option<EvidenceAt>,
 }
 
 /// What a failed `what` request on `who` means for the check: the session lacking the
@@ -289,7 +300,10 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
             };
             Measured {
                 observation,
-                evidence: heard.evidence,
+                evidence: heard.evidence.map(|handle| EvidenceAt {
+                    client: leg.listener.client.clone(),
+                    handle,
+                }),
             }
         }
     }
@@ -329,7 +343,7 @@ async fn check(
     local: &Probe,
     remote: &Probe,
     seed: u64,
-) -> (Observation, Verdict, String, Option<Vec<u8>>) {
+) -> (Observation, Verdict, String, Option<EvidenceAt>) {
     let leg = match c {
         Check::Output => Leg {
             player: remote,
@@ -383,7 +397,28 @@ async fn check(
     (m.observation, verdict, cause, m.evidence)
 }
 
-fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<PathBuf, String> {
+/// Fetches evidence from its probe (own budget) and writes the file as is.
+async fn keep_evidence(
+    dir: &Path,
+    scenario: &str,
+    c: Check,
+    at: &EvidenceAt,
+) -> Result<PathBuf, String> {
+    let evidence = at
+        .client
+        .fetch_evidence(&at.handle, EVIDENCE_FETCH_BUDGET, |_| {})
+        .await
+        .map_err(|e| format!("fetching it: {e}"))?;
+    write_evidence(dir, scenario, c, evidence.format.extension(), &evidence.bytes)
+}
+
+fn write_evidence(
+    dir: &Path,
+    scenario: &str,
+    c: Check,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     let slug: String = scenario
         .chars()
@@ -401,7 +436,7 @@ fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<
             name.push(ch);
         }
     }
-    let path = dir.join(format!("{name}-{c}.wav"));
+    let path = dir.join(format!("{name}-{c}.{extension}"));
     std::fs::write(&path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
     Ok(path)
 }
@@ -471,11 +506,11 @@ pub async fn run(
         for (i, (c, (observation, verdict, cause, evidence))) in results.into_iter().enumerate() {
             let evidence = match (&options.evidence_dir, evidence) {
                 // Evidence for anything but a clean pass.
-                (Some(dir), Some(bytes))
+                (Some(dir), Some(at))
                     if verdict != Verdict::Pass
                         || matches!(observation, Observation::Detected { dropouts, .. } if dropouts > 0) =>
                 {
-                    match write_evidence(dir, &s.name, c, &bytes) {
+                    match keep_evidence(dir, &s.name, c, &at).await {
                         Ok(p) => Some(p),
                         Err(e) => {
                             emit(&mut run, Event::Warning(format!("evidence not kept: {e}")));

@@ -174,6 +174,9 @@ struct EvidenceFigures {
     wav_f32_bytes: usize,
     wire_bytes: u64,
     evidence_bytes: usize,
+    /// Request to the report in hand (the evidence not yet fetched).
+    verdict: Duration,
+    /// Request to the evidence in hand.
     took: Duration,
 }
 
@@ -182,7 +185,7 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
     let audio_secs = audio.duration_ms() / 1000.0;
     let wav_f32_bytes = audio.samples.len() * 4 + 44;
     let cfg = ServerConfig {
-        token: Some(token.clone()),
+        tokens: vec![token.clone()],
         ..ServerConfig::default()
     };
     let server = Server::new(EvidenceHandler(audio), cfg);
@@ -206,9 +209,14 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
     };
     let t0 = Instant::now();
     let rec = c.record(&req).await?;
-    let evidence_bytes = rec
+    let verdict = t0.elapsed();
+    let handle = rec
         .evidence
-        .ok_or_else(|| anyhow::anyhow!("no evidence came back"))?
+        .ok_or_else(|| anyhow::anyhow!("no evidence came back"))?;
+    let evidence_bytes = c
+        .fetch_evidence(&handle, Duration::from_secs(60), |_| {})
+        .await?
+        .bytes
         .len();
     let took = t0.elapsed();
     let wire_bytes = down.load(std::sync::atomic::Ordering::Relaxed) - before;
@@ -220,6 +228,7 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
         wav_f32_bytes,
         wire_bytes,
         evidence_bytes,
+        verdict,
         took,
     })
 }
@@ -380,6 +389,11 @@ fn main() -> anyhow::Result<()> {
         ev.took.as_secs_f64() * 1000.0,
         mb(ev.wire_bytes as f64) / ev.took.as_secs_f64(),
         ev.audio_secs / ev.took.as_secs_f64()
+    );
+    println!(
+        "  report (verdict) in hand after {:.1} ms; evidence {:.1}% of the f32 WAV",
+        ev.verdict.as_secs_f64() * 1000.0,
+        100.0 * ev.evidence_bytes as f64 / ev.wav_f32_bytes as f64
     );
     for e in errors.iter().take(5) {
         println!("  error: {e}");

@@ -298,7 +298,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         assert_eq!(info.audio_host.as_deref(), Ok("PulseAudio"));
 
         // Output: the session plays on its default (the tunnel to the client's speakers),
-        // the client hears it on its speakers' loopback. Evidence comes back in chunks.
+        // the client hears it on its speakers' loopback. Evidence is fetched after the verdict.
         let listen = ListenRequest {
             device: DeviceSelector::parse("loopback:speakers"),
             seed: 4101,
@@ -319,9 +319,22 @@ fn lab_redirection_is_proven_through_two_agents() {
         session.play(&play).await.unwrap();
         let heard = heard.await.unwrap().unwrap();
         assert!(heard.report.analysis.detected, "{:?}", heard.report);
-        let wav = heard.evidence.expect("evidence");
-        let audio = earshot_probe::proto::client::decode_evidence(&wav).unwrap();
-        assert!(audio.duration_ms() > 500.0, "{} ms", audio.duration_ms());
+        let handle = heard.evidence.expect("evidence");
+        assert!(
+            handle.evidence.duration_ms() > 500.0,
+            "{} ms",
+            handle.evidence.duration_ms()
+        );
+        let ev = client
+            .fetch_evidence(&handle, Duration::from_secs(20), |_| {})
+            .await
+            .unwrap();
+        let flac = claxon::FlacReader::new(std::io::Cursor::new(&ev.bytes)).unwrap();
+        assert_eq!(
+            flac.streaminfo().samples,
+            Some(handle.evidence.frames),
+            "the FLAC file holds the whole recording"
+        );
 
         // Capture: the client plays into its microphone feed, the session records it.
         let listen = ListenRequest {
