@@ -409,7 +409,13 @@ async fn keep_evidence(
         .fetch_evidence(&at.handle, EVIDENCE_FETCH_BUDGET, |_| {})
         .await
         .map_err(|e| format!("fetching it: {e}"))?;
-    write_evidence(dir, scenario, c, evidence.format.extension(), &evidence.bytes)
+    write_evidence(
+        dir,
+        scenario,
+        c,
+        evidence.format.extension(),
+        &evidence.bytes,
+    )
 }
 
 fn write_evidence(
@@ -556,7 +562,7 @@ async fn run_checks(
     local: &Probe,
     remote: &Probe,
     seed: u64,
-) -> Vec<(Check, (Observation, Verdict, String, Option<Vec<u8>>))> {
+) -> Vec<(Check, (Observation, Verdict, String, Option<EvidenceAt>))> {
     let has = |c| s.checks.contains(&c);
     let out = async {
         if has(Check::Output) {

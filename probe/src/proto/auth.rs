@@ -148,7 +148,8 @@ async fn read_handshake<S: AsyncRead + Unpin>(
             });
         }
     }
-    let msg = serde_json::from_value(v).map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))?;
+    let msg =
+        serde_json::from_value(v).map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))?;
     Ok((msg, body))
 }
 
@@ -206,11 +207,14 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let sent = send(s, &hello, step, "hello").await;
     let reply = read_handshake(s, step, "the probe's challenge").await;
     let server_agent = match reply {
-        Ok((Handshake::Challenge {
-            server_nonce,
-            agent,
-            ..
-        }, bytes)) => {
+        Ok((
+            Handshake::Challenge {
+                server_nonce,
+                agent,
+                ..
+            },
+            bytes,
+        )) => {
             transcript.add(&sent?);
             decode_nonce(&server_nonce, "server")?;
             transcript.add(&bytes);
@@ -315,11 +319,14 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Established, ProtoError> {
     let mut transcript = Transcript::default();
     let client_agent = match read_handshake(s, step, "the client's hello").await? {
-        (Handshake::Hello {
-            client_nonce,
-            agent,
-            ..
-        }, bytes) => {
+        (
+            Handshake::Hello {
+                client_nonce,
+                agent,
+                ..
+            },
+            bytes,
+        ) => {
             decode_nonce(&client_nonce, "client")?;
             transcript.add(&bytes);
             agent
@@ -384,7 +391,10 @@ mod tests {
         assert!(verify(&a, &hex::encode(a)));
         assert_ne!(a, mac(t.secret(), SERVER_LABEL, &th));
         assert_ne!(a, mac(t.secret(), CLIENT_LABEL, &[2u8; 32]));
-        assert_ne!(a, mac(tok("another-secret-token").secret(), CLIENT_LABEL, &th));
+        assert_ne!(
+            a,
+            mac(tok("another-secret-token").secret(), CLIENT_LABEL, &th)
+        );
         assert!(!verify(&a, &hex::encode(&a[..31])));
         assert!(!verify(&a, "zz"));
     }
@@ -421,8 +431,7 @@ mod tests {
             let (mut a, mut b) = tokio::io::duplex(8192);
             let t = tok("the-shared-token-1234");
             let t2 = t.clone();
-            let server =
-                tokio::spawn(async move { server_handshake(&mut b, &[t2], step).await });
+            let server = tokio::spawn(async move { server_handshake(&mut b, &[t2], step).await });
             let c = client_handshake(&mut a, Some(&t), step).await.unwrap();
             let s = server.await.unwrap().unwrap();
             assert_eq!(*c.keys.client_to_server, *s.keys.client_to_server);
@@ -445,7 +454,10 @@ mod tests {
     fn a_server_with_two_tokens_accepts_either_and_each_session_has_its_own_keys() {
         rt().block_on(async {
             let step = Duration::from_secs(2);
-            let (old, new) = (tok("the-old-token-0123456789"), tok("the-new-token-0123456789"));
+            let (old, new) = (
+                tok("the-old-token-0123456789"),
+                tok("the-new-token-0123456789"),
+            );
             let mut keys = Vec::new();
             for t in [&old, &new, &old] {
                 let (mut a, mut b) = tokio::io::duplex(8192);

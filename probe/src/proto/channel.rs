@@ -222,7 +222,8 @@ impl Opener {
                 body.remove(0);
                 Ok(Payload::Msg(body))
             }
-            Some(KIND_CHUNK) if body.len() >= 1 + CHUNK_HEADER => {
+            // The kind byte and the chunk header.
+            Some(KIND_CHUNK) if body.len() > CHUNK_HEADER => {
                 let mut id = [0u8; 8];
                 let mut offset = [0u8; 8];
                 id.copy_from_slice(&body[1..9]);
@@ -261,7 +262,10 @@ pub async fn read_sealed<R: AsyncRead + Unpin>(
 ///
 /// # Errors
 /// I/O errors.
-pub async fn write_sealed<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Result<(), ProtoError> {
+pub async fn write_sealed<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frame: &[u8],
+) -> Result<(), ProtoError> {
     w.write_all(frame).await?;
     w.flush().await?;
     Ok(())
@@ -327,9 +331,8 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..4)
             .map(|i| s.seal_msg(format!("message {i}").as_bytes()).unwrap())
             .collect();
-        let is_tampered = |r: Result<Payload, ProtoError>| {
-            matches!(r, Err(ProtoError::Tampered { .. }))
-        };
+        let is_tampered =
+            |r: Result<Payload, ProtoError>| matches!(r, Err(ProtoError::Tampered { .. }));
         // Every single bit of a frame matters, the length's included (it is the AAD).
         for bit in 0..(frames[0].len() - HEADER) * 8 {
             let mut b = body(&frames[0]);

@@ -29,8 +29,8 @@ use super::auth::{client_handshake, Token};
 use super::channel::{read_sealed, seal_json, write_sealed, Chunk, Opener, Payload, Sealer};
 use super::frame::parse;
 use super::msg::{
-    EvidenceFormat, EvidenceRef, ListenRequest, PlayRequest, ProbeInfo, RecordRequest,
-    RemoteError, Request, RequestBody, Response, ResponseBody,
+    EvidenceFormat, EvidenceRef, ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RemoteError,
+    Request, RequestBody, Response, ResponseBody,
 };
 use super::{within, ProtoError, MAX_EVIDENCE};
 use crate::audio::{AudioError, ListenReport, PlayReport, RecordReport};
@@ -387,9 +387,8 @@ impl AuthedClient {
         }
         let guard = PendingGuard(&self.inner.pending, id);
         if let Some(down) = self.inner.closed.lock().ok().and_then(|c| c.clone()) {
-            return Err(self.proto_err(down.error(format!(
-                "the reply to {name} (connection already down)"
-            ))));
+            return Err(self
+                .proto_err(down.error(format!("the reply to {name} (connection already down)"))));
         }
         Ok((id, rx, guard))
     }
@@ -523,7 +522,9 @@ impl AuthedClient {
                     }));
                 }
             };
-            let bad = |why: String| self.proto_err(ProtoError::Malformed(format!("evidence stream: {why}")));
+            let bad = |why: String| {
+                self.proto_err(ProtoError::Malformed(format!("evidence stream: {why}")))
+            };
             match msg {
                 Some(Incoming::Msg(ResponseBody::Evidence { format, bytes })) => {
                     if file.is_some() {
@@ -733,7 +734,6 @@ impl AuthedClient {
             other => Err(self.unexpected("cancelled", &other)),
         }
     }
-
 }
 
 /// Harness side of dial-out: listens for probes started with `earshot-probe connect` and

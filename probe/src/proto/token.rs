@@ -103,9 +103,7 @@ impl Token {
     pub fn generate() -> Token {
         let mut bytes = zeroize::Zeroizing::new([0u8; GENERATED_TOKEN_BYTES]);
         rand::rngs::OsRng.fill_bytes(&mut *bytes);
-        Token(zeroize::Zeroizing::new(
-            hex::encode(*bytes).into_bytes(),
-        ))
+        Token(zeroize::Zeroizing::new(hex::encode(*bytes).into_bytes()))
     }
 
     /// Every token in a token file, in order. On Unix a file that group or others can
@@ -268,9 +266,7 @@ mod windows_acl {
         GetTokenInformation, TokenUser, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
         TOKEN_USER,
     };
-    use windows_sys::Win32::Storage::FileSystem::{
-        CreateFileW, CREATE_NEW, FILE_ATTRIBUTE_NORMAL,
-    };
+    use windows_sys::Win32::Storage::FileSystem::{CreateFileW, CREATE_NEW, FILE_ATTRIBUTE_NORMAL};
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
     fn last_error() -> std::io::Error {
@@ -421,10 +417,7 @@ mod tests {
         assert_eq!(t.secret().len(), 2 * GENERATED_TOKEN_BYTES);
         let e = Token::create_file(&p).unwrap_err().to_string();
         assert!(e.contains(&p.display().to_string()), "{e}");
-        assert!(
-            !e.contains(std::str::from_utf8(t.secret()).unwrap()),
-            "{e}"
-        );
+        assert!(!e.contains(std::str::from_utf8(t.secret()).unwrap()), "{e}");
         assert_eq!(Token::from_file(&p).unwrap().secret(), t.secret());
         let other = Token::create_file(&dir.path().join("other")).unwrap();
         assert_ne!(other.secret(), t.secret());

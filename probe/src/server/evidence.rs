@@ -151,7 +151,11 @@ pub fn quantize(samples: &[f32], bits: u8) -> Vec<i32> {
     samples
         .iter()
         .map(|&x| {
-            let v = if x.is_finite() { f64::from(x) * scale } else { 0.0 };
+            let v = if x.is_finite() {
+                f64::from(x) * scale
+            } else {
+                0.0
+            };
             v.round().clamp(lo, hi) as i32
         })
         .collect()
@@ -206,7 +210,8 @@ mod tests {
                 x ^= x << 5;
                 let noise = (x as f32 / u32::MAX as f32 - 0.5) * 0.002;
                 let t = i as f32 / rate as f32;
-                samples.push((t * 1000.0 * std::f32::consts::TAU + f32::from(c)).sin() * 0.3 + noise);
+                samples
+                    .push((t * 1000.0 * std::f32::consts::TAU + f32::from(c)).sin() * 0.3 + noise);
             }
         }
         Audio {

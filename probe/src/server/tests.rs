@@ -350,7 +350,10 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
     assert!((samples[100] as f32 / 8_388_608.0 - want).abs() < 1e-6);
     // Progress: the size first, then every chunk, ending at the whole file.
     let total = ev.bytes.len() as u64;
-    assert_eq!(seen.first().map(|p| (p.received, p.total)), Some((0, total)));
+    assert_eq!(
+        seen.first().map(|p| (p.received, p.total)),
+        Some((0, total))
+    );
     assert_eq!(seen.last().map(|p| p.received), Some(total));
     assert_eq!(seen.len(), 1 + ev.bytes.len().div_ceil(EVIDENCE_CHUNK));
     // A second fetch of the same evidence gives the same file.
@@ -702,7 +705,8 @@ async fn version_mismatch_is_reported_both_ways() {
     assert!(
         matches!(
             e.proto(),
-            Some(ProtoError::VersionMismatch { ours: 1, theirs: 7 })
+            Some(ProtoError::VersionMismatch { ours, theirs: 7 })
+                if *ours == crate::proto::PROTOCOL_VERSION
         ),
         "{e}"
     );
@@ -935,13 +939,23 @@ async fn idle_connections_are_closed() {
 async fn malformed_requests_are_answered_and_the_connection_survives() {
     let r = start(Fake::new(Duration::ZERO), config()).await;
     let (mut s, mut sealer, mut opener) = sealed_session(&r.addr).await;
-    sealed_send(&mut s, &mut sealer, &serde_json::json!({"id": 9, "type": "format_disk"})).await;
+    sealed_send(
+        &mut s,
+        &mut sealer,
+        &serde_json::json!({"id": 9, "type": "format_disk"}),
+    )
+    .await;
     let resp = sealed_read(&mut s, &mut opener).await;
     assert_eq!(resp.id, 9);
     assert!(
         matches!(resp.body, ResponseBody::Error { ref error } if error.code == ErrorCode::BadRequest)
     );
-    sealed_send(&mut s, &mut sealer, &serde_json::json!({"id": 10, "type": "info"})).await;
+    sealed_send(
+        &mut s,
+        &mut sealer,
+        &serde_json::json!({"id": 10, "type": "info"}),
+    )
+    .await;
     let resp = sealed_read(&mut s, &mut opener).await;
     assert!(matches!(resp.body, ResponseBody::Info { .. }));
 }
@@ -1109,7 +1123,12 @@ async fn mitm_flipping_one_bit_of_a_reply_is_detected_as_tampering() {
 #[tokio::test]
 async fn mitm_replaying_an_earlier_reply_is_detected_as_tampering() {
     let r = start(Fake::new(Duration::ZERO), config()).await;
-    let (proxy, _) = mitm(r.addr.clone(), Attack::Replay { of: 0, at: 1 }, Attack::None).await;
+    let (proxy, _) = mitm(
+        r.addr.clone(),
+        Attack::Replay { of: 0, at: 1 },
+        Attack::None,
+    )
+    .await;
     let c = connect(&proxy).await;
     c.info().await.unwrap();
     let e = c.info().await.unwrap_err();
@@ -1161,7 +1180,10 @@ async fn mitm_injecting_a_forged_detected_reply_is_detected_as_tampering() {
         )
         .await;
         let c = connect(&proxy).await;
-        let e = c.listen(&listen_req("default", 5, false)).await.unwrap_err();
+        let e = c
+            .listen(&listen_req("default", 5, false))
+            .await
+            .unwrap_err();
         assert!(tampered(&e), "{e}");
     }
 }
@@ -1225,7 +1247,10 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
         .await
         .unwrap()
         .unwrap();
-    assert!(seen.len() > ev.bytes.len(), "the evidence crossed the proxy");
+    assert!(
+        seen.len() > ev.bytes.len(),
+        "the evidence crossed the proxy"
+    );
     let contains = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
     // Info: the host name, the audio host, the field names of the JSON.
     assert_eq!(info.hostname, "studio-pc-4711");
@@ -1236,7 +1261,10 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
     // The recording: neither the FLAC file nor the samples appear, anywhere.
     assert!(!contains(b"fLaC"));
     for at in (0..ev.bytes.len() - 16).step_by(997) {
-        assert!(!contains(&ev.bytes[at..at + 16]), "FLAC bytes at {at} in clear");
+        assert!(
+            !contains(&ev.bytes[at..at + 16]),
+            "FLAC bytes at {at} in clear"
+        );
     }
     let raw: Vec<u8> = (1000..1004)
         .flat_map(|i| ((i as f32 * 0.01).sin() * 0.5).to_le_bytes())
