@@ -33,7 +33,7 @@ use crate::verdict::{expected_words, judge, Observation, Verdict};
 /// How a run is done.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Where WAV evidence goes (created when needed); none keeps no evidence.
+    /// Where evidence (FLAC recordings) goes (created when needed); none keeps no evidence.
     pub evidence_dir: Option<PathBuf>,
     /// Base seed of the signatures; each check adds its index. Random when None.
     pub seed: Option<u64>,
