@@ -8,7 +8,9 @@
 //! Encoding: FLAC through `flacenc`, at 16 bits when the device delivered 16-bit (or 8-bit)
 //! integers, else at 24 bits. For 16-bit devices this is exact; for float devices 24 bits
 //! keep everything above -144 dBFS, below any real input's noise floor. FLAC holds at most
-//! 8 channels: wider recordings are sent as 32-bit float WAV.
+//! 8 channels: wider recordings are sent as 32-bit float WAV. On loud wideband noise
+//! `flacenc`'s predictors cost more than the samples themselves; such a recording is stored
+//! verbatim inside the FLAC file instead (still lossless, never larger than plain PCM).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -166,14 +168,37 @@ pub fn quantize(samples: &[f32], bits: u8) -> Vec<i32> {
 /// # Errors
 /// [`EncodeError::Flac`] when the encoder refuses the stream (e.g. more than 8 channels).
 pub fn encode_flac(audio: &Audio, bits: u8) -> Result<Vec<u8>, EncodeError> {
+    let ints = quantize(&audio.samples, bits);
+    let flac = flac_with(audio, &ints, bits, flacenc::config::Encoder::default())?;
+    // Plain PCM in FLAC frames, plus headers: a ceiling no encoding should pass.
+    let pcm = ints.len() * usize::from(bits) / 8;
+    if flac.len() <= pcm + pcm / 50 + 8192 {
+        return Ok(flac);
+    }
+    // flacenc's predictors can cost far more than the samples on loud wideband noise
+    // (measured: 2.7x at 24 bits): then store the samples verbatim, still lossless.
+    let mut verbatim = flacenc::config::Encoder::default();
+    verbatim.subframe_coding.use_fixed = false;
+    verbatim.subframe_coding.use_lpc = false;
+    verbatim.stereo_coding.use_leftside = false;
+    verbatim.stereo_coding.use_rightside = false;
+    verbatim.stereo_coding.use_midside = false;
+    flac_with(audio, &ints, bits, verbatim)
+}
+
+fn flac_with(
+    audio: &Audio,
+    ints: &[i32],
+    bits: u8,
+    config: flacenc::config::Encoder,
+) -> Result<Vec<u8>, EncodeError> {
     use flacenc::component::BitRepr;
     use flacenc::error::Verify;
-    let ints = quantize(&audio.samples, bits);
-    let config = flacenc::config::Encoder::default()
+    let config = config
         .into_verified()
         .map_err(|(_, e)| EncodeError::Flac(format!("{e:?}")))?;
     let source = flacenc::source::MemSource::from_samples(
-        &ints,
+        ints,
         usize::from(audio.channels),
         usize::from(bits),
         audio.sample_rate_hz as usize,
@@ -241,6 +266,33 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(worst <= 0.5 / f64::from(1u32 << 23) + 1e-12, "{worst}");
         assert!(flac.len() < a.samples.len() * 3, "{} bytes", flac.len());
+    }
+
+    #[test]
+    fn loud_noise_costs_no_more_than_plain_pcm() {
+        let mut x = 0x9e37_79b9u32;
+        let samples: Vec<f32> = (0..96_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x as f32 / u32::MAX as f32 - 0.5) * 0.2
+            })
+            .collect();
+        let a = Audio {
+            sample_rate_hz: 48_000,
+            channels: 2,
+            samples,
+        };
+        let flac = encode_flac(&a, 24).unwrap();
+        let pcm = a.samples.len() * 3;
+        eprintln!(
+            "noise: {} bytes of FLAC for {pcm} bytes of 24-bit PCM",
+            flac.len()
+        );
+        assert!(flac.len() < pcm + pcm / 50, "{} > {pcm}", flac.len());
+        let (_, back) = decode_flac(&flac);
+        assert_eq!(back, quantize(&a.samples, 24));
     }
 
     #[test]

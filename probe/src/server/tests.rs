@@ -112,9 +112,25 @@ impl Handler for Fake {
         let d = Duration::from_millis(req.duration_ms);
         wait(d, cancel, self.stubborn);
         let rate = 48_000;
-        let frames = (d.as_secs_f64() * f64::from(rate)) as usize;
+        // Device "noisy": 10 s of noise at once, which FLAC cannot shrink much.
+        let noisy = matches!(&req.device, DeviceSelector::Match(m) if m == "noisy");
+        let frames = if noisy {
+            10 * rate as usize
+        } else {
+            (d.as_secs_f64() * f64::from(rate)) as usize
+        };
+        let mut x = 0x9e37_79b9u32;
         let samples = (0..frames * 2)
-            .map(|i| (i as f32 * 0.01).sin() * 0.5)
+            .map(|i| {
+                if noisy {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x as f32 / u32::MAX as f32 - 0.5) * 0.2
+                } else {
+                    (i as f32 * 0.01).sin() * 0.5
+                }
+            })
             .collect();
         Ok((
             RecordReport {
@@ -1270,4 +1286,138 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
         .flat_map(|i| ((i as f32 * 0.01).sin() * 0.5).to_le_bytes())
         .collect();
     assert!(!contains(&raw), "f32 samples in clear");
+}
+
+/// Relays one connection with the probe-to-client direction limited to `bytes_per_s`
+/// (a starved link); small socket buffers, so bytes queue at the probe, as they would
+/// behind a slow link.
+async fn throttled_proxy(upstream: String, bytes_per_s: usize) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (down, _) = l.accept().await.unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(32 * 1024).unwrap();
+        let up = sock.connect(upstream.parse().unwrap()).await.unwrap();
+        let (mut dr, mut dw) = down.into_split();
+        let (mut ur, mut uw) = up.into_split();
+        let to_server = async { tokio::io::copy(&mut dr, &mut uw).await };
+        let to_client = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match ur.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if dw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let pause = n as f64 / bytes_per_s as f64;
+                        tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                    }
+                }
+            }
+        };
+        let _ = tokio::join!(to_server, to_client);
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_starved_link_a_reply_overtakes_the_evidence_being_streamed() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let proxy = throttled_proxy(r.addr.clone(), 2_000_000).await;
+    let c = connect(&proxy).await;
+    let t0 = Instant::now();
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::parse("noisy"),
+            duration_ms: 10,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    // The report came at once: 10 s of stereo evidence did not travel with it.
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let handle = rec.evidence.unwrap();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let fetch = tokio::spawn({
+        let c = c.clone();
+        async move {
+            let mut first = Some(first_tx);
+            let t0 = Instant::now();
+            let ev = c
+                .fetch_evidence(&handle, Duration::from_secs(30), |p| {
+                    if p.received > 0 {
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Instant::now());
+                        }
+                    }
+                })
+                .await;
+            (ev, t0.elapsed())
+        }
+    });
+    let streaming_since = first_rx.await.unwrap();
+    let t0 = Instant::now();
+    c.info().await.unwrap();
+    let info_took = t0.elapsed();
+    let (ev, fetch_took) = fetch.await.unwrap();
+    let ev = ev.unwrap();
+    assert!(ev.bytes.len() > 1_000_000, "{} bytes", ev.bytes.len());
+    assert!(streaming_since.elapsed() <= fetch_took);
+    eprintln!(
+        "info {info_took:?} during a fetch of {} bytes that took {fetch_took:?}",
+        ev.bytes.len()
+    );
+    // The stream needs about a second at 2 MB/s; the reply waited for a chunk or two,
+    // not for the rest of the file.
+    assert!(
+        fetch_took > Duration::from_millis(600) && info_took * 3 < fetch_took,
+        "info took {info_took:?} while the fetch took {fetch_took:?}"
+    );
+}
+
+#[tokio::test]
+async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
+    let cfg = ServerConfig {
+        evidence_max_count: 1,
+        ..config()
+    };
+    let r = start(Fake::new(Duration::ZERO), cfg).await;
+    let c = connect(&r.addr).await;
+    let req = RecordRequest {
+        device: DeviceSelector::Default,
+        duration_ms: 50,
+        evidence: true,
+    };
+    let first = c.record(&req).await.unwrap().evidence.unwrap();
+    let second = c.record(&req).await.unwrap().evidence.unwrap();
+    let e = c
+        .fetch_evidence(&first, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.remote().map(|r| r.code),
+        Some(ErrorCode::EvidenceGone),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no longer held"), "{e}");
+    // The connection goes on, and the newer evidence is there.
+    c.fetch_evidence(&second, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap();
+    // A handle from another probe is refused without asking this one.
+    let other = crate::proto::client::EvidenceHandle {
+        peer: "elsewhere:1".into(),
+        ..second
+    };
+    let e = c
+        .fetch_evidence(&other, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("elsewhere:1"), "{e}");
 }
