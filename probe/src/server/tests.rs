@@ -1421,3 +1421,34 @@ async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
         .unwrap_err();
     assert!(e.to_string().contains("elsewhere:1"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_connection_usable() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let proxy = throttled_proxy(r.addr.clone(), 1_000_000).await;
+    let c = connect(&proxy).await;
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::parse("noisy"),
+            duration_ms: 10,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    let handle = rec.evidence.unwrap();
+    let t0 = Instant::now();
+    let e = c
+        .fetch_evidence(&handle, Duration::from_millis(400), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The probe was told to stop; the connection still answers, and the evidence is
+    // still held for a fetch with a bigger budget.
+    c.info().await.unwrap();
+    let ev = c
+        .fetch_evidence(&handle, Duration::from_secs(30), |_| {})
+        .await
+        .unwrap();
+    assert!(ev.bytes.len() > 1_000_000);
+}
