@@ -475,7 +475,8 @@ impl AuthedClient {
 
     /// Fetches evidence kept by the probe: the whole file, within `timeout` (its own
     /// budget, independent of the request that recorded it). `progress` is called once the
-    /// size is known and after every chunk.
+    /// size is known and after every chunk; it runs on the fetching task and should be
+    /// quick, since replies to this connection's other calls wait while it runs.
     ///
     /// # Errors
     /// [`ClientError::Remote`] with [`super::msg::ErrorCode::EvidenceGone`] when the probe
@@ -693,6 +694,11 @@ impl AuthedClient {
     /// As [`AuthedClient::listen_cancellable`], telling `armed` as soon as the probe's device
     /// delivers audio: from then on anything played on the path is heard, so that is when
     /// to start the player. `armed` is dropped unsent if the listen fails before.
+    ///
+    /// # Returns
+    /// As soon as the probe has its verdict: the report, and with `req.evidence` an
+    /// [`EvidenceHandle`] for [`AuthedClient::fetch_evidence`] (the recording does not
+    /// travel with the verdict).
     ///
     /// # Errors
     /// As [`AuthedClient::listen`].
