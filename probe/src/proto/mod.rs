@@ -38,8 +38,10 @@
 //!   dropped, reordered or forged is detected by the receiver, which closes the connection
 //!   with [`ProtoError::Tampered`]; the check in progress cannot be turned into a pass.
 //! - **Authentication**: only a holder of the token completes the handshake, on either
-//!   side: an impostor probe or harness fails it. The token never crosses the wire, so a
-//!   recorded session does not allow an offline guess of a generated (256-bit) token.
+//!   side: an impostor probe or harness fails it. The token never crosses the wire; a
+//!   recorded handshake does let an attacker test guesses offline, which is hopeless
+//!   against a generated 256-bit token (`earshot-probe token new`) but not against a
+//!   short human-chosen one.
 //!
 //! Whoever holds a token is trusted: the harness and every probe that share it. Not
 //! covered: traffic analysis (frame sizes and timing are visible, e.g. that evidence was
