@@ -65,7 +65,7 @@ enum Command {
         /// Write the JUnit XML report here (rewritten after every event).
         #[arg(long)]
         junit: Option<PathBuf>,
-        /// Keep WAV evidence of anything but a clean pass in this folder.
+        /// Keep evidence (FLAC recordings) of anything but a clean pass in this folder.
         #[arg(long)]
         evidence: Option<PathBuf>,
         /// Base seed of the signatures (default: new each run).

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use earshot_probe::audio::{self, AudioErrorKind, DeviceDirection, DeviceSelector};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{
-    AuthedClient, Client, ClientConfig, ClientError, ProbeListener,
+    AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
 };
 use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
 use earshot_probe::signal::Direction;
@@ -39,7 +39,7 @@ use crate::verdict::{expected_words, judge, Judgement, Observation, RigProof, Si
 /// How a run is done.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Where WAV evidence goes (created when needed); none keeps no evidence.
+    /// Where evidence recordings go (FLAC, created when needed); none keeps no evidence.
     pub evidence_dir: Option<PathBuf>,
     /// Base seed of the signatures; each check adds its index. Random when None.
     pub seed: Option<u64>,
@@ -424,10 +424,22 @@ struct Leg<'a> {
     seed: u64,
 }
 
+/// A recording left on the listening probe, fetched only once the verdict is out and says
+/// it is kept.
+#[derive(Debug, Clone)]
+pub struct EvidenceAt {
+    client: AuthedClient,
+    handle: EvidenceHandle,
+}
+
+/// Time budget of one evidence fetch, separate from the check's: a starved link delays
+/// the evidence, never the verdict.
+pub const EVIDENCE_FETCH_BUDGET: Duration = Duration::from_secs(60);
+
 /// The outcome of playing on one probe while the other listens.
 struct Measured {
     observation: Observation,
-    evidence: Option<Vec<u8>>,
+    evidence: Option<EvidenceAt>,
 }
 
 /// What a failed request on `who` means for the check: the session lacking the endpoint
@@ -560,7 +572,10 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
             };
             Measured {
                 observation,
-                evidence: heard.evidence,
+                evidence: heard.evidence.map(|handle| EvidenceAt {
+                    client: leg.listener.client.clone(),
+                    handle,
+                }),
             }
         }
     }
@@ -604,8 +619,8 @@ pub struct CheckOutcome {
     pub rig: RigProof,
     /// The verdict and its cause.
     pub judgement: Judgement,
-    /// The recording, when the listener sent it.
-    pub evidence: Option<Vec<u8>>,
+    /// Where the recording waits on the listening probe, when it kept one.
+    pub evidence: Option<EvidenceAt>,
     /// The seed of the signature.
     pub seed: u64,
     /// When the check started (unix ms, harness clock).
@@ -690,7 +705,38 @@ async fn check(
     }
 }
 
-fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<PathBuf, String> {
+/// Fetches a recording from its probe within [`EVIDENCE_FETCH_BUDGET`], telling `progress`
+/// how far it got, and writes it as is (FLAC, or WAV beyond 8 channels).
+async fn keep_evidence(
+    dir: &Path,
+    scenario: &str,
+    c: Check,
+    at: &EvidenceAt,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<PathBuf, String> {
+    let evidence = at
+        .client
+        .fetch_evidence(&at.handle, EVIDENCE_FETCH_BUDGET, |p| {
+            progress(p.received, p.total)
+        })
+        .await
+        .map_err(|e| format!("fetching it from the probe: {e}"))?;
+    write_evidence(
+        dir,
+        scenario,
+        c,
+        evidence.format.extension(),
+        &evidence.bytes,
+    )
+}
+
+fn write_evidence(
+    dir: &Path,
+    scenario: &str,
+    c: Check,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     let slug: String = scenario
         .chars()
@@ -708,7 +754,7 @@ fn write_evidence(dir: &Path, scenario: &str, c: Check, bytes: &[u8]) -> Result<
             name.push(ch);
         }
     }
-    let path = dir.join(format!("{name}-{c}.wav"));
+    let path = dir.join(format!("{name}-{c}.{extension}"));
     std::fs::write(&path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
     Ok(path)
 }
@@ -817,25 +863,18 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
     });
     // The checks use disjoint devices and disjoint tone alphabets: they run together.
     let outcomes = run_checks(s, expectation, &local, &remote, seed).await;
-    for o in outcomes {
+    // The verdicts first; the evidence after them, each fetch on its own budget.
+    let mut to_fetch = Vec::new();
+    for (i, o) in outcomes.into_iter().enumerate() {
         // A clean pass keeps no evidence; a degraded pass does.
         let clean_pass = o.judgement.verdict == crate::verdict::Verdict::Pass
             && !matches!(
                 o.observation,
                 Observation::Detected { dropouts: 1.., .. } | Observation::Degraded { .. }
             );
-        let evidence = match (&options.evidence_dir, &o.evidence) {
-            (Some(dir), Some(bytes)) if !clean_pass => {
-                match write_evidence(dir, &s.name, o.check, bytes) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        emit(Event::Warning(format!("evidence not kept: {e}")));
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
+        if let (Some(dir), Some(at), false) = (&options.evidence_dir, &o.evidence, clean_pass) {
+            to_fetch.push((i, o.check, dir.clone(), at.clone()));
+        }
         let decided_by = match o.check {
             Check::Output => expectation.output.decided_by.clone(),
             Check::Capture => expectation.capture.decided_by.clone(),
@@ -854,10 +893,46 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             verdict: o.judgement.verdict,
             cause: o.judgement.cause,
             seed: o.seed,
-            evidence,
+            evidence: None,
+            evidence_error: None,
             started_unix_ms: o.started_unix_ms,
             duration_ms: o.duration.as_secs_f64() * 1000.0,
         }));
+    }
+    for (index, check, dir, at) in to_fetch {
+        let started = Instant::now();
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (r, t) = (received.clone(), total.clone());
+        let fetch = keep_evidence(&dir, &s.name, check, &at, move |got, of| {
+            r.store(got, std::sync::atomic::Ordering::Relaxed);
+            t.store(of, std::sync::atomic::Ordering::Relaxed);
+        });
+        tokio::pin!(fetch);
+        // Progress while a slow link carries it.
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.tick().await;
+        let kept = loop {
+            tokio::select! {
+                r = &mut fetch => break r,
+                _ = tick.tick() => emit(Event::Waiting(format!(
+                    "fetching the {check} evidence: {} of {} kB after {:.0} s (verdict already \
+                     given)",
+                    received.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+                    total.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+                    started.elapsed().as_secs_f64()
+                ))),
+            }
+        };
+        emit(Event::Evidence {
+            index,
+            outcome: kept.map_err(|e| {
+                format!(
+                    "the {check} evidence was not kept after {:.1} s: {e}; the verdict stands",
+                    started.elapsed().as_secs_f64()
+                )
+            }),
+        });
     }
     emit(Event::ScenarioFinished);
 }

@@ -295,7 +295,7 @@ async fn serve(p: FakeProbe) -> (String, CancellationToken) {
     let server = Server::new(
         p,
         ServerConfig {
-            token: Some(token()),
+            tokens: vec![token()],
             ..ServerConfig::default()
         },
     );
@@ -771,7 +771,7 @@ async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
             clock_skew_ms: 0.0,
         },
         ServerConfig {
-            token: Some(token()),
+            tokens: vec![token()],
             ..ServerConfig::default()
         },
     );
@@ -819,4 +819,125 @@ async fn every_scenario_is_checked_before_any_probe_is_touched() {
             && e.contains("0 (play on this computer)"),
         "{e}"
     );
+}
+
+/// A TCP relay in front of `upstream` that sees every byte. After `clean_frames` frames
+/// from the probe have passed, it flips one bit in each later frame (when `tamper`).
+/// Returns its address and everything the probe sent through it.
+async fn relay(
+    upstream: String,
+    clean_frames: usize,
+    tamper: bool,
+) -> (String, Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                return;
+            };
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let (mut dr, mut dw) = down.split();
+                let (mut ur, mut uw) = up.split();
+                let to_probe = tokio::io::copy(&mut dr, &mut uw);
+                let from_probe = async {
+                    let mut n = 0usize;
+                    loop {
+                        let mut len = [0u8; 4];
+                        if ur.read_exact(&mut len).await.is_err() {
+                            break;
+                        }
+                        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                        if ur.read_exact(&mut body).await.is_err() {
+                            break;
+                        }
+                        if let Ok(mut s) = seen.lock() {
+                            s.extend_from_slice(&body);
+                        }
+                        n += 1;
+                        if tamper && n > clean_frames && !body.is_empty() {
+                            let i = body.len() / 2;
+                            body[i] ^= 0x10;
+                        }
+                        if dw.write_all(&len).await.is_err() || dw.write_all(&body).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! { _ = to_probe => {}, _ = from_probe => {} }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
+    let rig = Rig::redirected();
+    let world = Arc::new(rig.world);
+    let (local, stop_l) = serve(FakeProbe {
+        name: "local",
+        world: world.clone(),
+        devices: Ok(client_devices()),
+        broken: vec![],
+        clock_skew_ms: 0.0,
+    })
+    .await;
+    let (remote, stop_r) = serve(FakeProbe {
+        name: "remote",
+        world,
+        devices: Ok(session_devices(true, true)),
+        broken: vec![],
+        clock_skew_ms: 0.0,
+    })
+    .await;
+    // Handshake (challenge, welcome) and the info reply pass untouched; every later reply
+    // of the session host's probe is altered on the way.
+    let (via, seen) = relay(remote, 3, tamper).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        BLOCK_BOTH,
+        &format!("address = \"{local}\""),
+        &format!("address = \"{via}\""),
+    );
+    let o = run_files(&[file], None).await;
+    stop_l.cancel();
+    stop_r.cancel();
+    let bytes = seen.lock().unwrap().clone();
+    (o, bytes)
+}
+
+#[tokio::test]
+async fn a_reply_altered_on_the_wire_is_inconclusive_never_a_pass() {
+    // Both directions are redirected and the policy blocks both: the honest verdicts are
+    // fail. An attacker flipping bits in the session host's replies (say, to turn a
+    // `detected` into a `silent`) gets neither a pass nor a forged fail.
+    let (o, _) = run_through_relay(true).await;
+    for (i, v) in o.verdicts().iter().enumerate() {
+        assert_ne!(*v, Pass, "{}", o.cause(i));
+    }
+    let capture = &o.run.scenarios[0].checks[1];
+    assert_eq!(capture.verdict, Inconclusive, "{}", capture.cause);
+    assert!(capture.cause.contains("tampered"), "{}", capture.cause);
+}
+
+#[tokio::test]
+async fn a_passive_observer_sees_no_plaintext_of_a_whole_run() {
+    let (o, bytes) = run_through_relay(false).await;
+    assert_eq!(o.verdicts(), [Fail, Fail], "{}", o.cause(0));
+    assert!(bytes.len() > 1000, "the relay saw {} bytes", bytes.len());
+    let text = String::from_utf8_lossy(&bytes);
+    for needle in [
+        "hostname", "rdp-sink", "rdp-mic", "remote", "detected", "fLaC", "RIFF",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "`{needle}` crossed the wire in clear"
+        );
+    }
 }

@@ -298,7 +298,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         assert_eq!(info.audio_host.as_deref(), Ok("PulseAudio"));
 
         // Output: the session plays on its default (the tunnel to the client's speakers),
-        // the client hears it on its speakers' loopback. Evidence comes back in chunks.
+        // the client hears it on its speakers' loopback. Evidence is fetched after the verdict.
         let listen = ListenRequest {
             device: DeviceSelector::parse("loopback:speakers"),
             seed: 4101,
@@ -319,9 +319,22 @@ fn lab_redirection_is_proven_through_two_agents() {
         session.play(&play).await.unwrap();
         let heard = heard.await.unwrap().unwrap();
         assert!(heard.report.analysis.detected, "{:?}", heard.report);
-        let wav = heard.evidence.expect("evidence");
-        let audio = earshot_probe::proto::client::decode_evidence(&wav).unwrap();
-        assert!(audio.duration_ms() > 500.0, "{} ms", audio.duration_ms());
+        let handle = heard.evidence.expect("evidence");
+        assert!(
+            handle.evidence.duration_ms() > 500.0,
+            "{} ms",
+            handle.evidence.duration_ms()
+        );
+        let ev = client
+            .fetch_evidence(&handle, Duration::from_secs(20), |_| {})
+            .await
+            .unwrap();
+        let flac = claxon::FlacReader::new(std::io::Cursor::new(&ev.bytes)).unwrap();
+        assert_eq!(
+            flac.streaminfo().samples,
+            Some(handle.evidence.frames),
+            "the FLAC file holds the whole recording"
+        );
 
         // Capture: the client plays into its microphone feed, the session records it.
         let listen = ListenRequest {
@@ -374,4 +387,75 @@ fn lab_redirection_is_proven_through_two_agents() {
         client_probe.wait_exit(Duration::from_secs(10)).code(),
         Some(0)
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn token_new_then_serve_accepts_every_token_of_every_file_and_never_logs_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh-token");
+    let out = probe().args(["token", "new"]).arg(&fresh).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&fresh).unwrap();
+    let new_token = text.trim().to_string();
+    assert_eq!(new_token.len(), 64, "256 bits in hex");
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&new_token));
+    // Never overwritten.
+    let again = probe().args(["token", "new"]).arg(&fresh).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("fresh-token") && !err.contains(&new_token),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap(), text);
+
+    // Rotation: the old file holds two lines, the fresh one comes as a second file.
+    let old = dir.path().join("old-tokens");
+    std::fs::write(&old, format!("{TOKEN}\nsecond-old-token-0123456789\n")).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = dir.path().join("probe.log");
+    let mut child = probe()
+        .env("EARSHOT_LOG", "debug")
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&old)
+        .arg("--token-file")
+        .arg(&fresh)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut p = Reap(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("earshot-probe: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    rt().block_on(async {
+        for t in [TOKEN, "second-old-token-0123456789", new_token.as_str()] {
+            let token = Token::new(t, "test").unwrap();
+            let c = Client::connect(&addr, Some(&token), &ClientConfig::default())
+                .await
+                .unwrap();
+            c.info().await.unwrap();
+        }
+        let wrong = Token::new("wrong-token-0123456789", "test").unwrap();
+        let e = Client::connect(&addr, Some(&wrong), &ClientConfig::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e.proto(), Some(ProtoError::AuthFailed(_))), "{e}");
+    });
+    p.signal("-TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("3 token(s) accepted"), "{logged}");
+    for t in [TOKEN, "second-old-token", &new_token] {
+        assert!(!logged.contains(t), "a token in the log: {logged}");
+    }
 }

@@ -12,7 +12,8 @@ use crate::verdict::{Observation, Verdict};
 
 /// The JSON report's format version; bumped on any incompatible change.
 ///
-/// 2: observations carry their `side`; `degraded` and `unrecognised` kinds; `no_device`
+/// 2: observations carry their `side`; evidence is FLAC, fetched after the verdict
+/// (`evidence_error` when it could not be); `degraded` and `unrecognised` kinds; `no_device`
 /// names its endpoint; checks carry `rig_proof` and `started_unix_ms`; scenarios carry
 /// `started_unix_ms`.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -62,8 +63,10 @@ pub struct CheckRecord {
     pub cause: String,
     /// The seed of the signature played.
     pub seed: u64,
-    /// WAV evidence of the recording, when kept.
+    /// The recording (FLAC), when kept: fetched after the verdict was given.
     pub evidence: Option<PathBuf>,
+    /// Why a recording that should have been kept was not (the verdict stands).
+    pub evidence_error: Option<String>,
     /// When the check started (unix ms).
     pub started_unix_ms: f64,
     /// How long the check took, ms.
@@ -129,8 +132,16 @@ pub enum Event {
         /// Warnings.
         warnings: Vec<String>,
     },
-    /// A check finished.
+    /// A check finished: its verdict, before its evidence.
     CheckFinished(CheckRecord),
+    /// The evidence of the current scenario's check number `index` (0-based, in the order
+    /// reported): where it was written, or why not.
+    Evidence {
+        /// Which check of the scenario.
+        index: usize,
+        /// The file, or why it was not kept.
+        outcome: Result<PathBuf, String>,
+    },
     /// The current scenario cannot go on.
     ScenarioError(String),
     /// Something the reader should know that does not change a verdict.
@@ -177,6 +188,18 @@ impl Run {
             Event::CheckFinished(c) => {
                 if let Some(s) = self.scenarios.last_mut() {
                     s.checks.push(c.clone());
+                }
+            }
+            Event::Evidence { index, outcome } => {
+                if let Some(c) = self
+                    .scenarios
+                    .last_mut()
+                    .and_then(|s| s.checks.get_mut(*index))
+                {
+                    match outcome {
+                        Ok(p) => c.evidence = Some(p.clone()),
+                        Err(e) => c.evidence_error = Some(e.clone()),
+                    }
                 }
             }
             Event::ScenarioError(e) => {

@@ -130,6 +130,9 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
             if let Some(e) = &c.evidence {
                 case.add_property(Property::new("evidence", e.display().to_string()));
             }
+            if let Some(e) = &c.evidence_error {
+                case.add_property(Property::new("evidence_error", e.clone()));
+            }
             case.set_system_out(c.cause.clone());
             suite.add_test_case(case);
         }

@@ -92,10 +92,11 @@ impl<W: Write> TerminalReporter<W> {
             Event::CheckFinished(c) => {
                 let v = self.paint(c.verdict);
                 writeln!(self.out, "   {:<8} {v}: {}", c.check.to_string(), c.cause)?;
-                if let Some(e) = &c.evidence {
-                    writeln!(self.out, "            evidence: {}", e.display())?;
-                }
             }
+            Event::Evidence { outcome, .. } => match outcome {
+                Ok(p) => writeln!(self.out, "            evidence: {}", p.display())?,
+                Err(e) => writeln!(self.out, "   warning: {e}")?,
+            },
             Event::ScenarioError(e) => {
                 let v = self.paint(Verdict::Inconclusive);
                 writeln!(self.out, "   {v}: {e}")?;

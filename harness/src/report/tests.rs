@@ -41,6 +41,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
             cause: "because <reasons> & more".into(),
             seed: 7,
             evidence: None,
+            evidence_error: None,
             started_unix_ms: 1_764_000_000_500.0,
             duration_ms: 900.0,
         }));

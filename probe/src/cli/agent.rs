@@ -1,4 +1,5 @@
-//! `serve` and `connect`: the probe as an agent driven over the control protocol.
+//! `serve` and `connect`: the probe as an agent driven over the control protocol; `token
+//! new`: a fresh token file.
 //!
 //! Both stop on SIGINT/SIGTERM (Ctrl-C/Ctrl-Break on Windows): running jobs are cancelled,
 //! requests in flight are answered with `shutting_down`, and the exit status is 0.
@@ -42,14 +43,34 @@ pub enum AgentCommand {
         #[arg(long, default_value_t = 30.0)]
         retry_secs: f64,
     },
+    /// Manages the shared tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Writes a fresh random token (256 bits, hex) to a new FILE that only the current
+    /// user can read (mode 0600; on Windows an ACL for the current user alone). An
+    /// existing file is never overwritten. To rotate: append the new token's line to the
+    /// probes' token files, switch the harness to the new token, then remove the old line.
+    New {
+        /// The file to create.
+        file: PathBuf,
+    },
 }
 
 /// Options shared by `serve` and `connect`.
 #[derive(Debug, clap::Args)]
 pub struct AgentOpts {
-    /// File holding the shared token (owner-only permissions); else EARSHOT_TOKEN.
+    /// File of shared tokens, one per line (owner-only permissions); repeatable: every
+    /// token of every file is accepted, so tokens rotate without downtime. Else
+    /// EARSHOT_TOKEN.
     #[arg(long)]
-    token_file: Option<PathBuf>,
+    token_file: Vec<PathBuf>,
     /// Longest record/listen a request may ask for.
     #[arg(long, default_value_t = 60.0)]
     max_capture_secs: f64,
@@ -75,13 +96,18 @@ fn secs(v: f64, flag: &str, max: f64) -> anyhow::Result<Duration> {
 }
 
 fn config(opts: &AgentOpts) -> anyhow::Result<ServerConfig> {
-    let token =
-        Token::load(opts.token_file.as_deref()).with_context(|| match &opts.token_file {
-            Some(p) => format!("loading the token from {}", p.display()),
-            None => format!("reading the token from {TOKEN_ENV}"),
-        })?;
+    let tokens = Token::load_all(&opts.token_file).with_context(|| {
+        if opts.token_file.is_empty() {
+            format!("reading the token from {TOKEN_ENV}")
+        } else {
+            "loading the tokens".to_string()
+        }
+    })?;
+    if !tokens.is_empty() {
+        tracing::info!("{} token(s) accepted", tokens.len());
+    }
     Ok(ServerConfig {
-        token,
+        tokens,
         max_capture: secs(opts.max_capture_secs, "--max-capture-secs", 3600.0)?,
         idle_timeout: secs(opts.idle_timeout_secs, "--idle-timeout-secs", 86_400.0)?,
         ..ServerConfig::default()
@@ -120,6 +146,15 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 
 /// Runs an agent subcommand; returns the exit code.
 pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
+    if let AgentCommand::Token {
+        command: TokenCommand::New { file },
+    } = &cmd
+    {
+        Token::create_file(file)?;
+        // The token itself is not printed: it stays in the file.
+        println!("earshot-probe: wrote a new token to {}", file.display());
+        return Ok(0);
+    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -156,6 +191,7 @@ pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
                 opts,
                 retry_secs,
             } => connect(&addr, &opts, retry_secs, host, shutdown).await,
+            AgentCommand::Token { .. } => Ok(()),
         };
         signals.abort();
         r
@@ -184,7 +220,7 @@ async fn serve(
         .to_socket_addrs()
         .with_context(|| format!("resolving --listen {listen}"))?
     {
-        check_bind(addr, cfg.token.as_ref())?;
+        check_bind(addr, &cfg.tokens)?;
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -214,7 +250,7 @@ async fn connect(
         .with_context(|| format!("resolving {addr}"))?
     {
         // Same rule as listening: beyond loopback, only with a token.
-        check_bind(a, cfg.token.as_ref())
+        check_bind(a, &cfg.tokens)
             .map_err(|_| anyhow::anyhow!("refusing to dial non-loopback {a} without a token: give --token-file or set {TOKEN_ENV}"))?;
     }
     let server: Arc<Server<DeviceHandler>> = Server::new(handler(host, opts, &cfg), cfg);

@@ -1,170 +1,107 @@
-//! The shared token and the mutual HMAC-SHA256 handshake.
+//! The mutual handshake: both sides prove the token, and derive the session's keys.
 //!
 //! ```text
 //! client                                   server
 //!   hello {version, client_nonce}     ->
 //!                                     <-   challenge {version, server_nonce}
-//!   proof {HMAC(token, "earshot-v1 client" || cn || sn)} ->
-//!                                     <-   welcome {HMAC(token, "earshot-v1 server" || cn || sn)}
+//!   proof {HMAC(token, "earshot-v2 client proof" || H(hello, challenge))} ->
+//!                                     <-   welcome {HMAC(token, "earshot-v2 server proof" || H(hello .. proof))}
+//! keys = HKDF-SHA256(salt = H(hello .. welcome), ikm = token)
+//!          -> "earshot-v2 client-to-server key", "earshot-v2 server-to-client key"
 //! ```
 //!
-//! Both nonces are 32 bytes from the OS RNG, so a recorded proof is worthless in a new
-//! handshake; the two labels differ, so one side's MAC cannot be reflected as the other's.
+//! `H` is SHA-256 over the handshake messages exactly as they crossed the wire (each
+//! prefixed with its length): the transcript. Both nonces are 32 bytes from the OS RNG, so
+//! a recorded proof is worthless in a new handshake; the two labels differ, so one side's
+//! MAC cannot be reflected as the other's; a message altered on the way (a version, an
+//! agent string, a nonce) makes the proofs fail. The keys depend on the token and on the
+//! whole transcript, so each session has its own, one per direction ([`super::channel`]).
 //! MACs are compared in constant time. Each step has a timeout, and frames are capped at
 //! [`HANDSHAKE_MAX_FRAME`] until the handshake succeeds.
+//!
+//! A server may hold several tokens (rotation): it accepts a proof made with any of them
+//! and answers with that one. Without a token (loopback only, enforced by the server) the
+//! same handshake runs with an empty key: the frames are still sealed, but anyone who can
+//! reach the port can connect, which loopback confines to this machine.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
+use zeroize::Zeroizing;
 
-use super::frame::{read_frame, write_msg};
+use super::channel::SessionKeys;
+use super::frame::{read_frame, write_frame};
 use super::msg::{Handshake, RejectReason};
 use super::{within, ProtoError, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
 
-/// Environment variable holding the token when no file is given.
-pub const TOKEN_ENV: &str = "EARSHOT_TOKEN";
-
-/// Shortest token accepted, in bytes.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub use super::token::{Token, TokenError, MIN_TOKEN_LEN, TOKEN_ENV};
 
 const NONCE_LEN: usize = 32;
-const CLIENT_LABEL: &[u8] = b"earshot-v1 client";
-const SERVER_LABEL: &[u8] = b"earshot-v1 server";
+const CLIENT_LABEL: &[u8] = b"earshot-v2 client proof";
+const SERVER_LABEL: &[u8] = b"earshot-v2 server proof";
+const KEY_C2S: &[u8] = b"earshot-v2 client-to-server key";
+const KEY_S2C: &[u8] = b"earshot-v2 server-to-client key";
 
-/// Why a token could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The file could not be read.
-    #[error("cannot read token file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Group or others may read the file.
-    #[error(
-        "token file {path} is readable by group or others (mode {mode:04o}); \
-         expected owner-only access: chmod 600 {path}"
-    )]
-    Permissive {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// The token is too short to be a secret.
-    #[error("token from {origin} is {len} bytes; expected at least {MIN_TOKEN_LEN}")]
-    TooShort {
-        /// File path or variable name.
-        origin: String,
-        /// Its length after trimming.
-        len: usize,
-    },
+/// A finished handshake: who the peer says it is, and the session's keys.
+#[derive(Debug)]
+pub struct Established {
+    /// The peer's software name and version.
+    pub peer_agent: String,
+    /// The keys of the protected channel.
+    pub keys: SessionKeys,
 }
 
-/// The shared secret. Its `Debug` output never shows the bytes.
-#[derive(Clone)]
-pub struct Token(Vec<u8>);
+/// The running hash of the handshake messages as sent.
+#[derive(Clone, Default)]
+struct Transcript(Sha256);
 
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token(<{} bytes>)", self.0.len())
-    }
-}
-
-impl Token {
-    /// A token from its text (surrounding whitespace trimmed).
-    ///
-    /// # Errors
-    /// [`TokenError::TooShort`] below [`MIN_TOKEN_LEN`] bytes; `origin` names the source.
-    pub fn new(text: &str, origin: &str) -> Result<Token, TokenError> {
-        let t = text.trim();
-        if t.len() < MIN_TOKEN_LEN {
-            return Err(TokenError::TooShort {
-                origin: origin.to_string(),
-                len: t.len(),
-            });
-        }
-        Ok(Token(t.as_bytes().to_vec()))
+impl Transcript {
+    fn add(&mut self, message: &[u8]) {
+        self.0.update((message.len() as u64).to_be_bytes());
+        self.0.update(message);
     }
 
-    /// Reads a token file. On Unix a file that group or others can read is refused.
-    ///
-    /// # Errors
-    /// [`TokenError`] naming the file (and its mode when too open).
-    pub fn from_file(path: &Path) -> Result<Token, TokenError> {
-        let read_err = |source| TokenError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(read_err)?
-                .permissions()
-                .mode()
-                & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(TokenError::Permissive {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
-        Token::new(&text, &path.display().to_string())
-    }
-
-    /// The token in [`TOKEN_ENV`], if set.
-    ///
-    /// # Errors
-    /// [`TokenError::TooShort`].
-    pub fn from_env() -> Result<Option<Token>, TokenError> {
-        match std::env::var(TOKEN_ENV) {
-            Ok(v) => Token::new(&v, TOKEN_ENV).map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// The token from `file` if given, else from [`TOKEN_ENV`], else none.
-    ///
-    /// # Errors
-    /// As [`Token::from_file`] / [`Token::from_env`].
-    pub fn load(file: Option<&Path>) -> Result<Option<Token>, TokenError> {
-        match file {
-            Some(p) => Token::from_file(p).map(Some),
-            None => Token::from_env(),
-        }
+    fn hash(&self) -> [u8; 32] {
+        self.0.clone().finalize().into()
     }
 }
 
 fn key(token: Option<&Token>) -> &[u8] {
-    // Without a token (loopback only, enforced by the server) the MACs use the empty key:
-    // the handshake still runs, so the protocol has one shape.
-    token.map_or(&[], |t| t.0.as_slice())
+    token.map_or(&[], Token::secret)
 }
 
-fn mac(token: Option<&Token>, label: &[u8], cn: &[u8], sn: &[u8]) -> Vec<u8> {
+fn mac(key: &[u8], label: &[u8], transcript: &[u8; 32]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key(token))
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(label);
-    m.update(cn);
-    m.update(sn);
-    m.finalize().into_bytes().to_vec()
+    m.update(transcript);
+    m.finalize().into_bytes().into()
 }
 
 fn verify(expected: &[u8], got_hex: &str) -> bool {
     match hex::decode(got_hex) {
         Ok(got) => got.len() == expected.len() && bool::from(got.ct_eq(expected)),
         Err(_) => false,
+    }
+}
+
+fn session_keys(key: &[u8], transcript: &[u8; 32]) -> SessionKeys {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(transcript), key);
+    let mut c2s = Zeroizing::new([0u8; 32]);
+    let mut s2c = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expansion cannot fail.
+    hk.expand(KEY_C2S, &mut *c2s)
+        .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF output length"));
+    hk.expand(KEY_S2C, &mut *s2c)
+        .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF output length"));
+    SessionKeys {
+        client_to_server: c2s,
+        server_to_client: s2c,
     }
 }
 
@@ -187,13 +124,14 @@ fn agent() -> String {
     format!("earshot-probe/{}", crate::VERSION)
 }
 
-/// Reads one handshake message; checks `version` (if present) before the full shape, so a
-/// peer of another version gets a version error rather than a parse error.
+/// Reads one handshake message and its bytes as received; checks `version` (if present)
+/// before the full shape, so a peer of another version gets a version error rather than a
+/// parse error.
 async fn read_handshake<S: AsyncRead + Unpin>(
     s: &mut S,
     step: Duration,
     what: &'static str,
-) -> Result<Handshake, ProtoError> {
+) -> Result<(Handshake, Vec<u8>), ProtoError> {
     let body = within(step, || what.to_string(), async {
         read_frame(s, HANDSHAKE_MAX_FRAME)
             .await?
@@ -210,21 +148,26 @@ async fn read_handshake<S: AsyncRead + Unpin>(
             });
         }
     }
-    serde_json::from_value(v).map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))
+    let msg =
+        serde_json::from_value(v).map_err(|e| ProtoError::Malformed(format!("{what}: {e}")))?;
+    Ok((msg, body))
 }
 
+/// Sends one handshake message; returns its bytes as sent (for the transcript).
 async fn send<S: AsyncWrite + Unpin>(
     s: &mut S,
     msg: &Handshake,
     step: Duration,
     what: &'static str,
-) -> Result<(), ProtoError> {
+) -> Result<Vec<u8>, ProtoError> {
+    let body = serde_json::to_vec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     within(
         step,
         || format!("sending {what}"),
-        write_msg(s, msg, HANDSHAKE_MAX_FRAME),
+        write_frame(s, &body, HANDSHAKE_MAX_FRAME),
     )
-    .await
+    .await?;
+    Ok(body)
 }
 
 fn refused(reason: RejectReason, message: String) -> ProtoError {
@@ -242,7 +185,8 @@ fn unexpected(expected: &'static str, got: &Handshake) -> ProtoError {
     ProtoError::Unexpected { expected, got }
 }
 
-/// Runs the client side of the handshake; returns the server's agent string.
+/// Runs the client side of the handshake with `token` (`None`: a tokenless probe on
+/// loopback); returns the server's agent string and the session's keys.
 ///
 /// # Errors
 /// [`ProtoError::VersionMismatch`], [`ProtoError::AuthFailed`] (wrong token either way,
@@ -251,7 +195,8 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     token: Option<&Token>,
     step: Duration,
-) -> Result<String, ProtoError> {
+) -> Result<Established, ProtoError> {
+    let mut transcript = Transcript::default();
     let cn = nonce();
     let hello = Handshake::Hello {
         version: PROTOCOL_VERSION,
@@ -261,17 +206,22 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     // A probe at its connection limit may refuse before reading: still read its reason.
     let sent = send(s, &hello, step, "hello").await;
     let reply = read_handshake(s, step, "the probe's challenge").await;
-    let (sn, server_agent) = match reply {
-        Ok(Handshake::Challenge {
-            server_nonce,
-            agent,
-            ..
-        }) => {
-            sent?;
-            (decode_nonce(&server_nonce, "server")?, agent)
+    let server_agent = match reply {
+        Ok((
+            Handshake::Challenge {
+                server_nonce,
+                agent,
+                ..
+            },
+            bytes,
+        )) => {
+            transcript.add(&sent?);
+            decode_nonce(&server_nonce, "server")?;
+            transcript.add(&bytes);
+            agent
         }
-        Ok(Handshake::Reject { reason, message }) => return Err(refused(reason, message)),
-        Ok(other) => return Err(unexpected("challenge", &other)),
+        Ok((Handshake::Reject { reason, message }, _)) => return Err(refused(reason, message)),
+        Ok((other, _)) => return Err(unexpected("challenge", &other)),
         Err(e @ ProtoError::VersionMismatch { ours, theirs }) => {
             let reject = Handshake::Reject {
                 reason: RejectReason::VersionMismatch,
@@ -286,38 +236,43 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Err(e) => return Err(sent.err().unwrap_or(e)),
     };
     let proof = Handshake::Proof {
-        mac: hex::encode(mac(token, CLIENT_LABEL, &cn, &sn)),
+        mac: hex::encode(mac(key(token), CLIENT_LABEL, &transcript.hash())),
     };
-    send(s, &proof, step, "proof").await?;
+    transcript.add(&send(s, &proof, step, "proof").await?);
     match read_handshake(s, step, "the probe's welcome").await? {
-        Handshake::Welcome { mac: m } => {
-            if verify(&mac(token, SERVER_LABEL, &cn, &sn), &m) {
-                Ok(server_agent)
-            } else {
-                Err(ProtoError::AuthFailed(
+        (Handshake::Welcome { mac: m }, bytes) => {
+            if !verify(&mac(key(token), SERVER_LABEL, &transcript.hash()), &m) {
+                return Err(ProtoError::AuthFailed(
                     "the probe's proof does not verify: it does not hold our token \
-                     (wrong token or an impostor)"
+                     (wrong token, an impostor, or the handshake was altered on the way)"
                         .into(),
-                ))
+                ));
             }
+            transcript.add(&bytes);
+            Ok(Established {
+                peer_agent: server_agent,
+                keys: session_keys(key(token), &transcript.hash()),
+            })
         }
-        Handshake::Reject { reason, message } => Err(refused(reason, message)),
-        other => Err(unexpected("welcome", &other)),
+        (Handshake::Reject { reason, message }, _) => Err(refused(reason, message)),
+        (other, _) => Err(unexpected("welcome", &other)),
     }
 }
 
-/// Runs the server side of the handshake; returns the client's agent string. On failure
-/// the client is sent a `reject` naming the reason (best effort) before the error returns.
+/// Runs the server side of the handshake, accepting a proof made with any of `tokens`
+/// (none: a tokenless probe on loopback); returns the client's agent string and the
+/// session's keys. On failure the client is sent a `reject` naming the reason (best
+/// effort) before the error returns.
 ///
 /// # Errors
 /// [`ProtoError::VersionMismatch`], [`ProtoError::AuthFailed`], [`ProtoError::Unexpected`]
 /// (anything but the handshake), timeouts and I/O errors.
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    token: Option<&Token>,
+    tokens: &[Token],
     step: Duration,
-) -> Result<String, ProtoError> {
-    let result = server_steps(s, token, step).await;
+) -> Result<Established, ProtoError> {
+    let result = server_steps(s, tokens, step).await;
     if let Err(e) = &result {
         let reason = match e {
             ProtoError::VersionMismatch { .. } => Some(RejectReason::VersionMismatch),
@@ -342,18 +297,41 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     result
 }
 
+/// The key whose proof matches, among `tokens` (or the empty key when there are none).
+/// Every candidate is checked, so the time taken does not say which one matched.
+fn matching_key<'a>(tokens: &'a [Token], transcript: &[u8; 32], got_hex: &str) -> Option<&'a [u8]> {
+    if tokens.is_empty() {
+        return verify(&mac(&[], CLIENT_LABEL, transcript), got_hex).then_some(&[][..]);
+    }
+    let mut found = None;
+    for t in tokens {
+        if verify(&mac(t.secret(), CLIENT_LABEL, transcript), got_hex) && found.is_none() {
+            found = Some(t.secret());
+        }
+    }
+    found
+}
+
 async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    token: Option<&Token>,
+    tokens: &[Token],
     step: Duration,
-) -> Result<String, ProtoError> {
-    let (cn, client_agent) = match read_handshake(s, step, "the client's hello").await? {
-        Handshake::Hello {
-            client_nonce,
-            agent,
-            ..
-        } => (decode_nonce(&client_nonce, "client")?, agent),
-        other => return Err(unexpected("hello", &other)),
+) -> Result<Established, ProtoError> {
+    let mut transcript = Transcript::default();
+    let client_agent = match read_handshake(s, step, "the client's hello").await? {
+        (
+            Handshake::Hello {
+                client_nonce,
+                agent,
+                ..
+            },
+            bytes,
+        ) => {
+            decode_nonce(&client_nonce, "client")?;
+            transcript.add(&bytes);
+            agent
+        }
+        (other, _) => return Err(unexpected("hello", &other)),
     };
     let sn = nonce();
     let challenge = Handshake::Challenge {
@@ -361,24 +339,30 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
         server_nonce: hex::encode(sn),
         agent: agent(),
     };
-    send(s, &challenge, step, "challenge").await?;
-    match read_handshake(s, step, "the client's proof").await? {
-        Handshake::Proof { mac: m } => {
-            if !verify(&mac(token, CLIENT_LABEL, &cn, &sn), &m) {
+    transcript.add(&send(s, &challenge, step, "challenge").await?);
+    let key = match read_handshake(s, step, "the client's proof").await? {
+        (Handshake::Proof { mac: m }, bytes) => {
+            let Some(key) = matching_key(tokens, &transcript.hash(), &m) else {
                 return Err(ProtoError::AuthFailed(
-                    "the client's proof does not verify (wrong token or a replayed handshake)"
+                    "the client's proof does not verify (wrong token, a replayed handshake, \
+                     or one altered on the way)"
                         .into(),
                 ));
-            }
+            };
+            transcript.add(&bytes);
+            key
         }
-        Handshake::Reject { reason, message } => return Err(refused(reason, message)),
-        other => return Err(unexpected("proof", &other)),
-    }
-    let welcome = Handshake::Welcome {
-        mac: hex::encode(mac(token, SERVER_LABEL, &cn, &sn)),
+        (Handshake::Reject { reason, message }, _) => return Err(refused(reason, message)),
+        (other, _) => return Err(unexpected("proof", &other)),
     };
-    send(s, &welcome, step, "welcome").await?;
-    Ok(client_agent)
+    let welcome = Handshake::Welcome {
+        mac: hex::encode(mac(key, SERVER_LABEL, &transcript.hash())),
+    };
+    transcript.add(&send(s, &welcome, step, "welcome").await?);
+    Ok(Established {
+        peer_agent: client_agent,
+        keys: session_keys(key, &transcript.hash()),
+    })
 }
 
 /// Sends a `reject` before any handshake (e.g. connection limit), best effort.
@@ -400,54 +384,42 @@ mod tests {
     }
 
     #[test]
-    fn macs_depend_on_token_label_and_both_nonces() {
+    fn macs_depend_on_key_label_and_transcript() {
         let t = tok("0123456789abcdef-secret");
-        let a = mac(Some(&t), CLIENT_LABEL, &[1; 32], &[2; 32]);
-        assert_eq!(a.len(), 32);
-        assert!(verify(&a, &hex::encode(&a)));
-        assert_ne!(a, mac(Some(&t), SERVER_LABEL, &[1; 32], &[2; 32]));
-        assert_ne!(a, mac(Some(&t), CLIENT_LABEL, &[1; 32], &[3; 32]));
-        assert_ne!(a, mac(Some(&t), CLIENT_LABEL, &[0; 32], &[2; 32]));
+        let th = [1u8; 32];
+        let a = mac(t.secret(), CLIENT_LABEL, &th);
+        assert!(verify(&a, &hex::encode(a)));
+        assert_ne!(a, mac(t.secret(), SERVER_LABEL, &th));
+        assert_ne!(a, mac(t.secret(), CLIENT_LABEL, &[2u8; 32]));
         assert_ne!(
             a,
-            mac(
-                Some(&tok("another-secret-token")),
-                CLIENT_LABEL,
-                &[1; 32],
-                &[2; 32]
-            )
+            mac(tok("another-secret-token").secret(), CLIENT_LABEL, &th)
         );
         assert!(!verify(&a, &hex::encode(&a[..31])));
         assert!(!verify(&a, "zz"));
     }
 
     #[test]
-    fn short_tokens_are_refused_and_debug_hides_the_bytes() {
-        let e = Token::new("  short \n", "EARSHOT_TOKEN").unwrap_err();
-        assert!(e.to_string().contains("EARSHOT_TOKEN"), "{e}");
-        let t = tok("a-token-long-enough\n");
-        assert_eq!(format!("{t:?}"), "Token(<19 bytes>)");
+    fn keys_differ_per_direction_per_transcript_and_per_token() {
+        let t = tok("0123456789abcdef-secret");
+        let k = session_keys(t.secret(), &[1u8; 32]);
+        assert_ne!(*k.client_to_server, *k.server_to_client);
+        let k2 = session_keys(t.secret(), &[2u8; 32]);
+        assert_ne!(*k.client_to_server, *k2.client_to_server);
+        let k3 = session_keys(tok("another-secret-token").secret(), &[1u8; 32]);
+        assert_ne!(*k.client_to_server, *k3.client_to_server);
+        assert_eq!(format!("{k:?}"), "SessionKeys(<secret>)");
     }
 
-    #[cfg(unix)]
     #[test]
-    fn token_file_readable_by_others_is_refused_naming_file_and_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("token");
-        std::fs::write(&p, "0123456789abcdef0123\n").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Token::from_file(&p).unwrap_err().to_string();
-        assert!(
-            e.contains(&p.display().to_string()) && e.contains("0644"),
-            "{e}"
-        );
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Token::from_file(&p).is_ok());
-        let e = Token::from_file(&dir.path().join("missing"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("missing"), "{e}");
+    fn the_transcript_frames_each_message_with_its_length() {
+        let mut a = Transcript::default();
+        a.add(b"ab");
+        a.add(b"c");
+        let mut b = Transcript::default();
+        b.add(b"a");
+        b.add(b"bc");
+        assert_ne!(a.hash(), b.hash());
     }
 
     use crate::proto::test_runtime as rt;
@@ -459,14 +431,15 @@ mod tests {
             let (mut a, mut b) = tokio::io::duplex(8192);
             let t = tok("the-shared-token-1234");
             let t2 = t.clone();
-            let server =
-                tokio::spawn(async move { server_handshake(&mut b, Some(&t2), step).await });
-            client_handshake(&mut a, Some(&t), step).await.unwrap();
-            server.await.unwrap().unwrap();
+            let server = tokio::spawn(async move { server_handshake(&mut b, &[t2], step).await });
+            let c = client_handshake(&mut a, Some(&t), step).await.unwrap();
+            let s = server.await.unwrap().unwrap();
+            assert_eq!(*c.keys.client_to_server, *s.keys.client_to_server);
+            assert_eq!(*c.keys.server_to_client, *s.keys.server_to_client);
 
             let (mut a, mut b) = tokio::io::duplex(8192);
             let server = tokio::spawn(async move {
-                server_handshake(&mut b, Some(&tok("the-shared-token-1234")), step).await
+                server_handshake(&mut b, &[tok("the-shared-token-1234")], step).await
             });
             let e = client_handshake(&mut a, Some(&tok("a-different-token-99")), step)
                 .await
@@ -474,6 +447,29 @@ mod tests {
             assert!(matches!(e, ProtoError::AuthFailed(_)), "{e}");
             let e = server.await.unwrap().unwrap_err();
             assert!(matches!(e, ProtoError::AuthFailed(_)), "{e}");
+        });
+    }
+
+    #[test]
+    fn a_server_with_two_tokens_accepts_either_and_each_session_has_its_own_keys() {
+        rt().block_on(async {
+            let step = Duration::from_secs(2);
+            let (old, new) = (
+                tok("the-old-token-0123456789"),
+                tok("the-new-token-0123456789"),
+            );
+            let mut keys = Vec::new();
+            for t in [&old, &new, &old] {
+                let (mut a, mut b) = tokio::io::duplex(8192);
+                let both = vec![new.clone(), old.clone()];
+                let server =
+                    tokio::spawn(async move { server_handshake(&mut b, &both, step).await });
+                let c = client_handshake(&mut a, Some(t), step).await.unwrap();
+                let s = server.await.unwrap().unwrap();
+                assert_eq!(*c.keys.server_to_client, *s.keys.server_to_client);
+                keys.push(*c.keys.client_to_server);
+            }
+            assert_ne!(keys[0], keys[2], "fresh nonces, fresh keys");
         });
     }
 }

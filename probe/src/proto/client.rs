@@ -5,6 +5,14 @@
 //! clone and its calls may run concurrently (e.g. `listen` on one task, `cancel_all` on
 //! another): one reader task routes replies by request id. Every call has a timeout: the
 //! job's own bound plus [`ClientConfig::margin`].
+//!
+//! Everything after the handshake is sealed ([`super::channel`]). A frame that does not
+//! authenticate ends the connection: every call then fails with [`ProtoError::Tampered`].
+//!
+//! Evidence: [`AuthedClient::listen_armed`] and [`AuthedClient::record_cancellable`]
+//! return as soon as the probe has its verdict, with an [`EvidenceHandle`] when evidence
+//! was asked for; [`AuthedClient::fetch_evidence`] then fetches the file (FLAC) with its
+//! own time budget and progress reports.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,12 +26,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{client_handshake, Token};
-use super::frame::{parse, read_frame, write_msg};
+use super::channel::{read_sealed, seal_json, write_sealed, Chunk, Opener, Payload, Sealer};
+use super::frame::parse;
 use super::msg::{
-    ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RemoteError, Request, RequestBody,
-    Response, ResponseBody,
+    EvidenceFormat, EvidenceRef, ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RemoteError,
+    Request, RequestBody, Response, ResponseBody,
 };
-use super::{within, ProtoError, MAX_EVIDENCE, MAX_FRAME};
+use super::{within, ProtoError, MAX_EVIDENCE};
 use crate::audio::{AudioError, ListenReport, PlayReport, RecordReport};
 
 /// Timeouts of a client.
@@ -35,7 +44,7 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// `info` (the probe lists devices, each query bounded by its own watchdog).
     pub info_timeout: Duration,
-    /// Added to a job's own duration (device start-up, evidence transfer).
+    /// Added to a job's own duration (device start-up).
     pub margin: Duration,
 }
 
@@ -104,22 +113,51 @@ impl ClientError {
     }
 }
 
-/// A finished recording, with the WAV evidence when asked for.
+/// A finished recording, with a handle to its evidence when asked for.
 #[derive(Debug, Clone)]
 pub struct Recording {
     /// The probe's report.
     pub report: RecordReport,
-    /// WAV file bytes (32-bit float), if `evidence` was requested.
-    pub evidence: Option<Vec<u8>>,
+    /// The recording kept on the probe, to fetch with [`AuthedClient::fetch_evidence`];
+    /// `None` when not asked for (or larger than the probe's evidence cap).
+    pub evidence: Option<EvidenceHandle>,
 }
 
-/// A finished listen, with the WAV evidence when asked for.
+/// A finished listen, with a handle to its evidence when asked for.
 #[derive(Debug, Clone)]
 pub struct Heard {
     /// The probe's report (`report.analysis.detected` is the verdict).
     pub report: ListenReport,
-    /// WAV file bytes (32-bit float), if `evidence` was requested.
-    pub evidence: Option<Vec<u8>>,
+    /// What was heard, kept on the probe, to fetch with [`AuthedClient::fetch_evidence`];
+    /// `None` when not asked for (or larger than the probe's evidence cap).
+    pub evidence: Option<EvidenceHandle>,
+}
+
+/// A recording the probe keeps as evidence: what it is, and how to fetch it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceHandle {
+    /// The probe's reference (id, rate, channels, frames, bits).
+    pub evidence: EvidenceRef,
+    /// The probe that holds it (as given to [`Client::connect`]).
+    pub peer: String,
+}
+
+/// Fetched evidence: a whole file, to be written as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The file's format; [`EvidenceFormat::extension`] names the file.
+    pub format: EvidenceFormat,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// How far a [`AuthedClient::fetch_evidence`] has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceProgress {
+    /// Bytes received so far.
+    pub received: u64,
+    /// The file's size.
+    pub total: u64,
 }
 
 /// Entry point: connects to a listening probe.
@@ -160,16 +198,49 @@ impl Client {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<ResponseBody>>>>;
+/// What the reader task hands to a waiting call.
+enum Incoming {
+    Msg(ResponseBody),
+    Chunk(Chunk),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Incoming>>>>;
+
+/// Why the connection is down, once it is.
+#[derive(Debug, Clone)]
+enum Down {
+    /// A frame did not authenticate.
+    Tampered(String),
+    /// Anything else: closed, i/o, a write cut short.
+    Other(String),
+}
+
+impl Down {
+    fn error(&self, waiting_for: String) -> ProtoError {
+        match self {
+            Down::Tampered(detail) => ProtoError::Tampered {
+                detail: detail.clone(),
+            },
+            Down::Other(why) => ProtoError::Closed(format!("{waiting_for}: {why}")),
+        }
+    }
+}
+
+/// The writing half and the sealer, locked together so frames are numbered in the order
+/// they hit the wire.
+struct Writer {
+    wr: OwnedWriteHalf,
+    sealer: Sealer,
+}
 
 struct Inner {
     peer: String,
     server_agent: String,
     config: ClientConfig,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Writer>,
     pending: Pending,
-    /// Why the reader stopped, once it has.
-    closed: Arc<Mutex<Option<String>>>,
+    /// Why the connection is down, once it is.
+    closed: Arc<Mutex<Option<Down>>>,
     next_id: AtomicU64,
     reader: tokio::task::AbortHandle,
 }
@@ -217,35 +288,24 @@ impl AuthedClient {
         token: Option<&Token>,
         config: &ClientConfig,
     ) -> Result<AuthedClient, ClientError> {
-        let server_agent = client_handshake(&mut stream, token, config.handshake_timeout)
+        let established = client_handshake(&mut stream, token, config.handshake_timeout)
             .await
             .map_err(|error| ClientError::Proto {
                 peer: peer.clone(),
                 error,
             })?;
+        let server_agent = established.peer_agent;
+        let (sealer, opener) = established.keys.client();
         let _ = stream.set_nodelay(true);
-        let (mut rd, wr) = stream.into_split();
+        let (rd, wr) = stream.into_split();
         let pending: Pending = Arc::default();
-        let closed: Arc<Mutex<Option<String>>> = Arc::default();
+        let closed: Arc<Mutex<Option<Down>>> = Arc::default();
         let (p2, c2) = (pending.clone(), closed.clone());
         let reader = tokio::spawn(async move {
-            let why = loop {
-                match read_frame(&mut rd, MAX_FRAME).await {
-                    Ok(Some(body)) => {
-                        let resp: Response = match parse(&body, "a reply") {
-                            Ok(r) => r,
-                            Err(e) => break e.to_string(),
-                        };
-                        let tx = p2.lock().ok().and_then(|p| p.get(&resp.id).cloned());
-                        if let Some(tx) = tx {
-                            // A call that gave up has dropped its receiver: fine.
-                            let _ = tx.send(resp.body).await;
-                        }
-                    }
-                    Ok(None) => break "the probe closed the connection".to_string(),
-                    Err(e) => break e.to_string(),
-                }
-            };
+            let why = route_replies(rd, opener, &p2).await;
+            if let Down::Tampered(detail) = &why {
+                tracing::warn!("the channel was tampered with: {detail}");
+            }
             if let Ok(mut c) = c2.lock() {
                 *c = Some(why);
             }
@@ -259,7 +319,7 @@ impl AuthedClient {
                 peer,
                 server_agent,
                 config: config.clone(),
-                writer: tokio::sync::Mutex::new(wr),
+                writer: tokio::sync::Mutex::new(Writer { wr, sealer }),
                 pending,
                 closed,
                 next_id: AtomicU64::new(1),
@@ -291,7 +351,8 @@ impl AuthedClient {
             || format!("sending request {} ({})", req.id, req.body.name()),
             async {
                 let mut w = self.inner.writer.lock().await;
-                write_msg(&mut *w, req, MAX_FRAME).await
+                let frame = seal_json(&mut w.sealer, req)?;
+                write_sealed(&mut w.wr, &frame).await
             },
         )
         .await;
@@ -299,7 +360,7 @@ impl AuthedClient {
             // A write cut short leaves half a frame on the wire: the connection cannot be
             // used any more, so later calls fail at once and say why.
             if let Ok(mut c) = self.inner.closed.lock() {
-                c.get_or_insert_with(|| format!("a request could not be sent: {e}"));
+                c.get_or_insert_with(|| Down::Other(format!("a request could not be sent: {e}")));
             }
             self.inner.reader.abort();
             if let Ok(mut p) = self.inner.pending.lock() {
@@ -309,17 +370,13 @@ impl AuthedClient {
         r
     }
 
-    /// Sends `body` and waits for its final reply, reassembling evidence chunks.
-    async fn call(
+    /// Registers a call's routing entry and checks that the connection is still up.
+    fn open_call(
         &self,
-        body: RequestBody,
-        timeout: Duration,
-        cancel: Option<&CancellationToken>,
-        mut armed: Option<tokio::sync::oneshot::Sender<()>>,
-    ) -> Result<(ResponseBody, Vec<u8>), ClientError> {
+        name: &'static str,
+    ) -> Result<(u64, mpsc::Receiver<Incoming>, PendingGuard<'_>), ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let name = body.name();
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(16);
         {
             let mut p = self
                 .inner
@@ -328,71 +385,80 @@ impl AuthedClient {
                 .map_err(|_| self.proto_err(ProtoError::Closed("a reply (poisoned)".into())))?;
             p.insert(id, tx);
         }
-        let _guard = PendingGuard(&self.inner.pending, id);
-        if let Some(why) = self.inner.closed.lock().ok().and_then(|c| c.clone()) {
-            return Err(self.proto_err(ProtoError::Closed(format!(
-                "the reply to {name} (connection already down: {why})"
-            ))));
+        let guard = PendingGuard(&self.inner.pending, id);
+        if let Some(down) = self.inner.closed.lock().ok().and_then(|c| c.clone()) {
+            return Err(self
+                .proto_err(down.error(format!("the reply to {name} (connection already down)"))));
         }
+        Ok((id, rx, guard))
+    }
+
+    /// The error for a call whose routing entry was dropped: the connection went down.
+    fn down(&self, id: u64, name: &str) -> ClientError {
+        let down = self
+            .inner
+            .closed
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or_else(|| Down::Other("connection lost".into()));
+        self.proto_err(down.error(format!("the reply to request {id} ({name})")))
+    }
+
+    /// Best effort: stops the job `id` on the probe so its device is free for the next one.
+    async fn cancel_job(&self, id: u64) {
+        let stop = Request {
+            id: 0,
+            body: RequestBody::Cancel { target: Some(id) },
+        };
+        let _ = self.send(&stop, Duration::from_millis(500)).await;
+    }
+
+    /// Sends `body` and waits for its final reply.
+    async fn call(
+        &self,
+        body: RequestBody,
+        timeout: Duration,
+        cancel: Option<&CancellationToken>,
+        mut armed: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<ResponseBody, ClientError> {
+        let name = body.name();
+        let (id, mut rx, _guard) = self.open_call(name)?;
         let deadline = tokio::time::Instant::now() + timeout;
         let req = Request { id, body };
         self.send(&req, timeout)
             .await
             .map_err(|e| self.proto_err(e))?;
-        let mut evidence = Vec::new();
         let mut cancel_sent = false;
         let never = CancellationToken::new();
         let cancel = cancel.unwrap_or(&never);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(ResponseBody::EvidenceChunk { offset, data }) => {
-                        if offset != evidence.len() as u64 {
-                            return Err(self.proto_err(ProtoError::Malformed(format!(
-                                "evidence chunk at offset {offset}, expected {}", evidence.len()
-                            ))));
-                        }
-                        let bytes = hex::decode(&data).map_err(|e| {
-                            self.proto_err(ProtoError::Malformed(format!("evidence chunk: {e}")))
-                        })?;
-                        if evidence.len() + bytes.len() > MAX_EVIDENCE {
-                            return Err(self.proto_err(ProtoError::Malformed(format!(
-                                "evidence exceeds the {MAX_EVIDENCE}-byte limit"
-                            ))));
-                        }
-                        evidence.extend_from_slice(&bytes);
-                    }
-                    Some(ResponseBody::Armed) => {
+                    Some(Incoming::Msg(ResponseBody::Armed)) => {
                         if let Some(tx) = armed.take() {
                             // The caller may have stopped waiting: nothing to do then.
                             let _ = tx.send(());
                         }
                     }
-                    Some(ResponseBody::Error { error }) => {
+                    Some(Incoming::Msg(ResponseBody::Error { error })) => {
                         return Err(ClientError::Remote {
                             peer: self.inner.peer.clone(),
                             request: name,
                             error,
                         });
                     }
-                    Some(other) => return Ok((other, evidence)),
-                    None => {
-                        let why = self
-                            .inner
-                            .closed
-                            .lock()
-                            .ok()
-                            .and_then(|c| c.clone())
-                            .unwrap_or_else(|| "connection lost".into());
-                        return Err(self.proto_err(ProtoError::Closed(format!(
-                            "the reply to request {id} ({name}): {why}"
-                        ))));
+                    Some(Incoming::Msg(other)) => return Ok(other),
+                    Some(Incoming::Chunk(c)) => {
+                        return Err(self.proto_err(ProtoError::Unexpected {
+                            expected: "a message",
+                            got: format!("an evidence chunk at byte {} for {name}", c.offset),
+                        }));
                     }
+                    None => return Err(self.down(id, name)),
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    // Best effort: stop the job so the device is free for the next one.
-                    let stop = Request { id: 0, body: RequestBody::Cancel { target: Some(id) } };
-                    let _ = self.send(&stop, Duration::from_millis(500)).await;
+                    self.cancel_job(id).await;
                     return Err(self.proto_err(ProtoError::Timeout {
                         what: format!("the reply to request {id} ({name})"),
                         after: timeout,
@@ -405,6 +471,123 @@ impl AuthedClient {
                 }
             }
         }
+    }
+
+    /// Fetches evidence kept by the probe: the whole file, within `timeout` (its own
+    /// budget, independent of the request that recorded it). `progress` is called once the
+    /// size is known and after every chunk; it runs on the fetching task and should be
+    /// quick, since replies to this connection's other calls wait while it runs.
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with [`super::msg::ErrorCode::EvidenceGone`] when the probe
+    /// no longer holds it (it keeps the latest few, none across a restart); a timeout (the
+    /// probe is then told to stop sending); [`ClientError::Proto`] for a handle of another
+    /// probe, an oversize or out-of-order stream, or a connection failure.
+    pub async fn fetch_evidence(
+        &self,
+        handle: &EvidenceHandle,
+        timeout: Duration,
+        mut progress: impl FnMut(EvidenceProgress) + Send,
+    ) -> Result<Evidence, ClientError> {
+        if handle.peer != self.inner.peer {
+            return Err(self.proto_err(ProtoError::Unexpected {
+                expected: "an evidence handle from this probe",
+                got: format!("one from probe {}", handle.peer),
+            }));
+        }
+        let name = "fetch_evidence";
+        let (id, mut rx, _guard) = self.open_call(name)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let req = Request {
+            id,
+            body: RequestBody::FetchEvidence {
+                evidence_id: handle.evidence.id,
+            },
+        };
+        self.send(&req, timeout)
+            .await
+            .map_err(|e| self.proto_err(e))?;
+        let mut file: Option<(EvidenceFormat, u64, Vec<u8>)> = None;
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                () = tokio::time::sleep_until(deadline) => {
+                    self.cancel_job(id).await;
+                    let got = file.as_ref().map_or(0, |f| f.2.len());
+                    return Err(self.proto_err(ProtoError::Timeout {
+                        what: format!(
+                            "evidence {} ({got} bytes received)",
+                            handle.evidence.id
+                        ),
+                        after: timeout,
+                    }));
+                }
+            };
+            let bad = |why: String| {
+                self.proto_err(ProtoError::Malformed(format!("evidence stream: {why}")))
+            };
+            match msg {
+                Some(Incoming::Msg(ResponseBody::Evidence { format, bytes })) => {
+                    if file.is_some() {
+                        return Err(bad("a second header".into()));
+                    }
+                    if bytes > MAX_EVIDENCE as u64 {
+                        return Err(bad(format!(
+                            "{bytes} bytes exceed the {MAX_EVIDENCE}-byte limit"
+                        )));
+                    }
+                    progress(EvidenceProgress {
+                        received: 0,
+                        total: bytes,
+                    });
+                    // Grow with what arrives rather than trusting the announced size.
+                    let buf = Vec::with_capacity((bytes as usize).min(1 << 22));
+                    file = Some((format, bytes, buf));
+                }
+                Some(Incoming::Chunk(c)) => {
+                    let Some((format, total, buf)) = file.as_mut() else {
+                        return Err(bad("a chunk before the header".into()));
+                    };
+                    if c.offset != buf.len() as u64 {
+                        return Err(bad(format!(
+                            "chunk at byte {}, expected byte {}",
+                            c.offset,
+                            buf.len()
+                        )));
+                    }
+                    if buf.len() as u64 + c.data.len() as u64 > *total {
+                        return Err(bad(format!("more than the {total} bytes announced")));
+                    }
+                    buf.extend_from_slice(&c.data);
+                    progress(EvidenceProgress {
+                        received: buf.len() as u64,
+                        total: *total,
+                    });
+                    if buf.len() as u64 == *total {
+                        return Ok(Evidence {
+                            format: *format,
+                            bytes: std::mem::take(buf),
+                        });
+                    }
+                }
+                Some(Incoming::Msg(ResponseBody::Error { error })) => {
+                    return Err(ClientError::Remote {
+                        peer: self.inner.peer.clone(),
+                        request: name,
+                        error,
+                    });
+                }
+                Some(Incoming::Msg(other)) => return Err(self.unexpected("evidence", &other)),
+                None => return Err(self.down(id, name)),
+            }
+        }
+    }
+
+    fn evidence_handle(&self, evidence: Option<EvidenceRef>) -> Option<EvidenceHandle> {
+        evidence.map(|evidence| EvidenceHandle {
+            evidence,
+            peer: self.inner.peer.clone(),
+        })
     }
 
     fn unexpected(&self, expected: &'static str, got: &ResponseBody) -> ClientError {
@@ -422,8 +605,8 @@ impl AuthedClient {
     pub async fn info(&self) -> Result<ProbeInfo, ClientError> {
         let t = self.inner.config.info_timeout;
         match self.call(RequestBody::Info, t, None, None).await? {
-            (ResponseBody::Info { info }, _) => Ok(*info),
-            (other, _) => Err(self.unexpected("info", &other)),
+            ResponseBody::Info { info } => Ok(*info),
+            other => Err(self.unexpected("info", &other)),
         }
     }
 
@@ -450,8 +633,8 @@ impl AuthedClient {
             .call(RequestBody::Play(req.clone()), t, Some(cancel), None)
             .await?
         {
-            (ResponseBody::Played { report }, _) => Ok(report),
-            (other, _) => Err(self.unexpected("played", &other)),
+            ResponseBody::Played { report } => Ok(report),
+            other => Err(self.unexpected("played", &other)),
         }
     }
 
@@ -478,17 +661,11 @@ impl AuthedClient {
             .call(RequestBody::Record(req.clone()), t, Some(cancel), None)
             .await?
         {
-            (
-                ResponseBody::Recorded {
-                    report,
-                    evidence_bytes,
-                },
-                ev,
-            ) => Ok(Recording {
+            ResponseBody::Recorded { report, evidence } => Ok(Recording {
                 report,
-                evidence: self.evidence(req.evidence, evidence_bytes, ev)?,
+                evidence: self.evidence_handle(evidence),
             }),
-            (other, _) => Err(self.unexpected("recorded", &other)),
+            other => Err(self.unexpected("recorded", &other)),
         }
     }
 
@@ -518,6 +695,11 @@ impl AuthedClient {
     /// delivers audio: from then on anything played on the path is heard, so that is when
     /// to start the player. `armed` is dropped unsent if the listen fails before.
     ///
+    /// # Returns
+    /// As soon as the probe has its verdict: the report, and with `req.evidence` an
+    /// [`EvidenceHandle`] for [`AuthedClient::fetch_evidence`] (the recording does not
+    /// travel with the verdict).
+    ///
     /// # Errors
     /// As [`AuthedClient::listen`].
     pub async fn listen_armed(
@@ -536,17 +718,11 @@ impl AuthedClient {
             )
             .await?
         {
-            (
-                ResponseBody::Listened {
-                    report,
-                    evidence_bytes,
-                },
-                ev,
-            ) => Ok(Heard {
+            ResponseBody::Listened { report, evidence } => Ok(Heard {
                 report: *report,
-                evidence: self.evidence(req.evidence, evidence_bytes, ev)?,
+                evidence: self.evidence_handle(evidence),
             }),
-            (other, _) => Err(self.unexpected("listened", &other)),
+            other => Err(self.unexpected("listened", &other)),
         }
     }
 
@@ -560,24 +736,9 @@ impl AuthedClient {
             .call(RequestBody::Cancel { target: None }, t, None, None)
             .await?
         {
-            (ResponseBody::Cancelled { jobs }, _) => Ok(jobs),
-            (other, _) => Err(self.unexpected("cancelled", &other)),
+            ResponseBody::Cancelled { jobs } => Ok(jobs),
+            other => Err(self.unexpected("cancelled", &other)),
         }
-    }
-
-    fn evidence(
-        &self,
-        wanted: bool,
-        announced: u64,
-        got: Vec<u8>,
-    ) -> Result<Option<Vec<u8>>, ClientError> {
-        if announced != got.len() as u64 {
-            return Err(self.proto_err(ProtoError::Malformed(format!(
-                "evidence: {} bytes received, {announced} announced",
-                got.len()
-            ))));
-        }
-        Ok((wanted && announced > 0).then_some(got))
     }
 }
 
@@ -653,13 +814,28 @@ impl ProbeListener {
     }
 }
 
-/// Decodes WAV evidence bytes received from a probe.
-///
-/// # Errors
-/// [`crate::wav::WavError`] when the bytes are not a WAV file.
-pub fn decode_evidence(bytes: &[u8]) -> Result<crate::wav::Audio, crate::wav::WavError> {
-    crate::wav::read_from(
-        std::io::Cursor::new(bytes),
-        std::path::Path::new("<probe evidence>"),
-    )
+/// Reads sealed frames and hands each to the call it answers, until the connection ends;
+/// returns why it ended.
+async fn route_replies(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut opener: Opener,
+    pending: &Pending,
+) -> Down {
+    loop {
+        let (id, item) = match read_sealed(&mut rd, &mut opener).await {
+            Ok(Some(Payload::Msg(body))) => match parse::<Response>(&body, "a reply") {
+                Ok(r) => (r.id, Incoming::Msg(r.body)),
+                Err(e) => return Down::Other(e.to_string()),
+            },
+            Ok(Some(Payload::Chunk(c))) => (c.id, Incoming::Chunk(c)),
+            Ok(None) => return Down::Other("the probe closed the connection".into()),
+            Err(ProtoError::Tampered { detail }) => return Down::Tampered(detail),
+            Err(e) => return Down::Other(e.to_string()),
+        };
+        let tx = pending.lock().ok().and_then(|p| p.get(&id).cloned());
+        if let Some(tx) = tx {
+            // A call that gave up has dropped its receiver: fine.
+            let _ = tx.send(item).await;
+        }
+    }
 }

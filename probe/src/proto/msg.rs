@@ -33,12 +33,14 @@ pub enum Handshake {
         /// Software name and version, for logs.
         agent: String,
     },
-    /// Client -> server: HMAC-SHA256(token, "earshot-v1 client" || cn || sn), hex.
+    /// Client -> server: HMAC-SHA256(token, "earshot-v2 client proof" || H(hello,
+    /// challenge)), hex (see [`crate::proto::auth`]).
     Proof {
         /// The MAC, hex.
         mac: String,
     },
-    /// Server -> client: HMAC-SHA256(token, "earshot-v1 server" || cn || sn), hex.
+    /// Server -> client: HMAC-SHA256(token, "earshot-v2 server proof" || H(hello ..
+    /// proof)), hex.
     Welcome {
         /// The MAC, hex.
         mac: String,
@@ -86,7 +88,7 @@ pub struct RecordRequest {
     pub device: DeviceSelector,
     /// How long to record, in ms (bounded by the probe's maximum).
     pub duration_ms: u64,
-    /// Send the recording back as WAV evidence.
+    /// Keep the recording as evidence: the reply then carries an [`EvidenceRef`] to fetch.
     pub evidence: bool,
 }
 
@@ -101,7 +103,7 @@ pub struct ListenRequest {
     pub direction: Direction,
     /// Give up after this many ms (bounded by the probe's maximum).
     pub timeout_ms: u64,
-    /// Send what was heard back as WAV evidence.
+    /// Keep what was heard as evidence: the reply then carries an [`EvidenceRef`] to fetch.
     pub evidence: bool,
 }
 
@@ -127,6 +129,11 @@ pub enum RequestBody {
     Record(RecordRequest),
     /// Listen for a signature.
     Listen(ListenRequest),
+    /// Stream a recording kept as evidence: an `evidence` header, then binary chunks.
+    FetchEvidence {
+        /// [`EvidenceRef::id`] from a `listened` or `recorded` reply.
+        evidence_id: u64,
+    },
     /// Stop the job `target` of this connection, or all of them when `None`.
     Cancel {
         /// Request id of the job to stop.
@@ -142,6 +149,7 @@ impl RequestBody {
             RequestBody::Play(_) => "play",
             RequestBody::Record(_) => "record",
             RequestBody::Listen(_) => "listen",
+            RequestBody::FetchEvidence { .. } => "fetch_evidence",
             RequestBody::Cancel { .. } => "cancel",
         }
     }
@@ -243,6 +251,9 @@ pub enum ErrorCode {
     BadRequest,
     /// The job did not finish within its own bound.
     Timeout,
+    /// The evidence asked for is no longer held (the probe keeps the latest recordings
+    /// within a byte and count cap, and nothing across a restart).
+    EvidenceGone,
     /// Anything else on the probe's side.
     Internal,
 }
@@ -288,6 +299,48 @@ impl From<AudioError> for RemoteError {
     }
 }
 
+/// A recording the probe keeps as evidence, to be fetched with `fetch_evidence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    /// Evidence id, unique within the probe's run.
+    pub id: u64,
+    /// Sample rate of the recording.
+    pub sample_rate_hz: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Frames (samples per channel).
+    pub frames: u64,
+    /// Bits per sample of the lossless file (24, or 16 when the device delivered 16-bit).
+    pub bits_per_sample: u8,
+}
+
+impl EvidenceRef {
+    /// Length of the recording, in ms.
+    pub fn duration_ms(&self) -> f64 {
+        self.frames as f64 * 1000.0 / f64::from(self.sample_rate_hz.max(1))
+    }
+}
+
+/// File format of fetched evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceFormat {
+    /// FLAC (lossless).
+    Flac,
+    /// WAV, 32-bit float: for what FLAC cannot hold (more than 8 channels).
+    Wav,
+}
+
+impl EvidenceFormat {
+    /// The file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            EvidenceFormat::Flac => "flac",
+            EvidenceFormat::Wav => "wav",
+        }
+    }
+}
+
 /// A reply frame; `id` names the request it answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
@@ -312,19 +365,19 @@ pub enum ResponseBody {
         /// The device's report.
         report: PlayReport,
     },
-    /// Answer to `record`; evidence chunks (if any) came before it.
+    /// Answer to `record`.
     Recorded {
         /// The device's report.
         report: RecordReport,
-        /// Total evidence bytes sent before this frame (0 if none).
-        evidence_bytes: u64,
+        /// The recording kept as evidence, when asked for.
+        evidence: Option<EvidenceRef>,
     },
-    /// Answer to `listen`; evidence chunks (if any) came before it.
+    /// Answer to `listen`: the verdict, never delayed by evidence.
     Listened {
         /// The device's report.
         report: Box<ListenReport>,
-        /// Total evidence bytes sent before this frame (0 if none).
-        evidence_bytes: u64,
+        /// What was heard, kept as evidence, when asked for.
+        evidence: Option<EvidenceRef>,
     },
     /// Answer to `cancel`: how many jobs were told to stop.
     Cancelled {
@@ -334,12 +387,13 @@ pub enum ResponseBody {
     /// Progress of `listen`: the device delivers audio, so anything played from now on is
     /// heard. The final reply follows. A harness starts the player only after this.
     Armed,
-    /// A piece of WAV evidence, in order; the final reply follows.
-    EvidenceChunk {
-        /// Byte offset of this piece.
-        offset: u64,
-        /// The bytes, hex.
-        data: String,
+    /// Answer to `fetch_evidence`: the file's format and size. Exactly `bytes` bytes
+    /// follow as binary chunks of this request, in order; the last one ends the request.
+    Evidence {
+        /// The file's format.
+        format: EvidenceFormat,
+        /// The file's size.
+        bytes: u64,
     },
     /// The request failed.
     Error {

@@ -15,9 +15,15 @@
 //!   with `shutting_down`, wait for connection tasks (bounded).
 //! - Dial-out: [`Server::serve_dialed`] connects to a harness and serves that connection,
 //!   same handshake, the probe still in the server role.
+//! - After the handshake every frame is sealed ([`crate::proto::channel`]); a frame that
+//!   does not authenticate ends the connection with [`ProtoError::Tampered`].
+//! - Evidence ([`evidence`]): a job's recording is kept in bounded memory and its reply
+//!   goes out at once with a reference; `fetch_evidence` streams the FLAC file as binary
+//!   chunks, one at a time, so other replies on the connection overtake it.
 
 #[cfg(feature = "devices")]
 pub mod device;
+pub mod evidence;
 pub mod session;
 pub mod xrdp_ini;
 
@@ -34,13 +40,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::audio::{AudioError, CancelFlag, ListenReport, PlayReport, RecordReport};
 use crate::proto::auth::{reject, server_handshake, Token};
-use crate::proto::frame::{parse, read_frame, write_msg};
+use crate::proto::channel::{read_sealed, seal_json, write_sealed, Payload, Sealer};
+use crate::proto::frame::{parse, read_frame};
 use crate::proto::msg::{
-    ErrorCode, ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RejectReason, RemoteError,
-    Request, RequestBody, Response, ResponseBody,
+    ErrorCode, EvidenceRef, ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RejectReason,
+    RemoteError, Request, RequestBody, Response, ResponseBody,
 };
-use crate::proto::{ProtoError, EVIDENCE_CHUNK, MAX_FRAME};
-use crate::wav::{self, Audio, WavEncoding};
+use crate::proto::{ProtoError, EVIDENCE_CHUNK};
+use crate::wav::Audio;
+use evidence::EvidenceStore;
 
 /// The blocking operations the agent serves. Each runs on a blocking thread and must
 /// return within its own bound, and soon after `cancel` is set.
@@ -77,8 +85,8 @@ pub trait Handler: Send + Sync + 'static {
 /// Limits and credentials of a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Shared token; `None` only on loopback.
-    pub token: Option<Token>,
+    /// Accepted tokens (several while one is rotated out); empty only on loopback.
+    pub tokens: Vec<Token>,
     /// Connections served at once.
     pub max_connections: usize,
     /// Bound on each handshake step.
@@ -95,12 +103,18 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// Recordings kept for `fetch_evidence`, at most (the oldest is dropped first).
+    pub evidence_max_count: usize,
+    /// Bytes of samples (f32) kept for `fetch_evidence`, at most.
+    pub evidence_max_bytes: usize,
+    /// Bound on one `fetch_evidence` from start to last chunk.
+    pub evidence_fetch_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
-            token: None,
+            tokens: Vec::new(),
             max_connections: 64,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
@@ -109,6 +123,10 @@ impl Default for ServerConfig {
             max_jobs_per_connection: 8,
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
+            evidence_max_count: 16,
+            // Three 60 s stereo 48 kHz recordings.
+            evidence_max_bytes: 72 * 1024 * 1024,
+            evidence_fetch_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -150,8 +168,8 @@ pub enum ServerError {
 ///
 /// # Errors
 /// [`ServerError::NonLoopbackWithoutToken`].
-pub fn check_bind(addr: SocketAddr, token: Option<&Token>) -> Result<(), ServerError> {
-    if token.is_none() && !addr.ip().is_loopback() {
+pub fn check_bind(addr: SocketAddr, tokens: &[Token]) -> Result<(), ServerError> {
+    if tokens.is_empty() && !addr.ip().is_loopback() {
         return Err(ServerError::NonLoopbackWithoutToken { addr });
     }
     Ok(())
@@ -164,6 +182,8 @@ pub struct Server<H: Handler> {
     connections: Arc<Semaphore>,
     /// Devices with a job running, across all connections.
     busy: Arc<Mutex<HashMap<String, String>>>,
+    /// Recordings waiting to be fetched, across all connections.
+    evidence: Arc<Mutex<EvidenceStore>>,
 }
 
 /// Releases a device when its job's blocking work really ends.
@@ -180,17 +200,26 @@ impl Drop for BusyGuard {
     }
 }
 
+/// A message from a job to its connection.
 struct JobDone {
     id: u64,
     body: ResponseBody,
-    evidence: Vec<u8>,
-    /// A progress frame (e.g. `Armed`): sent, and the job goes on.
+    /// A progress frame (e.g. `Armed`, the `evidence` header): sent, and the job goes on.
     progress: bool,
+}
+
+/// A piece of evidence from a fetch job; the last one ends the job.
+struct JobChunk {
+    id: u64,
+    offset: u64,
+    data: Vec<u8>,
+    last: bool,
 }
 
 struct Conn {
     peer: String,
     wr: OwnedWriteHalf,
+    sealer: Sealer,
     jobs: HashMap<u64, (CancelFlag, &'static str)>,
 }
 
@@ -200,6 +229,10 @@ impl<H: Handler> Server<H> {
         Arc::new(Server {
             handler: Arc::new(handler),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            evidence: Arc::new(Mutex::new(EvidenceStore::new(
+                config.evidence_max_bytes,
+                config.evidence_max_count,
+            ))),
             config,
             busy: Arc::default(),
         })
@@ -220,7 +253,7 @@ impl<H: Handler> Server<H> {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), ServerError> {
-        check_bind(listener.local_addr()?, self.config.token.as_ref())?;
+        check_bind(listener.local_addr()?, &self.config.tokens)?;
         let tracker = TaskTracker::new();
         loop {
             tokio::select! {
@@ -331,23 +364,26 @@ impl<H: Handler> Server<H> {
         shutdown: &CancellationToken,
     ) -> Result<(), ProtoError> {
         let _ = stream.set_nodelay(true);
+        limit_unsent(&stream);
         let step = self.config.handshake_timeout;
-        let token = self.config.token.as_ref();
-        let agent = tokio::select! {
-            r = server_handshake(&mut stream, token, step) => r?,
+        let established = tokio::select! {
+            r = server_handshake(&mut stream, &self.config.tokens, step) => r?,
             () = shutdown.cancelled() => {
                 reject(&mut stream, RejectReason::ShuttingDown, "the probe is shutting down".into(), step).await;
                 return Ok(());
             }
         };
-        tracing::info!("{peer} authenticated ({agent})");
-        self.session(stream, peer, shutdown).await
+        tracing::info!("{peer} authenticated ({})", established.peer_agent);
+        let (sealer, opener) = established.keys.server();
+        self.session(stream, peer, sealer, opener, shutdown).await
     }
 
     async fn session(
         self: &Arc<Self>,
         stream: TcpStream,
         peer: String,
+        sealer: Sealer,
+        mut opener: crate::proto::channel::Opener,
         shutdown: &CancellationToken,
     ) -> Result<(), ProtoError> {
         let (mut rd, wr) = stream.into_split();
@@ -355,28 +391,36 @@ impl<H: Handler> Server<H> {
         let (req_tx, mut req_rx) = mpsc::channel::<Result<Vec<u8>, ProtoError>>(4);
         let reader = tokio::spawn(async move {
             loop {
-                let r = read_frame(&mut rd, MAX_FRAME).await;
-                let stop = !matches!(r, Ok(Some(_)));
+                let r = read_sealed(&mut rd, &mut opener).await;
                 let item = match r {
-                    Ok(Some(b)) => Ok(b),
+                    Ok(Some(Payload::Msg(b))) => Ok(b),
+                    Ok(Some(Payload::Chunk(_))) => Err(ProtoError::Malformed(
+                        "a binary chunk from the client (only the probe sends evidence)".into(),
+                    )),
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };
+                let stop = item.is_err();
                 if req_tx.send(item).await.is_err() || stop {
                     break;
                 }
             }
         });
         let (done_tx, mut done_rx) = mpsc::channel::<JobDone>(8);
+        // One chunk at a time: a reply to another request waits behind one chunk at most.
+        let (chunk_tx, mut chunk_rx) = mpsc::channel::<JobChunk>(1);
         let mut conn = Conn {
             peer,
             wr,
+            sealer,
             jobs: HashMap::new(),
         };
         let idle = self.config.idle_timeout;
         let mut idle_at = tokio::time::Instant::now() + idle;
         let result = loop {
             tokio::select! {
+                // Replies and requests first; evidence chunks only when nothing else waits.
+                biased;
                 () = shutdown.cancelled() => {
                     let ids: Vec<u64> = conn.jobs.keys().copied().collect();
                     for id in ids {
@@ -397,7 +441,7 @@ impl<H: Handler> Server<H> {
                         None => break Ok(()),
                         Some(Err(e)) => break Err(e),
                         Some(Ok(body)) => {
-                            if let Err(e) = self.request(&mut conn, &body, &done_tx).await {
+                            if let Err(e) = self.request(&mut conn, &body, &done_tx, &chunk_tx).await {
                                 break Err(e);
                             }
                         }
@@ -415,7 +459,18 @@ impl<H: Handler> Server<H> {
                     }
                     // A job already answered (cancelled at shutdown) is not answered twice.
                     if conn.jobs.remove(&done.id).is_some() {
-                        if let Err(e) = self.finish(&mut conn, done).await {
+                        if let Err(e) = self.reply(&mut conn, done.id, done.body).await {
+                            break Err(e);
+                        }
+                    }
+                }
+                Some(chunk) = chunk_rx.recv() => {
+                    idle_at = tokio::time::Instant::now() + idle;
+                    if conn.jobs.contains_key(&chunk.id) {
+                        if chunk.last {
+                            conn.jobs.remove(&chunk.id);
+                        }
+                        if let Err(e) = self.send_chunk(&mut conn, chunk).await {
                             break Err(e);
                         }
                     }
@@ -454,23 +509,126 @@ impl<H: Handler> Server<H> {
 
     async fn reply(&self, conn: &mut Conn, id: u64, body: ResponseBody) -> Result<(), ProtoError> {
         let t = self.config.write_timeout;
+        let frame = seal_json(&mut conn.sealer, &Response { id, body })?;
         crate::proto::within(
             t,
             || format!("{} to read the reply to request {id}", conn.peer),
-            write_msg(&mut conn.wr, &Response { id, body }, MAX_FRAME),
+            write_sealed(&mut conn.wr, &frame),
         )
         .await
     }
 
-    async fn finish(&self, conn: &mut Conn, done: JobDone) -> Result<(), ProtoError> {
-        for (i, chunk) in done.evidence.chunks(EVIDENCE_CHUNK).enumerate() {
-            let body = ResponseBody::EvidenceChunk {
-                offset: (i * EVIDENCE_CHUNK) as u64,
-                data: hex::encode(chunk),
+    async fn send_chunk(&self, conn: &mut Conn, chunk: JobChunk) -> Result<(), ProtoError> {
+        let t = self.config.write_timeout;
+        let frame = conn
+            .sealer
+            .seal_chunk(chunk.id, chunk.offset, &chunk.data)?;
+        crate::proto::within(
+            t,
+            || {
+                format!(
+                    "{} to read evidence of request {} at byte {}",
+                    conn.peer, chunk.id, chunk.offset
+                )
+            },
+            write_sealed(&mut conn.wr, &frame),
+        )
+        .await
+    }
+
+    /// Starts streaming evidence `evidence_id` as request `id`: the encoding runs on a
+    /// blocking thread, then the header and the chunks go to the connection's loop.
+    fn fetch(
+        &self,
+        conn: &mut Conn,
+        id: u64,
+        evidence_id: u64,
+        done_tx: &mpsc::Sender<JobDone>,
+        chunk_tx: &mpsc::Sender<JobChunk>,
+    ) -> Result<(), RemoteError> {
+        let kept = {
+            let store = self.evidence.lock().map_err(|_| {
+                RemoteError::new(ErrorCode::Internal, "the evidence store is unusable")
+            })?;
+            store.get(evidence_id).ok_or_else(|| {
+                let (count, bytes) = store.caps();
+                RemoteError::new(
+                    ErrorCode::EvidenceGone,
+                    format!(
+                        "evidence {evidence_id} is no longer held (the probe keeps its latest \
+                         {count} recordings within {} MB, and none across a restart)",
+                        bytes / 1_000_000
+                    ),
+                )
+            })?
+        };
+        let flag = CancelFlag::new();
+        conn.jobs.insert(id, (flag.clone(), "fetch_evidence"));
+        let (done_tx, chunk_tx) = (done_tx.clone(), chunk_tx.clone());
+        let bound = self.config.evidence_fetch_timeout;
+        tokio::spawn(async move {
+            let stream = async {
+                let encoded = tokio::task::spawn_blocking(move || evidence::encode(&kept))
+                    .await
+                    .map_err(|e| format!("encoding panicked: {e}"))?
+                    .map_err(|e| format!("encoding the evidence: {e}"))?;
+                let (format, bytes) = encoded;
+                if bytes.is_empty() {
+                    return Err("the encoder produced no bytes".to_string());
+                }
+                let header = JobDone {
+                    id,
+                    body: ResponseBody::Evidence {
+                        format,
+                        bytes: bytes.len() as u64,
+                    },
+                    progress: true,
+                };
+                done_tx
+                    .send(header)
+                    .await
+                    .map_err(|_| "the connection ended".to_string())?;
+                let n = bytes.len().div_ceil(EVIDENCE_CHUNK);
+                for (i, piece) in bytes.chunks(EVIDENCE_CHUNK).enumerate() {
+                    if flag.is_cancelled() {
+                        return Err(format!(
+                            "fetch_evidence request {id} was cancelled at byte {}",
+                            i * EVIDENCE_CHUNK
+                        ));
+                    }
+                    let chunk = JobChunk {
+                        id,
+                        offset: (i * EVIDENCE_CHUNK) as u64,
+                        data: piece.to_vec(),
+                        last: i + 1 == n,
+                    };
+                    chunk_tx
+                        .send(chunk)
+                        .await
+                        .map_err(|_| "the connection ended".to_string())?;
+                }
+                Ok(())
             };
-            self.reply(conn, done.id, body).await?;
-        }
-        self.reply(conn, done.id, done.body).await
+            let error = match tokio::time::timeout(bound, stream).await {
+                Ok(Ok(())) => return,
+                Ok(Err(why)) => RemoteError::new(ErrorCode::Internal, why),
+                Err(_) => RemoteError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "fetch_evidence request {id} did not finish within {} s",
+                        bound.as_secs()
+                    ),
+                ),
+            };
+            let _ = done_tx
+                .send(JobDone {
+                    id,
+                    body: ResponseBody::Error { error },
+                    progress: false,
+                })
+                .await;
+        });
+        Ok(())
     }
 
     async fn request(
@@ -478,6 +636,7 @@ impl<H: Handler> Server<H> {
         conn: &mut Conn,
         body: &[u8],
         done_tx: &mpsc::Sender<JobDone>,
+        chunk_tx: &mpsc::Sender<JobChunk>,
     ) -> Result<(), ProtoError> {
         let req: Request = match parse(body, "a request") {
             Ok(r) => r,
@@ -520,6 +679,12 @@ impl<H: Handler> Server<H> {
             );
             return self.reply(conn, id, bad(msg)).await;
         }
+        if let RequestBody::FetchEvidence { evidence_id } = req.body {
+            return match self.fetch(conn, id, evidence_id, done_tx, chunk_tx) {
+                Ok(()) => Ok(()),
+                Err(error) => self.reply(conn, id, ResponseBody::Error { error }).await,
+            };
+        }
         let max_ms = self.config.max_capture.as_millis() as u64;
         let (duration, device) = match &req.body {
             RequestBody::Info => (Duration::ZERO, None),
@@ -535,7 +700,9 @@ impl<H: Handler> Server<H> {
                 Duration::from_millis(l.timeout_ms),
                 Some(format!("input `{}`", l.device)),
             ),
-            RequestBody::Cancel { .. } => (Duration::ZERO, None),
+            RequestBody::Cancel { .. } | RequestBody::FetchEvidence { .. } => {
+                (Duration::ZERO, None)
+            }
         };
         if matches!(req.body, RequestBody::Record(_) | RequestBody::Listen(_))
             && (duration.is_zero() || duration > self.config.max_capture)
@@ -564,6 +731,7 @@ impl<H: Handler> Server<H> {
         conn.jobs.insert(id, (flag.clone(), req.body.name()));
         let bound = duration + self.config.job_margin;
         let handler = self.handler.clone();
+        let store = self.evidence.clone();
         let done_tx = done_tx.clone();
         let name = req.body.name();
         tokio::spawn(async move {
@@ -577,44 +745,45 @@ impl<H: Handler> Server<H> {
                     let _ = progress.try_send(JobDone {
                         id,
                         body: ResponseBody::Armed,
-                        evidence: Vec::new(),
                         progress: true,
                     });
                 };
-                run_job(&*handler, req.body, &f2, &armed)
+                let keep = |audio: Audio, sample_format: &str| -> Option<EvidenceRef> {
+                    let kept = store.lock().ok()?.keep(audio, sample_format);
+                    if kept.is_none() {
+                        tracing::warn!(
+                            "{name} request {id}: the recording exceeds the evidence cap; not kept"
+                        );
+                    }
+                    kept
+                };
+                run_job(&*handler, req.body, &f2, &armed, &keep)
             });
-            let (body, evidence) = match tokio::time::timeout(bound, work).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => (
-                    ResponseBody::Error {
-                        error: RemoteError::new(
-                            ErrorCode::Internal,
-                            format!("{name} request {id} failed inside the probe: {e}"),
-                        ),
-                    },
-                    Vec::new(),
-                ),
+            let body = match tokio::time::timeout(bound, work).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => ResponseBody::Error {
+                    error: RemoteError::new(
+                        ErrorCode::Internal,
+                        format!("{name} request {id} failed inside the probe: {e}"),
+                    ),
+                },
                 Err(_) => {
                     flag.cancel();
-                    (
-                        ResponseBody::Error {
-                            error: RemoteError::new(
-                                ErrorCode::Timeout,
-                                format!(
-                                    "{name} request {id} did not finish within {} ms; it was cancelled",
-                                    bound.as_millis()
-                                ),
+                    ResponseBody::Error {
+                        error: RemoteError::new(
+                            ErrorCode::Timeout,
+                            format!(
+                                "{name} request {id} did not finish within {} ms; it was cancelled",
+                                bound.as_millis()
                             ),
-                        },
-                        Vec::new(),
-                    )
+                        ),
+                    }
                 }
             };
             let _ = done_tx
                 .send(JobDone {
                     id,
                     body,
-                    evidence,
                     progress: false,
                 })
                 .await;
@@ -623,63 +792,86 @@ impl<H: Handler> Server<H> {
     }
 }
 
-fn evidence_bytes(audio: Option<Audio>) -> Result<Vec<u8>, RemoteError> {
-    match audio {
-        None => Ok(Vec::new()),
-        Some(a) => wav::to_bytes(&a, WavEncoding::F32).map_err(|e| {
-            RemoteError::new(ErrorCode::Internal, format!("encoding the evidence: {e}"))
-        }),
-    }
-}
+/// Keeps a recording as evidence (the device's sample format decides the bit depth).
+type Keep<'a> = &'a (dyn Fn(Audio, &str) -> Option<EvidenceRef> + Send + Sync);
 
 fn run_job<H: Handler + ?Sized>(
     h: &H,
     body: RequestBody,
     cancel: &CancelFlag,
     armed: &(dyn Fn() + Send + Sync),
-) -> (ResponseBody, Vec<u8>) {
-    let err = |error: RemoteError| (ResponseBody::Error { error }, Vec::new());
+    keep: Keep<'_>,
+) -> ResponseBody {
+    let err = |error: RemoteError| ResponseBody::Error { error };
     match body {
-        RequestBody::Info => (
-            ResponseBody::Info {
-                info: Box::new(h.info()),
-            },
-            Vec::new(),
-        ),
+        RequestBody::Info => ResponseBody::Info {
+            info: Box::new(h.info()),
+        },
         RequestBody::Play(p) => match h.play(&p, cancel) {
-            Ok(report) => (ResponseBody::Played { report }, Vec::new()),
+            Ok(report) => ResponseBody::Played { report },
             Err(e) => err(e.into()),
         },
         RequestBody::Record(r) => match h.record(&r, cancel) {
-            Ok((report, audio)) => match evidence_bytes(audio.filter(|_| r.evidence)) {
-                Ok(ev) => (
-                    ResponseBody::Recorded {
-                        report,
-                        evidence_bytes: ev.len() as u64,
-                    },
-                    ev,
-                ),
-                Err(e) => err(e),
-            },
+            Ok((report, audio)) => {
+                let evidence = audio
+                    .filter(|_| r.evidence)
+                    .and_then(|a| keep(a, &report.format.sample_format));
+                ResponseBody::Recorded { report, evidence }
+            }
             Err(e) => err(e.into()),
         },
         RequestBody::Listen(l) => match h.listen(&l, cancel, armed) {
-            Ok((report, audio)) => match evidence_bytes(audio.filter(|_| l.evidence)) {
-                Ok(ev) => (
-                    ResponseBody::Listened {
-                        report: Box::new(report),
-                        evidence_bytes: ev.len() as u64,
-                    },
-                    ev,
-                ),
-                Err(e) => err(e),
-            },
+            Ok((report, audio)) => {
+                let evidence = audio
+                    .filter(|_| l.evidence)
+                    .and_then(|a| keep(a, &report.format.sample_format));
+                ResponseBody::Listened {
+                    report: Box::new(report),
+                    evidence,
+                }
+            }
             Err(e) => err(e.into()),
         },
-        RequestBody::Cancel { .. } => {
-            err(RemoteError::new(ErrorCode::Internal, "cancel is not a job"))
+        RequestBody::Cancel { .. } | RequestBody::FetchEvidence { .. } => err(RemoteError::new(
+            ErrorCode::Internal,
+            format!("{} is not a device job", body.name()),
+        )),
+    }
+}
+
+/// Unsent bytes the kernel may queue on a connection before a write waits.
+const UNSENT_LOWAT: usize = 128 * 1024;
+
+/// Keeps the kernel's queue of unsent bytes short (`TCP_NOTSENT_LOWAT`), so a reply sent
+/// while evidence streams waits behind at most this much plus one chunk, not behind a send
+/// buffer that autotuning grew to megabytes: on a 1 Mbit/s link that is 1.5 s instead of
+/// tens of seconds. Throughput is unaffected: the window still grows. Best effort, Linux
+/// and macOS.
+fn limit_unsent(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        use std::os::fd::AsRawFd;
+        let v = UNSENT_LOWAT as libc::c_int;
+        // SAFETY: the descriptor is a live socket for the duration of the call; the value
+        // is a c_int and its size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(
+                "TCP_NOTSENT_LOWAT not set: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    let _ = (stream, UNSENT_LOWAT);
 }
 
 /// Facts every handler reports the same way (version, host name, OS, session).

@@ -11,9 +11,10 @@ use crate::audio::{
     AudioErrorKind, DeviceDirection, DeviceInfo, DeviceSelector, StreamFormat, StreamHealth,
 };
 use crate::proto::auth::{client_handshake, Token};
-use crate::proto::client::{decode_evidence, Client, ClientConfig, ProbeListener};
+use crate::proto::channel::{read_sealed, seal_json, Opener, Payload, Sealer, MAX_SEALED};
+use crate::proto::client::{Client, ClientConfig, ProbeListener};
 use crate::proto::frame::{encode, read_frame};
-use crate::proto::msg::{Handshake, SessionKind};
+use crate::proto::msg::{EvidenceFormat, Handshake, SessionKind};
 use crate::signal::{Direction, Signature};
 
 /// Plays nothing; "hears" a rendered signature after `listen_delay`; records a sine.
@@ -71,6 +72,8 @@ impl Handler for Fake {
     fn info(&self) -> ProbeInfo {
         self.infos.fetch_add(1, Ordering::SeqCst);
         let mut i = base_info(Duration::from_secs(60));
+        // Distinctive, so a test can look for it on the wire.
+        i.hostname = "studio-pc-4711".into();
         i.audio_host = Ok("Fake".into());
         i.devices = Err(AudioError {
             kind: AudioErrorKind::HostUnavailable,
@@ -109,9 +112,25 @@ impl Handler for Fake {
         let d = Duration::from_millis(req.duration_ms);
         wait(d, cancel, self.stubborn);
         let rate = 48_000;
-        let frames = (d.as_secs_f64() * f64::from(rate)) as usize;
+        // Device "noisy": 10 s of noise at once, which FLAC cannot shrink much.
+        let noisy = matches!(&req.device, DeviceSelector::Match(m) if m == "noisy");
+        let frames = if noisy {
+            10 * rate as usize
+        } else {
+            (d.as_secs_f64() * f64::from(rate)) as usize
+        };
+        let mut x = 0x9e37_79b9u32;
         let samples = (0..frames * 2)
-            .map(|i| (i as f32 * 0.01).sin() * 0.5)
+            .map(|i| {
+                if noisy {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x as f32 / u32::MAX as f32 - 0.5) * 0.2
+                } else {
+                    (i as f32 * 0.01).sin() * 0.5
+                }
+            })
             .collect();
         Ok((
             RecordReport {
@@ -183,7 +202,7 @@ fn token() -> Token {
 
 fn config() -> ServerConfig {
     ServerConfig {
-        token: Some(token()),
+        tokens: vec![token()],
         handshake_timeout: Duration::from_millis(500),
         ..ServerConfig::default()
     }
@@ -250,6 +269,32 @@ async fn raw_send(s: &mut TcpStream, v: &serde_json::Value) {
     s.write_all(&encode(&body, 1 << 20).unwrap()).await.unwrap();
 }
 
+/// A raw authenticated connection with its channel halves (test side).
+async fn sealed_session(addr: &str) -> (TcpStream, Sealer, Opener) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let e = client_handshake(&mut s, Some(&token()), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let (sealer, opener) = e.keys.client();
+    (s, sealer, opener)
+}
+
+async fn sealed_send(s: &mut TcpStream, sealer: &mut Sealer, v: &serde_json::Value) {
+    s.write_all(&seal_json(sealer, v).unwrap()).await.unwrap();
+}
+
+async fn sealed_read(s: &mut TcpStream, opener: &mut Opener) -> Response {
+    let p = tokio::time::timeout(Duration::from_secs(3), read_sealed(s, opener))
+        .await
+        .expect("the server answers in time")
+        .unwrap()
+        .unwrap();
+    match p {
+        Payload::Msg(b) => serde_json::from_slice(&b).unwrap(),
+        Payload::Chunk(c) => panic!("a chunk where a reply was expected: {c:?}"),
+    }
+}
+
 /// Whether the server closes `s` within `within` (EOF or reset, after any pending data).
 async fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 4096];
@@ -288,7 +333,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
         .unwrap();
     assert_eq!(played.device.id, "fake:out");
 
-    // 1 s of 48 kHz stereo f32 = 384 KB of WAV: two chunks.
+    // 1 s of 48 kHz stereo: the reply carries a handle; the FLAC comes in binary chunks.
     let rec = c
         .record(&RecordRequest {
             device: DeviceSelector::Default,
@@ -297,21 +342,62 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
         })
         .await
         .unwrap();
-    let wav = rec.evidence.expect("evidence was asked for");
-    assert!(wav.len() > EVIDENCE_CHUNK, "{} bytes", wav.len());
-    let audio = decode_evidence(&wav).unwrap();
+    let handle = rec.evidence.expect("evidence was asked for");
     assert_eq!(
-        (audio.sample_rate_hz, audio.channels, audio.frames()),
-        (48_000, 2, 48_000)
+        (
+            handle.evidence.sample_rate_hz,
+            handle.evidence.channels,
+            handle.evidence.frames,
+            handle.evidence.bits_per_sample
+        ),
+        (48_000, 2, 48_000, 24)
     );
-    assert!((audio.samples[100] - (100.0f32 * 0.01).sin() * 0.5).abs() < 1e-6);
+    let mut seen = Vec::new();
+    let ev = c
+        .fetch_evidence(&handle, Duration::from_secs(10), |p| seen.push(p))
+        .await
+        .unwrap();
+    assert_eq!(ev.format, EvidenceFormat::Flac);
+    assert!(ev.bytes.len() > EVIDENCE_CHUNK, "{} bytes", ev.bytes.len());
+    let (info, samples) = decode_flac(&ev.bytes);
+    assert_eq!((info.sample_rate, info.channels), (48_000, 2));
+    assert_eq!(samples.len(), 96_000);
+    let want = (100.0f32 * 0.01).sin() * 0.5;
+    assert!((samples[100] as f32 / 8_388_608.0 - want).abs() < 1e-6);
+    // Progress: the size first, then every chunk, ending at the whole file.
+    let total = ev.bytes.len() as u64;
+    assert_eq!(
+        seen.first().map(|p| (p.received, p.total)),
+        Some((0, total))
+    );
+    assert_eq!(seen.last().map(|p| p.received), Some(total));
+    assert_eq!(seen.len(), 1 + ev.bytes.len().div_ceil(EVIDENCE_CHUNK));
+    // A second fetch of the same evidence gives the same file.
+    let again = c
+        .fetch_evidence(&handle, Duration::from_secs(10), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again, ev);
 
     let heard = c.listen(&listen_req("default", 2000, false)).await.unwrap();
     assert!(heard.report.analysis.detected);
     assert!(heard.evidence.is_none());
     let silent = c.listen(&listen_req("default", 20, true)).await.unwrap();
     assert!(!silent.report.analysis.detected);
-    assert!(decode_evidence(&silent.evidence.unwrap()).is_ok());
+    let h = silent.evidence.unwrap();
+    let ev = c
+        .fetch_evidence(&h, Duration::from_secs(10), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(decode_flac(&ev.bytes).1.len() as u64, h.evidence.frames);
+}
+
+/// Decodes FLAC evidence with an independent decoder (claxon).
+fn decode_flac(bytes: &[u8]) -> (claxon::metadata::StreamInfo, Vec<i32>) {
+    let mut r = claxon::FlacReader::new(std::io::Cursor::new(bytes)).unwrap();
+    let info = r.streaminfo();
+    let samples = r.samples().map(Result::unwrap).collect();
+    (info, samples)
 }
 
 #[tokio::test]
@@ -476,12 +562,12 @@ async fn oversize_frames_close_the_connection_before_and_after_auth() {
         Some(Handshake::Reject { .. })
     ));
 
-    // After auth: more than 1 MiB announced -> closed.
+    // After auth: more than 1 MiB (and its seal) announced -> closed.
     let mut s = TcpStream::connect(&r.addr).await.unwrap();
     client_handshake(&mut s, Some(&token()), Duration::from_secs(2))
         .await
         .unwrap();
-    s.write_all(&((MAX_FRAME as u32) + 1).to_be_bytes())
+    s.write_all(&((MAX_SEALED as u32) + 1).to_be_bytes())
         .await
         .unwrap();
     assert!(closes_within(&mut s, Duration::from_secs(2)).await);
@@ -555,7 +641,7 @@ async fn non_loopback_without_a_token_is_refused() {
     let server = Server::new(
         Fake::new(Duration::ZERO),
         ServerConfig {
-            token: None,
+            tokens: Vec::new(),
             ..ServerConfig::default()
         },
     );
@@ -565,9 +651,9 @@ async fn non_loopback_without_a_token_is_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("0.0.0.0"), "{e}");
-    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), None).is_err());
-    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), Some(&token())).is_ok());
-    assert!(check_bind("[::1]:4000".parse().unwrap(), None).is_ok());
+    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), &[]).is_err());
+    assert!(check_bind("192.0.2.7:4000".parse().unwrap(), &[token()]).is_ok());
+    assert!(check_bind("[::1]:4000".parse().unwrap(), &[]).is_ok());
     let e = ProbeListener::bind("0.0.0.0:0", None, client_config())
         .await
         .unwrap_err();
@@ -579,7 +665,7 @@ async fn tokenless_loopback_server_accepts_tokenless_clients_only() {
     let r = start(
         Fake::new(Duration::ZERO),
         ServerConfig {
-            token: None,
+            tokens: Vec::new(),
             ..config()
         },
     )
@@ -608,7 +694,8 @@ async fn version_mismatch_is_reported_both_ways() {
         Some(Handshake::Reject { reason, message }) => {
             assert_eq!(reason, RejectReason::VersionMismatch);
             assert!(
-                message.contains("version 1") && message.contains("version 99"),
+                message.contains(&format!("version {}", crate::proto::PROTOCOL_VERSION))
+                    && message.contains("version 99"),
                 "{message}"
             );
         }
@@ -634,7 +721,8 @@ async fn version_mismatch_is_reported_both_ways() {
     assert!(
         matches!(
             e.proto(),
-            Some(ProtoError::VersionMismatch { ours: 1, theirs: 7 })
+            Some(ProtoError::VersionMismatch { ours, theirs: 7 })
+                if *ours == crate::proto::PROTOCOL_VERSION
         ),
         "{e}"
     );
@@ -688,7 +776,7 @@ async fn a_vanished_server_that_never_answers_hits_the_call_timeout() {
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
-        server_handshake(&mut s, Some(&token()), Duration::from_secs(2))
+        server_handshake(&mut s, &[token()], Duration::from_secs(2))
             .await
             .unwrap();
         let mut sink = Vec::new();
@@ -866,20 +954,25 @@ async fn idle_connections_are_closed() {
 #[tokio::test]
 async fn malformed_requests_are_answered_and_the_connection_survives() {
     let r = start(Fake::new(Duration::ZERO), config()).await;
-    let mut s = TcpStream::connect(&r.addr).await.unwrap();
-    client_handshake(&mut s, Some(&token()), Duration::from_secs(2))
-        .await
-        .unwrap();
-    raw_send(&mut s, &serde_json::json!({"id": 9, "type": "format_disk"})).await;
-    let body = read_frame(&mut s, MAX_FRAME).await.unwrap().unwrap();
-    let resp: Response = serde_json::from_slice(&body).unwrap();
+    let (mut s, mut sealer, mut opener) = sealed_session(&r.addr).await;
+    sealed_send(
+        &mut s,
+        &mut sealer,
+        &serde_json::json!({"id": 9, "type": "format_disk"}),
+    )
+    .await;
+    let resp = sealed_read(&mut s, &mut opener).await;
     assert_eq!(resp.id, 9);
     assert!(
         matches!(resp.body, ResponseBody::Error { ref error } if error.code == ErrorCode::BadRequest)
     );
-    raw_send(&mut s, &serde_json::json!({"id": 10, "type": "info"})).await;
-    let body = read_frame(&mut s, MAX_FRAME).await.unwrap().unwrap();
-    let resp: Response = serde_json::from_slice(&body).unwrap();
+    sealed_send(
+        &mut s,
+        &mut sealer,
+        &serde_json::json!({"id": 10, "type": "info"}),
+    )
+    .await;
+    let resp = sealed_read(&mut s, &mut opener).await;
     assert!(matches!(resp.body, ResponseBody::Info { .. }));
 }
 
@@ -900,7 +993,10 @@ async fn dial_out_probe_is_accepted_and_authenticated_by_the_harness_listener() 
         }
     });
     let c = pl.accept(Duration::from_secs(3)).await.unwrap();
-    assert_eq!(c.info().await.unwrap().protocol_version, 1);
+    assert_eq!(
+        c.info().await.unwrap().protocol_version,
+        crate::proto::PROTOCOL_VERSION
+    );
     assert!(
         c.listen(&listen_req("default", 1000, false))
             .await
@@ -920,7 +1016,7 @@ async fn dial_out_probe_is_accepted_and_authenticated_by_the_harness_listener() 
     let bad = Server::new(
         Fake::new(Duration::ZERO),
         ServerConfig {
-            token: Some(Token::new("not-the-right-token-xx", "test").unwrap()),
+            tokens: vec![Token::new("not-the-right-token-xx", "test").unwrap()],
             ..config()
         },
     );
@@ -934,4 +1030,425 @@ async fn dial_out_probe_is_accepted_and_authenticated_by_the_harness_listener() 
     // Nobody dials: the wait is bounded.
     let e = pl.accept(Duration::from_millis(100)).await.unwrap_err();
     assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
+}
+
+/// What a man in the middle does to one direction's frames after the handshake (frame
+/// numbers count sealed frames of that direction from 0).
+#[derive(Debug, Clone)]
+enum Attack {
+    /// Relay untouched.
+    None,
+    /// Flip one bit in the middle of frame `at`.
+    FlipBit { at: usize },
+    /// Send frame `of` again in place of frame `at`.
+    Replay { of: usize, at: usize },
+    /// Send frame `at` twice.
+    Duplicate { at: usize },
+    /// Swallow frame `at`.
+    Drop { at: usize },
+    /// Send `frame` (header included) just before frame `at`.
+    Inject { at: usize, frame: Vec<u8> },
+}
+
+/// Each side sends two handshake frames (hello + proof, challenge + welcome).
+const HANDSHAKE_FRAMES: usize = 2;
+
+/// Relays whole frames from `src` to `dst`, attacking as told; returns what it saw.
+async fn relay_frames(
+    mut src: tokio::net::tcp::OwnedReadHalf,
+    mut dst: tokio::net::tcp::OwnedWriteHalf,
+    attack: Attack,
+) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let mut n = 0usize;
+    while let Ok(Some(body)) = read_frame(&mut src, MAX_SEALED).await {
+        let frame = encode(&body, MAX_SEALED).unwrap();
+        seen.extend_from_slice(&frame);
+        n += 1;
+        let out: Vec<Vec<u8>> = match n.checked_sub(HANDSHAKE_FRAMES + 1) {
+            None => vec![frame.clone()],
+            Some(i) => match &attack {
+                Attack::FlipBit { at } if *at == i => {
+                    let mut f = frame.clone();
+                    let mid = f.len() / 2;
+                    f[mid] ^= 0x10;
+                    vec![f]
+                }
+                Attack::Replay { of, at } if *at == i => vec![sent[HANDSHAKE_FRAMES + of].clone()],
+                Attack::Duplicate { at } if *at == i => vec![frame.clone(), frame.clone()],
+                Attack::Drop { at } if *at == i => vec![],
+                Attack::Inject { at, frame: forged } if *at == i => {
+                    vec![forged.clone(), frame.clone()]
+                }
+                _ => vec![frame.clone()],
+            },
+        };
+        sent.push(frame);
+        for f in out {
+            if dst.write_all(&f).await.is_err() {
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+/// A TCP proxy for one connection that relays a real handshake and then attacks each
+/// direction as told; the task returns every byte it saw (both directions).
+async fn mitm(
+    upstream: String,
+    to_client: Attack,
+    to_server: Attack,
+) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (down, _) = l.accept().await.unwrap();
+        let up = TcpStream::connect(upstream).await.unwrap();
+        let (dr, dw) = down.into_split();
+        let (ur, uw) = up.into_split();
+        let (a, b) = tokio::join!(
+            relay_frames(dr, uw, to_server),
+            relay_frames(ur, dw, to_client)
+        );
+        [a, b].concat()
+    });
+    (addr, task)
+}
+
+fn tampered(e: &crate::proto::client::ClientError) -> bool {
+    matches!(e.proto(), Some(ProtoError::Tampered { .. }))
+        && e.to_string().contains("tampered with")
+}
+
+#[tokio::test]
+async fn mitm_flipping_one_bit_of_a_reply_is_detected_as_tampering() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let (proxy, _) = mitm(r.addr.clone(), Attack::FlipBit { at: 0 }, Attack::None).await;
+    let c = connect(&proxy).await;
+    let e = c.info().await.unwrap_err();
+    assert!(tampered(&e), "{e}");
+    // The connection is over: later calls fail at once with the same cause.
+    let t0 = Instant::now();
+    let e = c.info().await.unwrap_err();
+    assert!(tampered(&e), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn mitm_replaying_an_earlier_reply_is_detected_as_tampering() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let (proxy, _) = mitm(
+        r.addr.clone(),
+        Attack::Replay { of: 0, at: 1 },
+        Attack::None,
+    )
+    .await;
+    let c = connect(&proxy).await;
+    c.info().await.unwrap();
+    let e = c.info().await.unwrap_err();
+    assert!(tampered(&e), "{e}");
+}
+
+#[tokio::test]
+async fn mitm_dropping_a_reply_is_detected_as_tampering() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let (proxy, _) = mitm(r.addr.clone(), Attack::Drop { at: 0 }, Attack::None).await;
+    let c = connect(&proxy).await;
+    // Two requests in flight: the first reply vanishes, the second arrives out of turn.
+    let (a, b) = tokio::join!(c.info(), c.info());
+    let (a, b) = (a.unwrap_err(), b.unwrap_err());
+    assert!(tampered(&a) && tampered(&b), "{a} / {b}");
+}
+
+#[tokio::test]
+async fn mitm_injecting_a_forged_detected_reply_is_detected_as_tampering() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    // A genuine `detected` report, as an attacker could have seen one under protocol v1.
+    let honest = connect(&r.addr).await;
+    let real = honest
+        .listen(&listen_req("default", 2000, false))
+        .await
+        .unwrap();
+    assert!(real.report.analysis.detected);
+    let forged_reply = Response {
+        id: 1,
+        body: ResponseBody::Listened {
+            report: Box::new(real.report),
+            evidence: None,
+        },
+    };
+    // The listen below would hear nothing (5 ms): the forged frame claims it did. It goes
+    // in before the probe's first frame (`armed`), both as plain JSON and as a frame sealed
+    // with a key of the attacker's own.
+    for forged in [
+        encode(&serde_json::to_vec(&forged_reply).unwrap(), MAX_SEALED).unwrap(),
+        seal_json(&mut Sealer::new(&[0x42; 32]), &forged_reply).unwrap(),
+    ] {
+        let (proxy, _) = mitm(
+            r.addr.clone(),
+            Attack::Inject {
+                at: 0,
+                frame: forged,
+            },
+            Attack::None,
+        )
+        .await;
+        let c = connect(&proxy).await;
+        let e = c
+            .listen(&listen_req("default", 5, false))
+            .await
+            .unwrap_err();
+        assert!(tampered(&e), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_request_is_tampering_on_the_probe_side_and_never_runs_twice() {
+    // The probe's own session, so its error can be read.
+    let fake = Fake::new(Duration::ZERO);
+    let server = Server::new(fake, config());
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let (s, peer) = l.accept().await.unwrap();
+            server
+                .serve_stream(s, peer.to_string(), &CancellationToken::new())
+                .await
+        }
+    });
+    let (proxy, _) = mitm(addr, Attack::None, Attack::Duplicate { at: 0 }).await;
+    let c = connect(&proxy).await;
+    let play = PlayRequest {
+        device: DeviceSelector::Default,
+        seed: 1,
+        direction: Direction::Output,
+    };
+    let e = c.play(&play).await.unwrap_err();
+    assert!(e.proto().is_some(), "{e}");
+    let e = tokio::time::timeout(Duration::from_secs(3), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, ProtoError::Tampered { .. }), "{e}");
+    assert!(e.to_string().contains("frame 1 from the client"), "{e}");
+    // The job may have started once; the replay never started a second one.
+    assert!(server.handler.jobs.load(Ordering::SeqCst) <= 1);
+}
+
+#[tokio::test]
+async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let (proxy, capture) = mitm(r.addr.clone(), Attack::None, Attack::None).await;
+    let c = connect(&proxy).await;
+    let info = c.info().await.unwrap();
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::Default,
+            duration_ms: 300,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    let ev = c
+        .fetch_evidence(&rec.evidence.unwrap(), Duration::from_secs(10), |_| {})
+        .await
+        .unwrap();
+    drop(c);
+    let seen = tokio::time::timeout(Duration::from_secs(3), capture)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.len() > ev.bytes.len(),
+        "the evidence crossed the proxy"
+    );
+    let contains = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
+    // Info: the host name, the audio host, the field names of the JSON.
+    assert_eq!(info.hostname, "studio-pc-4711");
+    assert!(!contains(info.hostname.as_bytes()), "host name in clear");
+    assert!(!contains(b"\"hostname\""));
+    assert!(!contains(b"\"audio_host\""));
+    assert!(!contains(b"Fake"));
+    // The recording: neither the FLAC file nor the samples appear, anywhere.
+    assert!(!contains(b"fLaC"));
+    for at in (0..ev.bytes.len() - 16).step_by(997) {
+        assert!(
+            !contains(&ev.bytes[at..at + 16]),
+            "FLAC bytes at {at} in clear"
+        );
+    }
+    let raw: Vec<u8> = (1000..1004)
+        .flat_map(|i| ((i as f32 * 0.01).sin() * 0.5).to_le_bytes())
+        .collect();
+    assert!(!contains(&raw), "f32 samples in clear");
+}
+
+/// Relays one connection with the probe-to-client direction limited to `bytes_per_s`
+/// (a starved link); small socket buffers, so bytes queue at the probe, as they would
+/// behind a slow link.
+async fn throttled_proxy(upstream: String, bytes_per_s: usize) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (down, _) = l.accept().await.unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(32 * 1024).unwrap();
+        let up = sock.connect(upstream.parse().unwrap()).await.unwrap();
+        let (mut dr, mut dw) = down.into_split();
+        let (mut ur, mut uw) = up.into_split();
+        let to_server = async { tokio::io::copy(&mut dr, &mut uw).await };
+        let to_client = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match ur.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if dw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let pause = n as f64 / bytes_per_s as f64;
+                        tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                    }
+                }
+            }
+        };
+        let _ = tokio::join!(to_server, to_client);
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_starved_link_a_reply_overtakes_the_evidence_being_streamed() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let proxy = throttled_proxy(r.addr.clone(), 2_000_000).await;
+    let c = connect(&proxy).await;
+    let t0 = Instant::now();
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::parse("noisy"),
+            duration_ms: 10,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    // The report came at once: 10 s of stereo evidence did not travel with it.
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let handle = rec.evidence.unwrap();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let fetch = tokio::spawn({
+        let c = c.clone();
+        async move {
+            let mut first = Some(first_tx);
+            let t0 = Instant::now();
+            let ev = c
+                .fetch_evidence(&handle, Duration::from_secs(30), |p| {
+                    if p.received > 0 {
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Instant::now());
+                        }
+                    }
+                })
+                .await;
+            (ev, t0.elapsed())
+        }
+    });
+    let streaming_since = first_rx.await.unwrap();
+    let t0 = Instant::now();
+    c.info().await.unwrap();
+    let info_took = t0.elapsed();
+    let (ev, fetch_took) = fetch.await.unwrap();
+    let ev = ev.unwrap();
+    assert!(ev.bytes.len() > 1_000_000, "{} bytes", ev.bytes.len());
+    assert!(streaming_since.elapsed() <= fetch_took);
+    eprintln!(
+        "info {info_took:?} during a fetch of {} bytes that took {fetch_took:?}",
+        ev.bytes.len()
+    );
+    // The stream needs about a second at 2 MB/s; the reply waited for a chunk or two,
+    // not for the rest of the file.
+    assert!(
+        fetch_took > Duration::from_millis(600) && info_took * 3 < fetch_took,
+        "info took {info_took:?} while the fetch took {fetch_took:?}"
+    );
+}
+
+#[tokio::test]
+async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
+    let cfg = ServerConfig {
+        evidence_max_count: 1,
+        ..config()
+    };
+    let r = start(Fake::new(Duration::ZERO), cfg).await;
+    let c = connect(&r.addr).await;
+    let req = RecordRequest {
+        device: DeviceSelector::Default,
+        duration_ms: 50,
+        evidence: true,
+    };
+    let first = c.record(&req).await.unwrap().evidence.unwrap();
+    let second = c.record(&req).await.unwrap().evidence.unwrap();
+    let e = c
+        .fetch_evidence(&first, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.remote().map(|r| r.code),
+        Some(ErrorCode::EvidenceGone),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no longer held"), "{e}");
+    // The connection goes on, and the newer evidence is there.
+    c.fetch_evidence(&second, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap();
+    // A handle from another probe is refused without asking this one.
+    let other = crate::proto::client::EvidenceHandle {
+        peer: "elsewhere:1".into(),
+        ..second
+    };
+    let e = c
+        .fetch_evidence(&other, Duration::from_secs(5), |_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("elsewhere:1"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_connection_usable() {
+    let r = start(Fake::new(Duration::ZERO), config()).await;
+    let proxy = throttled_proxy(r.addr.clone(), 1_000_000).await;
+    let c = connect(&proxy).await;
+    let rec = c
+        .record(&RecordRequest {
+            device: DeviceSelector::parse("noisy"),
+            duration_ms: 10,
+            evidence: true,
+        })
+        .await
+        .unwrap();
+    let handle = rec.evidence.unwrap();
+    let t0 = Instant::now();
+    let e = c
+        .fetch_evidence(&handle, Duration::from_millis(400), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e.proto(), Some(ProtoError::Timeout { .. })), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The probe was told to stop; the connection still answers, and the evidence is
+    // still held for a fetch with a bigger budget.
+    c.info().await.unwrap();
+    let ev = c
+        .fetch_evidence(&handle, Duration::from_secs(30), |_| {})
+        .await
+        .unwrap();
+    assert!(ev.bytes.len() > 1_000_000);
 }
