@@ -675,6 +675,26 @@ async fn check(
         },
         None => measure(&leg, s.timeouts.listen).await,
     };
+    // A path that should carry sound but brought none may be slow (a starved link, a
+    // channel that opens late): before that absence can fail the check, listen once more,
+    // twice as long. A fail after a rollout sends an admin hunting; it is worth the wait.
+    let needs_sound = match c {
+        Check::Output => e.output.value == crate::scenario::OutputExpect::Client,
+        Check::Capture => e.capture.value == crate::scenario::CaptureExpect::Redirected,
+    };
+    let mut second_listen = None;
+    let m = if needs_sound && m.observation.is_absence() {
+        let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
+        let again = measure(&leg, longer).await;
+        second_listen = Some(longer);
+        match again.observation {
+            // A second attempt that failed outright says nothing new: keep the first.
+            Observation::Error { .. } | Observation::NoDevice { .. } => m,
+            _ => again,
+        }
+    } else {
+        m
+    };
     // An absence decides nothing until the rig proves it could have heard.
     let rig = if m.observation.is_absence() {
         rig_hears_itself(
@@ -690,6 +710,13 @@ async fn check(
         RigProof::NotTried
     };
     let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    if let Some(longer) = second_listen {
+        judgement.cause = format!(
+            "{} (after a second listen of {:.0} s)",
+            judgement.cause,
+            longer.as_secs_f64()
+        );
+    }
     if let Some(fact) = host_fact(&remote.info, c) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }

@@ -941,3 +941,21 @@ async fn a_passive_observer_sees_no_plaintext_of_a_whole_run() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_path_slower_than_the_listen_is_confirmed_by_a_second_listen_not_failed() {
+    // The microphone opens only after 1.2 s, beyond the 800 ms listen: the first listen
+    // hears nothing, the second (twice as long) hears it.
+    let rig = Rig::redirected().route(
+        ("local", "micfeed"),
+        ("remote", "rdp-mic"),
+        Carry::OnDemand(Duration::from_millis(1200)),
+    );
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    assert!(
+        o.cause(1).contains("after a second listen of 2 s"),
+        "{}",
+        o.cause(1)
+    );
+}
