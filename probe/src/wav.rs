@@ -64,13 +64,12 @@ pub enum WavEncoding {
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
     /// The file could not be opened or created.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {error}")]
     Open {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not chained, so it prints once).
+        error: std::io::Error,
     },
     /// The file is not a WAV file, or is damaged or truncated.
     #[error("{path} is not a readable WAV file: {message}")]
@@ -124,9 +123,9 @@ pub enum WavError {
 pub fn read(path: &Path) -> Result<Audio, WavError> {
     // One read of the whole file, then a bulk conversion of the data chunk: several times
     // faster than decoding sample by sample, and evidence files are small.
-    let bytes = std::fs::read(path).map_err(|source| WavError::Open {
+    let bytes = std::fs::read(path).map_err(|error| WavError::Open {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     read_from(std::io::Cursor::new(bytes.as_slice()), path)
 }
@@ -230,9 +229,9 @@ pub fn read_from<R: Read>(reader: R, path: &Path) -> Result<Audio, WavError> {
 /// # Errors
 /// [`WavError`] naming the file and the problem.
 pub fn write(path: &Path, audio: &Audio, encoding: WavEncoding) -> Result<(), WavError> {
-    let file = File::create(path).map_err(|source| WavError::Open {
+    let file = File::create(path).map_err(|error| WavError::Open {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     write_to(BufWriter::new(file), path, audio, encoding)
 }

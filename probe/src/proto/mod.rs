@@ -106,7 +106,7 @@ pub enum ProtoError {
     Closed(String),
     /// Reading or writing the socket failed.
     #[error("connection i/o failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A frame was not the JSON message expected.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -151,6 +151,14 @@ pub enum ProtoError {
         /// How long we waited.
         after: Duration,
     },
+}
+
+// By hand rather than `#[from]`: the message already prints the cause, and a chained
+// source would print it a second time under `{:#}`.
+impl From<std::io::Error> for ProtoError {
+    fn from(e: std::io::Error) -> ProtoError {
+        ProtoError::Io(e)
+    }
 }
 
 /// Runs `fut` with a timeout, mapping expiry to [`ProtoError::Timeout`] naming `what`.

@@ -145,7 +145,7 @@ pub enum ServerError {
     },
     /// The listener failed.
     #[error("listener: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Dialing the harness failed.
     #[error("cannot dial {addr}: {error}")]
     Dial {
@@ -162,6 +162,14 @@ pub enum ServerError {
         /// The cause.
         error: ProtoError,
     },
+}
+
+// By hand rather than `#[from]`: the message already prints the cause, and a chained
+// source would print it a second time under `{:#}`.
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> ServerError {
+        ServerError::Io(e)
+    }
 }
 
 /// Refuses a non-loopback `addr` without a token.
