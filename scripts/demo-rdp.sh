@@ -6,10 +6,6 @@
 #
 # Leaves the reports in out/demo-rdp/ and tears the lab down, also on failure.
 # Exit 0 when every verdict is the one the demo expects.
-#
-# The capture checks that should hear the client's microphone depend on the harness
-# coping with the session's on-demand microphone (issue 9); until then they are often
-# missed (BENCHMARKS.md, "Capture missed").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
