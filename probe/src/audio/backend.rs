@@ -537,6 +537,7 @@ const TAIL_GRACE: Duration = Duration::from_millis(2500);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 const POLL: Duration = Duration::from_millis(10);
 /// How long an input may deliver nothing before it counts as lost ([`Live::no_audio_limit`]).
+#[cfg(target_os = "linux")]
 const NO_AUDIO_NATIVE: Duration = Duration::from_millis(1500);
 const NO_AUDIO_OTHER: Duration = Duration::from_millis(4000);
 
