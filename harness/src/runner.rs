@@ -321,7 +321,12 @@ fn summary(p: &Probe) -> ProbeSummary {
         )
         .to_lowercase(),
         devices,
-        host_settings: host_settings(i),
+        // Only the session host's settings govern redirection.
+        host_settings: if p.side == Side::Session {
+            host_settings(i)
+        } else {
+            vec![]
+        },
     }
 }
 
