@@ -262,22 +262,60 @@ fn host_settings(i: &ProbeInfo) -> Vec<String> {
     lines
 }
 
-/// What the session host has for check `c`, as a fact to put next to the verdict.
-fn host_fact(remote: &ProbeInfo, c: Check) -> Option<String> {
+/// What the session host has for check `c`, as a fact to put next to the verdict, held
+/// against what the scenario says was rolled out: a switch the scenario sets that the
+/// host does not have means the rollout did not reach the host.
+fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
     let x = remote.xrdp.as_ref().filter(|x| x.error.is_none())?;
-    Some(match c {
-        Check::Output => format!(
-            "the session host's {} has allow_channels={}, rdpsnd={}",
+    let switches = match c {
+        Check::Output => vec![
+            (
+                "allow_channels",
+                x.allow_channels,
+                s.policy.xrdp.as_ref().and_then(|p| p.allow_channels),
+            ),
+            (
+                "rdpsnd",
+                x.rdpsnd,
+                s.policy.xrdp.as_ref().and_then(|p| p.rdpsnd),
+            ),
+        ],
+        Check::Capture => vec![
+            (
+                "allow_channels",
+                x.allow_channels,
+                s.policy.xrdp.as_ref().and_then(|p| p.allow_channels),
+            ),
+            (
+                "drdynvc",
+                x.drdynvc,
+                s.policy.xrdp.as_ref().and_then(|p| p.drdynvc),
+            ),
+        ],
+    };
+    let has: Vec<String> = switches
+        .iter()
+        .map(|(k, v, _)| format!("{k}={}", switch(*v)))
+        .collect();
+    let differ: Vec<String> = switches
+        .iter()
+        .filter(|(_, host, said)| said.is_some_and(|want| host.unwrap_or(true) != want))
+        .map(|(k, host, said)| {
+            format!(
+                "{k}={} where the scenario says {k}={}",
+                switch(*host),
+                said.unwrap_or(true)
+            )
+        })
+        .collect();
+    Some(if differ.is_empty() {
+        format!("the session host's {} has {}", x.path, has.join(", "))
+    } else {
+        format!(
+            "the session host's {} has {}: the setting did not reach this host",
             x.path,
-            switch(x.allow_channels),
-            switch(x.rdpsnd)
-        ),
-        Check::Capture => format!(
-            "the session host's {} has allow_channels={}, drdynvc={}",
-            x.path,
-            switch(x.allow_channels),
-            switch(x.drdynvc)
-        ),
+            differ.join(", ")
+        )
     })
 }
 
@@ -722,7 +760,7 @@ async fn check(
             longer.as_secs_f64()
         );
     }
-    if let Some(fact) = host_fact(&remote.info, c) {
+    if let Some(fact) = host_fact(s, &remote.info, c) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }
     CheckOutcome {

@@ -70,6 +70,8 @@ struct FakeProbe {
     broken: Vec<&'static str>,
     /// Added to every time this probe reports (a clock that is off).
     clock_skew_ms: f64,
+    /// The xrdp.ini settings it reports, on an xrdp host.
+    xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
 }
 
 fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
@@ -165,6 +167,7 @@ impl Handler for FakeProbe {
             evidence: vec![],
         };
         i.now_unix_ms = self.now();
+        i.xrdp = self.xrdp.clone();
         i
     }
 
@@ -313,6 +316,7 @@ struct Rig {
     local_broken: Vec<&'static str>,
     remote_broken: Vec<&'static str>,
     remote_skew_ms: f64,
+    remote_xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
 }
 
 impl Rig {
@@ -335,6 +339,7 @@ impl Rig {
             local_broken: vec![],
             remote_broken: vec![],
             remote_skew_ms: 0.0,
+            remote_xrdp: None,
         }
         .with_client_wiring()
     }
@@ -396,6 +401,7 @@ impl Rig {
             devices: self.local_devices,
             broken: self.local_broken,
             clock_skew_ms: 0.0,
+            xrdp: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -404,6 +410,7 @@ impl Rig {
             devices: Ok(self.remote_devices),
             broken: self.remote_broken,
             clock_skew_ms: self.remote_skew_ms,
+            xrdp: self.remote_xrdp,
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
@@ -746,6 +753,7 @@ async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
         devices: Ok(client_devices()),
         broken: vec![],
         clock_skew_ms: 0.0,
+        xrdp: None,
     })
     .await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -769,6 +777,7 @@ async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
             devices: Ok(session_devices(true, true)),
             broken: vec![],
             clock_skew_ms: 0.0,
+            xrdp: None,
         },
         ServerConfig {
             tokens: vec![token()],
@@ -884,6 +893,7 @@ async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
         devices: Ok(client_devices()),
         broken: vec![],
         clock_skew_ms: 0.0,
+        xrdp: None,
     })
     .await;
     let (remote, stop_r) = serve(FakeProbe {
@@ -892,6 +902,7 @@ async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
         devices: Ok(session_devices(true, true)),
         broken: vec![],
         clock_skew_ms: 0.0,
+        xrdp: None,
     })
     .await;
     // Handshake (challenge, welcome) and the info reply pass untouched; every later reply
@@ -958,4 +969,30 @@ async fn a_path_slower_than_the_listen_is_confirmed_by_a_second_listen_not_faile
         "{}",
         o.cause(1)
     );
+}
+
+#[tokio::test]
+async fn an_xrdp_host_without_the_rolled_out_switch_is_named_as_such() {
+    let mut rig = Rig::redirected();
+    rig.remote_xrdp = Some(earshot_probe::proto::msg::XrdpSettings {
+        path: "/etc/xrdp/xrdp.ini".into(),
+        rdpsnd: Some(true),
+        ..Default::default()
+    });
+    let o = rig
+        .run(
+            "xrdp",
+            "[policy.xrdp]\nrdpsnd = false\n[policy.rdp]\nproperties = \"audiomode:i:0;audiocapturemode:i:1\"",
+        )
+        .await;
+    assert_eq!(o.verdicts(), [Fail, Pass], "{}", o.cause(0));
+    assert!(
+        o.cause(0).contains(
+            "rdpsnd=true where the scenario says rdpsnd=false: the setting did not reach this host"
+        ),
+        "{}",
+        o.cause(0)
+    );
+    let hosts = &o.run.scenarios[0].probes[1].host_settings;
+    assert!(hosts[0].contains("/etc/xrdp/xrdp.ini"), "{hosts:?}");
 }
