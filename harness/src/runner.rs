@@ -624,6 +624,52 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
     }
 }
 
+/// The capture check, with its rig proof made from the same plays: while the local probe
+/// plays the check's signature into the microphone feed, it also listens on the client's
+/// own microphone. The session's absence is then proven by the very sound that did not
+/// reach it, at no extra time.
+async fn measure_capture_with_rig(
+    leg: &Leg<'_>,
+    listen_for: Duration,
+    local: &Probe,
+    rig_input: &str,
+) -> (Measured, RigProof) {
+    let cancel = CancellationToken::new();
+    let rig_req = ListenRequest {
+        device: DeviceSelector::parse(rig_input),
+        seed: leg.seed,
+        direction: leg.direction,
+        timeout_ms: listen_for.as_millis() as u64,
+        evidence: false,
+    };
+    let (armed_tx, _armed_rx) = tokio::sync::oneshot::channel();
+    let rig = local.client.listen_armed(&rig_req, &cancel, armed_tx);
+    let check = async {
+        let m = measure(leg, listen_for).await;
+        cancel.cancel();
+        m
+    };
+    let (m, heard) = tokio::join!(check, rig);
+    let proof = match heard {
+        Ok(h) if h.report.analysis.detected => RigProof::Heard,
+        Ok(h) => RigProof::Failed(format!(
+            "the client rig cannot hear itself: the local probe played into `{}` and its \
+             microphone `{rig_input}` heard {}",
+            leg.play_on,
+            if h.report.analysis.rms_dbfs > crate::verdict::SILENCE_DBFS {
+                "sound, but not the signature"
+            } else {
+                "nothing"
+            }
+        )),
+        Err(e) => RigProof::Failed(format!(
+            "the client rig cannot hear itself: listening on its microphone `{rig_input}` \
+             failed: {e}"
+        )),
+    };
+    (m, proof)
+}
+
 /// Whether the local rig hears its own signature on `input` when it plays on `output`.
 async fn rig_hears_itself(
     local: &Probe,
@@ -711,12 +757,29 @@ async fn check(
             local_spec.input.as_str(),
         ),
     };
-    let m = match rig_preflight(s, local, c) {
-        Some(observation) => Measured {
-            observation,
-            evidence: None,
-        },
-        None => measure(&leg, s.timeouts.listen).await,
+    // Capture proves the rig with its own plays (the client's microphone hears the feed);
+    // output proves it afterwards, since the check holds the loopback it would listen on.
+    let run = |listen_for: Duration| {
+        let leg = &leg;
+        async move {
+            match c {
+                Check::Capture => {
+                    let (m, rig) = measure_capture_with_rig(leg, listen_for, local, rig_in).await;
+                    (m, Some(rig))
+                }
+                Check::Output => (measure(leg, listen_for).await, None),
+            }
+        }
+    };
+    let (m, rig_seen) = match rig_preflight(s, local, c) {
+        Some(observation) => (
+            Measured {
+                observation,
+                evidence: None,
+            },
+            None,
+        ),
+        None => run(s.timeouts.listen).await,
     };
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,
@@ -726,31 +789,33 @@ async fn check(
         Check::Capture => e.capture.value == crate::scenario::CaptureExpect::Redirected,
     };
     let mut second_listen = None;
-    let m = if needs_sound && m.observation.is_absence() {
+    let (m, rig_seen) = if needs_sound && m.observation.is_absence() {
         let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
-        let again = measure(&leg, longer).await;
+        let (again, rig_again) = run(longer).await;
         second_listen = Some(longer);
         match again.observation {
             // A second attempt that failed outright says nothing new: keep the first.
-            Observation::Error { .. } | Observation::NoDevice { .. } => m,
-            _ => again,
+            Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
+            _ => (again, rig_again),
         }
     } else {
-        m
+        (m, rig_seen)
     };
     // An absence decides nothing until the rig proves it could have heard.
-    let rig = if m.observation.is_absence() {
-        rig_hears_itself(
-            local,
-            rig_out,
-            rig_in,
-            leg.direction,
-            seed ^ 0x5eed,
-            s.timeouts.listen,
-        )
-        .await
-    } else {
-        RigProof::NotTried
+    let rig = match (m.observation.is_absence(), rig_seen) {
+        (false, _) => RigProof::NotTried,
+        (true, Some(proof)) => proof,
+        (true, None) => {
+            rig_hears_itself(
+                local,
+                rig_out,
+                rig_in,
+                leg.direction,
+                seed ^ 0x5eed,
+                s.timeouts.listen,
+            )
+            .await
+        }
     };
     let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
     if let Some(longer) = second_listen {
