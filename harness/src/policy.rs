@@ -681,20 +681,19 @@ fn quality_decision(
     let decided_by = match (policy, asked) {
         (None, None) if product == Product::Xrdp => "the client's default request (dynamic)".into(),
         (None, None) => "the defaults (dynamic)".into(),
-        (Some((_, v)), _) if limit < want => {
-            format!("session host policy AllowedAudioQualityMode={v}")
-        }
+        // The client's request stands when the host allows it.
         (_, Some(_)) if want <= limit => {
             format!("{rdp_layer} audioqualitymode:i:{}", requested.unwrap_or(0))
         }
+        // Otherwise the host caps it.
         (None, Some(_)) => "session host policy AllowedAudioQualityMode not configured \
                             (Windows then plays at dynamic quality)"
             .into(),
+        (Some((_, v)), Some(_)) => format!("session host policy AllowedAudioQualityMode={v}"),
         (Some((_, v)), None) => format!(
             "the client's default request (dynamic), within session host policy \
              AllowedAudioQualityMode={v}"
         ),
-        (Some((_, v)), Some(_)) => format!("session host policy AllowedAudioQualityMode={v}"),
     };
     Decision {
         value,

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::policy::{self, Expectation, PolicyError};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Scenario, ScenarioError};
-use crate::verdict::{expected_words, judge, Judgement, Observation, RigProof, Side};
+use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
 
 /// How a run is done.
 #[derive(Debug, Clone)]
@@ -267,32 +267,16 @@ fn host_settings(i: &ProbeInfo) -> Vec<String> {
 /// host does not have means the rollout did not reach the host.
 fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
     let x = remote.xrdp.as_ref().filter(|x| x.error.is_none())?;
-    let switches = match c {
-        Check::Output => vec![
-            (
-                "allow_channels",
-                x.allow_channels,
-                s.policy.xrdp.as_ref().and_then(|p| p.allow_channels),
-            ),
-            (
-                "rdpsnd",
-                x.rdpsnd,
-                s.policy.xrdp.as_ref().and_then(|p| p.rdpsnd),
-            ),
-        ],
-        Check::Capture => vec![
-            (
-                "allow_channels",
-                x.allow_channels,
-                s.policy.xrdp.as_ref().and_then(|p| p.allow_channels),
-            ),
-            (
-                "drdynvc",
-                x.drdynvc,
-                s.policy.xrdp.as_ref().and_then(|p| p.drdynvc),
-            ),
-        ],
+    let said = s.policy.xrdp.clone().unwrap_or_default();
+    // allow_channels governs both directions; each has its own channel switch.
+    let channel = match c {
+        Check::Output => ("rdpsnd", x.rdpsnd, said.rdpsnd),
+        Check::Capture => ("drdynvc", x.drdynvc, said.drdynvc),
     };
+    let switches = [
+        ("allow_channels", x.allow_channels, said.allow_channels),
+        channel,
+    ];
     let has: Vec<String> = switches
         .iter()
         .map(|(k, v, _)| format!("{k}={}", switch(*v)))
@@ -723,8 +707,8 @@ async fn check(
     c: Check,
     s: &Scenario,
     e: &Expectation,
-    local: &Probe,
-    remote: &Probe,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
     seed: u64,
 ) -> CheckOutcome {
     let started_unix_ms = unix_ms();
@@ -771,7 +755,7 @@ async fn check(
             }
         }
     };
-    let (m, rig_seen) = match rig_preflight(s, local, c) {
+    let (m, rig_seen) = match rig_fault {
         Some(observation) => (
             Measured {
                 observation,
@@ -784,23 +768,20 @@ async fn check(
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,
     // twice as long. A fail after a rollout sends an admin hunting; it is worth the wait.
-    let needs_sound = match c {
-        Check::Output => e.output.value == crate::scenario::OutputExpect::Client,
-        Check::Capture => e.capture.value == crate::scenario::CaptureExpect::Redirected,
-    };
     let mut second_listen = None;
-    let (m, rig_seen) = if needs_sound && m.observation.is_absence() {
-        let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
-        let (again, rig_again) = run(longer).await;
-        second_listen = Some(longer);
-        match again.observation {
-            // A second attempt that failed outright says nothing new: keep the first.
-            Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
-            _ => (again, rig_again),
-        }
-    } else {
-        (m, rig_seen)
-    };
+    let (m, rig_seen) =
+        if needs_sound(c, e.output.value, e.capture.value) && m.observation.is_absence() {
+            let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
+            let (again, rig_again) = run(longer).await;
+            second_listen = Some(longer);
+            match again.observation {
+                // A second attempt that failed outright says nothing new: keep the first.
+                Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
+                _ => (again, rig_again),
+            }
+        } else {
+            (m, rig_seen)
+        };
     // An absence decides nothing until the rig proves it could have heard.
     let rig = match (m.observation.is_absence(), rig_seen) {
         (false, _) => RigProof::NotTried,
@@ -984,20 +965,24 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
         }
     };
     let mut warnings = preflight_warnings(&local, &remote);
-    for c in &s.checks {
-        if let Some(o) = rig_preflight(s, &local, *c) {
-            warnings.push(format!(
-                "the {c} check cannot be made: {}; it will be inconclusive",
-                o.describe()
-            ));
-        }
+    // Resolved once: the warning now, the check's inconclusive observation later.
+    let rig_faults: Vec<(Check, Observation)> = s
+        .checks
+        .iter()
+        .filter_map(|c| rig_preflight(s, &local, *c).map(|o| (*c, o)))
+        .collect();
+    for (c, o) in &rig_faults {
+        warnings.push(format!(
+            "the {c} check cannot be made: {}; it will be inconclusive",
+            o.describe()
+        ));
     }
     emit(Event::Preflight {
         probes: vec![summary(&local), summary(&remote)],
         warnings,
     });
     // The checks use disjoint devices and disjoint tone alphabets: they run together.
-    let outcomes = run_checks(s, expectation, &local, &remote, seed).await;
+    let outcomes = run_checks(s, expectation, (&local, &remote), &rig_faults, seed).await;
     // The verdicts first; the evidence after them, each fetch on its own budget.
     let mut to_fetch = Vec::new();
     for (i, o) in outcomes.into_iter().enumerate() {
@@ -1076,26 +1061,24 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
 async fn run_checks(
     s: &Scenario,
     e: &Expectation,
-    local: &Probe,
-    remote: &Probe,
+    probes: (&Probe, &Probe),
+    rig_faults: &[(Check, Observation)],
     seed: u64,
 ) -> Vec<CheckOutcome> {
-    let has = |c| s.checks.contains(&c);
-    let out = async {
-        if has(Check::Output) {
-            Some(check(Check::Output, s, e, local, remote, seed).await)
-        } else {
-            None
+    let one = |c: Check, seed: u64| async move {
+        if !s.checks.contains(&c) {
+            return None;
         }
+        let fault = rig_faults
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, o)| o.clone());
+        Some(check(c, s, e, probes, fault, seed).await)
     };
-    let cap = async {
-        if has(Check::Capture) {
-            Some(check(Check::Capture, s, e, local, remote, seed.wrapping_add(1)).await)
-        } else {
-            None
-        }
-    };
-    let (o, c) = tokio::join!(out, cap);
+    let (o, c) = tokio::join!(
+        one(Check::Output, seed),
+        one(Check::Capture, seed.wrapping_add(1))
+    );
     let mut results: Vec<CheckOutcome> = [o, c].into_iter().flatten().collect();
     results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
     results

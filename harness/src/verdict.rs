@@ -334,6 +334,15 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
     }
 }
 
+/// Whether the policy wants sound to arrive for `check` (redirected), so that an absence
+/// would fail it.
+pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -> bool {
+    match check {
+        Check::Output => output == OutputExpect::Client,
+        Check::Capture => capture == CaptureExpect::Redirected,
+    }
+}
+
 const RESTART_HINT: &str = "has the session host restarted since the rollout?";
 
 /// Judges `observed` against the expectation for `check`, given what the rig proved.
@@ -385,14 +394,10 @@ pub fn judge(
     } else {
         ""
     };
-    let needs_sound = match check {
-        Check::Output => output.value == OutputExpect::Client,
-        Check::Capture => capture.value == CaptureExpect::Redirected,
-    };
     let degraded_hint =
         "check the network between client and session host (loss, bandwidth) and the RDP audio \
          quality";
-    match (needs_sound, observed) {
+    match (needs_sound(check, output.value, capture.value), observed) {
         // Rig faults say nothing about the policy, whatever it expects.
         (
             _,

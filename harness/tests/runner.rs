@@ -131,6 +131,18 @@ fn analysis(detected: bool, symbols: usize, rms_dbfs: f64, analyzed_ms: f64) -> 
 }
 
 impl FakeProbe {
+    /// A probe that works, with its clock right and no xrdp.ini.
+    fn new(name: &'static str, world: Arc<World>, devices: Vec<DeviceInfo>) -> FakeProbe {
+        FakeProbe {
+            name,
+            world,
+            devices: Ok(devices),
+            broken: vec![],
+            clock_skew_ms: 0.0,
+            xrdp: None,
+        }
+    }
+
     fn pick(
         &self,
         sel: &audio::DeviceSelector,
@@ -747,15 +759,7 @@ async fn an_unreachable_probe_is_a_setup_error_naming_what_to_check() {
 #[tokio::test]
 async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
     let world = Arc::new(Rig::redirected().world);
-    let (local, stop_l) = serve(FakeProbe {
-        name: "local",
-        world: world.clone(),
-        devices: Ok(client_devices()),
-        broken: vec![],
-        clock_skew_ms: 0.0,
-        xrdp: None,
-    })
-    .await;
+    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -771,14 +775,7 @@ async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
     );
     // The remote probe dials in a little later, as a probe started at logon would.
     let server = Server::new(
-        FakeProbe {
-            name: "remote",
-            world,
-            devices: Ok(session_devices(true, true)),
-            broken: vec![],
-            clock_skew_ms: 0.0,
-            xrdp: None,
-        },
+        FakeProbe::new("remote", world, session_devices(true, true)),
         ServerConfig {
             tokens: vec![token()],
             ..ServerConfig::default()
@@ -887,24 +884,9 @@ async fn relay(
 async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
     let rig = Rig::redirected();
     let world = Arc::new(rig.world);
-    let (local, stop_l) = serve(FakeProbe {
-        name: "local",
-        world: world.clone(),
-        devices: Ok(client_devices()),
-        broken: vec![],
-        clock_skew_ms: 0.0,
-        xrdp: None,
-    })
-    .await;
-    let (remote, stop_r) = serve(FakeProbe {
-        name: "remote",
-        world,
-        devices: Ok(session_devices(true, true)),
-        broken: vec![],
-        clock_skew_ms: 0.0,
-        xrdp: None,
-    })
-    .await;
+    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    let (remote, stop_r) =
+        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
     // Handshake (challenge, welcome) and the info reply pass untouched; every later reply
     // of the session host's probe is altered on the way.
     let (via, seen) = relay(remote, 3, tamper).await;
