@@ -129,6 +129,42 @@ impl Running {
         false
     }
 
+    /// Waits until a probe started with `serve` is ready: it has printed its listening line
+    /// and `reachable` answers true. A cold start of a debug build on a loaded machine can
+    /// take seconds, so the limit is generous; a probe that exits meanwhile fails at once
+    /// with its status and stderr, and a probe that never becomes reachable fails with what
+    /// it printed.
+    pub fn wait_ready(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut reachable: impl FnMut() -> bool,
+    ) -> Result<()> {
+        let until = std::time::Instant::now() + limit;
+        let stderr =
+            |r: &Running| String::from_utf8_lossy(&r.stderr.lock().expect("stderr")).into_owned();
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                bail!(
+                    "{what} exited before it was ready ({status}); stderr: {}",
+                    stderr(self)
+                );
+            }
+            let listening = String::from_utf8_lossy(&self.stdout.lock().expect("stdout"))
+                .contains("listening on");
+            if listening && reachable() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{what} was not ready within {limit:?} (listening line printed: {}); stderr: {}",
+            String::from_utf8_lossy(&self.stdout.lock().expect("stdout")).contains("listening on"),
+            stderr(self)
+        )
+    }
+
     /// Waits at most `limit` for it to exit; a probe still running then is a hang: it is
     /// killed and the test fails.
     pub fn finish(mut self, limit: Duration) -> Finished {
@@ -171,6 +207,9 @@ impl Drop for Running {
         }
     }
 }
+
+/// How long a probe started by a test may take to listen.
+const PROBE_READY: Duration = Duration::from_secs(30);
 
 /// A lab brought up in a private state dir; `Drop` tears it down.
 pub struct Lab {
@@ -389,27 +428,24 @@ impl Lab {
             .args(["--host", "pulseaudio", "serve", "--listen", addr])
             .env("PULSE_SERVER", self.pulse_server(host))
             .env("EARSHOT_TOKEN", token);
-        let running = Running::start(cmd);
+        let mut running = Running::start(cmd);
         // Ready when a TCP connect from the client namespace succeeds.
         let (ip, port) = addr.split_once(':').context("address")?;
         let client_ns = self.netns(Host::Client)?;
-        for _ in 0..100 {
-            let ok = Command::new("ip")
-                .args(["netns", "exec", &client_ns, "bash", "-c"])
-                .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                return Ok(running);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "the {} probe did not listen on {addr} within 5 s",
-            host.name()
-        )
+        running.wait_ready(
+            &format!("the {} probe on {addr}", host.name()),
+            PROBE_READY,
+            || {
+                Command::new("ip")
+                    .args(["netns", "exec", &client_ns, "bash", "-c"])
+                    .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            },
+        )?;
+        Ok(running)
     }
 
     /// The address of `host` on the lab's management network (reachable from the root
@@ -441,19 +477,15 @@ impl Lab {
             .arg(format!("0.0.0.0:{port}"))
             .env("PULSE_SERVER", self.pulse_server(host))
             .env("EARSHOT_TOKEN", token);
-        let running = Running::start(cmd);
+        let mut running = Running::start(cmd);
         let addr = format!("{}:{port}", self.mgmt_ip(host)?);
         let sock: std::net::SocketAddr = addr.parse()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
-                return Ok((running, addr));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "the {} probe is not reachable on {addr} within 5 s",
-            host.name()
-        )
+        running.wait_ready(
+            &format!("the {} probe on {addr} (management network)", host.name()),
+            PROBE_READY,
+            || std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok(),
+        )?;
+        Ok((running, addr))
     }
 
     /// A command that runs `program` inside `host`'s namespace (nsenter: no wrapper
