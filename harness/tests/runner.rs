@@ -72,6 +72,8 @@ struct FakeProbe {
     clock_skew_ms: f64,
     /// The xrdp.ini settings it reports, on an xrdp host.
     xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
+    /// The registry, services and boot time it reports, on a Windows host.
+    host_config: Option<earshot_probe::proto::msg::HostConfig>,
 }
 
 fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
@@ -140,6 +142,7 @@ impl FakeProbe {
             broken: vec![],
             clock_skew_ms: 0.0,
             xrdp: None,
+            host_config: None,
         }
     }
 
@@ -180,6 +183,7 @@ impl Handler for FakeProbe {
         };
         i.now_unix_ms = self.now();
         i.xrdp = self.xrdp.clone();
+        i.host_config = self.host_config.clone();
         i
     }
 
@@ -329,6 +333,7 @@ struct Rig {
     remote_broken: Vec<&'static str>,
     remote_skew_ms: f64,
     remote_xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
+    remote_host_config: Option<earshot_probe::proto::msg::HostConfig>,
 }
 
 impl Rig {
@@ -352,6 +357,7 @@ impl Rig {
             remote_broken: vec![],
             remote_skew_ms: 0.0,
             remote_xrdp: None,
+            remote_host_config: None,
         }
         .with_client_wiring()
     }
@@ -414,6 +420,7 @@ impl Rig {
             broken: self.local_broken,
             clock_skew_ms: 0.0,
             xrdp: None,
+            host_config: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -423,6 +430,7 @@ impl Rig {
             broken: self.remote_broken,
             clock_skew_ms: self.remote_skew_ms,
             xrdp: self.remote_xrdp,
+            host_config: self.remote_host_config,
         })
         .await;
         let dir = tempfile::tempdir().unwrap();

@@ -205,6 +205,110 @@ pub struct ProbeInfo {
     /// or a probe that predates the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xrdp: Option<XrdpSettings>,
+    /// The configuration this host really has (Windows: the policy and WinStation registry
+    /// values, services, privacy consent; absent: nothing applies on this OS, or a probe
+    /// that predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_config: Option<HostConfig>,
+}
+
+/// What a Windows session host really has, read by the probe inside it: the values an
+/// admin would otherwise look up by hand in regedit and services.msc.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostConfig {
+    /// The host's last boot (unix time, ms): now minus the uptime.
+    #[serde(default)]
+    pub boot_unix_ms: Option<f64>,
+    /// Registry values read, each with its key's last-write time.
+    #[serde(default)]
+    pub values: Vec<RegistryValue>,
+    /// Services that audio redirection needs.
+    #[serde(default)]
+    pub services: Vec<ServiceState>,
+    /// The session's protocol as Windows reports it (e.g. "rdp", "console").
+    #[serde(default)]
+    pub session_protocol: Option<String>,
+    /// Audio endpoints whose names mark them as the remote session's redirected devices
+    /// ("Remote Audio"): present means the RDP client's audio reached the session.
+    #[serde(default)]
+    pub remote_endpoints: Vec<String>,
+    /// What could not be read, and why (never fatal: the rest is still reported).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+impl HostConfig {
+    /// The value `name` under `key` (the key as spelled in [`RegistryValue::key`]).
+    pub fn value(&self, key: &str, name: &str) -> Option<&RegistryValue> {
+        self.values
+            .iter()
+            .find(|v| v.key.eq_ignore_ascii_case(key) && v.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// One registry value as the host has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryValue {
+    /// The full key, e.g. `HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services`.
+    pub key: String,
+    /// The value's name, e.g. `fDisableCam`.
+    pub name: String,
+    /// What is there.
+    pub data: RegistryData,
+    /// The key's last-write time (unix time, ms); `None` when the key does not exist.
+    #[serde(default)]
+    pub key_written_unix_ms: Option<f64>,
+}
+
+/// The data of a registry value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RegistryData {
+    /// The key does not exist.
+    KeyMissing,
+    /// The key exists, the value does not (policy "not configured").
+    Absent,
+    /// A REG_DWORD.
+    Dword {
+        /// The number.
+        value: u32,
+    },
+    /// Any other type (e.g. REG_SZ where a DWORD is expected): reported, never guessed at.
+    Other {
+        /// The registry type, e.g. `REG_SZ`.
+        reg_type: String,
+        /// The data as text (strings as they are, binary as hex).
+        text: String,
+    },
+    /// Reading it failed (e.g. access denied).
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+impl RegistryData {
+    /// The DWORD, if that is what the value is.
+    pub fn dword(&self) -> Option<u32> {
+        match self {
+            RegistryData::Dword { value } => Some(*value),
+            _ => None,
+        }
+    }
+}
+
+/// A Windows service's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// Service name, e.g. `Audiosrv`.
+    pub name: String,
+    /// Display name, e.g. "Windows Audio".
+    pub display_name: String,
+    /// `running`, `stopped`, `start_pending`, ..., `not_installed`, or `unknown: why`.
+    pub state: String,
+    /// `automatic`, `manual`, `disabled`, ... (`None` when it could not be read).
+    #[serde(default)]
+    pub start_type: Option<String>,
 }
 
 /// What an xrdp host's xrdp.ini says about the channels audio needs. A switch that is

@@ -899,6 +899,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         max_capture_ms: max_capture.as_millis() as u64,
         now_unix_ms: crate::unix_ms(),
         xrdp: None,
+        host_config: None,
     }
 }
 
