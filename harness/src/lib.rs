@@ -8,6 +8,7 @@
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
 
+pub mod host;
 pub mod policy;
 pub mod report;
 pub mod runner;

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::policy::{self, Expectation, PolicyError};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
-use crate::scenario::{Check, ProbeSpec, Scenario, ScenarioError};
+use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
 use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
 
 /// How a run is done.
@@ -345,7 +345,9 @@ fn summary(p: &Probe) -> ProbeSummary {
         devices,
         // Only the session host's settings govern redirection.
         host_settings: if p.side == Side::Session {
-            host_settings(i)
+            let mut lines = host_settings(i);
+            lines.extend(i.host_config.iter().flat_map(crate::host::summary_lines));
+            lines
         } else {
             vec![]
         },
@@ -692,6 +694,9 @@ pub struct CheckOutcome {
     pub rig: RigProof,
     /// The verdict and its cause.
     pub judgement: Judgement,
+    /// What the session host has for this check (a Windows host's policy, as its probe
+    /// read it).
+    pub host: Option<crate::host::HostView>,
     /// Where the recording waits on the listening probe, when it kept one.
     pub evidence: Option<EvidenceAt>,
     /// The seed of the signature.
@@ -809,11 +814,22 @@ async fn check(
     if let Some(fact) = host_fact(s, &remote.info, c) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }
+    let host = remote
+        .info
+        .host_config
+        .as_ref()
+        .filter(|_| s.product != Product::Xrdp)
+        .map(|cfg| crate::host::view(&s.policy.session_host, cfg, c, judgement.verdict));
+    if let Some(h) = &host {
+        judgement = judgement.without_restart_guess();
+        judgement.cause = format!("{}; on the session host: {}", judgement.cause, h.cause);
+    }
     CheckOutcome {
         check: c,
         observation: m.observation,
         rig,
         judgement,
+        host,
         evidence: m.evidence,
         seed,
         started_unix_ms,
@@ -964,6 +980,26 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             return;
         }
     };
+    // A session host layer taken from the host: the expectation follows what it has.
+    let from_host = match session_layer_from_host(s, &remote) {
+        Ok(None) => None,
+        Ok(Some((taken, notes))) => {
+            for n in notes {
+                emit(Event::Warning(n));
+            }
+            emit(Event::Expectation(taken.1.clone()));
+            Some(taken)
+        }
+        Err(why) => {
+            emit(Event::ScenarioError(why));
+            emit(Event::ScenarioFinished);
+            return;
+        }
+    };
+    let (s, expectation) = match &from_host {
+        Some((scenario, e)) => (scenario, e),
+        None => (s, expectation),
+    };
     let mut warnings = preflight_warnings(&local, &remote);
     // Resolved once: the warning now, the check's inconclusive observation later.
     let rig_faults: Vec<(Check, Observation)> = s
@@ -1012,6 +1048,7 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             },
             verdict: o.judgement.verdict,
             cause: o.judgement.cause,
+            host: o.host,
             seed: o.seed,
             evidence: None,
             evidence_error: None,
@@ -1055,6 +1092,42 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
         });
     }
     emit(Event::ScenarioFinished);
+}
+
+/// For a scenario whose session host layer is `from_host`: the scenario with the layer the
+/// remote probe read, its expectation, and notes on values that could not be taken as
+/// they are. `None` for a scenario that declares its layer.
+#[allow(clippy::type_complexity)]
+fn session_layer_from_host(
+    s: &Scenario,
+    remote: &Probe,
+) -> Result<Option<((Scenario, Expectation), Vec<String>)>, String> {
+    if !s.policy.session_host.from_host {
+        return Ok(None);
+    }
+    let Some(cfg) = &remote.info.host_config else {
+        return Err(format!(
+            "the scenario takes the session host layer from the host (from_host = true), but \
+             the remote probe ({} on {}) reported no host policy: only the Windows probe \
+             reads it; run earshot-probe.exe inside the Windows session, or declare the \
+             settings in [policy.session_host]",
+            remote.info.os, remote.info.hostname
+        ));
+    };
+    let (layer, mut notes) = crate::host::layer_from_host(cfg);
+    let mut taken = s.clone();
+    taken.policy.session_host = layer;
+    let e = policy::expect(&taken).map_err(|e| {
+        format!("the session host layer read from the host gives no expectation: {e}")
+    })?;
+    notes.insert(
+        0,
+        format!(
+            "the session host layer was taken from the host: {}",
+            crate::host::describe_layer(&taken.policy.session_host)
+        ),
+    );
+    Ok(Some(((taken, e), notes)))
 }
 
 /// Runs the scenario's checks concurrently, in the scenario's order of results.

@@ -340,6 +340,11 @@ pub struct SessionHostPolicy {
     /// "Let Windows apps access the microphone": User is in control, Force Allow, Force Deny.
     #[serde(rename = "Let Windows apps access the microphone")]
     pub let_apps_mic: Option<AppAccessChoice>,
+    /// Take this whole layer from the session host instead: the values its registry really
+    /// has, as the Windows probe in the session reads them (no other key of this table may
+    /// be given with it).
+    #[serde(default)]
+    pub from_host: bool,
 }
 
 impl SessionHostPolicy {
@@ -690,6 +695,22 @@ impl Scenario {
             || host.f_disable_audio_capture.is_some()
             || host.allowed_audio_quality_mode.is_some()
             || host.let_apps_access_microphone.is_some();
+        if host.from_host {
+            if windows_policy_set {
+                return Err(self.invalid(
+                    "policy.session_host.from_host",
+                    "takes the whole session host layer from the host: remove the settings \
+                     given beside it, or remove from_host to declare them",
+                ));
+            }
+            if self.product == Product::Xrdp {
+                return Err(self.invalid(
+                    "policy.session_host.from_host",
+                    "reads a Windows session host's policy; an xrdp host's xrdp.ini switches \
+                     are reported by the probe and compared with [policy.xrdp] anyway",
+                ));
+            }
+        }
         match (self.product, &self.policy.xrdp) {
             (Product::Xrdp, _) if windows_policy_set => {
                 return Err(self.invalid(

@@ -986,3 +986,115 @@ async fn an_xrdp_host_without_the_rolled_out_switch_is_named_as_such() {
     let hosts = &o.run.scenarios[0].probes[1].host_settings;
     assert!(hosts[0].contains("/etc/xrdp/xrdp.ini"), "{hosts:?}");
 }
+
+/// A Windows session host whose policy key holds `cam` and `capture` (None: absent),
+/// written `written_after_boot_ms` after its boot (negative: before).
+fn windows_host(
+    cam: Option<u32>,
+    capture: Option<u32>,
+    written_after_boot_ms: f64,
+) -> earshot_probe::proto::msg::HostConfig {
+    use earshot_probe::proto::msg::{HostConfig, RegistryData, RegistryValue};
+    let boot = earshot_probe::unix_ms() - 86_400_000.0;
+    let v = |name: &str, d: Option<u32>| RegistryValue {
+        key: earshot_harness::host::POLICY_KEY.into(),
+        name: name.into(),
+        data: d.map_or(RegistryData::Absent, |value| RegistryData::Dword { value }),
+        key_written_unix_ms: Some(boot + written_after_boot_ms),
+    };
+    HostConfig {
+        boot_unix_ms: Some(boot),
+        values: vec![v("fDisableCam", cam), v("fDisableAudioCapture", capture)],
+        ..HostConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_windows_host_says_why_a_blocked_rollout_still_redirects() {
+    // Written after boot: restart.
+    let mut rig = Rig::redirected();
+    rig.remote_host_config = Some(windows_host(Some(1), Some(1), 3_600_000.0));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail], "{}", o.cause(0));
+    for i in 0..2 {
+        assert!(o.cause(i).contains("restart the host"), "{}", o.cause(i));
+        // The host's facts replace the judge's guess.
+        assert!(!o.cause(i).contains("restarted since"), "{}", o.cause(i));
+    }
+    let host = o.run.scenarios[0].checks[0]
+        .host
+        .as_ref()
+        .expect("host view");
+    assert_eq!(host.facts[0].setting, "fDisableCam");
+    assert_eq!(host.facts[0].rolled_out, Some(1));
+    assert_eq!(host.facts[0].host_value, Some(1));
+    assert_eq!(host.facts[0].written_after_boot, Some(true));
+    let lines = &o.run.scenarios[0].probes[1].host_settings;
+    assert!(lines.iter().any(|l| l.starts_with("booted ")), "{lines:?}");
+
+    // Not on the host: the profile did not apply.
+    let mut rig = Rig::redirected();
+    rig.remote_host_config = Some(windows_host(None, None, -3_600_000.0));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail], "{}", o.cause(0));
+    assert!(
+        o.cause(0)
+            .contains("fDisableCam is absent on the host where the scenario says 1"),
+        "{}",
+        o.cause(0)
+    );
+    assert!(o.cause(0).contains("did not apply"), "{}", o.cause(0));
+
+    // On the host since before boot: look elsewhere.
+    let mut rig = Rig::redirected();
+    rig.remote_host_config = Some(windows_host(Some(1), Some(1), -3_600_000.0));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Fail, Fail], "{}", o.cause(0));
+    assert!(
+        o.cause(0).contains("behaviour still differs"),
+        "{}",
+        o.cause(0)
+    );
+
+    // In effect and blocked: the pass states what the host has.
+    let mut rig = Rig::blocked();
+    rig.remote_host_config = Some(windows_host(Some(1), Some(1), 3_600_000.0));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(0));
+    assert!(
+        o.cause(0).contains("the host has fDisableCam=1"),
+        "{}",
+        o.cause(0)
+    );
+}
+
+#[tokio::test]
+async fn a_session_host_layer_taken_from_the_host() {
+    let from_host = format!("[policy.session_host]\nfrom_host = true\n{REDIRECT_BOTH}");
+    let from_host = from_host.as_str();
+    // The host blocks output and allows capture; the rig redirects both.
+    let mut rig = Rig::redirected();
+    rig.remote_host_config = Some(windows_host(Some(1), Some(0), -3_600_000.0));
+    let o = rig.run("avd", from_host).await;
+    let s = &o.run.scenarios[0];
+    let e = s.expectation.as_ref().expect("expectation");
+    assert_eq!(
+        e.output.decided_by, "session host policy fDisableCam=1",
+        "{e:?}"
+    );
+    assert_eq!(o.verdicts(), [Fail, Pass], "{}", o.cause(0));
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("taken from the host: fDisableCam=1, fDisableAudioCapture=0")),
+        "{:?}",
+        s.warnings
+    );
+
+    // A probe that cannot read a Windows host's policy: nothing to judge against.
+    let o = Rig::redirected().run("avd", from_host).await;
+    let s = &o.run.scenarios[0];
+    assert!(s.checks.is_empty());
+    let error = s.error.as_deref().unwrap_or_default();
+    assert!(error.contains("reported no host policy"), "{error}");
+}

@@ -12,11 +12,14 @@ use crate::verdict::{Observation, Verdict};
 
 /// The JSON report's format version; bumped on any incompatible change.
 ///
+/// 3: checks carry `host` (what a Windows session host has for the check, beside what the
+/// scenario says was rolled out, and the cause it gives).
+///
 /// 2: observations carry their `side`; evidence is FLAC, fetched after the verdict
 /// (`evidence_error` when it could not be); `degraded` and `unrecognised` kinds; `no_device`
 /// names its endpoint; checks carry `rig_proof` and `started_unix_ms`; scenarios carry
 /// `started_unix_ms`.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What a probe said in preflight.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -61,6 +64,9 @@ pub struct CheckRecord {
     pub verdict: Verdict,
     /// Why, in plain words.
     pub cause: String,
+    /// What the session host has for this check, beside what the scenario says was rolled
+    /// out (a Windows host whose probe read its registry; none elsewhere).
+    pub host: Option<crate::host::HostView>,
     /// The seed of the signature played.
     pub seed: u64,
     /// The recording (FLAC), when kept: fetched after the verdict was given.
@@ -132,6 +138,9 @@ pub enum Event {
         /// Warnings.
         warnings: Vec<String>,
     },
+    /// The expectation changed after preflight: the session host layer was taken from the
+    /// host.
+    Expectation(Expectation),
     /// A check finished: its verdict, before its evidence.
     CheckFinished(CheckRecord),
     /// The evidence of the current scenario's check number `index` (0-based, in the order
@@ -183,6 +192,11 @@ impl Run {
                 if let Some(s) = self.scenarios.last_mut() {
                     s.probes = probes.clone();
                     s.warnings.extend(warnings.iter().cloned());
+                }
+            }
+            Event::Expectation(e) => {
+                if let Some(s) = self.scenarios.last_mut() {
+                    s.expectation = Some(e.clone());
                 }
             }
             Event::CheckFinished(c) => {

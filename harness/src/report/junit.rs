@@ -86,6 +86,31 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
             ));
             case.add_property(Property::new("verdict", c.verdict.to_string()));
             case.add_property(Property::new("seed", c.seed.to_string()));
+            for f in c.host.iter().flat_map(|h| &h.facts) {
+                // `host.fDisableCam` for the policy, `host.RDP-Tcp.fDisableCam` for the
+                // listener's own value.
+                let name = if f.key == crate::host::WINSTATION_KEY {
+                    format!("host.RDP-Tcp.{}", f.setting)
+                } else {
+                    format!("host.{}", f.setting)
+                };
+                let mut value = format!(
+                    "{} (scenario: {})",
+                    f.host_has,
+                    f.rolled_out
+                        .map_or("not configured".into(), |v| v.to_string())
+                );
+                if let Some(w) = f.key_written_unix_ms {
+                    value.push_str(&format!(", key written {}", crate::host::when(w)));
+                    if f.written_after_boot == Some(true) {
+                        value.push_str(", after the last boot");
+                    }
+                }
+                case.add_property(Property::new(name, value));
+            }
+            if let Some(b) = c.host.as_ref().and_then(|h| h.boot_unix_ms) {
+                case.add_property(Property::new("host.booted", crate::host::when(b)));
+            }
             match &c.observation {
                 Observation::Detected {
                     level_dbfs,

@@ -31,6 +31,30 @@ impl<W: Write> TerminalReporter<W> {
         format!("\x1b[1;{code}m{word}\x1b[0m")
     }
 
+    fn write_expectation(&mut self, e: &crate::policy::Expectation) -> std::io::Result<()> {
+        for c in [Check::Output, Check::Capture] {
+            let by = match c {
+                Check::Output => &e.output.decided_by,
+                Check::Capture => &e.capture.decided_by,
+            };
+            writeln!(
+                self.out,
+                "   expect {c:<8} {}, by {by}",
+                expected_words(c, e.output.value, e.capture.value)
+            )?;
+        }
+        writeln!(
+            self.out,
+            "   expect quality  {}, by {}",
+            e.quality.value.words(),
+            e.quality.decided_by
+        )?;
+        for w in &e.warnings {
+            writeln!(self.out, "   warning: {w}")?;
+        }
+        Ok(())
+    }
+
     fn write_event(&mut self, event: &Event, run: &Run) -> std::io::Result<()> {
         match event {
             Event::ScenarioStarted(s) => {
@@ -42,27 +66,12 @@ impl<W: Write> TerminalReporter<W> {
                     s.file.display()
                 )?;
                 if let Some(e) = &s.expectation {
-                    for c in [Check::Output, Check::Capture] {
-                        let by = match c {
-                            Check::Output => &e.output.decided_by,
-                            Check::Capture => &e.capture.decided_by,
-                        };
-                        writeln!(
-                            self.out,
-                            "   expect {c:<8} {}, by {by}",
-                            expected_words(c, e.output.value, e.capture.value)
-                        )?;
-                    }
-                    writeln!(
-                        self.out,
-                        "   expect quality  {}, by {}",
-                        e.quality.value.words(),
-                        e.quality.decided_by
-                    )?;
-                    for w in &e.warnings {
-                        writeln!(self.out, "   warning: {w}")?;
-                    }
+                    self.write_expectation(e)?;
                 }
+            }
+            Event::Expectation(e) => {
+                writeln!(self.out, "   the session host layer as the host has it:")?;
+                self.write_expectation(e)?;
             }
             Event::Waiting(w) => writeln!(self.out, "   {w}")?,
             Event::Preflight { probes, warnings } => {
@@ -92,6 +101,33 @@ impl<W: Write> TerminalReporter<W> {
             Event::CheckFinished(c) => {
                 let v = self.paint(c.verdict);
                 writeln!(self.out, "   {:<8} {v}: {}", c.check.to_string(), c.cause)?;
+                for f in c.host.iter().flat_map(|h| &h.facts) {
+                    let rolled = if f.key == crate::host::WINSTATION_KEY {
+                        "listener setting".to_string()
+                    } else {
+                        format!(
+                            "scenario {}",
+                            f.rolled_out
+                                .map_or("not configured".into(), |v| v.to_string())
+                        )
+                    };
+                    let written = f.key_written_unix_ms.map_or(String::new(), |w| {
+                        format!(
+                            ", written {}{}",
+                            crate::host::when(w),
+                            if f.written_after_boot == Some(true) {
+                                " (after the last boot)"
+                            } else {
+                                ""
+                            }
+                        )
+                    });
+                    writeln!(
+                        self.out,
+                        "            {}: {rolled}, host {}{written}",
+                        f.setting, f.host_has
+                    )?;
+                }
             }
             Event::Evidence { outcome, .. } => match outcome {
                 Ok(p) => writeln!(self.out, "            evidence: {}", p.display())?,

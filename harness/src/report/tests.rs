@@ -39,6 +39,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
             rig_proof: None,
             verdict: *v,
             cause: "because <reasons> & more".into(),
+            host: None,
             seed: 7,
             evidence: None,
             evidence_error: None,
@@ -174,4 +175,55 @@ fn a_folder_given_as_a_report_file_is_refused_up_front() {
     let nested = dir.path().join("a/b/r.xml");
     check_output_path("--junit", &nested).unwrap();
     assert!(dir.path().join("a/b").is_dir());
+}
+
+#[test]
+fn the_host_facts_reach_junit_and_the_terminal() {
+    use earshot_probe::proto::msg::{HostConfig, RegistryData, RegistryValue};
+    let boot = 1_764_000_000_000.0;
+    let cfg = HostConfig {
+        boot_unix_ms: Some(boot),
+        values: vec![RegistryValue {
+            key: crate::host::POLICY_KEY.into(),
+            name: "fDisableCam".into(),
+            data: RegistryData::Dword { value: 1 },
+            key_written_unix_ms: Some(boot + 60_000.0),
+        }],
+        ..HostConfig::default()
+    };
+    let layer = crate::scenario::SessionHostPolicy {
+        f_disable_cam: Some(crate::scenario::Flag(1)),
+        ..Default::default()
+    };
+    let mut run = run_with(&[Verdict::Fail]);
+    let view = crate::host::view(&layer, &cfg, Check::Output, Verdict::Fail);
+    run.scenarios[0].checks[0].host = Some(view);
+    let xml = junit_xml(&run).unwrap();
+    assert!(
+        xml.contains(
+            "name=\"host.fDisableCam\" value=\"1 (scenario: 1), key written 2025-11-24 16:01:00 \
+             UTC, after the last boot\""
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("name=\"host.booted\" value=\"2025-11-24 16:00:00 UTC\""),
+        "{xml}"
+    );
+    let mut out = Vec::new();
+    let check = Event::CheckFinished(run.scenarios[0].checks[0].clone());
+    TerminalReporter::new(&mut out, false)
+        .event(&check, &run)
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(
+            "fDisableCam: scenario 1, host 1, written 2025-11-24 16:01:00 UTC (after the last boot)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("fDisableCam: listener setting, host not read by the probe"),
+        "{text}"
+    );
 }
