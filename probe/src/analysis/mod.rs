@@ -269,8 +269,11 @@ struct Score {
 }
 
 impl Score {
+    /// The soft score first; at a tie (a clean path saturates every symbol at
+    /// [`RATIO_CAP`] over several onsets) the onset with more clear symbols, which is the
+    /// one aligned with the symbols rather than straddling their boundaries.
     fn beats(&self, other: &Score) -> bool {
-        self.soft > other.soft
+        self.soft > other.soft || (self.soft == other.soft && self.matched > other.matched)
     }
 
     fn confidence(&self) -> f64 {
@@ -621,10 +624,12 @@ impl Detector {
     }
 
     fn describe(&mut self, onset: u64, score: Score, detected: bool) -> Analysis {
-        let onset = if detected {
-            self.refine_onset(onset)
+        // The figures are the refined onset's: the symbols counted where they were timed.
+        let (onset, score) = if detected {
+            let refined = self.refine_onset(onset);
+            (refined, self.score(refined))
         } else {
-            onset
+            (onset, score)
         };
         self.symbol_energies(onset);
         let n = self.window.len() as f64;

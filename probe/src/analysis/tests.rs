@@ -388,3 +388,25 @@ fn no_lock_on_the_signature_shifted_by_whole_symbols() {
     assert!(a.detected);
     assert!((a.onset_ms.unwrap() - 331.0).abs() < 8.0, "{a:?}");
 }
+
+#[test]
+fn a_clean_signature_counts_all_its_symbols_wherever_it_starts() {
+    // A clean path saturates the soft score over several onsets; the symbols are counted at
+    // the aligned one, not at the first onset that reaches the cap (which straddles symbol
+    // boundaries and counted 9 of 16 on real 44.1 kHz captures).
+    for rate in [44_100, 48_000, 16_000, 22_050] {
+        for seed in [3, 1002] {
+            let sig = Signature::new(seed, Direction::Capture);
+            let s = sig.render(rate).unwrap();
+            for lead in (0..rate as usize / 20).step_by(37) {
+                let x = impair::place(&s, 2_000 + lead, 2_000 + lead + s.len() + 4_000);
+                let a = analyze(&x, rate, &sig).unwrap();
+                assert!(a.detected, "{rate} Hz, seed {seed}, lead {lead}: {a:?}");
+                assert_eq!(
+                    a.symbols_matched, 16,
+                    "{rate} Hz, seed {seed}, lead {lead}: {a:?}"
+                );
+            }
+        }
+    }
+}
