@@ -415,7 +415,7 @@ mod windows {
             config.values.extend(read.values);
             config.errors.extend(read.error);
         }
-        let (services, error) = services();
+        let (services, error) = services(SERVICES);
         config.services = services;
         config.errors.extend(error);
         match session_protocol() {
@@ -608,7 +608,9 @@ mod windows {
         }
     }
 
-    fn services() -> (Vec<ServiceState>, Option<String>) {
+    /// The state of each of `list` ((name, display name when it cannot be read)), and why
+    /// none could be read.
+    pub(super) fn services(list: &[(&str, &str)]) -> (Vec<ServiceState>, Option<String>) {
         // SAFETY: null machine and database mean the local, active database.
         let scm = unsafe { OpenSCManagerW(std::ptr::null(), std::ptr::null(), SC_MANAGER_CONNECT) };
         if scm.is_null() {
@@ -616,7 +618,7 @@ mod windows {
                 "cannot open the service control manager: {}",
                 std::io::Error::last_os_error()
             );
-            let states = SERVICES
+            let states = list
                 .iter()
                 .map(|(name, display)| ServiceState {
                     name: (*name).to_string(),
@@ -628,7 +630,7 @@ mod windows {
             return (states, Some(why));
         }
         let scm = Sc(scm);
-        let states = SERVICES
+        let states = list
             .iter()
             .map(|(name, display)| service(&scm, name, display))
             .collect();
@@ -1210,6 +1212,29 @@ mod windows_tests {
                 assert_eq!(s.start_type, None);
             }
         }
+    }
+
+    #[test]
+    fn an_installed_service_reports_its_state_start_type_and_display_name() {
+        // The RPC service exists on every Windows and in every Wine prefix.
+        let (states, error) = windows::services(&[("RpcSs", "Remote Procedure Call (RPC)")]);
+        assert_eq!(error, None);
+        let s = &states[0];
+        assert_eq!(s.name, "RpcSs");
+        assert!(
+            [
+                "running",
+                "stopped",
+                "start_pending",
+                "stop_pending",
+                "paused"
+            ]
+            .contains(&s.state.as_str()),
+            "{s:?}"
+        );
+        assert!(s.start_type.is_some(), "{s:?}");
+        assert!(!s.display_name.is_empty(), "{s:?}");
+        eprintln!("{s:?}");
     }
 
     #[test]
