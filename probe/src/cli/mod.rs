@@ -48,6 +48,7 @@ impl From<HostArg> for HostChoice {
       earshot-probe analyze recording.wav --seed 42 --direction output --json\n  \
       earshot-probe impair sig.wav -o noisy.wav --snr-db -10 --drift-ppm 300\n  \
       earshot-probe devices\n  \
+      earshot-probe info\n  \
       earshot-probe listen --device loopback:speakers --seed 42 --direction output --timeout 10\n  \
       earshot-probe play --device default --seed 42 --direction output\n\n\
       Exit status: 0 detected / done, 1 not detected, 2 error."
@@ -66,6 +67,11 @@ enum Command {
     Offline(offline::OfflineCommand),
     #[command(flatten)]
     Agent(agent::AgentCommand),
+    /// Prints, as JSON, what the probe answers a harness's `info`: version, session, the
+    /// device catalogue, and the host's configuration (on Windows the audio policy
+    /// registry values with their keys' write times, boot time, services, session
+    /// protocol; on an xrdp host its xrdp.ini channel switches).
+    Info,
     /// Lists the host's devices.
     Devices {
         /// Print a JSON array of devices instead of a table.
@@ -163,6 +169,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Offline(c) => offline::run(c),
         Command::Agent(c) => agent::run(c, host),
+        Command::Info => info(host),
         Command::Devices { json } => devices(host, json),
         Command::Play {
             device,
@@ -192,6 +199,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             output,
         } => record(host, &device, seconds, output),
     }
+}
+
+fn info(host: HostChoice) -> anyhow::Result<i32> {
+    use earshot_probe::server::Handler;
+    // The agent's default capture limit: this is what `serve` would answer.
+    let handler = earshot_probe::server::device::DeviceHandler::new(host, Duration::from_secs(60));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&handler.info()).context("encoding the probe's info")?
+    );
+    Ok(0)
 }
 
 fn devices(host: HostChoice, json: bool) -> anyhow::Result<i32> {

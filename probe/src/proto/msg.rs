@@ -225,11 +225,14 @@ pub struct HostConfig {
     /// Services that audio redirection needs.
     #[serde(default)]
     pub services: Vec<ServiceState>,
-    /// The session's protocol as Windows reports it (e.g. "rdp", "console").
+    /// The session's protocol as Windows reports it (`WTSClientProtocolType`): `console`,
+    /// `rdp`, `ica` (a legacy value) or `unknown (N)`; `None` when it could not be read
+    /// (the reason is in `errors`).
     #[serde(default)]
     pub session_protocol: Option<String>,
     /// Audio endpoints whose names mark them as the remote session's redirected devices
-    /// ("Remote Audio"): present means the RDP client's audio reached the session.
+    /// ("Remote Audio"), one per endpoint in catalogue order: present means the RDP
+    /// client's audio reached the session.
     #[serde(default)]
     pub remote_endpoints: Vec<String>,
     /// What could not be read, and why (never fatal: the rest is still reported).
@@ -238,7 +241,8 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
-    /// The value `name` under `key` (the key as spelled in [`RegistryValue::key`]).
+    /// The value `name` under `key` (the key as spelled in [`RegistryValue::key`]; the
+    /// probe's keys are the constants of `server::host_config`, e.g. `TS_POLICY_KEY`).
     pub fn value(&self, key: &str, name: &str) -> Option<&RegistryValue> {
         self.values
             .iter()
@@ -249,13 +253,16 @@ impl HostConfig {
 /// One registry value as the host has it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistryValue {
-    /// The full key, e.g. `HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services`.
+    /// The full key, `HKLM\...` or `HKCU\...`, e.g.
+    /// `HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services`.
     pub key: String,
     /// The value's name, e.g. `fDisableCam`.
     pub name: String,
     /// What is there.
     pub data: RegistryData,
-    /// The key's last-write time (unix time, ms); `None` when the key does not exist.
+    /// The key's last-write time (unix time, ms): a value rewritten with the same data
+    /// does not move it, a change does. `None` when the key does not exist or its time
+    /// could not be read.
     #[serde(default)]
     pub key_written_unix_ms: Option<f64>,
 }
@@ -273,14 +280,17 @@ pub enum RegistryData {
         /// The number.
         value: u32,
     },
-    /// Any other type (e.g. REG_SZ where a DWORD is expected): reported, never guessed at.
+    /// Any other type: a string where one belongs (the consent store's `Allow`), or the
+    /// wrong type where a DWORD is expected (a REG_SZ `1`, a REG_BINARY): reported, never
+    /// guessed at. A REG_DWORD that is not 4 bytes long is reported here too.
     Other {
-        /// The registry type, e.g. `REG_SZ`.
+        /// The registry type, e.g. `REG_SZ`, or `type N` for an undefined number.
         reg_type: String,
-        /// The data as text (strings as they are, binary as hex).
+        /// The data as text: strings as they are (a REG_MULTI_SZ one per line), REG_QWORD
+        /// as its number, anything else as hex (cut after 64 bytes).
         text: String,
     },
-    /// Reading it failed (e.g. access denied).
+    /// Reading it (or its key) failed, e.g. access denied.
     Error {
         /// Why.
         message: String,
@@ -302,7 +312,8 @@ impl RegistryData {
 pub struct ServiceState {
     /// Service name, e.g. `Audiosrv`.
     pub name: String,
-    /// Display name, e.g. "Windows Audio".
+    /// Display name as the host has it (localised), e.g. "Windows Audio"; the English
+    /// one when the service is not installed or its configuration could not be read.
     pub display_name: String,
     /// `running`, `stopped`, `start_pending`, ..., `not_installed`, or `unknown: why`.
     pub state: String,

@@ -49,6 +49,9 @@ impl DeviceHandler {
         // harness still learns version, OS and session facts.
         info.devices = backend::catalog(self.host);
         info.xrdp = super::xrdp_ini::read(&self.xrdp_ini);
+        // Windows only: the registry, services and boot time; the redirected endpoints are
+        // picked from the catalogue just listed.
+        info.host_config = super::host_config::read(&info.devices);
         info
     }
 }

@@ -24,6 +24,7 @@
 #[cfg(feature = "devices")]
 pub mod device;
 pub mod evidence;
+pub mod host_config;
 pub mod session;
 pub mod xrdp_ini;
 
