@@ -13,13 +13,12 @@ use serde::Serialize;
 use crate::scenario::{AppAccess, Check, Flag, QualityPolicy, SessionHostPolicy};
 use crate::verdict::Verdict;
 
-/// Where Group Policy and Intune write the Remote Desktop session host settings.
-pub const POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services";
-/// The RDP-Tcp listener's own configuration (the policy, where set, overrides it).
-pub const WINSTATION_KEY: &str =
-    r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp";
-/// Where the app privacy policy lives.
-pub const PRIVACY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\AppPrivacy";
+/// Where Group Policy and Intune write the Remote Desktop session host settings, the
+/// RDP-Tcp listener's own configuration (the policy, where set, overrides it) and the app
+/// privacy policy: the keys as the probe spells them.
+pub use earshot_probe::server::host_config::{
+    APP_PRIVACY_KEY as PRIVACY_KEY, RDP_TCP_KEY as WINSTATION_KEY, TS_POLICY_KEY as POLICY_KEY,
+};
 
 /// One setting a check depends on: what the scenario says, what the host has.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
