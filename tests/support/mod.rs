@@ -5,6 +5,7 @@
 //! packages and CI runs as root. Without them a test fails and says what is missing.
 
 pub mod rdp;
+pub mod wine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -109,6 +110,11 @@ impl Running {
             stderr,
             readers: vec![a, b],
         }
+    }
+
+    /// Whether it has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Waits at most `limit` until stderr contains `text`; false if it did not (the process
@@ -428,12 +434,20 @@ impl Lab {
             .args(["--host", "pulseaudio", "serve", "--listen", addr])
             .env("PULSE_SERVER", self.pulse_server(host))
             .env("EARSHOT_TOKEN", token);
-        let mut running = Running::start(cmd);
-        // Ready when a TCP connect from the client namespace succeeds.
+        self.wait_serving(
+            Running::start(cmd),
+            &format!("the {} probe on {addr}", host.name()),
+            addr,
+        )
+    }
+
+    /// Waits until `running`, a probe started with `serve` on `addr` (a lab address), has
+    /// printed its listening line and a TCP connect from the client namespace succeeds.
+    pub fn wait_serving(&self, mut running: Running, what: &str, addr: &str) -> Result<Running> {
         let (ip, port) = addr.split_once(':').context("address")?;
         let client_ns = self.netns(Host::Client)?;
         running.wait_ready(
-            &format!("the {} probe on {addr}", host.name()),
+            what,
             PROBE_READY,
             || {
                 Command::new("ip")

@@ -4,7 +4,7 @@
 //! small margin even when the audio server misbehaves. The agent calls them from
 //! `tokio::task::spawn_blocking`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -41,6 +41,66 @@ fn hold_stream<S>(stream: S, announced: bool, stop: &mpsc::Receiver<()>, done: &
     let _ = stop.recv();
     drop(stream);
     let _ = done.send(());
+}
+
+/// Where a stream's error callback reports. It runs on the audio thread, so it only counts
+/// or makes one bounded `try_send`, never blocks.
+#[derive(Clone)]
+struct FaultSink {
+    xruns: Arc<AtomicU64>,
+    failures: mpsc::SyncSender<String>,
+}
+
+/// The reading end of a [`FaultSink`].
+struct Faults {
+    xruns: Arc<AtomicU64>,
+    failures: mpsc::Receiver<String>,
+}
+
+fn faults() -> (FaultSink, Faults) {
+    let xruns = Arc::new(AtomicU64::new(0));
+    let (failures, rx) = mpsc::sync_channel::<String>(8);
+    (
+        FaultSink {
+            xruns: xruns.clone(),
+            failures,
+        },
+        Faults {
+            xruns,
+            failures: rx,
+        },
+    )
+}
+
+impl FaultSink {
+    /// Reports a cpal stream error. An xrun (`ErrorKind::Xrun`) is a glitch every cpal host
+    /// recovers from and keeps streaming after (WASAPI flags a capture packet as a data
+    /// discontinuity; Wine's winepulse flags them whenever PULSE_LATENCY_MSEC is set): it
+    /// is counted in [`StreamHealth::xruns`], not taken for a failed stream.
+    fn cpal(&self, id: &str, e: &cpal::Error) {
+        if e.kind() == cpal::ErrorKind::Xrun {
+            self.xruns.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed(format!("device `{id}`: {e}"));
+        }
+    }
+
+    /// Reports that the stream failed.
+    fn failed(&self, message: String) {
+        let _ = self.failures.try_send(message);
+    }
+}
+
+impl Faults {
+    /// The first failure not yet taken, if any.
+    fn failure(&self) -> Option<String> {
+        self.failures.try_recv().ok()
+    }
+
+    /// Xruns reported so far.
+    fn xruns(&self) -> u64 {
+        self.xruns.load(Ordering::Relaxed)
+    }
 }
 
 fn unsupported_format(id: &str, format: cpal::SampleFormat) -> AudioError {
@@ -378,7 +438,7 @@ pub fn play_rendered(
     // The worker sends the signal's length and the unix time just before the stream started.
     type Started = (DeviceInfo, StreamFormat, (usize, f64));
     let (tx, rx) = mpsc::sync_channel::<Result<Started, AudioError>>(1);
-    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (fault_sink, faults) = faults();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let pos = Arc::new(AtomicUsize::new(0));
@@ -400,9 +460,7 @@ pub fn play_rendered(
                     let mono = render(format.sample_rate_hz)?;
                     let len = mono.len();
                     let id = info.id.clone();
-                    let on_err = move |e: cpal::Error| {
-                        let _ = err_tx.try_send(format!("device `{id}`: {e}"));
-                    };
+                    let on_err = move |e: cpal::Error| fault_sink.cpal(&id, &e);
                     // BufferSize::Default: Fixed sizes underrun on tunnel sinks (lab.md).
                     let config = cfg.config();
                     let stream = match cfg.sample_format() {
@@ -478,7 +536,7 @@ pub fn play_rendered(
     let mut health = StreamHealth::default();
     let mut last = (0usize, Instant::now());
     let result = loop {
-        if let Ok(e) = err_rx.try_recv() {
+        if let Some(e) = faults.failure() {
             break Err(err(
                 AudioErrorKind::DeviceNotAvailable,
                 format!("stream failed: {e}"),
@@ -517,6 +575,7 @@ pub fn play_rendered(
             info.id
         ));
     }
+    health.xruns = faults.xruns();
     result?;
     Ok(PlayReport {
         device: info,
@@ -624,7 +683,7 @@ const PULSE_FRAGMENT_MS: u32 = 10;
 fn open_pulse(
     info: &DeviceInfo,
     ring_seconds: f64,
-    errors: mpsc::SyncSender<String>,
+    errors: FaultSink,
 ) -> Option<Result<(Live, StreamFormat, ring::Consumer), AudioError>> {
     let source = info.id.strip_prefix("pulseaudio:")?;
     let format = info.default_format.clone()?;
@@ -635,9 +694,7 @@ fn open_pulse(
         source,
         PULSE_FRAGMENT_MS,
         move |d| prod.push_with(d, |x| x),
-        move |e| {
-            let _ = errors.try_send(e);
-        },
+        move |e| errors.failed(e),
     );
     Some(opened.map(|c| {
         let format = StreamFormat {
@@ -655,7 +712,7 @@ fn open_cpal(
     info: &DeviceInfo,
     loopback: bool,
     ring_seconds: f64,
-    errors: mpsc::SyncSender<String>,
+    errors: FaultSink,
 ) -> Result<(Live, StreamFormat, ring::Consumer), AudioError> {
     // Loopback capture records in the output's own format.
     let cfg = if loopback {
@@ -672,10 +729,7 @@ fn open_cpal(
     // BufferSize::Default: Fixed sizes lose input data on PulseAudio (lab.md).
     let config: cpal::StreamConfig = cfg.config();
     let id = info.id.clone();
-    let on_err = move |e: cpal::Error| {
-        // Error path, not the data path: a bounded try_send, never blocking.
-        let _ = errors.try_send(format!("device `{id}`: {e}"));
-    };
+    let on_err = move |e: cpal::Error| errors.cpal(&id, &e);
     let stream = match cfg.sample_format() {
         cpal::SampleFormat::F32 => dev.build_input_stream::<f32, _, _>(
             config,
@@ -717,7 +771,7 @@ fn start_capture(
     host: HostChoice,
     selector: &DeviceSelector,
     ring_seconds: f64,
-    errors: mpsc::SyncSender<String>,
+    errors: FaultSink,
 ) -> Result<Capture, AudioError> {
     let (tx, rx) = mpsc::sync_channel::<Worker>(1);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -798,7 +852,7 @@ struct Pump {
     rate: f64,
     channels: usize,
     cons: ring::Consumer,
-    errors: mpsc::Receiver<String>,
+    errors: Faults,
     no_audio: Duration,
     opened: Instant,
     last_audio: Instant,
@@ -817,7 +871,7 @@ impl Pump {
         info: &DeviceInfo,
         format: &StreamFormat,
         cons: ring::Consumer,
-        errors: mpsc::Receiver<String>,
+        errors: Faults,
         opened: Instant,
         no_audio: Duration,
     ) -> Pump {
@@ -855,7 +909,7 @@ impl Pump {
             self.dropped_seen = dropped;
             self.xruns += 1;
         }
-        if let Ok(e) = self.errors.try_recv() {
+        if let Some(e) = self.errors.failure() {
             return Err(err(
                 AudioErrorKind::DeviceNotAvailable,
                 format!("the input stream failed: {e}"),
@@ -885,7 +939,7 @@ impl Pump {
 
     fn health(&self, mut health: StreamHealth) -> StreamHealth {
         health.dropped_samples = self.dropped_seen;
-        health.xruns = self.xruns;
+        health.xruns = self.xruns + self.errors.xruns();
         health
     }
 }
@@ -901,7 +955,7 @@ pub fn record(
     cancel: &CancelFlag,
 ) -> Result<(RecordReport, Audio), AudioError> {
     let opened = Instant::now();
-    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (err_tx, err_rx) = faults();
     // Input may arrive in bursts of ~2 s (lab.md): the ring holds 4 s so nothing drops.
     let (info, format, cons, stop, done, quiet) = start_capture(host, device, 4.0, err_tx)?;
     let mut pump = Pump::new(&info, &format, cons, err_rx, opened, quiet);
@@ -982,7 +1036,7 @@ pub fn listen_with(
     on_armed: impl FnOnce(&DeviceInfo),
 ) -> Result<(ListenReport, Option<Audio>), AudioError> {
     let started = Instant::now();
-    let (err_tx, err_rx) = mpsc::sync_channel::<String>(8);
+    let (err_tx, err_rx) = faults();
     let (info, format, cons, stop, done, quiet) = start_capture(host, device, 4.0, err_tx)?;
     let mut pump = Pump::new(&info, &format, cons, err_rx, started, quiet);
     let channels = usize::from(format.channels.max(1));
@@ -1055,4 +1109,56 @@ pub fn listen_with(
         samples: kept,
     });
     Ok((report, audio))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_xrun_is_counted_while_any_other_stream_error_is_a_failure() {
+        let (sink, faults) = faults();
+        sink.cpal("wasapi:mic", &cpal::Error::new(cpal::ErrorKind::Xrun));
+        sink.cpal("wasapi:mic", &cpal::Error::new(cpal::ErrorKind::Xrun));
+        assert_eq!(faults.xruns(), 2);
+        assert_eq!(faults.failure(), None);
+        sink.cpal(
+            "wasapi:mic",
+            &cpal::Error::new(cpal::ErrorKind::DeviceNotAvailable),
+        );
+        let failure = faults.failure().expect("the failure is reported");
+        assert!(failure.starts_with("device `wasapi:mic`: "), "{failure}");
+        assert_eq!(faults.xruns(), 2);
+    }
+
+    #[test]
+    fn a_capture_with_xruns_keeps_delivering_and_counts_them_in_its_health() {
+        let info = DeviceInfo {
+            id: "wasapi:mic".into(),
+            name: "PulseAudio".into(),
+            direction: DeviceDirection::Input,
+            is_default: true,
+            is_monitor: false,
+            default_format: None,
+        };
+        let format = StreamFormat {
+            sample_rate_hz: 48_000,
+            channels: 1,
+            sample_format: "f32".into(),
+        };
+        let (mut prod, cons) = ring::ring(4800);
+        let (sink, faults) = faults();
+        let mut pump = Pump::new(&info, &format, cons, faults, Instant::now(), NO_AUDIO_OTHER);
+        let mut out = Vec::new();
+        prod.push_with(&[0.5f32; 480], |x| x);
+        sink.cpal(&info.id, &cpal::Error::new(cpal::ErrorKind::Xrun));
+        prod.push_with(&[0.25f32; 480], |x| x);
+        assert_eq!(pump.pull(&mut out), Ok(960));
+        assert_eq!(pump.health(StreamHealth::default()).xruns, 1);
+        sink.cpal(&info.id, &cpal::Error::new(cpal::ErrorKind::BackendError));
+        let failed = pump
+            .pull(&mut out)
+            .expect_err("a backend error ends the capture");
+        assert_eq!(failed.kind, AudioErrorKind::DeviceNotAvailable);
+    }
 }

@@ -1,0 +1,97 @@
+//! The Windows probe under Wine in a lab host: a Wine prefix made inside the host's network
+//! namespace (`lab/wine prefix`), and `earshot-probe.exe` run there (`lab/wine run`, which
+//! sets the prefix, the host's PULSE_SERVER and PULSE_LATENCY_MSEC=100).
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{agent_addr, repo_root, Host, Lab, Running};
+
+/// The Windows probe: `$EARSHOT_PROBE_EXE`, else the debug build `make windows` leaves
+/// (`make test` runs it before the tests).
+pub fn probe_exe() -> PathBuf {
+    let exe = std::env::var_os("EARSHOT_PROBE_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            repo_root().join("target/windows/x86_64-pc-windows-gnu/debug/earshot-probe.exe")
+        });
+    assert!(
+        exe.exists(),
+        "{} is missing: run `make windows` first (make test does), or point EARSHOT_PROBE_EXE \
+         at an earshot-probe.exe",
+        exe.display()
+    );
+    exe
+}
+
+/// A lab host with a Wine prefix whose wineserver runs in the host's namespace, so the
+/// Windows programs started there use the host's network. `lab/lab down` (the lab's drop)
+/// stops the server and removes the prefix.
+pub struct WineHost<'a> {
+    lab: &'a Lab,
+    host: Host,
+}
+
+impl Lab {
+    /// Makes `host`'s Wine prefix (a copy of lab/wine's cached template, with the stand-in
+    /// bcryptprimitives.dll) and starts its wineserver inside the host. `options` go to
+    /// `lab/wine prefix` (`--remote-session`).
+    pub fn wine(&self, host: Host, options: &[&str]) -> Result<WineHost<'_>> {
+        assert!(
+            std::path::Path::new("/usr/lib/wine/wine64").exists(),
+            "/usr/lib/wine/wine64 is missing: `make windows` installs Wine (wine64)"
+        );
+        let out = Command::new(repo_root().join("lab/wine"))
+            .args(["prefix", host.name()])
+            .args(options)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .output()
+            .context("failed to run lab/wine prefix")?;
+        if !out.status.success() {
+            bail!(
+                "lab/wine prefix {} failed: {}",
+                host.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(WineHost { lab: self, host })
+    }
+}
+
+impl WineHost<'_> {
+    /// `PROGRAM ARGS` under Wine in this host: a Windows program's path, or one of Wine's
+    /// own (`reg`). `lab/wine run` execs all the way down, so the child's PID is the Windows
+    /// process's (a SIGINT to it is a Ctrl-C).
+    pub fn command<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Command {
+        let mut cmd = Command::new(repo_root().join("lab/wine"));
+        cmd.args(["run", self.host.name(), "--state-dir"])
+            .arg(self.lab.state_dir())
+            .arg("--")
+            .arg(program)
+            .args(args);
+        cmd
+    }
+
+    /// `earshot-probe.exe ARGS` under Wine in this host.
+    pub fn probe(&self, args: &[&str]) -> Command {
+        self.command(probe_exe(), args)
+    }
+
+    /// Starts `earshot-probe.exe serve` on the host's lab address (as [`Lab::serve`]:
+    /// the session host on 10.77.0.2:7702) with `token`, and waits until it accepts
+    /// connections from the client host. Killed when the returned value drops.
+    pub fn serve(&self, token: &str) -> Result<Running> {
+        let addr = agent_addr(self.host);
+        let mut cmd = self.probe(&["--host", "wasapi", "serve", "--listen", addr]);
+        cmd.env("EARSHOT_TOKEN", token);
+        self.lab.wait_serving(
+            Running::start(cmd),
+            &format!("the Windows probe in the {} on {addr}", self.host.name()),
+            addr,
+        )
+    }
+}
