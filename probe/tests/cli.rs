@@ -239,3 +239,25 @@ fn survives_gsm_and_mu_law_codecs() {
             .code(0);
     }
 }
+
+#[test]
+fn info_prints_the_agents_answer_with_the_hosts_own_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ini = tmp.path().join("xrdp.ini");
+    std::fs::write(&ini, "[Channels]\nrdpsnd=false\n").unwrap();
+    let out = probe()
+        .arg("info")
+        .env("EARSHOT_XRDP_INI", &ini)
+        // No audio server to find: the catalogue's failure is part of the answer.
+        .env("PULSE_SERVER", "unix:/nonexistent/earshot-test")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let info: earshot_probe::proto::msg::ProbeInfo = serde_json::from_slice(&out).unwrap();
+    assert_eq!(info.probe_version, earshot_probe::VERSION);
+    assert_eq!(info.xrdp.and_then(|x| x.rdpsnd), Some(false));
+    // The registry, services and boot time are Windows facts; elsewhere there are none.
+    assert_eq!(info.host_config.is_some(), cfg!(windows));
+}
