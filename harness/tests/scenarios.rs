@@ -41,6 +41,9 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("server-rdpsnd-off", O::None, C::Redirected),
     ("server-drdynvc-off", O::Client, C::Blocked),
     ("server-channels-off", O::None, C::Blocked),
+    ("policy-blocks-playback", O::None, C::Redirected),
+    // Before the host's own layer is read (from_host): the RDP properties alone.
+    ("policy-from-host", O::Client, C::Redirected),
 ];
 
 #[test]
