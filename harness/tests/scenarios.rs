@@ -41,6 +41,21 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("server-rdpsnd-off", O::None, C::Redirected),
     ("server-drdynvc-off", O::Client, C::Blocked),
     ("server-channels-off", O::None, C::Blocked),
+    (
+        "avd-imported-gpo-blocks-playback",
+        O::None,
+        C::RedirectedAppsDenied,
+    ),
+    (
+        "avd-imported-reg-export-blocks-recording",
+        O::Client,
+        C::Blocked,
+    ),
+    (
+        "avd-imported-hostpool-play-on-remote",
+        O::Session,
+        C::Redirected,
+    ),
 ];
 
 #[test]
