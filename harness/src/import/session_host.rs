@@ -155,8 +155,8 @@ impl HostImport {
             self.file,
             self.format,
             if taken.is_empty() {
-                "none of fDisableCam, fDisableAudioCapture, AllowedAudioQualityMode, \
-                 LetAppsAccessMicrophone is set (all not configured)"
+                "it sets or deletes none of fDisableCam, fDisableAudioCapture, \
+                 AllowedAudioQualityMode, LetAppsAccessMicrophone"
                     .to_string()
             } else {
                 taken.join(", ")
@@ -570,6 +570,19 @@ mod tests {
         );
         // The HKLM key line, the HKCU key line and its value.
         assert_eq!((i.records, i.ignored), (7, 3));
+    }
+
+    #[test]
+    fn a_file_without_the_settings_says_so() {
+        let text = format!(
+            "{}\n[HKEY_CURRENT_USER\\{TS}]\n\"fDisableCam\"=dword:1\n",
+            reg_file::HEADER
+        );
+        let i = read_session_host(text.as_bytes(), "user.reg").unwrap();
+        assert!(i.settings.is_empty());
+        let summary = i.summary();
+        assert!(summary.contains("sets or deletes none of fDisableCam"), "{summary}");
+        assert!(summary.contains("2 of its 2 entries ignored"), "{summary}");
     }
 
     #[test]
