@@ -581,7 +581,10 @@ mod tests {
         let i = read_session_host(text.as_bytes(), "user.reg").unwrap();
         assert!(i.settings.is_empty());
         let summary = i.summary();
-        assert!(summary.contains("sets or deletes none of fDisableCam"), "{summary}");
+        assert!(
+            summary.contains("sets or deletes none of fDisableCam"),
+            "{summary}"
+        );
         assert!(summary.contains("2 of its 2 entries ignored"), "{summary}");
     }
 
