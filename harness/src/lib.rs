@@ -3,12 +3,15 @@
 //!
 //! - [`scenario`]: the TOML model and its validation.
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
+//! - [`import`]: policy layers read from a GPO's Registry.pol, a .reg export or a host
+//!   pool's JSON.
 //! - [`report`]: events -> terminal table, JSON, JUnit XML.
 //! - [`runner`]: connects to the probes, preflight, the checks; emits events.
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
 
 pub mod host;
+pub mod import;
 pub mod policy;
 pub mod report;
 pub mod runner;

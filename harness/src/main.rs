@@ -6,11 +6,11 @@
 //! run goes on, the file reports are written and the exit status is still the verdict's.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use earshot_harness::report::{
     self, JsonReporter, JunitReporter, ReportError, Reporter, TerminalReporter,
@@ -33,7 +33,11 @@ const EXIT_INCONCLUSIVE: u8 = 2;
     about = "Proves audio redirection in remote desktop sessions works as the policy says",
     after_help = "Examples:\n  \
       earshot expect scenarios/rules/avd-gpo-blocks-playback.toml\n  \
-      earshot run scenarios/lab/avd-defaults.toml --json out/report.json --junit out/junit.xml --evidence out/evidence\n\n\
+      earshot run scenarios/lab/avd-defaults.toml --json out/report.json --junit out/junit.xml --evidence out/evidence\n  \
+      earshot run scenarios/lab/avd-defaults.toml --json - | jq '.scenarios[].checks[].verdict'\n  \
+      earshot completions bash > /etc/bash_completion.d/earshot\n\n\
+      --json gives JSON on every command: a flag where the command's output is a document (expect),\n\
+      a file where it is a report beside the live table (run; `-` prints it on standard output).\n\n\
       Exit status: 0 all checks passed, 1 a check failed, 2 inconclusive or a usage/config error.\n\
       Scenario keys: docs/scenario-reference.md. JSON report format: docs/report.schema.json."
 )]
@@ -50,7 +54,7 @@ enum Command {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Print JSON instead of text.
+        /// Print the expectations as JSON on standard output instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -59,8 +63,9 @@ enum Command {
         /// Scenario files, run in order (all are checked before any probe is touched).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Write the JSON report here (rewritten after every event).
-        #[arg(long)]
+        /// Write the JSON report to FILE (rewritten after every event), or with `-` print it
+        /// on standard output when the run ends (the live table then goes to standard error).
+        #[arg(long, value_name = "FILE|-")]
         json: Option<PathBuf>,
         /// Write the JUnit XML report here (rewritten after every event).
         #[arg(long)]
@@ -74,6 +79,18 @@ enum Command {
     },
     /// Prints the JSON Schema of the run report (`--json`).
     Schema,
+    /// Prints the shell completion script for SHELL on standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff) on standard output; with --dir, writes it and one
+    /// page per subcommand (earshot-run.1, ...) into DIR.
+    Man {
+        /// The folder to write earshot.1 and the subcommands' pages to.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +117,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Schema => {
             let text = serde_json::to_string_pretty(&report::json_schema())?;
             quietly(writeln!(std::io::stdout(), "{text}"))?;
+            Ok(EXIT_PASS)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "earshot", &mut script);
+            quietly(std::io::stdout().write_all(&script))?;
+            Ok(EXIT_PASS)
+        }
+        Command::Man { dir: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the manual page")?;
+            quietly(std::io::stdout().write_all(&page))?;
+            Ok(EXIT_PASS)
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing the manual pages to {}", dir.display()))?;
             Ok(EXIT_PASS)
         }
     }
@@ -190,6 +227,9 @@ fn run(
     evidence: Option<PathBuf>,
     seed: Option<u64>,
 ) -> anyhow::Result<u8> {
+    // `--json -`: the report on standard output at the end, the live table on standard error.
+    let json_to_stdout = json.as_deref() == Some(Path::new("-"));
+    let json = json.filter(|_| !json_to_stdout);
     // Everything that can be checked is checked before a probe is touched.
     let mut problems = Vec::new();
     for (option, path) in [("--json", &json), ("--junit", &junit)] {
@@ -219,9 +259,17 @@ fn run(
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }
-    let stdout = std::io::stdout();
-    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut terminal: Option<TerminalReporter<_>> = Some(TerminalReporter::new(stdout, colour));
+    let (live, is_terminal): (Box<dyn Write>, bool) = if json_to_stdout {
+        let stderr = std::io::stderr();
+        let t = stderr.is_terminal();
+        (Box::new(stderr), t)
+    } else {
+        let stdout = std::io::stdout();
+        let t = stdout.is_terminal();
+        (Box::new(stdout), t)
+    };
+    let colour = is_terminal && std::env::var_os("NO_COLOR").is_none();
+    let mut terminal: Option<TerminalReporter<_>> = Some(TerminalReporter::new(live, colour));
     let mut files: Vec<Box<dyn Reporter>> = Vec::new();
     if let Some(p) = json {
         files.push(Box::new(JsonReporter::new(p)));
@@ -259,6 +307,10 @@ fn run(
             Ok(()) | Err(ReportError::Closed) => {}
             Err(err) => write_errors.push(err.to_string()),
         }
+    }
+    if json_to_stdout {
+        let text = serde_json::to_string_pretty(&finished).context("encoding the JSON report")?;
+        quietly(writeln!(std::io::stdout(), "{text}"))?;
     }
     write_errors.dedup();
     if !write_errors.is_empty() {

@@ -1,7 +1,7 @@
 //! The policy engine: from the policy layers of a scenario to what each check must observe.
 //!
-//! Pure: no I/O beyond reading an .rdp file a scenario names. The rules (Microsoft's audio
-//! redirection documentation, summarised in DESIGN.md):
+//! Pure: no I/O beyond reading the .rdp file or host pool JSON a scenario names. The rules
+//! (Microsoft's audio redirection documentation, summarised in DESIGN.md):
 //!
 //! - Each product has defaults. Azure Virtual Desktop: Windows blocks nothing, the host pool
 //!   plays sound on the local computer (`audiomode:i:0`) and leaves microphone redirection
@@ -49,6 +49,9 @@ pub enum PolicyError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// The host pool JSON could not be used (the error names the file).
+    #[error("{0}")]
+    HostPool(crate::import::ImportError),
     /// The .rdp file could not be read.
     #[error("{path}: cannot read the .rdp file: {message}")]
     File {
@@ -294,6 +297,12 @@ pub fn rdp_of(scenario: &Scenario) -> Result<Option<RdpProperties>, PolicyError>
     let Some(layer) = &scenario.policy.rdp else {
         return Ok(None);
     };
+    if let Some(json) = &layer.hostpool_json {
+        let path = scenario.resolve(json);
+        let pool = crate::import::load_hostpool(&path).map_err(PolicyError::HostPool)?;
+        let at = format!("{}:{} customRdpProperty", path.display(), pool.line);
+        return parse_rdp_at(&pool.custom_rdp_property, &|_| at.clone()).map(Some);
+    }
     match (&layer.properties, &layer.file) {
         (Some(p), _) => parse_rdp_at(p, &|_| "policy.rdp.properties".to_string()).map(Some),
         (None, Some(f)) => {
@@ -604,7 +613,12 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         output,
         capture,
         quality,
-        warnings: rdp.map(|r| r.warnings.clone()).unwrap_or_default(),
+        warnings: host
+            .imported
+            .iter()
+            .map(|i| i.summary())
+            .chain(rdp.iter().flat_map(|r| r.warnings.iter().cloned()))
+            .collect(),
         notes: vec![
             "policy takes effect after the session host restarts".into(),
             "Teams and multimedia redirection bypass these settings: keep them out of the test \

@@ -12,10 +12,12 @@
 //! fDisableAudioCapture = 0
 //! AllowedAudioQualityMode = 7           # 1 dynamic, 3 medium, 7 high
 //! LetAppsAccessMicrophone = 0           # 0 user in control, 1 force allow, 2 force deny
+//! # import = "gpo/Registry.pol"         # or a `reg export` .reg file, instead of the values
 //!
 //! [policy.rdp]                          # AVD host pool RDP properties (or an .rdp file for RDS)
 //! properties = "audiomode:i:0;audiocapturemode:i:1"
 //! # file = "hostpool.rdp"
+//! # hostpool_json = "hostpool.json"     # `az desktopvirtualization hostpool show` output
 //!
 //! [policy.client]                       # client device settings (Intune)
 //! microphone = "disabled"               # enabled | disabled
@@ -77,6 +79,16 @@ pub enum ScenarioError {
         column: usize,
         /// What is wrong, naming the key.
         message: String,
+    },
+    /// A file the scenario imports a policy layer from cannot be used.
+    #[error("{path}: {key}: {error}")]
+    Import {
+        /// The scenario file.
+        path: PathBuf,
+        /// The key naming the file, e.g. `policy.session_host.import`.
+        key: String,
+        /// What is wrong with the imported file (it names that file, printed once).
+        error: crate::import::ImportError,
     },
     /// The values parse but do not make sense together.
     #[error("{path}: {key}: {message}")]
@@ -345,6 +357,16 @@ pub struct SessionHostPolicy {
     /// be given with it).
     #[serde(default)]
     pub from_host: bool,
+    /// Take the settings from a Group Policy object's `Registry.pol` or from a `reg
+    /// export` .reg file (relative to the scenario file; the format is told from the
+    /// content, not the extension). Only fDisableCam, fDisableAudioCapture, AllowedAudioQualityMode and
+    /// LetAppsAccessMicrophone are read; other entries are ignored and counted. A setting
+    /// the file sets or deletes may not be given in this table too.
+    pub import: Option<PathBuf>,
+    /// What `import` gave (set by [`Scenario::load`]).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub imported: Option<crate::import::HostImport>,
 }
 
 impl SessionHostPolicy {
@@ -413,6 +435,9 @@ pub struct RdpLayer {
     pub properties: Option<String>,
     /// An .rdp file (relative to the scenario file).
     pub file: Option<PathBuf>,
+    /// A host pool as `az desktopvirtualization hostpool show` prints it (relative to the
+    /// scenario file): its `customRdpProperty` are the properties.
+    pub hostpool_json: Option<PathBuf>,
 }
 
 /// Enabled or disabled.
@@ -663,11 +688,35 @@ impl Scenario {
             }
         })?;
         s.path = path.to_path_buf();
+        s.import_session_host()?;
         if let Err((key, message)) = s.policy.session_host.fold_display_names() {
             return Err(s.invalid(&key, message));
         }
         s.validate()?;
         Ok(s)
+    }
+
+    /// Reads `policy.session_host.import` into the session host layer.
+    fn import_session_host(&mut self) -> Result<(), ScenarioError> {
+        const KEY: &str = "policy.session_host.import";
+        let Some(file) = self.policy.session_host.import.clone() else {
+            return Ok(());
+        };
+        if self.policy.session_host.from_host {
+            return Err(self.invalid(
+                KEY,
+                "and `from_host = true` both give the whole session host layer: keep one",
+            ));
+        }
+        let imported = crate::import::load_session_host(&self.resolve(&file)).map_err(|error| {
+            ScenarioError::Import {
+                path: self.path.clone(),
+                key: KEY.into(),
+                error,
+            }
+        })?;
+        crate::import::session_host::merge(&mut self.policy.session_host, imported)
+            .map_err(|(key, message)| self.invalid(&key, message))
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> ScenarioError {
@@ -694,7 +743,8 @@ impl Scenario {
         let windows_policy_set = host.f_disable_cam.is_some()
             || host.f_disable_audio_capture.is_some()
             || host.allowed_audio_quality_mode.is_some()
-            || host.let_apps_access_microphone.is_some();
+            || host.let_apps_access_microphone.is_some()
+            || host.import.is_some();
         if host.from_host {
             if windows_policy_set {
                 return Err(self.invalid(
@@ -731,8 +781,13 @@ impl Scenario {
             }
         }
         if let Some(rdp) = &self.policy.rdp {
-            match (self.product, &rdp.properties, &rdp.file) {
-                (Product::Windows365 | Product::Devbox, _, _) => {
+            let sources = [
+                rdp.properties.is_some(),
+                rdp.file.is_some(),
+                rdp.hostpool_json.is_some(),
+            ];
+            match (self.product, sources.iter().filter(|s| **s).count()) {
+                (Product::Windows365 | Product::Devbox, _) => {
                     return Err(self.invalid(
                         "policy.rdp",
                         format!(
@@ -742,18 +797,20 @@ impl Scenario {
                         ),
                     ))
                 }
-                (_, Some(_), Some(_)) => {
-                    return Err(
-                        self.invalid("policy.rdp", "give either `properties` or `file`, not both")
-                    )
-                }
-                (_, None, None) => {
+                (_, 0) => {
                     return Err(self.invalid(
                         "policy.rdp",
-                        "expected `properties = \"audiomode:i:0;...\"` or `file = \"x.rdp\"`",
+                        "expected `properties = \"audiomode:i:0;...\"`, `file = \"x.rdp\"` or \
+                         `hostpool_json = \"hostpool.json\"`",
                     ))
                 }
-                _ => {}
+                (_, 1) => {}
+                _ => {
+                    return Err(self.invalid(
+                        "policy.rdp",
+                        "give one of `properties`, `file` or `hostpool_json`, not several",
+                    ))
+                }
             }
         }
         for (name, p) in [

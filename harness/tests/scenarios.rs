@@ -44,6 +44,21 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("policy-blocks-playback", O::None, C::Redirected),
     // Before the host's own layer is read (from_host): the RDP properties alone.
     ("policy-from-host", O::Client, C::Redirected),
+    (
+        "avd-imported-gpo-blocks-playback",
+        O::None,
+        C::RedirectedAppsDenied,
+    ),
+    (
+        "avd-imported-reg-export-blocks-recording",
+        O::Client,
+        C::Blocked,
+    ),
+    (
+        "avd-imported-hostpool-play-on-remote",
+        O::Session,
+        C::Redirected,
+    ),
 ];
 
 #[test]

@@ -6,7 +6,7 @@ mod agent;
 mod offline;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use std::time::Duration;
 
@@ -50,7 +50,10 @@ impl From<HostArg> for HostChoice {
       earshot-probe devices\n  \
       earshot-probe info\n  \
       earshot-probe listen --device loopback:speakers --seed 42 --direction output --timeout 10\n  \
-      earshot-probe play --device default --seed 42 --direction output\n\n\
+      earshot-probe play --device default --seed 42 --direction output\n  \
+      earshot-probe completions zsh > ~/.zfunc/_earshot-probe\n\n\
+      --json (devices, listen, selftest, analyze) prints one JSON document on standard output\n\
+      instead of text.\n\n\
       Exit status: 0 detected / done, 1 not detected, 2 error."
 )]
 struct Cli {
@@ -74,7 +77,7 @@ enum Command {
     Info,
     /// Lists the host's devices.
     Devices {
-        /// Print a JSON array of devices instead of a table.
+        /// Print a JSON array of devices on standard output instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -111,7 +114,7 @@ enum Command {
         /// Give up after this long: seconds, or with a unit (`10s`, `500ms`).
         #[arg(long, default_value = "10", value_parser = parse_duration)]
         timeout: Duration,
-        /// Print one JSON object instead of human lines.
+        /// Print one JSON object on standard output instead of text.
         #[arg(long)]
         json: bool,
         /// Write what was heard to this WAV file.
@@ -134,7 +137,7 @@ enum Command {
         /// Give up after this long: seconds, or with a unit (`10s`, `500ms`).
         #[arg(long, default_value = "5", value_parser = parse_duration)]
         timeout: Duration,
-        /// Print one JSON object instead of human lines.
+        /// Print one JSON object on standard output instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +152,18 @@ enum Command {
         /// Write the recording to this WAV file.
         #[arg(short = 'o', long)]
         output: Option<std::path::PathBuf>,
+    },
+    /// Prints the shell completion script for SHELL on standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff) on standard output; with --dir, writes it and one
+    /// page per subcommand (earshot-probe-listen.1, ...) into DIR.
+    Man {
+        /// The folder to write the pages to.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -198,6 +213,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             seconds,
             output,
         } => record(host, &device, seconds, output),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "earshot-probe",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man { dir: None } => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the manual page")?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing the manual pages to {}", dir.display()))?;
+            Ok(0)
+        }
     }
 }
 

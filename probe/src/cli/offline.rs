@@ -90,7 +90,7 @@ pub enum OfflineCommand {
         /// Which check's signature to look for.
         #[arg(long, value_enum)]
         direction: DirectionArg,
-        /// Print one JSON object instead of text.
+        /// Print one JSON object on standard output instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -1,0 +1,632 @@
+//! The session host layer from a registry file: the records of a Registry.pol or a .reg
+//! export replayed, in order, onto the four settings earshot knows. Every other entry is
+//! ignored and counted.
+
+use std::path::Path;
+
+use super::error::ParseError;
+use super::{reg_file, registry_pol, ImportError, Place, RegOp, RegRecord, RegValue};
+
+const TERMINAL_SERVICES: &str = r"SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services";
+const APP_PRIVACY: &str = r"SOFTWARE\Policies\Microsoft\Windows\AppPrivacy";
+
+/// A session host setting earshot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Setting {
+    /// `fDisableCam`: Allow audio and video playback redirection.
+    FDisableCam,
+    /// `fDisableAudioCapture`: Allow audio recording redirection.
+    FDisableAudioCapture,
+    /// `AllowedAudioQualityMode`: Limit audio playback quality.
+    AllowedAudioQualityMode,
+    /// `LetAppsAccessMicrophone`: Let Windows apps access the microphone.
+    LetAppsAccessMicrophone,
+}
+
+impl Setting {
+    /// Every setting, in the order reports list them.
+    pub const ALL: [Setting; 4] = [
+        Setting::FDisableCam,
+        Setting::FDisableAudioCapture,
+        Setting::AllowedAudioQualityMode,
+        Setting::LetAppsAccessMicrophone,
+    ];
+
+    /// The registry value's name (also the scenario key).
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::FDisableCam => "fDisableCam",
+            Setting::FDisableAudioCapture => "fDisableAudioCapture",
+            Setting::AllowedAudioQualityMode => "AllowedAudioQualityMode",
+            Setting::LetAppsAccessMicrophone => "LetAppsAccessMicrophone",
+        }
+    }
+
+    /// The key below HKEY_LOCAL_MACHINE that holds it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::LetAppsAccessMicrophone => APP_PRIVACY,
+            _ => TERMINAL_SERVICES,
+        }
+    }
+
+    /// The name the Group Policy editor shows (also a scenario key).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Setting::FDisableCam => "Allow audio and video playback redirection",
+            Setting::FDisableAudioCapture => "Allow audio recording redirection",
+            Setting::AllowedAudioQualityMode => "Limit audio playback quality",
+            Setting::LetAppsAccessMicrophone => "Let Windows apps access the microphone",
+        }
+    }
+
+    /// Checks a DWORD against the setting's values, with the scenario's own messages.
+    fn check(self, v: u32) -> Result<(), String> {
+        use crate::scenario::{AppAccess, Flag, QualityPolicy};
+        let v = i64::from(v);
+        match self {
+            Setting::FDisableCam | Setting::FDisableAudioCapture => Flag::try_from(v).map(drop),
+            Setting::AllowedAudioQualityMode => QualityPolicy::try_from(v).map(drop),
+            Setting::LetAppsAccessMicrophone => AppAccess::try_from(v).map(drop),
+        }
+    }
+
+    /// The values, for a message about a value of the wrong type.
+    fn values(self) -> &'static str {
+        match self {
+            Setting::FDisableCam | Setting::FDisableAudioCapture => "0 (allowed) or 1 (blocked)",
+            Setting::AllowedAudioQualityMode => "1 (dynamic), 3 (medium) or 7 (high)",
+            Setting::LetAppsAccessMicrophone => {
+                "0 (user in control), 1 (force allow) or 2 (force deny)"
+            }
+        }
+    }
+}
+
+/// The file format, told from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// A Group Policy object's Registry.pol.
+    RegistryPol,
+    /// A `reg export` / Registry Editor .reg file.
+    RegExport,
+}
+
+impl std::fmt::Display for ImportFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImportFormat::RegistryPol => "Registry.pol",
+            ImportFormat::RegExport => ".reg export",
+        })
+    }
+}
+
+/// What a file says about one setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportedSetting {
+    /// Which.
+    pub setting: Setting,
+    /// Its value after every record of the file; `None`: deleted (not configured).
+    pub value: Option<u32>,
+    /// The record that decided it (the last one that touched it).
+    pub place: Place,
+}
+
+/// The session host layer as a file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostImport {
+    /// The file, as named in messages.
+    pub file: String,
+    /// Its format.
+    pub format: ImportFormat,
+    /// The settings the file sets or deletes, in [`Setting::ALL`] order; a setting it
+    /// does not mention is absent.
+    pub settings: Vec<ImportedSetting>,
+    /// Records (entries of a .pol; key, value and deletion lines of a .reg) in the file.
+    pub records: usize,
+    /// Records that touch none of the four settings.
+    pub ignored: usize,
+}
+
+impl HostImport {
+    /// What the file says about `setting`: `None` if it does not mention it,
+    /// `Some(None)` if it deletes it.
+    pub fn get(&self, setting: Setting) -> Option<&ImportedSetting> {
+        self.settings.iter().find(|s| s.setting == setting)
+    }
+
+    /// One line for reports: where the layer came from, what was taken, what ignored.
+    pub fn summary(&self) -> String {
+        let taken: Vec<String> = self
+            .settings
+            .iter()
+            .map(|s| match s.value {
+                Some(v) => format!("{}={v} ({})", s.setting.name(), s.place.short()),
+                None => format!(
+                    "{} deleted, so not configured ({})",
+                    s.setting.name(),
+                    s.place.short()
+                ),
+            })
+            .collect();
+        format!(
+            "session host policy imported from {} ({}): {}; {} of its {} entries ignored (not \
+             audio redirection settings earshot reads)",
+            self.file,
+            self.format,
+            if taken.is_empty() {
+                "it sets or deletes none of fDisableCam, fDisableAudioCapture, \
+                 AllowedAudioQualityMode, LetAppsAccessMicrophone"
+                    .to_string()
+            } else {
+                taken.join(", ")
+            },
+            self.ignored,
+            self.records
+        )
+    }
+}
+
+/// Puts what `import` says into the scenario's session host layer. A setting the file
+/// sets or deletes and the table gives too (by its registry or its display name) is an
+/// error: `(key, message)` naming both.
+pub(crate) fn merge(
+    host: &mut crate::scenario::SessionHostPolicy,
+    import: HostImport,
+) -> Result<(), (String, String)> {
+    use crate::scenario::{AppAccess, Flag, QualityPolicy};
+    for s in &import.settings {
+        let (by_name, by_display) = match s.setting {
+            Setting::FDisableCam => (host.f_disable_cam.is_some(), host.allow_playback.is_some()),
+            Setting::FDisableAudioCapture => (
+                host.f_disable_audio_capture.is_some(),
+                host.allow_recording.is_some(),
+            ),
+            Setting::AllowedAudioQualityMode => (
+                host.allowed_audio_quality_mode.is_some(),
+                host.limit_quality.is_some(),
+            ),
+            Setting::LetAppsAccessMicrophone => (
+                host.let_apps_access_microphone.is_some(),
+                host.let_apps_mic.is_some(),
+            ),
+        };
+        if by_name || by_display {
+            let key = if by_name {
+                format!("policy.session_host.{}", s.setting.name())
+            } else {
+                format!("policy.session_host.\"{}\"", s.setting.display_name())
+            };
+            let there = match s.value {
+                Some(v) => format!("{}={v}", s.setting.name()),
+                None => format!("{} deleted", s.setting.name()),
+            };
+            return Err((
+                key,
+                format!(
+                    "is given here and in the imported {} ({}, {there}): keep one of the two",
+                    import.file,
+                    s.place.short()
+                ),
+            ));
+        }
+        // The values were checked against each setting's range when the file was read.
+        match s.setting {
+            Setting::FDisableCam => host.f_disable_cam = s.value.map(Flag),
+            Setting::FDisableAudioCapture => host.f_disable_audio_capture = s.value.map(Flag),
+            Setting::AllowedAudioQualityMode => {
+                host.allowed_audio_quality_mode = s.value.map(QualityPolicy)
+            }
+            Setting::LetAppsAccessMicrophone => {
+                host.let_apps_access_microphone = s.value.map(AppAccess)
+            }
+        }
+    }
+    host.imported = Some(import);
+    Ok(())
+}
+
+/// Reads the session host layer from the Registry.pol or .reg file at `path`.
+///
+/// # Errors
+/// [`ImportError`] naming the file, and the entry or line where it is malformed or holds
+/// a value of the wrong type or out of range.
+pub fn load_session_host(path: &Path) -> Result<HostImport, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ImportError::Read {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    read_session_host(&bytes, &file)
+}
+
+/// Reads the session host layer from `bytes`, a Registry.pol or a .reg file (told apart
+/// by their first bytes); `file` names it in errors.
+///
+/// # Errors
+/// As [`load_session_host`].
+pub fn read_session_host(bytes: &[u8], file: &str) -> Result<HostImport, ImportError> {
+    let (format, records) = if registry_pol::looks_like(bytes) {
+        let records = registry_pol::parse(bytes).map_err(|e| e.in_file(file))?;
+        (ImportFormat::RegistryPol, records)
+    } else {
+        let text = reg_text(bytes).map_err(|message| ImportError::Format {
+            file: file.to_string(),
+            message,
+        })?;
+        if !reg_file::looks_like(&text) {
+            return Err(ImportError::Format {
+                file: file.to_string(),
+                message: neither(bytes, &text),
+            });
+        }
+        let records = reg_file::parse(&text).map_err(|e| e.in_file(file))?;
+        (ImportFormat::RegExport, records)
+    };
+    let mut import = replay(&records).map_err(|e| e.in_file(file))?;
+    import.file = file.to_string();
+    import.format = format;
+    Ok(import)
+}
+
+/// The text of a .reg file: UTF-16 or UTF-8 by [`crate::text::decode`], else ANSI (bytes
+/// without a UTF-16 byte order mark or zeros that are not UTF-8). ANSI is read as Latin-1, which differs from Windows-1252 only in characters no setting earshot
+/// reads contains.
+fn reg_text(bytes: &[u8]) -> Result<String, String> {
+    match crate::text::decode(bytes) {
+        Ok(t) => Ok(t),
+        Err(_)
+            if !bytes.contains(&0)
+                && !bytes.starts_with(&[0xff, 0xfe])
+                && !bytes.starts_with(&[0xfe, 0xff]) =>
+        {
+            Ok(bytes.iter().map(|&b| char::from(b)).collect())
+        }
+        Err(m) => Err(format!(
+            "{m}: expected a Registry.pol (it starts with `PReg`) or a .reg export (its first \
+             line is `{}`)",
+            reg_file::HEADER
+        )),
+    }
+}
+
+/// Why `bytes` are neither format, with a hint when they look like one of them broken.
+fn neither(bytes: &[u8], text: &str) -> String {
+    let start = "neither a Registry.pol (it would start with `PReg`) nor a .reg export (its first \
+                 line would be `Windows Registry Editor Version 5.00`)";
+    if bytes.starts_with(&[b'[', 0]) {
+        format!(
+            "{start}: it starts like the entries of a Registry.pol without their 8-byte header \
+             (PReg, version 1)"
+        )
+    } else if text.to_ascii_uppercase().contains("[HKEY_") {
+        format!(
+            "{start}: it has registry keys but its first line is not the header `{}`; export \
+             it again with `reg export`",
+            reg_file::HEADER
+        )
+    } else if bytes.is_empty() {
+        format!("{start}: the file is empty")
+    } else {
+        start.to_string()
+    }
+}
+
+/// Whether `key` is `ancestor` or below it (registry keys compare without regard to case).
+fn is_at_or_below(key: &str, ancestor: &str) -> bool {
+    let (key, ancestor) = (key.trim_matches('\\'), ancestor.trim_matches('\\'));
+    key.len() >= ancestor.len()
+        && key.is_char_boundary(ancestor.len())
+        && key[..ancestor.len()].eq_ignore_ascii_case(ancestor)
+        && (key.len() == ancestor.len() || key.as_bytes()[ancestor.len()] == b'\\')
+}
+
+/// Replays `records` onto the four settings.
+fn replay(records: &[RegRecord]) -> Result<HostImport, ParseError> {
+    let mut state: Vec<ImportedSetting> = Vec::new();
+    let mut ignored = 0;
+    for r in records {
+        let touched = match &r.key {
+            None => vec![],
+            Some(key) => apply(key, &r.op, r.place)?,
+        };
+        if touched.is_empty() {
+            ignored += 1;
+        }
+        for t in touched {
+            match state.iter_mut().find(|s| s.setting == t.setting) {
+                Some(s) => *s = t,
+                None => state.push(t),
+            }
+        }
+    }
+    state.sort_by_key(|s| s.setting);
+    Ok(HostImport {
+        file: String::new(),
+        format: ImportFormat::RegistryPol,
+        settings: state,
+        records: records.len(),
+        ignored,
+    })
+}
+
+/// What one record does to the settings.
+fn apply(key: &str, op: &RegOp, place: Place) -> Result<Vec<ImportedSetting>, ParseError> {
+    let in_key = |s: &Setting| key.trim_matches('\\').eq_ignore_ascii_case(s.key());
+    let named = |name: &str| {
+        Setting::ALL
+            .into_iter()
+            .find(|s| in_key(s) && s.name().eq_ignore_ascii_case(name))
+    };
+    let deleted = |s: Setting| ImportedSetting {
+        setting: s,
+        value: None,
+        place,
+    };
+    Ok(match op {
+        RegOp::Set { name, value } => match named(name) {
+            Some(s) => vec![ImportedSetting {
+                setting: s,
+                value: Some(dword(s, value, place)?),
+                place,
+            }],
+            None => vec![],
+        },
+        RegOp::DeleteValue { name } => named(name).map(deleted).into_iter().collect(),
+        RegOp::DeleteValues { names } => {
+            names.iter().filter_map(|n| named(n)).map(deleted).collect()
+        }
+        RegOp::DeleteAllValues => Setting::ALL
+            .into_iter()
+            .filter(in_key)
+            .map(deleted)
+            .collect(),
+        RegOp::DeleteSubkeys { names } => Setting::ALL
+            .into_iter()
+            .filter(|s| {
+                names
+                    .iter()
+                    .any(|n| is_at_or_below(s.key(), &format!("{}\\{n}", key.trim_matches('\\'))))
+            })
+            .map(deleted)
+            .collect(),
+        RegOp::DeleteKey => Setting::ALL
+            .into_iter()
+            .filter(|s| is_at_or_below(s.key(), key))
+            .map(deleted)
+            .collect(),
+        RegOp::KeyOnly => vec![],
+    })
+}
+
+/// The DWORD a setting's value must be, or an error naming what it is instead.
+fn dword(setting: Setting, value: &RegValue, place: Place) -> Result<u32, ParseError> {
+    let name = setting.name();
+    match value {
+        RegValue::Dword(v) => setting.check(*v).map(|()| *v).map_err(|m| {
+            ParseError::new(place, format!("`{name}` = {v}: {m}"))
+        }),
+        other => Err(ParseError::new(
+            place,
+            format!(
+                "`{name}` is {}: expected a REG_DWORD, {} (in a .reg file `\"{name}\"=dword:0000000N`)",
+                other.describe(),
+                setting.values()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::registry_pol::writer::{entry, file, sz};
+
+    const TS: &str = r"Software\Policies\Microsoft\Windows NT\Terminal Services";
+    const PRIVACY: &str = r"Software\Policies\Microsoft\Windows\AppPrivacy";
+
+    fn dw(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+
+    fn values(i: &HostImport) -> Vec<(&'static str, Option<u32>)> {
+        i.settings
+            .iter()
+            .map(|s| (s.setting.name(), s.value))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_four_settings_are_taken_and_the_rest_is_counted() {
+        let bytes = file(&[
+            entry(TS, "", 0, &[]),
+            entry(TS, "fDisableCdm", 4, &dw(1)),
+            entry(TS, "fdisablecam", 4, &dw(1)),
+            entry(&TS.to_uppercase(), "fDisableAudioCapture", 4, &dw(0)),
+            entry(TS, "**del.AllowedAudioQualityMode", 1, &sz(" ")),
+            entry(PRIVACY, "LetAppsAccessMicrophone", 4, &dw(2)),
+            entry(
+                PRIVACY,
+                "LetAppsAccessMicrophone_ForceAllowTheseApps",
+                7,
+                &sz("a"),
+            ),
+            // The same value name under another key is another value.
+            entry(r"Software\Policies\Other", "fDisableCam", 1, &sz("x")),
+        ]);
+        let i = read_session_host(&bytes, "Registry.pol").unwrap();
+        assert_eq!(i.format, ImportFormat::RegistryPol);
+        assert_eq!(
+            values(&i),
+            [
+                ("fDisableCam", Some(1)),
+                ("fDisableAudioCapture", Some(0)),
+                ("AllowedAudioQualityMode", None),
+                ("LetAppsAccessMicrophone", Some(2)),
+            ]
+        );
+        assert_eq!((i.records, i.ignored), (8, 4));
+        assert_eq!(
+            i.get(Setting::FDisableCam).map(|s| s.place),
+            Some(Place::Entry {
+                index: 3,
+                offset: 8 + entry(TS, "", 0, &[]).len() + entry(TS, "fDisableCdm", 4, &dw(1)).len()
+            })
+        );
+        let summary = i.summary();
+        assert!(summary.contains("fDisableCam=1 (entry 3),"), "{summary}");
+        assert!(
+            summary.contains("AllowedAudioQualityMode deleted"),
+            "{summary}"
+        );
+        assert!(summary.contains("4 of its 8 entries ignored"), "{summary}");
+    }
+
+    #[test]
+    fn later_records_override_earlier_ones() {
+        let bytes = file(&[
+            entry(TS, "fDisableCam", 4, &dw(1)),
+            entry(TS, "fDisableAudioCapture", 4, &dw(1)),
+            entry(TS, "**DelVals.", 1, &sz(" ")),
+            entry(TS, "fDisableAudioCapture", 4, &dw(0)),
+            entry(PRIVACY, "LetAppsAccessMicrophone", 4, &dw(2)),
+            entry(
+                r"Software\Policies\Microsoft\Windows",
+                "**DeleteKeys",
+                1,
+                &sz("AppPrivacy"),
+            ),
+        ]);
+        let i = read_session_host(&bytes, "p").unwrap();
+        assert_eq!(
+            values(&i),
+            [
+                ("fDisableCam", None),
+                ("fDisableAudioCapture", Some(0)),
+                ("AllowedAudioQualityMode", None),
+                ("LetAppsAccessMicrophone", None),
+            ]
+        );
+        assert_eq!(i.ignored, 0);
+    }
+
+    #[test]
+    fn a_string_where_a_dword_belongs_names_the_entry_and_the_values() {
+        let bytes = file(&[
+            entry(TS, "fDisableCdm", 1, &sz("1")),
+            entry(TS, "fDisableCam", 1, &sz("1")),
+        ]);
+        let e = read_session_host(&bytes, "gpo/Registry.pol")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("gpo/Registry.pol: entry 2 (byte offset "),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "`fDisableCam` is REG_SZ \"1\": expected a REG_DWORD, 0 (allowed) or 1 (blocked)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_value_out_of_range_names_the_line_and_the_values() {
+        let text = format!(
+            "{}\r\n\r\n[HKEY_LOCAL_MACHINE\\{TS}]\r\n\"AllowedAudioQualityMode\"=dword:00000002\r\n",
+            reg_file::HEADER
+        );
+        let e = read_session_host(text.as_bytes(), "x.reg")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.reg: line 4: `AllowedAudioQualityMode` = 2:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("expected 1 (dynamic), 3 (medium) or 7 (high)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_reg_export_deletes_values_and_keys() {
+        let text = format!(
+            "{}\n[HKEY_LOCAL_MACHINE\\{TS}]\n\"fDisableCam\"=dword:1\n\"fDisableAudioCapture\"=dword:1\n\
+             \"fDisableCam\"=-\n[-HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows]\n\
+             [HKEY_CURRENT_USER\\{TS}]\n\"fDisableCam\"=dword:1\n",
+            reg_file::HEADER_V4
+        );
+        let i = read_session_host(text.as_bytes(), "x.reg").unwrap();
+        assert_eq!(i.format, ImportFormat::RegExport);
+        assert_eq!(
+            values(&i),
+            [
+                ("fDisableCam", None),
+                ("fDisableAudioCapture", Some(1)),
+                ("LetAppsAccessMicrophone", None),
+            ]
+        );
+        // The HKLM key line, the HKCU key line and its value.
+        assert_eq!((i.records, i.ignored), (7, 3));
+    }
+
+    #[test]
+    fn a_file_without_the_settings_says_so() {
+        let text = format!(
+            "{}\n[HKEY_CURRENT_USER\\{TS}]\n\"fDisableCam\"=dword:1\n",
+            reg_file::HEADER
+        );
+        let i = read_session_host(text.as_bytes(), "user.reg").unwrap();
+        assert!(i.settings.is_empty());
+        let summary = i.summary();
+        assert!(
+            summary.contains("sets or deletes none of fDisableCam"),
+            "{summary}"
+        );
+        assert!(summary.contains("2 of its 2 entries ignored"), "{summary}");
+    }
+
+    #[test]
+    fn ansi_text_is_read() {
+        let mut bytes = format!(
+            "{}\r\n[HKEY_LOCAL_MACHINE\\{TS}]\r\n\"Caf",
+            reg_file::HEADER_V4
+        )
+        .into_bytes();
+        bytes.extend(b"\xe9\"=\"x\"\r\n\"fDisableCam\"=dword:00000000\r\n");
+        let i = read_session_host(&bytes, "ansi.reg").unwrap();
+        assert_eq!(values(&i), [("fDisableCam", Some(0))]);
+    }
+
+    #[test]
+    fn neither_format_says_what_each_would_start_with() {
+        for (bytes, needle) in [
+            (&b""[..], "the file is empty"),
+            (&b"hello"[..], "nor a .reg export"),
+            (
+                &b"[HKEY_LOCAL_MACHINE\\X]\n\"a\"=dword:1\n"[..],
+                "export it again",
+            ),
+            (&b"[\x00S\x00"[..], "without their 8-byte header"),
+        ] {
+            let e = read_session_host(bytes, "f").unwrap_err().to_string();
+            assert!(e.starts_with("f: neither a Registry.pol"), "{e}");
+            assert!(e.contains(needle), "{e}");
+        }
+        let e = read_session_host(&[0xff, 0xfe, 0x41], "u.reg")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("odd number of bytes"), "{e}");
+    }
+
+    #[test]
+    fn keys_compare_by_whole_components() {
+        assert!(is_at_or_below(TERMINAL_SERVICES, r"software\policies"));
+        assert!(is_at_or_below(TERMINAL_SERVICES, TERMINAL_SERVICES));
+        assert!(!is_at_or_below(TERMINAL_SERVICES, r"SOFTWARE\Pol"));
+        assert!(!is_at_or_below(r"SOFTWARE", TERMINAL_SERVICES));
+        assert!(!is_at_or_below("é", "e"));
+    }
+}
