@@ -123,7 +123,8 @@ fn a_redirecting_host_says_whether_the_policy_is_missing_or_waits_for_a_restart(
 
 #[test]
 fn a_blocking_host_with_the_policy_in_effect_passes_and_from_host_follows_it() {
-    let lab = Lab::up(&["--output", "none", "--capture", "none"]).unwrap();
+    // The session plays to its own device; nothing reaches the client.
+    let lab = Lab::up(&["--output", "session", "--capture", "none"]).unwrap();
     let wine = lab.wine(Host::Session, &["--remote-session"]).unwrap();
     let _local = lab.serve(Host::Client, TOKEN).unwrap();
     let _remote = wine.serve(TOKEN).unwrap();

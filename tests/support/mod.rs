@@ -189,8 +189,18 @@ impl Running {
             std::thread::sleep(Duration::from_millis(10));
         };
         let elapsed = self.started.elapsed();
+        // The output ends when every writer closes its end of the pipes; a process the child
+        // started and left running (Wine's services, which inherit the first Windows
+        // program's standard handles) may never close it. What arrived within a moment of
+        // the exit is the output; a reader still blocked then is left behind.
+        let drained = std::time::Instant::now() + Duration::from_secs(2);
+        while self.readers.iter().any(|r| !r.is_finished()) && std::time::Instant::now() < drained {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         for r in self.readers.drain(..) {
-            let _ = r.join();
+            if r.is_finished() {
+                let _ = r.join();
+            }
         }
         let text = |b: &std::sync::Mutex<Vec<u8>>| {
             String::from_utf8_lossy(&b.lock().expect("output")).into_owned()

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::{agent_addr, repo_root, Host, Lab, Running};
 
@@ -44,19 +44,16 @@ impl Lab {
             std::path::Path::new("/usr/lib/wine/wine64").exists(),
             "/usr/lib/wine/wine64 is missing: `make windows` installs Wine (wine64)"
         );
-        let out = Command::new(repo_root().join("lab/wine"))
-            .args(["prefix", host.name()])
+        let mut cmd = Command::new(repo_root().join("lab/wine"));
+        cmd.args(["prefix", host.name()])
             .args(options)
             .arg("--state-dir")
-            .arg(self.state_dir())
-            .output()
-            .context("failed to run lab/wine prefix")?;
-        if !out.status.success() {
-            bail!(
-                "lab/wine prefix {} failed: {}",
-                host.name(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            .arg(self.state_dir());
+        // Through `Running`: the prefix's server and services outlive the command and may
+        // hold its output pipes; its output is read for a bounded time after it exits.
+        let out = Running::start(cmd).finish(std::time::Duration::from_secs(180));
+        if out.code != Some(0) {
+            bail!("lab/wine prefix {} failed: {}", host.name(), out.stderr);
         }
         Ok(WineHost { lab: self, host })
     }
