@@ -21,7 +21,7 @@ pub struct DeviceHandler {
     host: HostChoice,
     max_capture: Duration,
     xrdp_ini: std::path::PathBuf,
-    cache: Mutex<Option<(Instant, ProbeInfo)>>,
+    cache: Mutex<Option<(Instant, Catalogue)>>,
 }
 
 impl DeviceHandler {
@@ -42,37 +42,48 @@ impl DeviceHandler {
         self
     }
 
-    fn fresh_info(&self) -> ProbeInfo {
-        let mut info = base_info(self.max_capture);
-        info.audio_host = backend::host_name(self.host);
+    /// The audio host and its device catalogue: the costly part of `info`.
+    fn catalogue(&self) -> Catalogue {
         // A catalogue failure is reported in the answer, not as a failed request: the
         // harness still learns version, OS and session facts.
-        info.devices = backend::catalog(self.host);
-        info.xrdp = super::xrdp_ini::read(&self.xrdp_ini);
-        // Windows only: the registry, services and boot time; the redirected endpoints are
-        // picked from the catalogue just listed.
-        info.host_config = super::host_config::read(&info.devices);
-        info
+        (backend::host_name(self.host), backend::catalog(self.host))
     }
 }
+
+/// What `info` reuses for [`INFO_CACHE`]: the audio host and the device catalogue.
+type Catalogue = (
+    Result<String, crate::audio::AudioError>,
+    Result<Vec<crate::audio::DeviceInfo>, crate::audio::AudioError>,
+);
 
 impl Handler for DeviceHandler {
     fn info(&self) -> ProbeInfo {
         // Holding the lock while querying makes concurrent callers wait for one query
-        // (bounded by the backend's watchdogs) rather than each starting their own.
-        match self.cache.lock() {
-            Ok(mut c) => {
-                if let Some((at, info)) = c.as_ref() {
-                    if at.elapsed() < INFO_CACHE {
-                        return info.clone();
-                    }
+        // (bounded by the backend's watchdogs) rather than each starting their own. Only
+        // the catalogue is reused: the clock, the session and the host's settings are read
+        // for every answer, so a policy written a moment ago is seen and the harness's
+        // clock offset is never off by the cache's age.
+        let (audio_host, devices) = match self.cache.lock() {
+            Ok(mut c) => match c.as_ref() {
+                Some((at, cat)) if at.elapsed() < INFO_CACHE => cat.clone(),
+                _ => {
+                    let cat = self.catalogue();
+                    *c = Some((Instant::now(), cat.clone()));
+                    cat
                 }
-                let info = self.fresh_info();
-                *c = Some((Instant::now(), info.clone()));
-                info
-            }
-            Err(_) => self.fresh_info(),
-        }
+            },
+            Err(_) => self.catalogue(),
+        };
+        let mut info = base_info(self.max_capture);
+        info.audio_host = audio_host;
+        info.devices = devices;
+        info.xrdp = super::xrdp_ini::read(&self.xrdp_ini);
+        // Windows only: the registry, services and boot time; the redirected endpoints are
+        // picked from the catalogue.
+        info.host_config = super::host_config::read(&info.devices);
+        // Last: the clock as close to the answer as it can be.
+        info.now_unix_ms = crate::unix_ms();
+        info
     }
 
     fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
