@@ -10,15 +10,16 @@ CARGO ?= cargo
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	libsox-fmt-mp3 espeak-ng nftables iproute2 libxml2-utils
 
-.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit check-windows bench soak rdp-bench
+.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit windows dist bench soak rdp-bench
 
 help:
 	@echo "make demo           the demo on real RDP (xrdp + PipeWire + FreeRDP): verdicts, reports in out/demo-rdp/ (root)"
 	@echo "make demo-tunnel    the same on the fast tunnel lab (PulseAudio tunnels): reports in out/demo/ (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
-	@echo "make test           fmt, clippy -D warnings, every test, the Windows type-check"
+	@echo "make test           fmt, clippy -D warnings, the Windows build and its tests under Wine, every test"
 	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
-	@echo "make check-windows  type-check the workspace for x86_64-pc-windows-gnu"
+	@echo "make windows        earshot-probe.exe and earshot.exe (x86_64-pc-windows-gnu), the probe's unit tests under Wine"
+	@echo "make dist           release binaries for Linux and Windows with SHA256SUMS, in dist/"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
 	@echo "make rdp-bench      the RDP lab's verdict matrix, RUNS runs per cell, measured (root)"
 
@@ -53,14 +54,21 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The lab's end-to-end tests run the binaries as separate processes: build them first.
-unit: deps rdp-deps
+# The Wine lab test (tests/wine_lab.rs) runs earshot-probe.exe: `windows` builds it.
+unit: deps rdp-deps windows
 	$(CARGO) build -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	$(CARGO) test --workspace
 
-test: lint unit check-windows
+test: lint unit
 
-check-windows:
-	@bash .ci/check-windows
+# The Windows build (Debian's rustc-web, -Zbuild-std, mingw-w64; target/windows) and the
+# probe's unit tests under Wine 8 (.ci/windows). Root, to install what it needs.
+windows:
+	@bash .ci/windows
+
+# Release binaries for Linux and Windows, and SHA256SUMS, in dist/ (scripts/dist.sh).
+dist: deps
+	@bash scripts/dist.sh
 
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis

@@ -446,19 +446,15 @@ impl Lab {
     pub fn wait_serving(&self, mut running: Running, what: &str, addr: &str) -> Result<Running> {
         let (ip, port) = addr.split_once(':').context("address")?;
         let client_ns = self.netns(Host::Client)?;
-        running.wait_ready(
-            what,
-            PROBE_READY,
-            || {
-                Command::new("ip")
-                    .args(["netns", "exec", &client_ns, "bash", "-c"])
-                    .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
-                    .stderr(Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            },
-        )?;
+        running.wait_ready(what, PROBE_READY, || {
+            Command::new("ip")
+                .args(["netns", "exec", &client_ns, "bash", "-c"])
+                .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })?;
         Ok(running)
     }
 
