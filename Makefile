@@ -10,7 +10,7 @@ CARGO ?= cargo
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	libsox-fmt-mp3 espeak-ng nftables iproute2 libxml2-utils
 
-.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit windows bench soak rdp-bench
+.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit windows dist bench soak rdp-bench
 
 help:
 	@echo "make demo           the demo on real RDP (xrdp + PipeWire + FreeRDP): verdicts, reports in out/demo-rdp/ (root)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test           fmt, clippy -D warnings, the Windows build and its tests under Wine, every test"
 	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
 	@echo "make windows        earshot-probe.exe and earshot.exe (x86_64-pc-windows-gnu), the probe's unit tests under Wine"
+	@echo "make dist           release binaries for Linux and Windows with SHA256SUMS, in dist/"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
 	@echo "make rdp-bench      the RDP lab's verdict matrix, RUNS runs per cell, measured (root)"
 
@@ -65,6 +66,10 @@ test: lint unit
 # probe's unit tests under Wine 8 (.ci/windows). Root, to install what it needs.
 windows:
 	@bash .ci/windows
+
+# Release binaries for Linux and Windows, and SHA256SUMS, in dist/ (scripts/dist.sh).
+dist: deps
+	@bash scripts/dist.sh
 
 bench: deps
 	$(CARGO) bench -p earshot-probe --bench analysis

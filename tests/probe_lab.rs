@@ -226,3 +226,44 @@ fn client_daemon_killed_mid_listen_is_an_error_within_2_s() {
         "took {after_kill:?} after the kill: {r:?}"
     );
 }
+
+/// Regression: every playback stream of cpal's one PulseAudio connection was in the same
+/// sync group, and PulseAudio refuses a stream synced with one on another sink ("Invalid
+/// argument"): the local probe failed its rig proof on the speakers while the capture check
+/// still played into the microphone feed, and the check read inconclusive.
+#[test]
+fn two_plays_at_once_on_different_sinks_of_one_probe_both_play() {
+    use earshot_probe::audio::DeviceSelector;
+    use earshot_probe::proto::auth::Token;
+    use earshot_probe::proto::client::{Client, ClientConfig};
+    use earshot_probe::proto::msg::PlayRequest;
+    use earshot_probe::signal::Direction;
+
+    const TOKEN: &str = "probe-lab-token-0123456789abcdef";
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let (_probe, addr) = lab.serve_mgmt(Host::Client, 7701, TOKEN).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let token = Token::new(TOKEN, "the test").unwrap();
+        let client = Client::connect(&addr, Some(&token), &ClientConfig::default())
+            .await
+            .unwrap();
+        let play = |device: &str, seed: u64, direction: Direction| PlayRequest {
+            device: DeviceSelector::parse(device),
+            seed,
+            direction,
+        };
+        // Both streams run at once: each lasts the signature's 720 ms and more.
+        let on_speakers = play("speakers", 11, Direction::Output);
+        let into_micfeed = play("micfeed", 12, Direction::Capture);
+        let (speakers, micfeed) =
+            tokio::join!(client.play(&on_speakers), client.play(&into_micfeed));
+        let speakers = speakers.expect("the play on the speakers");
+        let micfeed = micfeed.expect("the play into the microphone feed");
+        assert_eq!(speakers.device.id, "pulseaudio:speakers");
+        assert_eq!(micfeed.device.id, "pulseaudio:micfeed");
+    });
+}

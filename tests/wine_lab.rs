@@ -102,7 +102,7 @@ fn wine_matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) -> serde_json::
     report
 }
 
-/// Sends SIGINT to a running Windows program and waits for it to exit.
+/// Sends SIGINT to a running Windows program and waits (10 s at most) for it to exit.
 fn interrupt(running: Running) -> Finished {
     let pid = running.pid().to_string();
     let sent = Command::new("kill")
@@ -110,7 +110,8 @@ fn interrupt(running: Running) -> Finished {
         .status()
         .expect("kill");
     assert!(sent.success(), "kill -INT {pid}");
-    running.finish(Duration::from_secs(15))
+    let limit = running.elapsed() + Duration::from_secs(10);
+    running.finish(limit)
 }
 
 #[test]

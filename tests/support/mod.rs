@@ -112,6 +112,11 @@ impl Running {
         }
     }
 
+    /// How long since it was started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Whether it has exited.
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
@@ -171,8 +176,8 @@ impl Running {
         )
     }
 
-    /// Waits at most `limit` for it to exit; a probe still running then is a hang: it is
-    /// killed and the test fails.
+    /// Waits until `limit` after its start for it to exit; a probe still running then is a
+    /// hang: it is killed and the test fails.
     pub fn finish(mut self, limit: Duration) -> Finished {
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait on the probe") {

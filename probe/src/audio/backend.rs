@@ -196,30 +196,79 @@ fn connect_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
     }
 }
 
-/// The hosts this process is connected to, one per choice. cpal's PulseAudio host runs a
+/// The hosts this process is connected to: one per choice, shared, and on PulseAudio one
+/// more per output device played on ([`output_device`]). cpal's PulseAudio host runs a
 /// protocol thread per connection that never ends (it waits on the socket with no
 /// timeout, and dropping the host does not wake it), so a host per operation would leave a
 /// server connection behind every time until the server refuses new clients. A host whose
 /// server went away is forgotten ([`host_and_catalog`]) and the next use connects afresh.
-static HOSTS: std::sync::Mutex<Vec<(HostChoice, Arc<cpal::Host>)>> =
-    std::sync::Mutex::new(Vec::new());
+static HOSTS: std::sync::Mutex<Vec<CachedHost>> = std::sync::Mutex::new(Vec::new());
+
+/// A connected host: the choice it answers, the output device it is kept for (`None`: the
+/// shared one), the host.
+struct CachedHost {
+    choice: HostChoice,
+    output: Option<String>,
+    host: Arc<cpal::Host>,
+}
 
 fn open_host(host: HostChoice) -> Result<Arc<cpal::Host>, AudioError> {
+    open_host_for(host, None)
+}
+
+fn open_host_for(host: HostChoice, output: Option<&str>) -> Result<Arc<cpal::Host>, AudioError> {
     let mut hosts = HOSTS
         .lock()
         .map_err(|_| err(AudioErrorKind::Backend, "the host cache is poisoned".into()))?;
-    if let Some((_, h)) = hosts.iter().find(|(c, _)| *c == host) {
-        return Ok(h.clone());
+    if let Some(c) = hosts
+        .iter()
+        .find(|c| c.choice == host && c.output.as_deref() == output)
+    {
+        return Ok(c.host.clone());
     }
     let h = Arc::new(connect_host(host)?);
-    hosts.push((host, h.clone()));
+    hosts.push(CachedHost {
+        choice: host,
+        output: output.map(str::to_string),
+        host: h.clone(),
+    });
     Ok(h)
 }
 
-fn forget_host(host: HostChoice) {
+/// Forgets the host kept for `host` and `output` (`None`: the shared one).
+fn forget_host(host: HostChoice, output: Option<&str>) {
     if let Ok(mut hosts) = HOSTS.lock() {
-        hosts.retain(|(c, _)| *c != host);
+        hosts.retain(|c| !(c.choice == host && c.output.as_deref() == output));
     }
+}
+
+/// The device to play on `info` with, from `shared` (the host the catalogue came from) or,
+/// on PulseAudio, from a connection kept for that output device alone. cpal's PulseAudio
+/// host puts every playback stream of a connection in the same sync group (id 0), and
+/// PulseAudio refuses a stream synced with one on another sink (PA_ERR_INVALID, "Invalid
+/// argument"): through one connection, a play on the speakers while another plays into the
+/// microphone feed failed. Own connections also keep a stream from being synced to another
+/// one's clock. The connections are bounded by the output devices played on.
+fn output_device(
+    host: HostChoice,
+    shared: &cpal::Host,
+    info: &DeviceInfo,
+) -> Result<cpal::Device, AudioError> {
+    #[cfg(target_os = "linux")]
+    if shared.id() == cpal::HostId::PulseAudio {
+        let own = open_host_for(host, Some(&info.id))?;
+        return match lookup(&own, info) {
+            Ok(d) => Ok(d),
+            Err(_) => {
+                // Its server went away since: connect afresh once.
+                forget_host(host, Some(&info.id));
+                let own = open_host_for(host, Some(&info.id))?;
+                lookup(&own, info)
+            }
+        };
+    }
+    let _ = host;
+    lookup(shared, info)
 }
 
 /// The host and its catalogue; a cached host that no longer answers is replaced once.
@@ -228,7 +277,7 @@ fn host_and_catalog(host: HostChoice) -> Result<(Arc<cpal::Host>, Vec<DeviceInfo
     match list(&h) {
         Ok(c) => Ok((h, c)),
         Err(_) => {
-            forget_host(host);
+            forget_host(host, None);
             let h = open_host(host)?;
             let c = list(&h)?;
             Ok((h, c))
@@ -452,7 +501,7 @@ pub fn play_rendered(
                 || -> Result<(cpal::Stream, DeviceInfo, StreamFormat, (usize, f64)), AudioError> {
                     let (h, cat) = host_and_catalog(host)?;
                     let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
-                    let dev = lookup(&h, &info)?;
+                    let dev = output_device(host, &h, &info)?;
                     let cfg = dev
                         .default_output_config()
                         .map_err(|e| stream_err(&info.id, "no default output format", e))?;
