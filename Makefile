@@ -53,11 +53,11 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The lab's end-to-end tests run the binaries as separate processes: build them first.
-# The Wine lab tests (tests/wine_lab.rs, tests/wine_policy.rs) run earshot-probe.exe:
-# `windows` builds it.
+# The lab's end-to-end tests run the binaries as separate processes: `cargo test` builds
+# every target, the binaries among them (with the workspace's one feature set), before it
+# runs any test. The Wine lab tests (tests/wine_lab.rs, tests/wine_policy.rs) run
+# earshot-probe.exe: `windows` builds it.
 unit: deps rdp-deps windows
-	$(CARGO) build -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	$(CARGO) test --workspace
 
 test: lint unit
