@@ -232,6 +232,65 @@ fn connect_dials_the_harness_and_serves_it() {
     });
 }
 
+/// A probe started at logon with `--keep-dialing` waits for a harness that is not there
+/// yet, survives a harness with the wrong token, serves one run after another, and stops
+/// on Ctrl-C.
+#[cfg(unix)]
+#[test]
+fn connect_keep_dialing_serves_run_after_run_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = token_file(dir.path());
+    let token = Token::new(TOKEN, "test").unwrap();
+    let wrong = Token::new("some-other-token-0123456789", "test").unwrap();
+    // A port nobody listens on yet: the first dials are refused.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let child = probe()
+        .args([
+            "connect",
+            &addr,
+            "--retry-secs",
+            "0.2",
+            "--keep-dialing",
+            "--token-file",
+        ])
+        .arg(&tf)
+        .spawn()
+        .unwrap();
+    let mut p = Reap(child);
+    rt().block_on(async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            p.0.try_wait().unwrap().is_none(),
+            "refused dials past --retry-secs must not end a --keep-dialing probe"
+        );
+        let impostor = ProbeListener::bind(&addr, Some(wrong), ClientConfig::default())
+            .await
+            .unwrap();
+        assert!(impostor.accept(Duration::from_secs(20)).await.is_err());
+        drop(impostor);
+        let pl = ProbeListener::bind(&addr, Some(token), ClientConfig::default())
+            .await
+            .unwrap();
+        for run in 0..2 {
+            let c = pl
+                .accept(Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|e| panic!("run {run}: {e}"));
+            c.info().await.unwrap();
+            drop(c);
+            assert!(
+                p.0.try_wait().unwrap().is_none(),
+                "run {run} ended the probe"
+            );
+        }
+    });
+    p.signal("-INT");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
 /// The two-host lab (lab/lab: two PulseAudio daemons in network namespaces joined by veth;
 /// needs root, as CI has) brought up in a private state dir and torn down on drop.
 #[cfg(target_os = "linux")]

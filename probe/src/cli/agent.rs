@@ -42,6 +42,11 @@ pub enum AgentCommand {
         /// Keep retrying a refused dial for this long.
         #[arg(long, default_value_t = 30.0)]
         retry_secs: f64,
+        /// Never give up: dial again after each connection ends, and keep dialing (every 5 s
+        /// once --retry-secs has passed) while the harness is away, until Ctrl-C or the
+        /// process is ended. For a probe started at logon that serves every later run.
+        #[arg(long)]
+        keep_dialing: bool,
     },
     /// Manages the shared tokens.
     Token {
@@ -190,7 +195,8 @@ pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
                 addr,
                 opts,
                 retry_secs,
-            } => connect(&addr, &opts, retry_secs, host, shutdown).await,
+                keep_dialing,
+            } => connect(&addr, &opts, retry_secs, keep_dialing, host, shutdown).await,
             AgentCommand::Token { .. } => Ok(()),
         };
         signals.abort();
@@ -240,6 +246,7 @@ async fn connect(
     addr: &str,
     opts: &AgentOpts,
     retry_secs: f64,
+    keep_dialing: bool,
     host: HostChoice,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -254,24 +261,42 @@ async fn connect(
             .map_err(|_| anyhow::anyhow!("refusing to dial non-loopback {a} without a token: give --token-file or set {TOKEN_ENV}"))?;
     }
     let server: Arc<Server<DeviceHandler>> = Server::new(handler(host, opts, &cfg), cfg);
-    let started = Instant::now();
+    let mut started = Instant::now();
     loop {
-        match server
+        let pause = match server
             .serve_dialed(addr, Duration::from_secs(5), &shutdown)
             .await
         {
+            Ok(()) if keep_dialing && !shutdown.is_cancelled() => {
+                tracing::info!("connection to {addr} ended; dialing again");
+                started = Instant::now();
+                Duration::from_secs(1)
+            }
             Ok(()) => {
                 tracing::info!("connection to {addr} ended");
                 return Ok(());
             }
             Err(ServerError::Dial { error, .. }) if started.elapsed() < retry => {
                 tracing::info!("dialing {addr}: {error}; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
+                Duration::from_millis(500)
+            }
+            Err(ServerError::Dial { error, .. }) if keep_dialing => {
+                tracing::info!("dialing {addr}: {error}; dialing again in 5 s");
+                Duration::from_secs(5)
+            }
+            // A failed handshake (a wrong token, someone else on the port) is said every
+            // time, and with --keep-dialing tried again: the harness may be restarted
+            // with the right token.
+            Err(e) if keep_dialing => {
+                tracing::warn!("serving the harness at {addr}: {e}; dialing again in 5 s");
+                started = Instant::now();
+                Duration::from_secs(5)
             }
             Err(e) => return Err(e).with_context(|| format!("serving the harness at {addr}")),
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
