@@ -27,7 +27,7 @@ use earshot_probe::proto::client::{
     AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
 };
 use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
-use earshot_probe::signal::Direction;
+use earshot_probe::signal::{Direction, SYMBOLS, SYMBOL_MS};
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -707,6 +707,26 @@ pub struct CheckOutcome {
     pub duration: Duration,
 }
 
+/// How long a check listens. One that should hear sound listens for `timeouts.listen`
+/// (and once more, twice as long, before an absence can fail it). One that should hear
+/// nothing needs only as long as sound would take to arrive if the policy had not held:
+/// the path may start carrying sound at any moment up to `timeouts.channel_open` after the
+/// listener opens (an on-demand microphone channel; an output channel is open already),
+/// the plays are back to back, so a whole signature has started within one signature's
+/// length of that moment and has played out one length later, and it is heard at most
+/// `timeouts.latency` after that. Never longer than `timeouts.listen`.
+pub(crate) fn silence_window(c: Check, s: &Scenario, e: &Expectation) -> Duration {
+    if needs_sound(c, e.output.value, e.capture.value) {
+        return s.timeouts.listen;
+    }
+    let opens = match c {
+        Check::Output => Duration::ZERO,
+        Check::Capture => s.timeouts.channel_open,
+    };
+    let signature = Duration::from_millis(u64::from(SYMBOL_MS) * SYMBOLS as u64);
+    (opens + signature * 2 + s.timeouts.latency).min(s.timeouts.listen)
+}
+
 /// Runs one check and judges it.
 async fn check(
     c: Check,
@@ -768,7 +788,7 @@ async fn check(
             },
             None,
         ),
-        None => run(s.timeouts.listen).await,
+        None => run(silence_window(c, s, e)).await,
     };
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,

@@ -34,7 +34,9 @@
 //!
 //! [timeouts]
 //! connect = "5s"
-//! listen = "6s"
+//! listen = "6s"                         # for a sound that should be heard
+//! latency = "1s"                        # silence window: play to hearing, at most
+//! channel_open = "2500ms"               # silence window: an on-demand mic channel opening
 //!
 //! [expect]                              # optional: overrides the policy engine
 //! output = "client"                     # client | session | none
@@ -545,10 +547,33 @@ pub struct Timeouts {
     #[serde(with = "humantime_serde", default = "default_connect")]
     #[schemars(with = "String")]
     pub connect: Duration,
-    /// Listening for a signature (a duration; default 5s, at most 120s).
+    /// Listening for a signature that should be heard (a duration; default 5s, at most
+    /// 120s). A check that should hear nothing listens for its silence window instead
+    /// (`latency`, `channel_open`), never longer than this.
     #[serde(with = "humantime_serde", default = "default_listen")]
     #[schemars(with = "String")]
     pub listen: Duration,
+    /// The longest a redirected path may take from play to hearing, on this rig and link
+    /// (default 1s; measured: 200-450 ms for RDP output, 55-115 ms for RDP capture once
+    /// open, about 1.5 s for capture through 10 % packet loss). Part of the silence window.
+    #[serde(with = "humantime_serde", default = "default_latency")]
+    #[schemars(with = "String")]
+    pub latency: Duration,
+    /// How long a microphone channel that opens on demand may take to carry sound after the
+    /// session starts recording (default 2500ms; RDP opens its audio input channel only
+    /// when something records: measured 1.5-2 s on xrdp + FreeRDP). Part of the capture
+    /// check's silence window; `0s` where the path is always open.
+    #[serde(with = "humantime_serde", default = "default_channel_open")]
+    #[schemars(with = "String")]
+    pub channel_open: Duration,
+}
+
+fn default_latency() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_channel_open() -> Duration {
+    Duration::from_millis(2500)
 }
 
 fn default_connect() -> Duration {
@@ -564,6 +589,8 @@ impl Default for Timeouts {
         Timeouts {
             connect: default_connect(),
             listen: default_listen(),
+            latency: default_latency(),
+            channel_open: default_channel_open(),
         }
     }
 }
@@ -868,6 +895,14 @@ impl Scenario {
         ] {
             if d.is_zero() || d > Duration::from_secs(120) {
                 return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
+            }
+        }
+        for (k, d) in [
+            ("timeouts.latency", self.timeouts.latency),
+            ("timeouts.channel_open", self.timeouts.channel_open),
+        ] {
+            if d > Duration::from_secs(60) {
+                return Err(self.invalid(k, "expected a duration of at most 60s"));
             }
         }
         Ok(())

@@ -334,7 +334,12 @@ struct Rig {
     remote_skew_ms: f64,
     remote_xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
     remote_host_config: Option<earshot_probe::proto::msg::HostConfig>,
+    /// The scenario's `[timeouts]` table.
+    timeouts: &'static str,
 }
+
+/// Short waits for the fake world: every listen 800 ms.
+const QUICK: &str = "connect = \"2s\"\nlisten = \"800ms\"";
 
 impl Rig {
     /// Both directions redirected, the client's loopback and mic wired as in the lab.
@@ -358,6 +363,7 @@ impl Rig {
             remote_skew_ms: 0.0,
             remote_xrdp: None,
             remote_host_config: None,
+            timeouts: QUICK,
         }
         .with_client_wiring()
     }
@@ -434,12 +440,13 @@ impl Rig {
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let file = write_scenario(
+        let file = write_scenario_timed(
             dir.path(),
             product,
             policy,
             &format!("address = \"{local}\"\n{local_extra}"),
             &format!("address = \"{remote}\""),
+            self.timeouts,
         );
         let out = run_files(&[file], evidence).await;
         stop_l.cancel();
@@ -449,6 +456,17 @@ impl Rig {
 }
 
 fn write_scenario(dir: &Path, product: &str, policy: &str, local: &str, remote: &str) -> PathBuf {
+    write_scenario_timed(dir, product, policy, local, remote, QUICK)
+}
+
+fn write_scenario_timed(
+    dir: &Path,
+    product: &str,
+    policy: &str,
+    local: &str,
+    remote: &str,
+    timeouts: &str,
+) -> PathBuf {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     #[cfg(unix)]
     {
@@ -458,7 +476,7 @@ fn write_scenario(dir: &Path, product: &str, policy: &str, local: &str, remote: 
     }
     let text = format!(
         "name = \"in-process\"\nproduct = \"{product}\"\n{policy}\n\
-         [timeouts]\nconnect = \"2s\"\nlisten = \"800ms\"\n\
+         [timeouts]\n{timeouts}\n\
          [probes.local]\n{local}\ntoken_file = \"token\"\noutput_loopback = \"speakers.monitor\"\n\
          mic_feed = \"micfeed\"\n\
          [probes.remote]\n{remote}\ntoken_file = \"token\"\n"
@@ -1097,4 +1115,57 @@ async fn a_session_host_layer_taken_from_the_host() {
     assert!(s.checks.is_empty());
     let error = s.error.as_deref().unwrap_or_default();
     assert!(error.contains("reported no host policy"), "{error}");
+}
+
+/// The check's own duration, ms.
+fn check_ms(o: &Outcome, i: usize) -> f64 {
+    o.run.scenarios[0].checks[i].duration_ms
+}
+
+#[tokio::test]
+async fn a_blocked_direction_is_proven_silent_within_its_window_not_the_listen_timeout() {
+    // listen 20 s; windows: output 2 × 720 ms + 200 ms = 1.64 s, capture 500 ms more.
+    let mut rig = Rig::blocked();
+    rig.timeouts =
+        "connect = \"2s\"\nlisten = \"20s\"\nlatency = \"200ms\"\nchannel_open = \"500ms\"";
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(
+        o.verdicts(),
+        [Pass, Pass],
+        "{} / {}",
+        o.cause(0),
+        o.cause(1)
+    );
+    let (output, capture) = (check_ms(&o, 0), check_ms(&o, 1));
+    assert!(
+        (1600.0..5000.0).contains(&output),
+        "output check took {output} ms"
+    );
+    assert!(
+        (2100.0..5000.0).contains(&capture),
+        "capture check took {capture} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_capture_carried_by_a_late_on_demand_channel_is_heard_not_passed() {
+    // The policy says capture is blocked, but the client's microphone reaches the session
+    // once its channel opens, 1.5 s after the session starts recording: the capture
+    // window (2.5 s + 2 × 720 ms + 1 s by default) still hears it.
+    let mut rig = Rig::redirected().route(
+        ("local", "micfeed"),
+        ("remote", "rdp-mic"),
+        Carry::OnDemand(Duration::from_millis(1500)),
+    );
+    rig.timeouts = "connect = \"2s\"\nlisten = \"20s\"";
+    let o = rig
+        .run("avd", "[policy.session_host]\nfDisableAudioCapture = 1")
+        .await;
+    assert_eq!(o.verdicts()[1], Fail, "{}", o.cause(1));
+    assert!(o.cause(1).contains("detected"), "{}", o.cause(1));
+    assert!(
+        check_ms(&o, 1) < 5000.0,
+        "capture check took {} ms",
+        check_ms(&o, 1)
+    );
 }
