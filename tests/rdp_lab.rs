@@ -236,3 +236,45 @@ fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
         // The next round's apply reconnects the client.
     }
 }
+
+#[test]
+fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
+    // Both directions redirected (audiomode 0, audiocapturemode 1); xfreerdp is killed
+    // half a second into `earshot run`, before the session's microphone channel opens
+    // (1.5-2 s after the session starts recording). Output may already have been heard
+    // (then its pass is the truth); capture cannot have been: it must not pass, and the
+    // run must end within its bound (a second listen of 10 s and the rig's proof).
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = scenario("audiomode-0-capture-1");
+    lab.apply(&file).unwrap();
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let json = out.path().join("report.json");
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!(
+        "--net=/run/netns/{}",
+        lab.netns(RdpHost::Client).unwrap()
+    ))
+    .arg(harness_bin())
+    .arg("run")
+    .arg(&file)
+    .arg("--json")
+    .arg(&json)
+    .env("EARSHOT_LAB_TOKEN", TOKEN)
+    .env("NO_COLOR", "1");
+    let running = Running::start(cmd);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.kill("xfreerdp").unwrap();
+    let r = running.finish(RUN_LIMIT);
+    let report: serde_json::Value = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
+    let capture = &report["scenarios"][0]["checks"][1];
+    assert_eq!(capture["check"], "capture");
+    assert_ne!(capture["verdict"], "pass", "{capture:#}");
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(30), "{r:?}");
+}
