@@ -44,8 +44,8 @@ fn scenario(name: &str) -> PathBuf {
 }
 
 /// `earshot run FILE` in the client namespace (the harness sits on the client, as on a real
-/// rig); returns the result and the JSON report.
-fn run(lab: &RdpLab, file: &Path, out: &Path) -> (Finished, serde_json::Value) {
+/// rig), started; its JSON report goes to `out/report.json`.
+fn start_run(lab: &RdpLab, file: &Path, out: &Path) -> Running {
     let json = out.join("report.json");
     let _ = std::fs::remove_file(&json);
     let mut cmd = std::process::Command::new("nsenter");
@@ -60,12 +60,22 @@ fn run(lab: &RdpLab, file: &Path, out: &Path) -> (Finished, serde_json::Value) {
     .arg(&json)
     .env("EARSHOT_LAB_TOKEN", TOKEN)
     .env("NO_COLOR", "1");
-    let r = Running::start(cmd).finish(RUN_LIMIT);
-    let report = std::fs::read(&json)
+    Running::start(cmd)
+}
+
+/// Waits for a run from [`start_run`] and returns its result and JSON report.
+fn finish_run(running: Running, out: &Path) -> (Finished, serde_json::Value) {
+    let r = running.finish(RUN_LIMIT);
+    let report = std::fs::read(out.join("report.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
     (r, report)
+}
+
+/// `earshot run FILE` from start to end.
+fn run(lab: &RdpLab, file: &Path, out: &Path) -> (Finished, serde_json::Value) {
+    finish_run(start_run(lab, file, out), out)
 }
 
 /// The remote probe's `info`, asked over the management network.
@@ -251,27 +261,10 @@ fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     lab.apply(&file).unwrap();
     lab.probe(RdpHost::Client, TOKEN).unwrap();
     lab.probe(RdpHost::Session, TOKEN).unwrap();
-    let json = out.path().join("report.json");
-    let mut cmd = std::process::Command::new("nsenter");
-    cmd.arg(format!(
-        "--net=/run/netns/{}",
-        lab.netns(RdpHost::Client).unwrap()
-    ))
-    .arg(harness_bin())
-    .arg("run")
-    .arg(&file)
-    .arg("--json")
-    .arg(&json)
-    .env("EARSHOT_LAB_TOKEN", TOKEN)
-    .env("NO_COLOR", "1");
-    let running = Running::start(cmd);
+    let running = start_run(&lab, &file, out.path());
     std::thread::sleep(Duration::from_millis(500));
     lab.kill("xfreerdp").unwrap();
-    let r = running.finish(RUN_LIMIT);
-    let report: serde_json::Value = std::fs::read(&json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
+    let (r, report) = finish_run(running, out.path());
     let capture = &report["scenarios"][0]["checks"][1];
     assert_eq!(capture["check"], "capture");
     assert_ne!(capture["verdict"], "pass", "{capture:#}");

@@ -27,7 +27,7 @@ use earshot_probe::proto::client::{
     AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
 };
 use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
-use earshot_probe::signal::{Direction, SYMBOLS, SYMBOL_MS};
+use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -715,7 +715,7 @@ pub struct CheckOutcome {
 /// the plays are back to back, so a whole signature has started within one signature's
 /// length of that moment and has played out one length later, and it is heard at most
 /// `timeouts.latency` after that. Never longer than `timeouts.listen`.
-pub(crate) fn silence_window(c: Check, s: &Scenario, e: &Expectation) -> Duration {
+pub(crate) fn listen_window(c: Check, s: &Scenario, e: &Expectation) -> Duration {
     if needs_sound(c, e.output.value, e.capture.value) {
         return s.timeouts.listen;
     }
@@ -723,8 +723,7 @@ pub(crate) fn silence_window(c: Check, s: &Scenario, e: &Expectation) -> Duratio
         Check::Output => Duration::ZERO,
         Check::Capture => s.timeouts.channel_open,
     };
-    let signature = Duration::from_millis(u64::from(SYMBOL_MS) * SYMBOLS as u64);
-    (opens + signature * 2 + s.timeouts.latency).min(s.timeouts.listen)
+    (opens + Signature::DURATION * 2 + s.timeouts.latency).min(s.timeouts.listen)
 }
 
 /// Runs one check and judges it.
@@ -788,7 +787,7 @@ async fn check(
             },
             None,
         ),
-        None => run(silence_window(c, s, e)).await,
+        None => run(listen_window(c, s, e)).await,
     };
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,

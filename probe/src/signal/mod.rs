@@ -180,10 +180,13 @@ impl Signature {
         &self.symbols
     }
 
-    /// How long it plays.
+    /// How long it plays (every signature plays for [`Signature::DURATION`]).
     pub fn duration(&self) -> Duration {
         Duration::from_millis(u64::from(SYMBOL_MS) * self.symbols.len() as u64)
     }
+
+    /// How long any signature plays: [`SYMBOLS`] symbols of [`SYMBOL_MS`].
+    pub const DURATION: Duration = Duration::from_millis(SYMBOL_MS as u64 * SYMBOLS as u64);
 
     /// Samples one symbol lasts at `sample_rate_hz` (rounded; every symbol has this length).
     pub fn symbol_samples(sample_rate_hz: u32) -> usize {
