@@ -77,6 +77,8 @@ def main():
     ap.add_argument("--state-dir", default="/run/earshot-rdp-bench")
     ap.add_argument("--lab-args", default="",
                     help='more `lab/rdp up` options, e.g. "--loss 5" or "--delay-ms 100"')
+    ap.add_argument("--session-probe-args", default="--prime-input default",
+                    help="the session probe's own options, given as --session-probe-args=\"...\" (\"\" for none)")
     a = ap.parse_args()
     earshot = Path(a.bin_dir) / "earshot"
     probe = Path(a.bin_dir) / "earshot-probe"
@@ -102,9 +104,10 @@ def main():
             # client connections open per `earshot run`, and after about 30 runs the
             # client's daemon refuses new ones (every verdict then reads inconclusive).
             for host in ("client", "session"):
+                extra = a.session_probe_args.split() if host == "session" else []
                 subprocess.run([str(LAB), "probe", host, "--bin", str(probe),
-                                "--state-dir", state], check=True, capture_output=True,
-                               env=env, timeout=60)
+                                "--state-dir", state, *(["--", *extra] if extra else [])],
+                               check=True, capture_output=True, env=env, timeout=60)
             compat = scenario
             log = Path(state) / "client" / "xfreerdp.log"
             since = log.stat().st_size if log.exists() else 0

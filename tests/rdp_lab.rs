@@ -137,6 +137,13 @@ fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_in
             name
         );
         assert_eq!(xrdp.path, status["knobs"]["xrdp_ini"].as_str().unwrap());
+        // The session probe holds its input open (--prime-input default) and says so.
+        let held = info
+            .primed_input
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: the session probe holds no input: {info:?}"));
+        assert_eq!(held.device, "default", "{name}: {held:?}");
+        assert_eq!(held.error, None, "{name}: {held:?}");
 
         let (r, report) = run(&lab, &file, out.path());
         let checks = report["scenarios"][0]["checks"].as_array().unwrap();
@@ -159,7 +166,12 @@ fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_in
             name, r.stdout, r.stderr
         );
         if on_demand_mic {
-            plays.push(capture["observation"]["plays"].as_u64().unwrap_or(0));
+            let held_ms = info.primed_input.as_ref().and_then(|p| p.open_ms);
+            plays.push((
+                name,
+                held_ms,
+                capture["observation"]["plays"].as_u64().unwrap_or(0),
+            ));
         }
         assert_eq!(r.code, Some(0), "{}: {r:?}", name);
         // What is heard is heard at its measured level (-9.2 dBFS both ways), and output
@@ -180,7 +192,7 @@ fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_in
         }
     }
     // The microphone channel opens on demand: the signature is often heard on a later play.
-    eprintln!("capture heard on play number {plays:?}");
+    eprintln!("(cell, session input held open ms, capture heard on play) {plays:?}");
 
     // Down leaves nothing: no namespace, no process of the lab, no session runtime dir.
     let status = lab.status().unwrap();
@@ -260,7 +272,8 @@ fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     let file = scenario("audiomode-0-capture-1");
     lab.apply(&file).unwrap();
     lab.probe(RdpHost::Client, TOKEN).unwrap();
-    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    // Not primed: the channel must still be closed when xfreerdp dies.
+    lab.probe_with(RdpHost::Session, TOKEN, &[]).unwrap();
     let running = start_run(&lab, &file, out.path());
     std::thread::sleep(Duration::from_millis(500));
     lab.kill("xfreerdp").unwrap();

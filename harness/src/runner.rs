@@ -715,6 +715,13 @@ pub struct CheckOutcome {
 /// the plays are back to back, so a whole signature has started within one signature's
 /// length of that moment and has played out one length later, and it is heard at most
 /// `timeouts.latency` after that. Never longer than `timeouts.listen`.
+///
+/// A session probe that holds its input open (`--prime-input`) gets no shorter window: its
+/// input delivering audio does not prove the microphone channel of the *current*
+/// connection is open (a client that reconnected brings a new connection whose channel may
+/// open only when a recorder starts), and a window cut short on that guess could pass a
+/// capture that is redirected. The primer makes redirected capture heard on the first
+/// play; the silence window stays what the path can be proven to need.
 pub(crate) fn listen_window(c: Check, s: &Scenario, e: &Expectation) -> Duration {
     if needs_sound(c, e.output.value, e.capture.value) {
         return s.timeouts.listen;
@@ -779,6 +786,7 @@ async fn check(
             }
         }
     };
+    let window = listen_window(c, s, e);
     let (m, rig_seen) = match rig_fault {
         Some(observation) => (
             Measured {
@@ -787,7 +795,7 @@ async fn check(
             },
             None,
         ),
-        None => run(listen_window(c, s, e)).await,
+        None => run(window).await,
     };
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,
@@ -809,8 +817,12 @@ async fn check(
     // An absence decides nothing until the rig proves it could have heard.
     let rig = match (m.observation.is_absence(), rig_seen) {
         (false, _) => RigProof::NotTried,
-        (true, Some(proof)) => proof,
-        (true, None) => {
+        (true, Some(RigProof::Heard)) => RigProof::Heard,
+        // The check's plays stop with its window, which can end before the client's own
+        // microphone (slower to start than a primed session input) has heard a whole
+        // signature: that says nothing about the rig yet. Prove it on its own, as output
+        // does, before calling it broken.
+        (true, _) => {
             rig_hears_itself(
                 local,
                 rig_out,

@@ -74,6 +74,7 @@ struct FakeProbe {
     xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
     /// The registry, services and boot time it reports, on a Windows host.
     host_config: Option<earshot_probe::proto::msg::HostConfig>,
+    primed_input: Option<earshot_probe::proto::msg::PrimedInput>,
 }
 
 fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
@@ -143,6 +144,7 @@ impl FakeProbe {
             clock_skew_ms: 0.0,
             xrdp: None,
             host_config: None,
+            primed_input: None,
         }
     }
 
@@ -184,6 +186,7 @@ impl Handler for FakeProbe {
         i.now_unix_ms = self.now();
         i.xrdp = self.xrdp.clone();
         i.host_config = self.host_config.clone();
+        i.primed_input = self.primed_input.clone();
         i
     }
 
@@ -334,6 +337,8 @@ struct Rig {
     remote_skew_ms: f64,
     remote_xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
     remote_host_config: Option<earshot_probe::proto::msg::HostConfig>,
+    /// What the remote probe says it holds open (`--prime-input`).
+    remote_primed: Option<earshot_probe::proto::msg::PrimedInput>,
     /// The scenario's `[timeouts]` table.
     timeouts: &'static str,
 }
@@ -363,6 +368,7 @@ impl Rig {
             remote_skew_ms: 0.0,
             remote_xrdp: None,
             remote_host_config: None,
+            remote_primed: None,
             timeouts: QUICK,
         }
         .with_client_wiring()
@@ -427,6 +433,7 @@ impl Rig {
             clock_skew_ms: 0.0,
             xrdp: None,
             host_config: None,
+            primed_input: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -437,6 +444,7 @@ impl Rig {
             clock_skew_ms: self.remote_skew_ms,
             xrdp: self.remote_xrdp,
             host_config: self.remote_host_config,
+            primed_input: self.remote_primed,
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
@@ -1143,6 +1151,29 @@ async fn a_blocked_direction_is_proven_silent_within_its_window_not_the_listen_t
     );
     assert!(
         (2100.0..5000.0).contains(&capture),
+        "capture check took {capture} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_session_input_held_open_does_not_shorten_the_blocked_capture_window() {
+    // The remote probe says it has held the session's input open for 10 s (--prime-input).
+    // That does not prove the current connection's microphone channel is open (a client
+    // that reconnected brings a new one), so a blocked capture is still listened to for
+    // 2.5 s + 2 × 720 ms + 200 ms, not the 1.64 s of an output.
+    let mut rig = Rig::blocked();
+    rig.timeouts =
+        "connect = \"2s\"\nlisten = \"20s\"\nlatency = \"200ms\"\nchannel_open = \"2500ms\"";
+    rig.remote_primed = Some(earshot_probe::proto::msg::PrimedInput {
+        device: "default".into(),
+        open_ms: Some(10_000),
+        error: None,
+    });
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let capture = check_ms(&o, 1);
+    assert!(
+        (4100.0..6000.0).contains(&capture),
         "capture check took {capture} ms"
     );
 }

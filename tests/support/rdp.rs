@@ -95,17 +95,34 @@ impl RdpLab {
         serde_json::from_slice(&out.stdout).context("lab/rdp status --json printed no JSON")
     }
 
-    /// Starts (or restarts) the probe on `host` with `token`, serving on all the host's
-    /// addresses, and waits until it listens. Returns its `lab/rdp probe` record (pid,
-    /// lab_address, mgmt_address).
+    /// Starts (or restarts) the probe of `host` with `lab/rdp probe`; returns its JSON.
+    /// The session's probe holds its input open (`--prime-input default`), as the README
+    /// has it for a session host.
     pub fn probe(&self, host: RdpHost, token: &str) -> Result<serde_json::Value> {
-        let out = Command::new(lab_rdp())
-            .args(["probe", host.name(), "--bin"])
+        match host {
+            RdpHost::Session => self.probe_with(host, token, &["--prime-input", "default"]),
+            RdpHost::Client => self.probe_with(host, token, &[]),
+        }
+    }
+
+    /// [`RdpLab::probe`] with `extra` as the probe's own options (none: a session probe
+    /// that opens its input only when asked to listen).
+    pub fn probe_with(
+        &self,
+        host: RdpHost,
+        token: &str,
+        extra: &[&str],
+    ) -> Result<serde_json::Value> {
+        let mut cmd = Command::new(lab_rdp());
+        cmd.args(["probe", host.name(), "--bin"])
             .arg(probe_bin())
             .arg("--state-dir")
             .arg(self.state.path())
-            .env("EARSHOT_TOKEN", token)
-            .output()?;
+            .env("EARSHOT_TOKEN", token);
+        if !extra.is_empty() {
+            cmd.arg("--").args(extra);
+        }
+        let out = cmd.output()?;
         if !out.status.success() {
             bail!(
                 "lab/rdp probe {} failed: {}",

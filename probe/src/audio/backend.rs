@@ -1052,6 +1052,47 @@ pub fn record(
     Ok((report, audio))
 }
 
+/// Holds the input `device` picks open, discarding what it delivers, until `cancel` is
+/// set: a path that opens only once something records (RDP's microphone channel, 1.5-2 s
+/// of zeros first) is then open when a listen starts. `on_audio` is called when the
+/// device first delivers.
+///
+/// # Errors
+/// [`AudioError`] when the device cannot be opened, fails, or goes quiet.
+pub fn hold_input(
+    host: HostChoice,
+    device: &DeviceSelector,
+    cancel: &CancelFlag,
+    on_audio: impl FnOnce(&DeviceInfo),
+) -> Result<(), AudioError> {
+    let opened = Instant::now();
+    let (err_tx, err_rx) = faults();
+    let (info, format, cons, stop, done, quiet) = start_capture(host, device, 4.0, err_tx)?;
+    let mut pump = Pump::new(&info, &format, cons, err_rx, opened, quiet);
+    let mut on_audio = Some(on_audio);
+    let mut block = Vec::new();
+    let result = loop {
+        block.clear();
+        match pump.pull(&mut block) {
+            Err(e) => break Err(e),
+            Ok(n) if n > 0 => {
+                if let Some(f) = on_audio.take() {
+                    f(&info);
+                }
+            }
+            Ok(_) => {}
+        }
+        if cancel.is_cancelled() {
+            break Ok(());
+        }
+        // The ring holds 4 s: a slow poll loses nothing that matters and costs nothing.
+        thread::sleep(POLL * 5);
+    };
+    let mut health = StreamHealth::default();
+    stop_capture(stop, &done, &info.id, &mut health);
+    result
+}
+
 /// Records from `device` while the detector runs; returns as soon as `signature` is found,
 /// or at `options.timeout`. The audio comes back when `options.keep_audio` is set.
 ///

@@ -86,11 +86,22 @@ pub struct AgentOpts {
     /// /etc/xrdp/xrdp.ini (a missing file is reported as no xrdp).
     #[arg(long)]
     xrdp_ini: Option<PathBuf>,
+    /// Hold this input open (and discard what it records) for as long as the probe runs,
+    /// e.g. `default`. On a session host, RDP opens the microphone channel only once
+    /// something records, 1.5-2 s later; held open, it is open before every check, so
+    /// capture is heard on the first play and a blocked capture is proven silent without
+    /// that allowance. Verdicts are right without it, only slower.
+    #[arg(long, value_name = "DEVICE")]
+    prime_input: Option<String>,
 }
 
 fn handler(host: HostChoice, opts: &AgentOpts, cfg: &ServerConfig) -> DeviceHandler {
-    DeviceHandler::new(host, cfg.max_capture)
-        .with_xrdp_ini(xrdp_ini::choose_path(opts.xrdp_ini.as_deref()))
+    let h = DeviceHandler::new(host, cfg.max_capture)
+        .with_xrdp_ini(xrdp_ini::choose_path(opts.xrdp_ini.as_deref()));
+    match &opts.prime_input {
+        Some(device) => h.with_primed_input(device),
+        None => h,
+    }
 }
 
 fn secs(v: f64, flag: &str, max: f64) -> anyhow::Result<Duration> {

@@ -210,6 +210,25 @@ pub struct ProbeInfo {
     /// that predates the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_config: Option<HostConfig>,
+    /// The input this probe holds open between requests (`--prime-input`), so that a path
+    /// opened on demand (RDP's microphone channel) is open before a listen starts (absent:
+    /// none held, or a probe that predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primed_input: Option<PrimedInput>,
+}
+
+/// An input held open by the probe (`--prime-input`), as it stood when `info` answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrimedInput {
+    /// The device selector it holds, as given (`default`, an id or a name).
+    pub device: String,
+    /// How long the device has been delivering audio without a break, in ms; absent while
+    /// it is not (opening, reopening after a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_ms: Option<u64>,
+    /// Why the last attempt to hold it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a Windows session host really has, read by the probe inside it: the values an

@@ -1,14 +1,15 @@
 //! The real [`Handler`]: cpal devices through [`crate::audio::backend`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{base_info, Handler};
+use crate::audio::DeviceSelector;
 use crate::audio::{
     backend, AudioError, CancelFlag, CaptureOptions, HostChoice, ListenReport, PlayReport,
     RecordReport,
 };
-use crate::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, RecordRequest};
+use crate::proto::msg::{ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest};
 use crate::signal::Signature;
 use crate::wav::Audio;
 
@@ -22,6 +23,90 @@ pub struct DeviceHandler {
     max_capture: Duration,
     xrdp_ini: std::path::PathBuf,
     cache: Mutex<Option<(Instant, Catalogue)>>,
+    primer: Option<Primer>,
+}
+
+/// How long the primer waits before opening its input again after a failure.
+const PRIMER_RETRY: Duration = Duration::from_secs(2);
+
+/// An input held open on its own thread for the probe's life (`--prime-input`), opened
+/// again after any failure; dropping it closes the input.
+struct Primer {
+    device: String,
+    state: Arc<Mutex<PrimerState>>,
+    cancel: CancelFlag,
+}
+
+#[derive(Default)]
+struct PrimerState {
+    /// Since when the device has delivered audio without a break.
+    since: Option<Instant>,
+    error: Option<String>,
+}
+
+impl Primer {
+    fn start(host: HostChoice, device: &str) -> Primer {
+        let state = Arc::new(Mutex::new(PrimerState::default()));
+        let cancel = CancelFlag::new();
+        let selector = DeviceSelector::parse(device);
+        let (st, stop) = (Arc::clone(&state), cancel.clone());
+        let set = move |st: &Mutex<PrimerState>, since: Option<Instant>, error: Option<String>| {
+            if let Ok(mut s) = st.lock() {
+                s.since = since;
+                if error.is_some() || since.is_some() {
+                    s.error = error;
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("earshot-primer".into())
+            .spawn(move || {
+                while !stop.is_cancelled() {
+                    let r = backend::hold_input(host, &selector, &stop, |info| {
+                        tracing::info!("holding input `{}` open (--prime-input)", info.id);
+                        set(&st, Some(Instant::now()), None);
+                    });
+                    let error = r.err().map(|e| e.to_string());
+                    if let Some(e) = &error {
+                        tracing::warn!("--prime-input `{selector}`: {e}; opening it again");
+                    }
+                    set(&st, None, error);
+                    let until = Instant::now() + PRIMER_RETRY;
+                    while !stop.is_cancelled() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            set(&state, None, Some(format!("cannot start its thread: {e}")));
+        }
+        Primer {
+            device: device.to_string(),
+            state,
+            cancel,
+        }
+    }
+
+    fn status(&self) -> PrimedInput {
+        let (open_ms, error) = match self.state.lock() {
+            Ok(s) => (
+                s.since.map(|t| t.elapsed().as_millis() as u64),
+                s.error.clone(),
+            ),
+            Err(_) => (None, Some("its state was poisoned".into())),
+        };
+        PrimedInput {
+            device: self.device.clone(),
+            open_ms,
+            error,
+        }
+    }
+}
+
+impl Drop for Primer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl DeviceHandler {
@@ -32,7 +117,16 @@ impl DeviceHandler {
             max_capture,
             xrdp_ini: super::xrdp_ini::choose_path(None),
             cache: Mutex::new(None),
+            primer: None,
         }
+    }
+
+    /// Holds the input `device` selects open for the handler's life, reopening it after a
+    /// failure: an on-demand microphone path is then open before any listen, and `info`
+    /// says for how long, so the harness can prove a blocked capture sooner.
+    pub fn with_primed_input(mut self, device: &str) -> DeviceHandler {
+        self.primer = Some(Primer::start(self.host, device));
+        self
     }
 
     /// Reports the xrdp settings of `path` instead of the default (see
@@ -81,6 +175,7 @@ impl Handler for DeviceHandler {
         // Windows only: the registry, services and boot time; the redirected endpoints are
         // picked from the catalogue.
         info.host_config = super::host_config::read(&info.devices);
+        info.primed_input = self.primer.as_ref().map(Primer::status);
         // Last: the clock as close to the answer as it can be.
         info.now_unix_ms = crate::unix_ms();
         info

@@ -901,6 +901,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         now_unix_ms: crate::unix_ms(),
         xrdp: None,
         host_config: None,
+        primed_input: None,
     }
 }
 
