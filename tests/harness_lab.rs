@@ -107,8 +107,14 @@ fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
         .flat_map(|s| s["checks"].as_array().unwrap().iter())
         .filter(|c| {
             c["verdict"] != "pass"
-                && ["detected", "degraded", "unrecognised", "silent"]
-                    .contains(&c["observation"]["kind"].as_str().unwrap())
+                && [
+                    "detected",
+                    "degraded",
+                    "unrecognised",
+                    "silent",
+                    "continuity",
+                ]
+                .contains(&c["observation"]["kind"].as_str().unwrap())
         })
         .count();
     assert_eq!(
@@ -135,10 +141,45 @@ fn avd_defaults_lab_matrix() {
         &["--output", "client", "--capture", "none"],
         &[
             ("avd-defaults", &["pass", "pass"]),
+            // A clean link: the 5 s stream arrives whole.
+            ("avd-continuity", &["pass", "pass"]),
             // The host pool says the microphone is redirected; the lab has none.
             ("avd-microphone-enabled", &["pass", "fail"]),
         ],
     );
+}
+
+#[test]
+fn a_starved_link_breaks_the_continuity_stream_and_says_where() {
+    // 1000 kbit/s carries the signature (short) but not a 5 s stream at the tunnel's
+    // rate: the stream arrives with gaps, each with its place.
+    let lab = Lab::up(&[
+        "--output",
+        "client",
+        "--capture",
+        "none",
+        "--rate-kbit",
+        "1000",
+    ])
+    .unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (r, report) = run(&lab, &[scenario("avd-continuity")], out.path());
+    let checks = report["scenarios"][0]["checks"].as_array().unwrap();
+    let c = &checks[1];
+    assert_eq!(c["check"], "continuity", "{report:#}");
+    assert_eq!(c["verdict"], "fail", "{}\n{}", r.stdout, r.stderr);
+    let o = &c["observation"];
+    assert_eq!(o["kind"], "continuity");
+    assert_eq!(o["found"], true, "{o:#}");
+    let breaks = o["gaps"].as_u64().unwrap() + o["glitches"].as_u64().unwrap();
+    assert!(breaks > 0, "{o:#}");
+    assert!(!o["breaks"].as_array().unwrap().is_empty(), "{o:#}");
+    assert!(c["cause"].as_str().unwrap().contains("degraded"), "{c:#}");
+    assert_eq!(r.code, Some(1), "{r:?}");
+    // The recording is kept for a failed check.
+    assert!(out.path().join("evidence").read_dir().unwrap().count() >= 1);
 }
 
 #[test]
@@ -215,7 +256,7 @@ fn the_fail_explains_itself() {
     }
     let latency = output["observation"]["latency_ms"].as_f64().unwrap();
     assert!((20.0..600.0).contains(&latency), "latency {latency} ms");
-    assert_eq!(report["schema_version"], 3);
+    assert_eq!(report["schema_version"], 4);
 }
 
 #[test]

@@ -176,7 +176,7 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
         for c in [Check::Output, Check::Capture] {
             let d = match c {
-                Check::Output => (&e.output.decided_by, &e.output.trail),
+                Check::Output | Check::Continuity => (&e.output.decided_by, &e.output.trail),
                 Check::Capture => (&e.capture.decided_by, &e.capture.trail),
             };
             text += &format!(

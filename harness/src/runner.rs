@@ -26,14 +26,16 @@ use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{
     AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
 };
-use earshot_probe::proto::msg::{ListenRequest, PlayRequest, ProbeInfo, SessionKind};
+use earshot_probe::proto::msg::{
+    ListenRequest, PlayRequest, ProbeInfo, RecordRequest, SessionKind,
+};
 use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::{self, Expectation, PolicyError};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
-use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
+use crate::scenario::{Check, OutputExpect, ProbeSpec, Product, Scenario, ScenarioError};
 use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
 
 /// How a run is done.
@@ -270,7 +272,7 @@ fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
     let said = s.policy.xrdp.clone().unwrap_or_default();
     // allow_channels governs both directions; each has its own channel switch.
     let channel = match c {
-        Check::Output => ("rdpsnd", x.rdpsnd, said.rdpsnd),
+        Check::Output | Check::Continuity => ("rdpsnd", x.rdpsnd, said.rdpsnd),
         Check::Capture => ("drdynvc", x.drdynvc, said.drdynvc),
     };
     let switches = [
@@ -390,7 +392,7 @@ fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, DeviceDirec
     let local = &s.probes.local;
     let feed = local.mic_feed.as_deref().unwrap_or("default");
     match c {
-        Check::Output => vec![
+        Check::Output | Check::Continuity => vec![
             (
                 "probes.local.output_loopback",
                 local.output_loopback.as_str(),
@@ -530,6 +532,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
         evidence: true,
     };
     let play_req = PlayRequest {
+        continuity_ms: None,
         device: DeviceSelector::parse(leg.play_on),
         seed: leg.seed,
         direction: leg.direction,
@@ -727,7 +730,7 @@ pub(crate) fn listen_window(c: Check, s: &Scenario, e: &Expectation) -> Duration
         return s.timeouts.listen;
     }
     let opens = match c {
-        Check::Output => Duration::ZERO,
+        Check::Output | Check::Continuity => Duration::ZERO,
         Check::Capture => s.timeouts.channel_open,
     };
     (opens + Signature::DURATION * 2 + s.timeouts.latency).min(s.timeouts.listen)
@@ -747,7 +750,7 @@ async fn check(
     let local_spec = &s.probes.local;
     let feed = local_spec.mic_feed.as_deref().unwrap_or("default");
     let (leg, rig_out, rig_in) = match c {
-        Check::Output => (
+        Check::Output | Check::Continuity => (
             Leg {
                 player: remote,
                 play_on: &s.probes.remote.output,
@@ -782,7 +785,7 @@ async fn check(
                     let (m, rig) = measure_capture_with_rig(leg, listen_for, local, rig_in).await;
                     (m, Some(rig))
                 }
-                Check::Output => (measure(leg, listen_for).await, None),
+                Check::Output | Check::Continuity => (measure(leg, listen_for).await, None),
             }
         }
     };
@@ -1063,7 +1066,7 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             to_fetch.push((i, o.check, dir.clone(), at.clone()));
         }
         let decided_by = match o.check {
-            Check::Output => expectation.output.decided_by.clone(),
+            Check::Output | Check::Continuity => expectation.output.decided_by.clone(),
             Check::Capture => expectation.capture.decided_by.clone(),
         };
         emit(Event::CheckFinished(CheckRecord {
@@ -1161,6 +1164,178 @@ fn session_layer_from_host(
     Ok(Some(((taken, e), notes)))
 }
 
+/// How long the recorder runs before the continuity stream starts: longer than a tunnel
+/// source takes to deliver its first audio (about 1 s), so the stream's start is recorded.
+const STREAM_LEAD: Duration = Duration::from_millis(1500);
+/// Recording after the stream's end, beyond the path's latency allowance.
+const STREAM_TAIL: Duration = Duration::from_millis(1500);
+/// Less of the stream than played, beyond this, is a stream cut short.
+const STREAM_CUT: Duration = Duration::from_millis(300);
+
+/// The continuity check: the session plays the continuity stream on its output, the client
+/// records its loopback, the local probe accounts for every sample, and the scenario's
+/// `[continuity]` limits judge it. Runs alone: it holds the devices of the output check.
+async fn continuity_check(
+    s: &Scenario,
+    e: &Expectation,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
+    seed: u64,
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    let (observation, reasons, evidence) =
+        measure_continuity(s, e, (local, remote), rig_fault).await;
+    let mut judgement = crate::verdict::judge_continuity(&e.output, &observation, &reasons);
+    if let Some(fact) = host_fact(s, &remote.info, Check::Continuity) {
+        judgement.cause = format!("{} ({fact})", judgement.cause);
+    }
+    CheckOutcome {
+        check: Check::Continuity,
+        observation,
+        rig: RigProof::NotTried,
+        judgement,
+        host: None,
+        evidence,
+        seed,
+        started_unix_ms,
+        duration: started.elapsed(),
+    }
+}
+
+/// What the continuity check observed, the limits it broke and where its recording waits.
+async fn measure_continuity(
+    s: &Scenario,
+    e: &Expectation,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
+) -> (Observation, Vec<String>, Option<EvidenceAt>) {
+    let nothing = |o: Observation| (o, Vec::new(), None);
+    if e.output.value != OutputExpect::Client {
+        return nothing(Observation::Error {
+            side: Side::Session,
+            detail: "not measured: the policy does not redirect output".into(),
+        });
+    }
+    if let Some(fault) = rig_fault {
+        return nothing(fault);
+    }
+    let feature = earshot_probe::signal::continuity::FEATURE;
+    for p in [local, remote] {
+        if !p.info.features.iter().any(|f| f == feature) {
+            return nothing(Observation::Error {
+                side: p.side,
+                detail: format!(
+                    "the {} probe (earshot-probe {} on {}) cannot play or analyse the \
+                     continuity stream: update it to earshot {}",
+                    p.role,
+                    p.info.probe_version,
+                    p.info.hostname,
+                    earshot_probe::VERSION
+                ),
+            });
+        }
+    }
+    let stream = s.continuity.duration;
+    let record = STREAM_LEAD + stream + s.timeouts.latency + STREAM_TAIL;
+    for (p, needs, what) in [(local, record, "record"), (remote, stream, "play")] {
+        if needs.as_millis() as u64 > p.info.max_capture_ms {
+            return nothing(Observation::Error {
+                side: p.side,
+                detail: format!(
+                    "the continuity stream needs the {} probe to {what} for {:.1} s; it \
+                     accepts at most {:.1} s: start it with --max-capture-secs {}, or shorten \
+                     continuity.duration",
+                    p.role,
+                    needs.as_secs_f64(),
+                    p.info.max_capture_ms as f64 / 1000.0,
+                    needs.as_secs() + 1
+                ),
+            });
+        }
+    }
+    let record_req = RecordRequest {
+        device: DeviceSelector::parse(&s.probes.local.output_loopback),
+        duration_ms: record.as_millis() as u64,
+        evidence: true,
+        continuity: true,
+    };
+    let play_req = PlayRequest {
+        device: DeviceSelector::parse(&s.probes.remote.output),
+        seed: 0,
+        direction: Direction::Output,
+        continuity_ms: Some(stream.as_millis() as u64),
+    };
+    let recording = local.client.record(&record_req);
+    let playing = async {
+        tokio::time::sleep(STREAM_LEAD).await;
+        remote.client.play(&play_req).await
+    };
+    let (recorded, played) = tokio::join!(recording, playing);
+    let recorded = match (played, recorded) {
+        (Err(e), _) => return nothing(failed(remote, "play", &s.probes.remote.output, &e)),
+        (_, Err(e)) => {
+            return nothing(failed(local, "record", &s.probes.local.output_loopback, &e))
+        }
+        (Ok(_), Ok(r)) => r,
+    };
+    let evidence = recorded.evidence.map(|handle| EvidenceAt {
+        client: local.client.clone(),
+        handle,
+    });
+    let Some(c) = recorded.report.continuity else {
+        return (
+            Observation::Error {
+                side: Side::Client,
+                detail: "the local probe recorded but returned no continuity analysis".into(),
+            },
+            Vec::new(),
+            evidence,
+        );
+    };
+    let played_ms = stream.as_secs_f64() * 1000.0;
+    let mut reasons = if c.found {
+        s.continuity.limits().reasons(&c)
+    } else {
+        Vec::new()
+    };
+    if c.found && c.tone_ms + STREAM_CUT.as_secs_f64() * 1000.0 < played_ms {
+        reasons.push(format!(
+            "only {:.1} s of the {:.1} s stream arrived: it stopped or started late",
+            c.tone_ms / 1000.0,
+            played_ms / 1000.0
+        ));
+    }
+    use earshot_probe::signal::continuity::EventKind;
+    let observation = Observation::Continuity {
+        side: Side::Client,
+        found: c.found,
+        played_ms,
+        heard_ms: c.tone_ms,
+        gaps: c.count(EventKind::Gap),
+        glitches: c.count(EventKind::Glitch),
+        breaks: c
+            .events
+            .iter()
+            .take(20)
+            .map(|b| crate::verdict::Break {
+                kind: match b.kind {
+                    EventKind::Gap => "gap".into(),
+                    EventKind::Glitch => "glitch".into(),
+                },
+                at_ms: b.at_ms,
+                length_ms: b.length_ms,
+                slip_samples: b.slip_samples,
+            })
+            .collect(),
+        drift_ppm: c.drift_ppm,
+        level_dbfs: c.level_dbfs,
+        level_std_db: c.level_std_db,
+        error_floor_db: c.error_floor_db,
+    };
+    (observation, reasons, evidence)
+}
+
 /// Runs the scenario's checks concurrently, in the scenario's order of results.
 async fn run_checks(
     s: &Scenario,
@@ -1183,7 +1358,17 @@ async fn run_checks(
         one(Check::Output, seed),
         one(Check::Capture, seed.wrapping_add(1))
     );
-    let mut results: Vec<CheckOutcome> = [o, c].into_iter().flatten().collect();
+    // Continuity holds the output path's devices for seconds: after the others.
+    let stream = if s.checks.contains(&Check::Continuity) {
+        let fault = rig_faults
+            .iter()
+            .find(|(k, _)| *k == Check::Continuity)
+            .map(|(_, o)| o.clone());
+        Some(continuity_check(s, e, probes, fault, seed.wrapping_add(2)).await)
+    } else {
+        None
+    };
+    let mut results: Vec<CheckOutcome> = [o, c, stream].into_iter().flatten().collect();
     results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
     results
 }

@@ -38,6 +38,12 @@
 //! latency = "1s"                        # silence window: play to hearing, at most
 //! channel_open = "2500ms"               # silence window: an on-demand mic channel opening
 //!
+//! [continuity]                          # for checks = [..., "continuity"] (opt-in)
+//! duration = "10s"                      # the stream, 1s to 10min
+//! max_breaks = 0                        # gaps + glitches a whole stream may have
+//! max_drift_ppm = 1000.0
+//! max_level_std_db = 3.0
+//!
 //! [expect]                              # optional: overrides the policy engine
 //! output = "client"                     # client | session | none
 //! capture = "redirected"                # redirected | blocked
@@ -145,6 +151,10 @@ pub enum Check {
     Output,
     /// The client's microphone is heard in the session.
     Capture,
+    /// Sound played in the session reaches the client whole: a longer stream whose every
+    /// sample is accounted for (gaps, glitches, lost or repeated samples, drift, level).
+    /// Opt-in; runs after the other checks, on the output path.
+    Continuity,
 }
 
 impl std::fmt::Display for Check {
@@ -152,6 +162,7 @@ impl std::fmt::Display for Check {
         f.write_str(match self {
             Check::Output => "output",
             Check::Capture => "capture",
+            Check::Continuity => "continuity",
         })
     }
 }
@@ -657,12 +668,69 @@ pub struct Scenario {
     /// Bounds on the waits.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The continuity check's stream and when it is degraded.
+    #[serde(default)]
+    pub continuity: ContinuitySpec,
     /// Overrides the engine.
     pub expect: Option<ExpectOverride>,
     /// The file it came from (set by [`Scenario::load`]).
     #[serde(skip)]
     #[schemars(skip)]
     pub path: PathBuf,
+}
+
+/// The `[continuity]` table: how long the stream plays and what a whole stream may show.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuitySpec {
+    /// How long the stream plays (a duration; default 10s, 1s to 10min; the probes'
+    /// `--max-capture-secs` must allow it plus 3 s).
+    #[serde(with = "humantime_serde", default = "default_stream")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+    /// Breaks (gaps and glitches) a whole stream may have (default 0).
+    #[serde(default)]
+    pub max_breaks: usize,
+    /// Largest clock drift between session and client, in ppm (default 1000).
+    #[serde(default = "default_max_drift_ppm")]
+    pub max_drift_ppm: f64,
+    /// Largest standard deviation of the stream's level, in dB (default 3).
+    #[serde(default = "default_max_level_std_db")]
+    pub max_level_std_db: f64,
+}
+
+fn default_stream() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_drift_ppm() -> f64 {
+    1000.0
+}
+
+fn default_max_level_std_db() -> f64 {
+    3.0
+}
+
+impl Default for ContinuitySpec {
+    fn default() -> ContinuitySpec {
+        ContinuitySpec {
+            duration: default_stream(),
+            max_breaks: 0,
+            max_drift_ppm: default_max_drift_ppm(),
+            max_level_std_db: default_max_level_std_db(),
+        }
+    }
+}
+
+impl ContinuitySpec {
+    /// The limits as the probe's analysis takes them.
+    pub fn limits(&self) -> earshot_probe::signal::continuity::Limits {
+        earshot_probe::signal::continuity::Limits {
+            max_breaks: self.max_breaks,
+            max_drift_ppm: self.max_drift_ppm,
+            max_level_std_db: self.max_level_std_db,
+        }
+    }
 }
 
 fn default_checks() -> Vec<Check> {
@@ -759,7 +827,10 @@ impl Scenario {
             return Err(self.invalid("name", "must not be empty"));
         }
         if self.checks.is_empty() {
-            return Err(self.invalid("checks", "must name at least one of output, capture"));
+            return Err(self.invalid(
+                "checks",
+                "must name at least one of output, capture, continuity",
+            ));
         }
         for (i, c) in self.checks.iter().enumerate() {
             if self.checks[..i].contains(c) {
@@ -895,6 +966,21 @@ impl Scenario {
         ] {
             if d.is_zero() || d > Duration::from_secs(120) {
                 return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
+            }
+        }
+        let c = &self.continuity;
+        if c.duration < Duration::from_secs(1) || c.duration > Duration::from_secs(600) {
+            return Err(self.invalid(
+                "continuity.duration",
+                "expected a duration from 1s to 10min",
+            ));
+        }
+        for (k, v) in [
+            ("continuity.max_drift_ppm", c.max_drift_ppm),
+            ("continuity.max_level_std_db", c.max_level_std_db),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.invalid(k, "expected a number of 0 or more"));
             }
         }
         for (k, d) in [

@@ -124,6 +124,31 @@ pub enum Observation {
         /// What the probe said.
         detail: String,
     },
+    /// The continuity stream was recorded and every sample of it accounted for.
+    Continuity {
+        /// The side that recorded it.
+        side: Side,
+        /// Whether the stream was found in the recording at all.
+        found: bool,
+        /// How long it played, ms.
+        played_ms: f64,
+        /// How much of it arrived, from its start to its last unbroken moment, ms.
+        heard_ms: f64,
+        /// Gaps: the stream fell below half its level (silence inserted or substituted).
+        gaps: usize,
+        /// Glitches: clicks, samples lost or repeated.
+        glitches: usize,
+        /// The breaks in order (the first 20).
+        breaks: Vec<Break>,
+        /// Clock drift between player and recorder, ppm.
+        drift_ppm: Option<f64>,
+        /// Mean level of the stream, dBFS peak (it plays at -6).
+        level_dbfs: Option<f64>,
+        /// Standard deviation of its level, dB.
+        level_std_db: Option<f64>,
+        /// The path's error floor against a pure tone, dB.
+        error_floor_db: Option<f64>,
+    },
     /// A probe, a device or the connection failed; the check could not be made.
     Error {
         /// Whose probe or device failed.
@@ -131,6 +156,19 @@ pub enum Observation {
         /// What failed, naming the probe and the step.
         detail: String,
     },
+}
+
+/// One break in a continuity stream.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Break {
+    /// `gap` or `glitch`.
+    pub kind: String,
+    /// Where, in ms after the stream started.
+    pub at_ms: f64,
+    /// How long the stream was below half level (gaps), ms.
+    pub length_ms: f64,
+    /// Phase slip across it in samples, modulo one period of the tone.
+    pub slip_samples: f64,
 }
 
 /// The spelling of each observation kind, the same in JSON (`kind`), JUnit (`observed`),
@@ -142,6 +180,7 @@ pub const OBSERVATION_KINDS: &[&str] = &[
     "silent",
     "no_device",
     "error",
+    "continuity",
 ];
 
 impl Observation {
@@ -154,6 +193,7 @@ impl Observation {
             Observation::Silent { .. } => "silent",
             Observation::NoDevice { .. } => "no_device",
             Observation::Error { .. } => "error",
+            Observation::Continuity { .. } => "continuity",
         }
     }
 
@@ -165,6 +205,7 @@ impl Observation {
             | Observation::Unrecognised { side, .. }
             | Observation::Silent { side, .. }
             | Observation::NoDevice { side, .. }
+            | Observation::Continuity { side, .. }
             | Observation::Error { side, .. } => *side,
         }
     }
@@ -270,6 +311,50 @@ impl Observation {
                 detail,
             } => format!("no device `{endpoint}` on {side}: {detail}"),
             Observation::Error { side, detail } => format!("error on {side}: {detail}"),
+            Observation::Continuity {
+                found: false,
+                played_ms,
+                ..
+            } => format!(
+                "no continuity stream in the recording (it played for {:.1} s)",
+                played_ms / 1000.0
+            ),
+            Observation::Continuity {
+                heard_ms,
+                gaps,
+                glitches,
+                breaks,
+                drift_ppm,
+                level_std_db,
+                ..
+            } => {
+                let mut s = format!(
+                    "{:.1} s of stream, {gaps} gap(s), {glitches} glitch(es)",
+                    heard_ms / 1000.0
+                );
+                if let Some(d) = drift_ppm {
+                    s += &format!(", drift {d:+.0} ppm");
+                }
+                if let Some(l) = level_std_db {
+                    s += &format!(", level σ {l:.1} dB");
+                }
+                let first: Vec<String> = breaks
+                    .iter()
+                    .take(3)
+                    .map(|b| match b.kind.as_str() {
+                        "gap" => format!("gap {:.0} ms at {:.2} s", b.length_ms, b.at_ms / 1000.0),
+                        _ => format!("glitch at {:.2} s", b.at_ms / 1000.0),
+                    })
+                    .collect();
+                if !first.is_empty() {
+                    s += &format!(
+                        " ({}{})",
+                        first.join(", "),
+                        if breaks.len() > 3 { ", ..." } else { "" }
+                    );
+                }
+                s
+            }
         }
     }
 }
@@ -332,6 +417,10 @@ impl Judgement {
 /// What the check expects, in words (for tables and causes).
 pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect) -> &'static str {
     match check {
+        Check::Continuity => match output {
+            OutputExpect::Client => "heard on the client, whole",
+            OutputExpect::Session | OutputExpect::None => "nothing to measure: not redirected",
+        },
         Check::Output => match output {
             OutputExpect::Client => "heard on the client",
             OutputExpect::Session => "plays in the session, not on the client",
@@ -349,7 +438,7 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
 /// would fail it.
 pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -> bool {
     match check {
-        Check::Output => output == OutputExpect::Client,
+        Check::Output | Check::Continuity => output == OutputExpect::Client,
         Check::Capture => capture == CaptureExpect::Redirected,
     }
 }
@@ -366,7 +455,7 @@ pub fn judge(
 ) -> Judgement {
     let expected = expected_words(check, output.value, capture.value);
     let by = match check {
-        Check::Output => &output.decided_by,
+        Check::Output | Check::Continuity => &output.decided_by,
         Check::Capture => &capture.decided_by,
     };
     let head = format!(
@@ -409,6 +498,13 @@ pub fn judge(
         "check the network between client and session host (loss, bandwidth) and the RDP audio \
          quality";
     match (needs_sound(check, output.value, capture.value), observed) {
+        // A continuity measurement is judged against its limits, by judge_continuity.
+        (_, Ob::Continuity { .. }) => Judgement {
+            verdict: Verdict::Inconclusive,
+            cause: "a continuity measurement is judged against the scenario's limits, not \
+                    as a signature"
+                .into(),
+        },
         // Rig faults say nothing about the policy, whatever it expects.
         (
             _,
@@ -453,7 +549,7 @@ pub fn judge(
         (true, Ob::Silent { .. }) => j(
             Verdict::Fail,
             match check {
-                Check::Output => format!(
+                Check::Output | Check::Continuity => format!(
                     "the session played but the client heard nothing{proven}: playback is not \
                      redirected (session host policy, RDP properties, client settings); \
                      {RESTART_HINT}"
@@ -467,7 +563,7 @@ pub fn judge(
         (true, Ob::NoDevice { .. }) => j(
             Verdict::Fail,
             match check {
-                Check::Output => format!(
+                Check::Output | Check::Continuity => format!(
                     "the session has no audio output, so playback is not redirected; check \
                      audiomode and fDisableCam on the session host; {RESTART_HINT}"
                 ),
@@ -498,7 +594,9 @@ pub fn judge(
                 Check::Capture => {
                     format!("the microphone does not reach the session, as the policy says{proven}")
                 }
-                Check::Output => format!("not redirected, as the policy says{proven}"),
+                Check::Output | Check::Continuity => {
+                    format!("not redirected, as the policy says{proven}")
+                }
             },
         ),
         (false, Ob::NoDevice { .. }) => match (check, output.value, capture.value) {
@@ -514,17 +612,70 @@ pub fn judge(
                  policy says"
                     .into(),
             ),
-            (Check::Output, OutputExpect::Session, _) => j(
+            (Check::Output | Check::Continuity, OutputExpect::Session, _) => j(
                 Verdict::Pass,
                 "not redirected, as the policy says (the session host has no audio device of \
                  its own to play on)"
                     .into(),
             ),
-            (Check::Output, _, _) => j(
+            (Check::Output | Check::Continuity, _, _) => j(
                 Verdict::Pass,
                 "the session has no audio output, as the policy says".into(),
             ),
         },
+    }
+}
+
+/// Judges a continuity observation: the stream must arrive whole where output is
+/// redirected; `reasons` are the limits it broke (empty: whole).
+pub fn judge_continuity(
+    output: &Decision<OutputExpect>,
+    observed: &Observation,
+    reasons: &[String],
+) -> Judgement {
+    let expected = expected_words(Check::Continuity, output.value, CaptureExpect::Blocked);
+    let head = format!(
+        "expected {expected} ({}); observed {}",
+        output.decided_by,
+        observed.describe()
+    );
+    let j = |verdict, what: String| Judgement {
+        verdict,
+        cause: format!("{head}: {what}"),
+    };
+    if output.value != OutputExpect::Client {
+        return j(
+            Verdict::Inconclusive,
+            "the policy does not redirect output, so there is no stream to keep whole; the \
+             output check proves the block: remove continuity from this scenario's checks"
+                .into(),
+        );
+    }
+    match observed {
+        Observation::Continuity { found: false, .. } => j(
+            Verdict::Inconclusive,
+            "nothing like the stream arrived, so its continuity cannot be measured; see the \
+             output check for whether output is redirected at all"
+                .into(),
+        ),
+        Observation::Continuity { .. } if reasons.is_empty() => j(
+            Verdict::Pass,
+            "the stream arrived whole, within the scenario's [continuity] limits".into(),
+        ),
+        Observation::Continuity { .. } => j(
+            Verdict::Fail,
+            format!(
+                "the stream arrived degraded: {}; users hear this as stutter or dropouts \
+                 (look at the link's loss and bandwidth, the session host's CPU, and the \
+                 client's audio quality mode)",
+                reasons.join("; ")
+            ),
+        ),
+        Observation::NoDevice { .. } | Observation::Error { .. } => j(
+            Verdict::Inconclusive,
+            "the stream could not be played or recorded".into(),
+        ),
+        _ => j(Verdict::Inconclusive, "not a continuity measurement".into()),
     }
 }
 

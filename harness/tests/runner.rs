@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use earshot_harness::report::{Event, Run};
 use earshot_harness::runner::{self, RunOptions};
+use earshot_harness::scenario::Check;
 use earshot_harness::verdict::Verdict;
 use earshot_probe::analysis::Analysis;
 use earshot_probe::audio::{
@@ -47,6 +48,8 @@ struct Arrival {
     direction: Direction,
     carry: Carry,
     at: Instant,
+    /// The continuity stream of this length instead of a signature.
+    stream_ms: Option<u64>,
 }
 
 /// A device of a probe: (probe name, device id).
@@ -204,33 +207,90 @@ impl Handler for FakeProbe {
                             direction: req.direction,
                             carry: *carry,
                             at: now,
+                            stream_ms: req.continuity_ms,
                         });
                 }
             }
         }
-        // A short signature: the runner's loop plays it again until heard.
+        // A short signature (the runner's loop plays it again until heard), or the stream.
+        let length = Duration::from_millis(req.continuity_ms.unwrap_or(60));
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(60) && !cancel.is_cancelled() {
+        while t0.elapsed() < length && !cancel.is_cancelled() {
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(PlayReport {
             device: d,
             format: format(),
-            played_ms: 60.0,
+            played_ms: length.as_secs_f64() * 1000.0,
             started_unix_ms,
             health: StreamHealth::default(),
         })
     }
 
+    /// Records what arrived as real audio at 8 kHz: each continuity stream rendered where
+    /// it arrived (a damaged route loses 20 ms of it every second), analysed by the probe's
+    /// own continuity analysis when asked.
     fn record(
         &self,
-        _: &RecordRequest,
-        _: &CancelFlag,
+        req: &RecordRequest,
+        cancel: &CancelFlag,
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
-        Err(AudioError {
-            kind: AudioErrorKind::Backend,
-            message: "not used by the runner".into(),
-        })
+        use earshot_probe::signal::continuity;
+        const RATE: u32 = 8_000;
+        let d = self.pick(&req.device, DeviceDirection::Input)?;
+        let opened = Instant::now();
+        let length = Duration::from_millis(req.duration_ms);
+        while opened.elapsed() < length && !cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let n = (length.as_secs_f64() * f64::from(RATE)) as usize;
+        let mut samples = vec![0.0f32; n];
+        let arrivals = self
+            .world
+            .arrivals
+            .lock()
+            .map(|a| {
+                a.get(&(self.name, d.id.clone()))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        for a in arrivals.iter().filter(|a| a.at >= opened) {
+            let Some(ms) = a.stream_ms else { continue };
+            let at = (a.at.duration_since(opened).as_secs_f64() * f64::from(RATE)) as usize;
+            let mut stream = continuity::render(RATE, ms as f64 / 1000.0);
+            if a.carry == Carry::Damaged {
+                for second in (RATE as usize / 2..stream.len()).step_by(RATE as usize) {
+                    let end = (second + 160).min(stream.len());
+                    stream[second..end].fill(0.0);
+                }
+            }
+            for (i, x) in stream.into_iter().enumerate() {
+                if let Some(slot) = samples.get_mut(at + i) {
+                    *slot = x;
+                }
+            }
+        }
+        let analysis = req
+            .continuity
+            .then(|| Box::new(continuity::analyze_interleaved(&samples, 1, RATE).1));
+        let report = RecordReport {
+            device: d,
+            format: StreamFormat {
+                sample_rate_hz: RATE,
+                channels: 1,
+                sample_format: "f32".into(),
+            },
+            recorded_ms: length.as_secs_f64() * 1000.0,
+            health: StreamHealth::default(),
+            continuity: analysis,
+        };
+        let audio = req.evidence.then_some(Audio {
+            sample_rate_hz: RATE,
+            channels: 1,
+            samples,
+        });
+        Ok((report, audio))
     }
 
     fn listen(
@@ -1199,4 +1259,61 @@ async fn a_blocked_capture_carried_by_a_late_on_demand_channel_is_heard_not_pass
         "capture check took {} ms",
         check_ms(&o, 1)
     );
+}
+
+/// Output redirected and the continuity check asked for, with a 2 s stream.
+const CONTINUITY: &str = "checks = [\"output\", \"continuity\"]\n[continuity]\nduration = \"2s\"\n";
+
+#[tokio::test]
+async fn a_whole_stream_passes_continuity_with_its_figures() {
+    let o = Rig::redirected().run("avd", CONTINUITY).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let c = &o.run.scenarios[0].checks[1];
+    assert_eq!(c.check, Check::Continuity);
+    assert!(o.cause(1).contains("arrived whole"), "{}", o.cause(1));
+    assert!(
+        o.cause(1).contains("0 gap(s), 0 glitch(es)"),
+        "{}",
+        o.cause(1)
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_loses_audio_fails_continuity_with_each_gap_and_what_to_check() {
+    let rig = Rig::redirected().route(
+        ("remote", "rdp-sink"),
+        ("local", "speakers.monitor"),
+        Carry::Damaged,
+    );
+    let o = rig.run("avd", CONTINUITY).await;
+    // The signature is damaged too: the output check has its own verdict; continuity
+    // fails on the gaps it measured (20 ms at 0.5 s and 1.5 s into the stream).
+    assert_eq!(o.verdicts()[1], Fail, "{}", o.cause(1));
+    let cause = o.cause(1);
+    assert!(cause.contains("2 gap(s)"), "{cause}");
+    // 20 ms each, at 0.5 s and 1.5 s into the stream (±5 ms: the start is found within
+    // its fade), lengths to ±2.5 ms.
+    let earshot_harness::verdict::Observation::Continuity { breaks, .. } =
+        &o.run.scenarios[0].checks[1].observation
+    else {
+        panic!("not a continuity observation: {cause}");
+    };
+    for (b, at) in breaks.iter().zip([500.0, 1500.0]) {
+        assert_eq!(b.kind, "gap", "{breaks:?}");
+        assert!((b.at_ms - at).abs() <= 5.0, "{breaks:?}");
+        assert!((b.length_ms - 20.0).abs() <= 2.5, "{breaks:?}");
+    }
+    assert!(cause.contains("stutter"), "{cause}");
+}
+
+#[tokio::test]
+async fn continuity_where_output_is_blocked_is_inconclusive_and_says_to_remove_it() {
+    let o = Rig::blocked()
+        .run(
+            "avd",
+            &format!("{CONTINUITY}[policy.session_host]\nfDisableCam = 1\n"),
+        )
+        .await;
+    assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
+    assert!(o.cause(1).contains("remove continuity"), "{}", o.cause(1));
 }

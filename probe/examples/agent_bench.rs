@@ -109,6 +109,7 @@ impl Handler for EvidenceHandler {
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
         Ok((
             RecordReport {
+                continuity: None,
                 device: fake_device(),
                 format: StreamFormat {
                     sample_rate_hz: self.0.sample_rate_hz,
@@ -203,6 +204,7 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
     let c = Client::connect(&relay_addr, Some(token), &ClientConfig::default()).await?;
     let before = down.load(std::sync::atomic::Ordering::Relaxed);
     let req = RecordRequest {
+        continuity: false,
         device: DeviceSelector::Default,
         duration_ms: 1000,
         evidence: true,

@@ -376,6 +376,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         });
         tokio::time::sleep(Duration::from_millis(700)).await;
         let play = PlayRequest {
+            continuity_ms: None,
             device: DeviceSelector::Default,
             seed: 4101,
             direction: Direction::Output,
@@ -414,6 +415,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         });
         tokio::time::sleep(Duration::from_millis(700)).await;
         let play = PlayRequest {
+            continuity_ms: None,
             device: DeviceSelector::parse("micfeed"),
             seed: 4102,
             direction: Direction::Capture,

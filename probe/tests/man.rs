@@ -99,8 +99,13 @@ fn every_json_flag_prints_json_on_standard_output() {
         let Some(at) = help.find("\n      --json") else {
             continue;
         };
-        let rest = &help[at..];
-        let line = &rest[..rest[1..].find("\n  ").map_or(rest.len(), |n| n + 1)];
+        // The flag's line and its description: on the same line, or on the lines below
+        // it, indented further (clap's long layout).
+        let mut lines = help[at + 1..].lines();
+        let mut line = lines.next().unwrap_or_default().to_string();
+        for more in lines.take_while(|l| l.starts_with("          ")) {
+            line.push_str(more);
+        }
         assert!(
             line.contains("JSON") && line.contains("on standard output"),
             "{sub}: {line}"

@@ -148,6 +148,35 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
                     case.add_property(Property::new("endpoint", endpoint.clone()));
                 }
                 Observation::Error { .. } => {}
+                Observation::Continuity {
+                    found,
+                    heard_ms,
+                    gaps,
+                    glitches,
+                    drift_ppm,
+                    level_dbfs,
+                    level_std_db,
+                    error_floor_db,
+                    ..
+                } => {
+                    case.add_property(Property::new("continuity.found", found.to_string()));
+                    case.add_property(Property::new(
+                        "continuity.heard_ms",
+                        format!("{heard_ms:.0}"),
+                    ));
+                    case.add_property(Property::new("continuity.gaps", gaps.to_string()));
+                    case.add_property(Property::new("continuity.glitches", glitches.to_string()));
+                    for (k, v) in [
+                        ("continuity.drift_ppm", drift_ppm),
+                        ("continuity.level_dbfs", level_dbfs),
+                        ("continuity.level_std_db", level_std_db),
+                        ("continuity.error_floor_db", error_floor_db),
+                    ] {
+                        if let Some(v) = v {
+                            case.add_property(Property::new(k, format!("{v:.1}")));
+                        }
+                    }
+                }
             }
             if let Some(r) = &c.rig_proof {
                 case.add_property(Property::new("rig_proof", r.clone()));

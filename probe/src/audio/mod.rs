@@ -212,6 +212,9 @@ pub struct RecordReport {
     pub recorded_ms: f64,
     /// Health counters.
     pub health: StreamHealth,
+    /// The continuity stream accounted for (asked with `continuity`), best channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuity: Option<Box<crate::signal::continuity::ContinuityReport>>,
 }
 
 /// A flag a caller sets to stop a running device operation early (cheap to clone).

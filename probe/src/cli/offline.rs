@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use earshot_probe::analysis::{channel_number, Analysis, ChannelAnalysis, ChannelDetectors};
 use earshot_probe::recording::RecordingReader;
-use earshot_probe::signal::{impair, Direction, Signature};
+use earshot_probe::signal::{continuity, impair, Direction, Signature};
 use earshot_probe::wav::{self, Audio, WavEncoding};
 use serde::Serialize;
 
@@ -33,6 +33,12 @@ impl From<DirectionArg> for Direction {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+/// A check whose stream `analyze` reads, as typed.
+pub enum CheckArg {
+    Continuity,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 /// A WAV encoding as typed.
 pub enum EncodingArg {
     F32,
@@ -44,15 +50,19 @@ pub enum EncodingArg {
 pub enum OfflineCommand {
     /// Writes a signature to a WAV file.
     #[command(
-        after_help = "Example:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav"
+        after_help = "Examples:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav\n  earshot-probe synth --continuity 600 -o stream.wav"
     )]
     Synth {
         /// The seed the signature is derived from.
-        #[arg(long)]
-        seed: u64,
+        #[arg(long, required_unless_present = "continuity")]
+        seed: Option<u64>,
         /// Which check's alphabet to use.
-        #[arg(long, value_enum)]
-        direction: DirectionArg,
+        #[arg(long, value_enum, required_unless_present = "continuity")]
+        direction: Option<DirectionArg>,
+        /// Write the continuity stream instead, this many seconds long (a 1987 Hz tone at
+        /// -6 dBFS; `analyze --check continuity` accounts for every sample of it).
+        #[arg(long, conflicts_with_all = ["seed", "direction"], value_name = "SECONDS")]
+        continuity: Option<f64>,
         /// Sample rate in Hz (8000 to 192000).
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
@@ -69,9 +79,10 @@ pub enum OfflineCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Looks for a signature in a recording (every channel; the best is reported).
+    /// Looks for a signature in a recording, or with `--check continuity` accounts for the
+    /// continuity stream (every channel; the best is reported).
     #[command(
-        after_help = "Example:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n\n\
+        after_help = "Examples:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n  earshot-probe analyze stream.wav --check continuity --max-breaks 2\n\n\
         Reads WAV (8/16/24/32-bit integer, 32/64-bit float, µ-law, A-law, IMA or Microsoft ADPCM),\n\
         FLAC, MP3 and Ogg Vorbis, at 8 to 192 kHz, any number of channels, any length (the file\n\
         is decoded and analysed block by block, in constant memory).\n\n\
@@ -79,17 +90,32 @@ pub enum OfflineCommand {
         one where the signature was detected first, then the highest confidence, then the\n\
         lowest number.\n\n\
         Exit status: 0 detected, 1 not detected, 2 error (unreadable, truncated or empty file,\n\
-        unsupported format or rate)."
+        unsupported format or rate). With --check continuity: 0 whole, 1 degraded or no stream."
     )]
     Analyze {
         /// The recording to analyse: WAV, FLAC, MP3 or Ogg Vorbis.
         file: PathBuf,
         /// The seed of the signature to look for.
-        #[arg(long)]
-        seed: u64,
+        #[arg(long, required_unless_present = "check")]
+        seed: Option<u64>,
         /// Which check's signature to look for.
-        #[arg(long, value_enum)]
-        direction: DirectionArg,
+        #[arg(long, value_enum, required_unless_present = "check")]
+        direction: Option<DirectionArg>,
+        /// Instead of a signature, analyse a recording of this check's stream:
+        /// `continuity` (from `synth --continuity`): gaps, glitches, lost or repeated
+        /// samples, clock drift and level, with their positions; exit 0 whole, 1 degraded
+        /// or no stream.
+        #[arg(long, value_enum, conflicts_with_all = ["seed", "direction"])]
+        check: Option<CheckArg>,
+        /// `--check continuity`: breaks (gaps and glitches) a whole stream may have.
+        #[arg(long, default_value_t = 0)]
+        max_breaks: usize,
+        /// `--check continuity`: largest clock drift, in ppm.
+        #[arg(long, default_value_t = 1000.0)]
+        max_drift_ppm: f64,
+        /// `--check continuity`: largest standard deviation of the level, in dB.
+        #[arg(long, default_value_t = 3.0)]
+        max_level_std_db: f64,
         /// Print one JSON object on standard output instead of text.
         #[arg(long)]
         json: bool,
@@ -141,14 +167,28 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
         OfflineCommand::Synth {
             seed,
             direction,
+            continuity: Some(seconds),
+            rate,
+            lead_ms,
+            tail_ms,
+            encoding,
+            output,
+        } => {
+            let _ = (seed, direction);
+            synth_continuity(seconds, rate, lead_ms, tail_ms, encoding, &output)
+        }
+        OfflineCommand::Synth {
+            seed,
+            direction,
+            continuity: None,
             rate,
             lead_ms,
             tail_ms,
             encoding,
             output,
         } => synth(
-            seed,
-            direction.into(),
+            seed.context("--seed is required")?,
+            direction.context("--direction is required")?.into(),
             rate,
             lead_ms,
             tail_ms,
@@ -157,10 +197,33 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
         ),
         OfflineCommand::Analyze {
             file,
+            check: Some(CheckArg::Continuity),
+            max_breaks,
+            max_drift_ppm,
+            max_level_std_db,
+            json,
+            ..
+        } => analyze_continuity(
+            &file,
+            &continuity::Limits {
+                max_breaks,
+                max_drift_ppm,
+                max_level_std_db,
+            },
+            json,
+        ),
+        OfflineCommand::Analyze {
+            file,
             seed,
             direction,
             json,
-        } => analyze(&file, seed, direction.into(), json),
+            ..
+        } => analyze(
+            &file,
+            seed.context("--seed is required")?,
+            direction.context("--direction is required")?.into(),
+            json,
+        ),
         OfflineCommand::Impair {
             input,
             output,
@@ -220,6 +283,211 @@ fn synth(
         sig.duration().as_millis()
     );
     Ok(EXIT_DETECTED)
+}
+
+fn synth_continuity(
+    seconds: f64,
+    rate: u32,
+    lead_ms: u32,
+    tail_ms: u32,
+    enc: EncodingArg,
+    output: &Path,
+) -> Result<u8> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        bail!("--continuity {seconds}: expected a length in seconds, above 0 and at most 3600");
+    }
+    if !(8_000..=192_000).contains(&rate) {
+        bail!("--rate {rate}: expected 8000 to 192000 Hz");
+    }
+    let samples = continuity::render(rate, seconds);
+    let lead = (u64::from(rate) * u64::from(lead_ms) / 1000) as usize;
+    let tail = (u64::from(rate) * u64::from(tail_ms) / 1000) as usize;
+    let samples = impair::place(&samples, lead, lead + samples.len() + tail);
+    wav::write(output, &Audio::mono(rate, samples), encoding(enc))?;
+    println!(
+        "wrote {} ({seconds} s continuity stream, {} Hz tone, {rate} Hz)",
+        output.display(),
+        continuity::TONE_HZ
+    );
+    Ok(EXIT_DETECTED)
+}
+
+/// The `analyze --check continuity --json` document.
+#[derive(Serialize)]
+struct ContinuityDocument<'a> {
+    /// Version of this document's layout.
+    schema_version: u32,
+    /// Always "continuity".
+    check: &'static str,
+    /// The file analysed.
+    file: &'a Path,
+    /// Container and codec.
+    format: &'a str,
+    /// Samples per second per channel.
+    sample_rate_hz: u32,
+    /// Channel count.
+    channels: u16,
+    /// Length of the recording, in ms.
+    duration_ms: f64,
+    /// The limits the verdict used.
+    limits: &'a continuity::Limits,
+    /// `whole`, `degraded` or `no_stream`.
+    verdict: &'static str,
+    /// Why it is degraded (empty otherwise).
+    reasons: &'a [String],
+    /// The channel the result comes from, numbered from 1: the stream found, then the
+    /// longest, then the lowest number.
+    best_channel: u16,
+    /// The best channel's result.
+    result: &'a continuity::ContinuityReport,
+    /// Every channel's result, in channel order.
+    per_channel: Vec<&'a continuity::ContinuityReport>,
+}
+
+fn analyze_continuity(file: &Path, limits: &continuity::Limits, json: bool) -> Result<u8> {
+    if !(limits.max_drift_ppm.is_finite() && limits.max_drift_ppm >= 0.0) {
+        bail!(
+            "--max-drift-ppm {}: expected 0 or more",
+            limits.max_drift_ppm
+        );
+    }
+    if !(limits.max_level_std_db.is_finite() && limits.max_level_std_db >= 0.0) {
+        bail!(
+            "--max-level-std-db {}: expected 0 or more",
+            limits.max_level_std_db
+        );
+    }
+    let mut reader = RecordingReader::open(file)?;
+    let info = reader.info().clone();
+    let mut analyzers: Vec<continuity::Analyzer> = (0..info.channels)
+        .map(|_| continuity::Analyzer::new(info.sample_rate_hz))
+        .collect();
+    while let Some(planes) = reader.next_block()? {
+        for (a, plane) in analyzers.iter_mut().zip(planes) {
+            a.push(plane);
+        }
+    }
+    let duration_ms = reader.frames_read() as f64 * 1000.0 / f64::from(info.sample_rate_hz);
+    let reports: Vec<continuity::ContinuityReport> = analyzers
+        .into_iter()
+        .map(continuity::Analyzer::finish)
+        .collect();
+    let best_index = continuity::best(&reports);
+    let best = reports
+        .get(best_index)
+        .with_context(|| format!("{}: the recording has no channel", file.display()))?;
+    let reasons = if best.found {
+        limits.reasons(best)
+    } else {
+        Vec::new()
+    };
+    let verdict = match (best.found, reasons.is_empty()) {
+        (false, _) => "no_stream",
+        (true, true) => "whole",
+        (true, false) => "degraded",
+    };
+    let best_channel = channel_number(best_index);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = ContinuityDocument {
+            schema_version: 1,
+            check: "continuity",
+            file,
+            format: &info.format,
+            sample_rate_hz: info.sample_rate_hz,
+            channels: info.channels,
+            duration_ms,
+            limits,
+            verdict,
+            reasons: &reasons,
+            best_channel,
+            result: best,
+            per_channel: reports.iter().collect(),
+        };
+        serde_json::to_writer_pretty(&mut out, &doc).context("failed to write the report")?;
+        writeln!(out).context("failed to write the report")?;
+    } else {
+        writeln!(
+            out,
+            "{}: {}, {} Hz, {} channel(s), {:.2} s; continuity (channel {best_channel})",
+            file.display(),
+            info.format,
+            info.sample_rate_hz,
+            info.channels,
+            duration_ms / 1000.0
+        )?;
+        write_continuity(&mut out, best)?;
+        match verdict {
+            "no_stream" => writeln!(
+                out,
+                "  verdict      no stream: no {} Hz tone held for 20 ms anywhere in the \
+                 recording (was `synth --continuity` played into it?)",
+                continuity::TONE_HZ
+            )?,
+            "whole" => writeln!(out, "  verdict      whole")?,
+            _ => writeln!(out, "  verdict      degraded: {}", reasons.join("; "))?,
+        }
+    }
+    Ok(if verdict == "whole" {
+        EXIT_DETECTED
+    } else {
+        EXIT_NOT_DETECTED
+    })
+}
+
+/// Prints the human summary of one continuity analysis.
+fn write_continuity(out: &mut impl Write, r: &continuity::ContinuityReport) -> Result<()> {
+    let Some(start) = r.tone_start_ms else {
+        return Ok(());
+    };
+    let level = match (r.level_dbfs, r.level_std_db, r.level_range_dbfs) {
+        (Some(l), Some(s), Some((lo, hi))) => {
+            format!("{l:.1} dBFS peak (σ {s:.2} dB, {lo:.1} to {hi:.1})")
+        }
+        (Some(l), _, _) => format!("{l:.1} dBFS peak"),
+        _ => "-".into(),
+    };
+    writeln!(
+        out,
+        "  stream       from {start:.1} ms, {:.2} s, {level}",
+        r.tone_ms / 1000.0
+    )?;
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+    writeln!(
+        out,
+        "  drift        {}",
+        opt(r.drift_ppm, &|d| format!("{d:+.1} ppm"))
+    )?;
+    writeln!(
+        out,
+        "  error floor  {}",
+        opt(r.error_floor_db, &|e| format!("{e:.0} dB below the tone"))
+    )?;
+    if r.events.is_empty() {
+        writeln!(out, "  breaks       none")?;
+    } else {
+        writeln!(
+            out,
+            "  breaks       {} gap(s), {} glitch(es):",
+            r.count(continuity::EventKind::Gap),
+            r.count(continuity::EventKind::Glitch)
+        )?;
+        for e in &r.events {
+            match e.kind {
+                continuity::EventKind::Gap => writeln!(
+                    out,
+                    "    gap     {:.1} ms at {:.1} ms ({:.1} s into the stream), {:.0} dB deep, slip {:+.1} samples",
+                    e.length_ms, e.file_ms, e.at_ms / 1000.0, e.depth_db, e.slip_samples
+                )?,
+                continuity::EventKind::Glitch => writeln!(
+                    out,
+                    "    glitch  at {:.1} ms ({:.1} s into the stream), slip {:+.1} samples",
+                    e.file_ms, e.at_ms / 1000.0, e.slip_samples
+                )?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `analyze --json` document.

@@ -79,6 +79,11 @@ pub struct PlayRequest {
     pub seed: u64,
     /// Signature direction.
     pub direction: Direction,
+    /// Play the continuity stream this many ms long instead of the signature (seed and
+    /// direction are then unused; a probe without `continuity` in its `info` features
+    /// plays the signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuity_ms: Option<u64>,
 }
 
 /// Parameters of `record`.
@@ -90,6 +95,10 @@ pub struct RecordRequest {
     pub duration_ms: u64,
     /// Keep the recording as evidence: the reply then carries an [`EvidenceRef`] to fetch.
     pub evidence: bool,
+    /// Account for every sample of the continuity stream in the recording: the reply's
+    /// report then carries a `continuity` analysis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuity: bool,
 }
 
 /// Parameters of `listen`.
@@ -215,6 +224,10 @@ pub struct ProbeInfo {
     /// none held, or a probe that predates the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primed_input: Option<PrimedInput>,
+    /// What this probe can do beyond signatures (`continuity`: it plays the continuity
+    /// stream and analyses recordings of it); empty for a probe that predates the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// An input held open by the probe (`--prime-input`), as it stood when `info` answered.

@@ -10,7 +10,7 @@ use crate::audio::{
     RecordReport,
 };
 use crate::proto::msg::{ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest};
-use crate::signal::Signature;
+use crate::signal::{continuity, Signature};
 use crate::wav::Audio;
 
 /// How long an `info` answer is reused: many clients asking at once share one catalogue
@@ -182,6 +182,15 @@ impl Handler for DeviceHandler {
     }
 
     fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
+        if let Some(ms) = req.continuity_ms {
+            let seconds = ms as f64 / 1000.0;
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                move |rate| Ok(continuity::render(rate, seconds)),
+                cancel,
+            );
+        }
         backend::play(
             self.host,
             &req.device,
@@ -199,7 +208,15 @@ impl Handler for DeviceHandler {
             timeout: Duration::from_millis(req.duration_ms),
             keep_audio: req.evidence,
         };
-        let (report, audio) = backend::record(self.host, &req.device, &options, cancel)?;
+        let (mut report, audio) = backend::record(self.host, &req.device, &options, cancel)?;
+        if req.continuity {
+            let (_, r) = continuity::analyze_interleaved(
+                &audio.samples,
+                audio.channels,
+                audio.sample_rate_hz,
+            );
+            report.continuity = Some(Box::new(r));
+        }
         Ok((report, req.evidence.then_some(audio)))
     }
 

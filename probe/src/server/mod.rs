@@ -698,7 +698,10 @@ impl<H: Handler> Server<H> {
         let (duration, device) = match &req.body {
             RequestBody::Info => (Duration::ZERO, None),
             RequestBody::Play(p) => (
-                crate::signal::Signature::new(p.seed, p.direction).duration(),
+                match p.continuity_ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    None => crate::signal::Signature::new(p.seed, p.direction).duration(),
+                },
                 Some(format!("output `{}`", p.device)),
             ),
             RequestBody::Record(r) => (
@@ -713,7 +716,8 @@ impl<H: Handler> Server<H> {
                 (Duration::ZERO, None)
             }
         };
-        if matches!(req.body, RequestBody::Record(_) | RequestBody::Listen(_))
+        let long_play = matches!(&req.body, RequestBody::Play(p) if p.continuity_ms.is_some());
+        if (long_play || matches!(req.body, RequestBody::Record(_) | RequestBody::Listen(_)))
             && (duration.is_zero() || duration > self.config.max_capture)
         {
             let msg = format!(
@@ -902,6 +906,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         xrdp: None,
         host_config: None,
         primed_input: None,
+        features: vec![crate::signal::continuity::FEATURE.to_string()],
     }
 }
 

@@ -134,6 +134,7 @@ impl Handler for Fake {
             .collect();
         Ok((
             RecordReport {
+                continuity: None,
                 device: device("fake:in", DeviceDirection::Input),
                 format: format(rate, 2),
                 recorded_ms: d.as_secs_f64() * 1000.0,
@@ -325,6 +326,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
 
     let played = c
         .play(&PlayRequest {
+            continuity_ms: None,
             device: DeviceSelector::Default,
             seed: 1,
             direction: Direction::Output,
@@ -336,6 +338,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
     // 1 s of 48 kHz stereo: the reply carries a handle; the FLAC comes in binary chunks.
     let rec = c
         .record(&RecordRequest {
+            continuity: false,
             device: DeviceSelector::Default,
             duration_ms: 1000,
             evidence: true,
@@ -406,6 +409,7 @@ async fn device_errors_keep_their_kind() {
     let c = connect(&r.addr).await;
     let e = c
         .play(&PlayRequest {
+            continuity_ms: None,
             device: DeviceSelector::parse("none"),
             seed: 1,
             direction: Direction::Output,
@@ -840,6 +844,7 @@ async fn one_job_per_device_and_bounded_durations() {
     assert!(e.to_string().contains("60000 ms"), "{e}");
     let e = c2
         .record(&RecordRequest {
+            continuity: false,
             device: DeviceSelector::Default,
             duration_ms: 0,
             evidence: false,
@@ -1223,6 +1228,7 @@ async fn a_replayed_request_is_tampering_on_the_probe_side_and_never_runs_twice(
     let (proxy, _) = mitm(addr, Attack::None, Attack::Duplicate { at: 0 }).await;
     let c = connect(&proxy).await;
     let play = PlayRequest {
+        continuity_ms: None,
         device: DeviceSelector::Default,
         seed: 1,
         direction: Direction::Output,
@@ -1248,6 +1254,7 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
     let info = c.info().await.unwrap();
     let rec = c
         .record(&RecordRequest {
+            continuity: false,
             device: DeviceSelector::Default,
             duration_ms: 300,
             evidence: true,
@@ -1330,6 +1337,7 @@ async fn over_a_starved_link_a_reply_overtakes_the_evidence_being_streamed() {
     let t0 = Instant::now();
     let rec = c
         .record(&RecordRequest {
+            continuity: false,
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,
@@ -1390,6 +1398,7 @@ async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
     let r = start(Fake::new(Duration::ZERO), cfg).await;
     let c = connect(&r.addr).await;
     let req = RecordRequest {
+        continuity: false,
         device: DeviceSelector::Default,
         duration_ms: 50,
         evidence: true,
@@ -1429,6 +1438,7 @@ async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_conne
     let c = connect(&proxy).await;
     let rec = c
         .record(&RecordRequest {
+            continuity: false,
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,

@@ -21,6 +21,7 @@
 //! A stale signature from an earlier run or another seed does not match: the detector
 //! looks for this exact sequence.
 
+pub mod continuity;
 pub mod impair;
 
 use std::f64::consts::PI;
