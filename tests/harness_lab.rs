@@ -151,33 +151,35 @@ fn avd_defaults_lab_matrix() {
 
 #[test]
 fn a_starved_link_breaks_the_continuity_stream_and_says_where() {
-    // 1000 kbit/s carries the signature (short) but not a 5 s stream at the tunnel's
-    // rate: the stream arrives with gaps, each with its place.
-    let lab = Lab::up(&[
-        "--output",
-        "client",
-        "--capture",
-        "none",
-        "--rate-kbit",
-        "1000",
-    ])
-    .unwrap();
+    // 1000 kbit/s (below the tunnel's stream) carries the signature (short), but the 5 s
+    // stream arrives with gaps (measured: 12-15 gaps of 130-170 ms, the stream stretched to
+    // 5.5-5.9 s), each with its place. Loss is not a fixed case on the tunnel's TCP link:
+    // 5 % gave 15, 2, 0 and 1 gaps in four runs, 1 % 13 and 0 (BENCHMARKS.md).
+    let impair = ["--rate-kbit", "1000"];
+    let mut args = vec!["--output", "client", "--capture", "none"];
+    args.extend(impair);
+    let lab = Lab::up(&args).unwrap();
     let _local = lab.serve(Host::Client, TOKEN).unwrap();
     let _remote = lab.serve(Host::Session, TOKEN).unwrap();
     let out = tempfile::tempdir().unwrap();
     let (r, report) = run(&lab, &[scenario("avd-continuity")], out.path());
     let checks = report["scenarios"][0]["checks"].as_array().unwrap();
     let c = &checks[1];
-    assert_eq!(c["check"], "continuity", "{report:#}");
-    assert_eq!(c["verdict"], "fail", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c["check"], "continuity", "{impair:?}: {report:#}");
+    eprintln!("{impair:?}: {}", c["cause"]);
+    assert_eq!(
+        c["verdict"], "fail",
+        "{impair:?}: {}\n{}",
+        r.stdout, r.stderr
+    );
     let o = &c["observation"];
     assert_eq!(o["kind"], "continuity");
-    assert_eq!(o["found"], true, "{o:#}");
+    assert_eq!(o["found"], true, "{impair:?}: {o:#}");
     let breaks = o["gaps"].as_u64().unwrap() + o["glitches"].as_u64().unwrap();
-    assert!(breaks > 0, "{o:#}");
+    assert!(breaks > 0, "{impair:?}: {o:#}");
     assert!(!o["breaks"].as_array().unwrap().is_empty(), "{o:#}");
     assert!(c["cause"].as_str().unwrap().contains("degraded"), "{c:#}");
-    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.code, Some(1), "{impair:?}: {r:?}");
     // The recording is kept for a failed check.
     assert!(out.path().join("evidence").read_dir().unwrap().count() >= 1);
 }

@@ -22,6 +22,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 /// File stem -> (output, capture) the policy engine must derive.
 const EXPECTED: &[(&str, O, C)] = &[
     ("avd-defaults", O::Client, C::Blocked),
+    ("avd-continuity", O::Client, C::Blocked),
     ("avd-play-on-remote-computer", O::Session, C::Blocked),
     ("avd-do-not-play", O::None, C::Blocked),
     ("avd-microphone-enabled", O::Client, C::Redirected),

@@ -156,7 +156,13 @@ impl Running {
             |r: &Running| String::from_utf8_lossy(&r.stderr.lock().expect("stderr")).into_owned();
         while std::time::Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(50));
+                // The reader thread may not have taken the last words yet: give it 1 s.
+                for _ in 0..20 {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if !stderr(self).is_empty() {
+                        break;
+                    }
+                }
                 bail!(
                     "{what} exited before it was ready ({status}); stderr: {}",
                     stderr(self)

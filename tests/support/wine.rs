@@ -81,14 +81,25 @@ impl WineHost<'_> {
     /// Starts `earshot-probe.exe serve` on the host's lab address (as [`Lab::serve`]:
     /// the session host on 10.77.0.2:7702) with `token`, and waits until it accepts
     /// connections from the client host. Killed when the returned value drops.
+    ///
+    /// Once, under a loaded machine, the exe exited with status 1 before listening and said
+    /// nothing (Wine's own messages are off: WINEDEBUG=-all), where the probe always says
+    /// why it stops: such a start is tried once more, and the first failure is printed.
     pub fn serve(&self, token: &str) -> Result<Running> {
         let addr = agent_addr(self.host);
-        let mut cmd = self.probe(&["--host", "wasapi", "serve", "--listen", addr]);
-        cmd.env("EARSHOT_TOKEN", token);
-        self.lab.wait_serving(
-            Running::start(cmd),
-            &format!("the Windows probe in the {} on {addr}", self.host.name()),
-            addr,
-        )
+        let what = format!("the Windows probe in the {} on {addr}", self.host.name());
+        let start = || {
+            let mut cmd = self.probe(&["--host", "wasapi", "serve", "--listen", addr]);
+            cmd.env("EARSHOT_TOKEN", token);
+            self.lab.wait_serving(Running::start(cmd), &what, addr)
+        };
+        match start() {
+            Err(e) if e.to_string().ends_with("stderr: ") => {
+                eprintln!("{e}; starting it once more");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                start()
+            }
+            r => r,
+        }
     }
 }
