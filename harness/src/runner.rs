@@ -267,7 +267,13 @@ fn host_settings(i: &ProbeInfo) -> Vec<String> {
 /// What the session host has for check `c`, as a fact to put next to the verdict, held
 /// against what the scenario says was rolled out: a switch the scenario sets that the
 /// host does not have means the rollout did not reach the host.
+///
+/// Only for the xrdp product: a Windows or AVD scenario's verdict does not rest on an
+/// xrdp.ini the host happens to have (it stays in the probe's summary).
 fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
+    if s.product != Product::Xrdp {
+        return None;
+    }
     let x = remote.xrdp.as_ref().filter(|x| x.error.is_none())?;
     let said = s.policy.xrdp.clone().unwrap_or_default();
     // allow_channels governs both directions; each has its own channel switch.

@@ -333,6 +333,8 @@ impl Observation {
                     heard_ms / 1000.0
                 );
                 if let Some(d) = drift_ppm {
+                    // No "-0": a drift that rounds to zero reads +0.
+                    let d = if d.abs() < 0.5 { 0.0 } else { *d };
                     s += &format!(", drift {d:+.0} ppm");
                 }
                 if let Some(l) = level_std_db {

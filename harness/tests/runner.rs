@@ -1073,6 +1073,26 @@ async fn an_xrdp_host_without_the_rolled_out_switch_is_named_as_such() {
     assert!(hosts[0].contains("/etc/xrdp/xrdp.ini"), "{hosts:?}");
 }
 
+#[tokio::test]
+async fn an_xrdp_ini_on_the_host_is_no_cause_in_an_avd_scenario() {
+    let mut rig = Rig::redirected();
+    rig.remote_xrdp = Some(earshot_probe::proto::msg::XrdpSettings {
+        path: "/etc/xrdp/xrdp.ini".into(),
+        rdpsnd: Some(true),
+        ..Default::default()
+    });
+    let o = rig
+        .run("avd", "[policy.rdp]\nproperties = \"audiocapturemode:i:1\"")
+        .await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    for i in [0, 1] {
+        assert!(!o.cause(i).contains("xrdp.ini"), "{}", o.cause(i));
+    }
+    // The host's facts stay in the probe's summary.
+    let hosts = &o.run.scenarios[0].probes[1].host_settings;
+    assert!(hosts[0].contains("/etc/xrdp/xrdp.ini"), "{hosts:?}");
+}
+
 /// A Windows session host whose policy key holds `cam` and `capture` (None: absent),
 /// written `written_after_boot_ms` after its boot (negative: before).
 fn windows_host(
