@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::policy::{self, Expectation, PolicyError};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
-use crate::scenario::{Check, OutputExpect, ProbeSpec, Product, Scenario, ScenarioError};
+use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
 use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
 
 /// How a run is done.
@@ -1045,7 +1045,14 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
     let rig_faults: Vec<(Check, Observation)> = s
         .checks
         .iter()
-        .filter_map(|c| rig_preflight(s, &local, *c).map(|o| (*c, o)))
+        .filter_map(|c| {
+            // Continuity needs the rig of its path's check.
+            let needs = match c {
+                Check::Continuity => s.continuity.check(),
+                c => *c,
+            };
+            rig_preflight(s, &local, needs).map(|o| (*c, o))
+        })
         .collect();
     for (c, o) in &rig_faults {
         warnings.push(format!(
@@ -1178,9 +1185,11 @@ const STREAM_TAIL: Duration = Duration::from_millis(1500);
 /// Less of the stream than played, beyond this, is a stream cut short.
 const STREAM_CUT: Duration = Duration::from_millis(300);
 
-/// The continuity check: the session plays the continuity stream on its output, the client
-/// records its loopback, the local probe accounts for every sample, and the scenario's
-/// `[continuity]` limits judge it. Runs alone: it holds the devices of the output check.
+/// The continuity check: one side plays the continuity stream on its path (output: the
+/// session's output, recorded on the client's loopback; capture: the client's microphone
+/// feed, recorded on the session's input), the recording probe accounts for every sample,
+/// and the scenario's `[continuity]` limits judge it. Runs alone, after the other checks:
+/// it holds the devices of the check of its path.
 async fn continuity_check(
     s: &Scenario,
     e: &Expectation,
@@ -1192,8 +1201,10 @@ async fn continuity_check(
     let started = Instant::now();
     let (observation, reasons, evidence) =
         measure_continuity(s, e, (local, remote), rig_fault).await;
-    let mut judgement = crate::verdict::judge_continuity(&e.output, &observation, &reasons);
-    if let Some(fact) = host_fact(s, &remote.info, Check::Continuity) {
+    let path = s.continuity.check();
+    let mut judgement =
+        crate::verdict::judge_continuity(path, &e.output, &e.capture, &observation, &reasons);
+    if let Some(fact) = host_fact(s, &remote.info, path) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }
     CheckOutcome {
@@ -1217,10 +1228,11 @@ async fn measure_continuity(
     rig_fault: Option<Observation>,
 ) -> (Observation, Vec<String>, Option<EvidenceAt>) {
     let nothing = |o: Observation| (o, Vec::new(), None);
-    if e.output.value != OutputExpect::Client {
+    let path = s.continuity.check();
+    if !needs_sound(path, e.output.value, e.capture.value) {
         return nothing(Observation::Error {
             side: Side::Session,
-            detail: "not measured: the policy does not redirect output".into(),
+            detail: format!("not measured: the policy does not redirect {path}"),
         });
     }
     if let Some(fault) = rig_fault {
@@ -1242,9 +1254,28 @@ async fn measure_continuity(
             });
         }
     }
+    let feed = s.probes.local.mic_feed.as_deref().unwrap_or("default");
+    // (player, its device, recorder, its device); a capture path's recorder waits for the
+    // on-demand microphone channel before the stream starts.
+    let (player, play_on, recorder, record_on, lead) = match path {
+        Check::Capture => (
+            local,
+            feed,
+            remote,
+            s.probes.remote.input.as_str(),
+            STREAM_LEAD.max(s.timeouts.channel_open + Duration::from_millis(500)),
+        ),
+        _ => (
+            remote,
+            s.probes.remote.output.as_str(),
+            local,
+            s.probes.local.output_loopback.as_str(),
+            STREAM_LEAD,
+        ),
+    };
     let stream = s.continuity.duration;
-    let record = STREAM_LEAD + stream + s.timeouts.latency + STREAM_TAIL;
-    for (p, needs, what) in [(local, record, "record"), (remote, stream, "play")] {
+    let record = lead + stream + s.timeouts.latency + STREAM_TAIL;
+    for (p, needs, what) in [(recorder, record, "record"), (player, stream, "play")] {
         if needs.as_millis() as u64 > p.info.max_capture_ms {
             return nothing(Observation::Error {
                 side: p.side,
@@ -1261,39 +1292,43 @@ async fn measure_continuity(
         }
     }
     let record_req = RecordRequest {
-        device: DeviceSelector::parse(&s.probes.local.output_loopback),
+        device: DeviceSelector::parse(record_on),
         duration_ms: record.as_millis() as u64,
         evidence: true,
         continuity: true,
     };
     let play_req = PlayRequest {
-        device: DeviceSelector::parse(&s.probes.remote.output),
+        device: DeviceSelector::parse(play_on),
         seed: 0,
-        direction: Direction::Output,
+        direction: match path {
+            Check::Capture => Direction::Capture,
+            _ => Direction::Output,
+        },
         continuity_ms: Some(stream.as_millis() as u64),
     };
-    let recording = local.client.record(&record_req);
+    let recording = recorder.client.record(&record_req);
     let playing = async {
-        tokio::time::sleep(STREAM_LEAD).await;
-        remote.client.play(&play_req).await
+        tokio::time::sleep(lead).await;
+        player.client.play(&play_req).await
     };
     let (recorded, played) = tokio::join!(recording, playing);
     let recorded = match (played, recorded) {
-        (Err(e), _) => return nothing(failed(remote, "play", &s.probes.remote.output, &e)),
-        (_, Err(e)) => {
-            return nothing(failed(local, "record", &s.probes.local.output_loopback, &e))
-        }
+        (Err(e), _) => return nothing(failed(player, "play", play_on, &e)),
+        (_, Err(e)) => return nothing(failed(recorder, "record", record_on, &e)),
         (Ok(_), Ok(r)) => r,
     };
     let evidence = recorded.evidence.map(|handle| EvidenceAt {
-        client: local.client.clone(),
+        client: recorder.client.clone(),
         handle,
     });
     let Some(c) = recorded.report.continuity else {
         return (
             Observation::Error {
-                side: Side::Client,
-                detail: "the local probe recorded but returned no continuity analysis".into(),
+                side: recorder.side,
+                detail: format!(
+                    "the {} probe recorded but returned no continuity analysis",
+                    recorder.role
+                ),
             },
             Vec::new(),
             evidence,
@@ -1314,7 +1349,7 @@ async fn measure_continuity(
     }
     use earshot_probe::signal::continuity::EventKind;
     let observation = Observation::Continuity {
-        side: Side::Client,
+        side: recorder.side,
         found: c.found,
         played_ms,
         heard_ms: c.tone_ms,

@@ -39,6 +39,7 @@
 //! channel_open = "2500ms"               # silence window: an on-demand mic channel opening
 //!
 //! [continuity]                          # for checks = [..., "continuity"] (opt-in)
+//! path = "output"                       # output | capture
 //! duration = "10s"                      # the stream, 1s to 10min
 //! max_breaks = 0                        # gaps + glitches a whole stream may have
 //! max_drift_ppm = 1000.0
@@ -683,6 +684,11 @@ pub struct Scenario {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContinuitySpec {
+    /// Which path carries the stream: `output` (the session plays, the client's loopback
+    /// records; default) or `capture` (the client's microphone feed plays, the session's
+    /// input records).
+    #[serde(default)]
+    pub path: StreamPath,
     /// How long the stream plays (a duration; default 10s, 1s to 10min; the probes'
     /// `--max-capture-secs` must allow it plus 3 s).
     #[serde(with = "humantime_serde", default = "default_stream")]
@@ -697,6 +703,17 @@ pub struct ContinuitySpec {
     /// Largest standard deviation of the stream's level, in dB (default 3).
     #[serde(default = "default_max_level_std_db")]
     pub max_level_std_db: f64,
+}
+
+/// The path a continuity stream takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamPath {
+    /// Session output to the client.
+    #[default]
+    Output,
+    /// Client microphone to the session.
+    Capture,
 }
 
 fn default_stream() -> Duration {
@@ -714,6 +731,7 @@ fn default_max_level_std_db() -> f64 {
 impl Default for ContinuitySpec {
     fn default() -> ContinuitySpec {
         ContinuitySpec {
+            path: StreamPath::Output,
             duration: default_stream(),
             max_breaks: 0,
             max_drift_ppm: default_max_drift_ppm(),
@@ -723,6 +741,14 @@ impl Default for ContinuitySpec {
 }
 
 impl ContinuitySpec {
+    /// The signature check of the same path: its policy, host settings and rig apply.
+    pub fn check(&self) -> Check {
+        match self.path {
+            StreamPath::Output => Check::Output,
+            StreamPath::Capture => Check::Capture,
+        }
+    }
+
     /// The limits as the probe's analysis takes them.
     pub fn limits(&self) -> earshot_probe::signal::continuity::Limits {
         earshot_probe::signal::continuity::Limits {
@@ -952,7 +978,10 @@ impl Scenario {
                 ));
             }
         }
-        if self.checks.contains(&Check::Capture) && self.probes.local.mic_feed.is_none() {
+        let plays_into_mic = self.checks.contains(&Check::Capture)
+            || (self.checks.contains(&Check::Continuity)
+                && self.continuity.path == StreamPath::Capture);
+        if plays_into_mic && self.probes.local.mic_feed.is_none() {
             return Err(self.invalid(
                 "probes.local.mic_feed",
                 "the capture check plays into the client's microphone: name the device that \

@@ -628,37 +628,57 @@ pub fn judge(
     }
 }
 
-/// Judges a continuity observation: the stream must arrive whole where output is
-/// redirected; `reasons` are the limits it broke (empty: whole).
+/// Judges a continuity observation on `path` (output or capture): the stream must arrive
+/// whole where the policy redirects that path; `reasons` are the limits it broke (empty:
+/// whole).
 pub fn judge_continuity(
+    path: Check,
     output: &Decision<OutputExpect>,
+    capture: &Decision<CaptureExpect>,
     observed: &Observation,
     reasons: &[String],
 ) -> Judgement {
-    let expected = expected_words(Check::Continuity, output.value, CaptureExpect::Blocked);
+    let redirected = needs_sound(path, output.value, capture.value);
+    let (expected, by) = match (path, redirected) {
+        (Check::Capture, true) => (
+            "the microphone heard in the session, whole",
+            &capture.decided_by,
+        ),
+        (Check::Capture, false) => (
+            "nothing to measure: the microphone is not redirected",
+            &capture.decided_by,
+        ),
+        (_, true) => ("heard on the client, whole", &output.decided_by),
+        (_, false) => (
+            "nothing to measure: output is not redirected",
+            &output.decided_by,
+        ),
+    };
     let head = format!(
-        "expected {expected} ({}); observed {}",
-        output.decided_by,
+        "expected {expected} ({by}); observed {}",
         observed.describe()
     );
     let j = |verdict, what: String| Judgement {
         verdict,
         cause: format!("{head}: {what}"),
     };
-    if output.value != OutputExpect::Client {
+    if !redirected {
         return j(
             Verdict::Inconclusive,
-            "the policy does not redirect output, so there is no stream to keep whole; the \
-             output check proves the block: remove continuity from this scenario's checks"
-                .into(),
+            format!(
+                "the policy does not redirect this path, so there is no stream to keep whole; \
+                 the {} check proves the block: remove continuity from this scenario's checks",
+                path
+            ),
         );
     }
     match observed {
         Observation::Continuity { found: false, .. } => j(
             Verdict::Inconclusive,
-            "nothing like the stream arrived, so its continuity cannot be measured; see the \
-             output check for whether output is redirected at all"
-                .into(),
+            format!(
+                "nothing like the stream arrived, so its continuity cannot be measured; see \
+                 the {path} check for whether the path is redirected at all"
+            ),
         ),
         Observation::Continuity { .. } if reasons.is_empty() => j(
             Verdict::Pass,

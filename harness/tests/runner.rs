@@ -1337,3 +1337,36 @@ async fn continuity_where_output_is_blocked_is_inconclusive_and_says_to_remove_i
     assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
     assert!(o.cause(1).contains("remove continuity"), "{}", o.cause(1));
 }
+
+#[tokio::test]
+async fn continuity_on_the_capture_path_is_recorded_in_the_session() {
+    let policy = format!(
+        "{}path = \"capture\"\n[policy.rdp]\nproperties = \"audiocapturemode:i:1\"\n",
+        CONTINUITY.replace("\"output\", \"continuity\"", "\"capture\", \"continuity\"")
+    );
+    let o = Rig::redirected().run("avd", &policy).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    assert!(
+        o.cause(1)
+            .starts_with("expected the microphone heard in the session, whole"),
+        "{}",
+        o.cause(1)
+    );
+    let c = &o.run.scenarios[0].checks[1];
+    assert_eq!(
+        c.observation.side().to_string(),
+        "the session",
+        "{:?}",
+        c.observation
+    );
+    // The AVD default does not redirect the microphone: nothing to measure.
+    let policy = CONTINUITY.replace("\"output\", \"continuity\"", "\"capture\", \"continuity\"")
+        + "path = \"capture\"\n";
+    let o = Rig::redirected().run("avd", &policy).await;
+    assert_eq!(o.verdicts()[1], Inconclusive, "{}", o.cause(1));
+    assert!(
+        o.cause(1).contains("the capture check proves the block"),
+        "{}",
+        o.cause(1)
+    );
+}

@@ -23,6 +23,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 const EXPECTED: &[(&str, O, C)] = &[
     ("avd-defaults", O::Client, C::Blocked),
     ("avd-continuity", O::Client, C::Blocked),
+    ("avd-continuity-capture", O::Client, C::Redirected),
     ("avd-play-on-remote-computer", O::Session, C::Blocked),
     ("avd-do-not-play", O::None, C::Blocked),
     ("avd-microphone-enabled", O::Client, C::Redirected),
