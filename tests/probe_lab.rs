@@ -268,3 +268,60 @@ fn two_plays_at_once_on_different_sinks_of_one_probe_both_play() {
         assert_eq!(micfeed.device.id, "pulseaudio:micfeed");
     });
 }
+
+#[test]
+fn a_primed_input_is_held_open_and_reported_and_a_missing_one_is_said() {
+    use earshot_probe::proto::auth::Token;
+    use earshot_probe::proto::client::{Client, ClientConfig};
+    use earshot_probe::proto::msg::PrimedInput;
+
+    const TOKEN: &str = "probe-lab-token-0123456789abcdef";
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let (_held, held_addr) = lab
+        .serve_mgmt_with(Host::Session, 7702, TOKEN, &["--prime-input", "rdp-mic"])
+        .unwrap();
+    let (_missing, missing_addr) = lab
+        .serve_mgmt_with(Host::Client, 7701, TOKEN, &["--prime-input", "no-such-mic"])
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // What `info` says of the primed input, asked until `done` or 10 s.
+    let primed = |addr: &str, done: &dyn Fn(&PrimedInput) -> bool| -> PrimedInput {
+        rt.block_on(async {
+            let token = Token::new(TOKEN, "the test").unwrap();
+            let client = Client::connect(addr, Some(&token), &ClientConfig::default())
+                .await
+                .unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let p = client
+                    .info()
+                    .await
+                    .unwrap()
+                    .primed_input
+                    .expect("primed_input");
+                if done(&p) || std::time::Instant::now() > until {
+                    return p;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    // The session's microphone: held, and held longer at each answer.
+    let first = primed(&held_addr, &|p| p.open_ms.is_some());
+    assert_eq!(first.device, "rdp-mic");
+    assert_eq!(first.error, None, "{first:?}");
+    let open = first.open_ms.expect("the input delivers audio");
+    let later = primed(&held_addr, &|p| p.open_ms.unwrap_or(0) >= open + 1000);
+    assert!(
+        later.open_ms.unwrap_or(0) >= open + 1000,
+        "{first:?} then {later:?}"
+    );
+    // A device the client does not have: said, and the probe still serves.
+    let missing = primed(&missing_addr, &|p| p.error.is_some());
+    assert_eq!(missing.open_ms, None, "{missing:?}");
+    let error = missing.error.unwrap_or_default();
+    assert!(error.contains("no-such-mic"), "{error}");
+}

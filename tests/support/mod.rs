@@ -500,12 +500,24 @@ impl Lab {
     /// `port`, and waits until the root namespace reaches it over the management network.
     /// Returns the probe and the address to dial.
     pub fn serve_mgmt(&self, host: Host, port: u16, token: &str) -> Result<(Running, String)> {
+        self.serve_mgmt_with(host, port, token, &[])
+    }
+
+    /// [`Lab::serve_mgmt`] with `extra` options for `serve` (e.g. `--prime-input`).
+    pub fn serve_mgmt_with(
+        &self,
+        host: Host,
+        port: u16,
+        token: &str,
+        extra: &[&str],
+    ) -> Result<(Running, String)> {
         let ns = self.netns(host)?;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{ns}"))
             .arg(probe_bin())
             .args(["--host", "pulseaudio", "serve", "--listen"])
             .arg(format!("0.0.0.0:{port}"))
+            .args(extra)
             .env("PULSE_SERVER", self.pulse_server(host))
             .env("EARSHOT_TOKEN", token);
         let mut running = Running::start(cmd);
