@@ -262,10 +262,11 @@ fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
 #[test]
 fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     // Both directions redirected (audiomode 0, audiocapturemode 1); xfreerdp is killed
-    // half a second into `earshot run`, before the session's microphone channel opens
-    // (1.5-2 s after the session starts recording). Output may already have been heard
-    // (then its pass is the truth); capture cannot have been: it must not pass, and the
-    // run must end within its bound (a second listen of 10 s and the rig's proof).
+    // half a second into `earshot run`, usually before the session's microphone channel
+    // opens (1.5-2 s after the session starts recording). Output may already have been
+    // heard (then its pass is the truth); capture may pass only on audio that left the
+    // client before the kill, and the run must end within its bound (a second listen of
+    // 10 s and the rig's proof).
     let _one = RdpLab::lock();
     let lab = RdpLab::new().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -276,11 +277,25 @@ fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     lab.probe_with(RdpHost::Session, TOKEN, &[]).unwrap();
     let running = start_run(&lab, &file, out.path());
     std::thread::sleep(Duration::from_millis(500));
+    let killed_unix_ms = earshot_probe::unix_ms();
     lab.kill("xfreerdp").unwrap();
     let (r, report) = finish_run(running, out.path());
     let capture = &report["scenarios"][0]["checks"][1];
     assert_eq!(capture["check"], "capture");
-    assert_ne!(capture["verdict"], "pass", "{capture:#}");
-    assert_ne!(r.code, Some(0), "{r:?}");
+    if capture["verdict"] == "pass" {
+        // A fresh connection sometimes has the channel open at once (seen once in CI:
+        // heard after 887 ms). A pass is then the truth only if what was heard left the
+        // client before it died: no new audio arrives after the kill, and what was in
+        // flight is in the session within 1.5 s.
+        let heard_unix_ms =
+            capture["started_unix_ms"].as_f64().unwrap() + capture["duration_ms"].as_f64().unwrap();
+        assert!(
+            heard_unix_ms <= killed_unix_ms + 1500.0,
+            "capture passed {:.0} ms after the client was killed: {capture:#}",
+            heard_unix_ms - killed_unix_ms
+        );
+    } else {
+        assert_ne!(r.code, Some(0), "{r:?}");
+    }
     assert!(r.elapsed < Duration::from_secs(30), "{r:?}");
 }
