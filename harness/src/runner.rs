@@ -1321,6 +1321,24 @@ async fn measure_continuity(
         client: recorder.client.clone(),
         handle,
     });
+    // Audio the recorder itself lost (its ring overflowed, the device reported an xrun)
+    // would read as gaps of the path: the client rig's fault, not the session's.
+    let health = &recorded.report.health;
+    if health.dropped_samples > 0 || health.xruns > 0 {
+        return (
+            Observation::Error {
+                side: recorder.side,
+                detail: format!(
+                    "the {} probe's recording of `{record_on}` itself lost audio ({} samples \
+                     dropped, {} xruns): its breaks cannot be put on the path; run again on a \
+                     less loaded machine",
+                    recorder.role, health.dropped_samples, health.xruns
+                ),
+            },
+            Vec::new(),
+            evidence,
+        );
+    }
     let Some(c) = recorded.report.continuity else {
         return (
             Observation::Error {
@@ -1385,26 +1403,25 @@ async fn run_checks(
     rig_faults: &[(Check, Observation)],
     seed: u64,
 ) -> Vec<CheckOutcome> {
+    let fault_for = |c: Check| {
+        rig_faults
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, o)| o.clone())
+    };
     let one = |c: Check, seed: u64| async move {
         if !s.checks.contains(&c) {
             return None;
         }
-        let fault = rig_faults
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, o)| o.clone());
-        Some(check(c, s, e, probes, fault, seed).await)
+        Some(check(c, s, e, probes, fault_for(c), seed).await)
     };
     let (o, c) = tokio::join!(
         one(Check::Output, seed),
         one(Check::Capture, seed.wrapping_add(1))
     );
-    // Continuity holds the output path's devices for seconds: after the others.
+    // Continuity holds its path's devices for seconds: after the others.
     let stream = if s.checks.contains(&Check::Continuity) {
-        let fault = rig_faults
-            .iter()
-            .find(|(k, _)| *k == Check::Continuity)
-            .map(|(_, o)| o.clone());
+        let fault = fault_for(Check::Continuity);
         Some(continuity_check(s, e, probes, fault, seed.wrapping_add(2)).await)
     } else {
         None

@@ -167,34 +167,24 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
         OfflineCommand::Synth {
             seed,
             direction,
-            continuity: Some(seconds),
+            continuity,
             rate,
             lead_ms,
             tail_ms,
             encoding,
             output,
-        } => {
-            let _ = (seed, direction);
-            synth_continuity(seconds, rate, lead_ms, tail_ms, encoding, &output)
-        }
-        OfflineCommand::Synth {
-            seed,
-            direction,
-            continuity: None,
-            rate,
-            lead_ms,
-            tail_ms,
-            encoding,
-            output,
-        } => synth(
-            seed.context("--seed is required")?,
-            direction.context("--direction is required")?.into(),
-            rate,
-            lead_ms,
-            tail_ms,
-            encoding,
-            &output,
-        ),
+        } => match continuity {
+            Some(seconds) => synth_continuity(seconds, rate, lead_ms, tail_ms, encoding, &output),
+            None => synth(
+                seed.context("--seed is required")?,
+                direction.context("--direction is required")?.into(),
+                rate,
+                lead_ms,
+                tail_ms,
+                encoding,
+                &output,
+            ),
+        },
         OfflineCommand::Analyze {
             file,
             check: Some(CheckArg::Continuity),
@@ -404,17 +394,12 @@ fn analyze_continuity(file: &Path, limits: &continuity::Limits, json: bool) -> R
             result: best,
             per_channel: reports.iter().collect(),
         };
-        serde_json::to_writer_pretty(&mut out, &doc).context("failed to write the report")?;
-        writeln!(out).context("failed to write the report")?;
+        write_json(&mut out, &doc)?;
     } else {
         writeln!(
             out,
-            "{}: {}, {} Hz, {} channel(s), {:.2} s; continuity (channel {best_channel})",
-            file.display(),
-            info.format,
-            info.sample_rate_hz,
-            info.channels,
-            duration_ms / 1000.0
+            "{}; continuity (channel {best_channel})",
+            describe_recording(file, &info, duration_ms)
         )?;
         write_continuity(&mut out, best)?;
         match verdict {
@@ -433,6 +418,29 @@ fn analyze_continuity(file: &Path, limits: &continuity::Limits, json: bool) -> R
     } else {
         EXIT_NOT_DETECTED
     })
+}
+
+/// `FILE: format, rate, channels, length`: the first line of `analyze`'s text.
+fn describe_recording(
+    file: &Path,
+    info: &earshot_probe::recording::RecordingInfo,
+    duration_ms: f64,
+) -> String {
+    format!(
+        "{}: {}, {} Hz, {} channel(s), {:.2} s",
+        file.display(),
+        info.format,
+        info.sample_rate_hz,
+        info.channels,
+        duration_ms / 1000.0
+    )
+}
+
+/// One JSON document, pretty, and a newline.
+fn write_json(out: &mut impl Write, doc: &impl Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc).context("failed to write the report")?;
+    writeln!(out).context("failed to write the report")?;
+    Ok(())
 }
 
 /// Prints the human summary of one continuity analysis.
@@ -572,17 +580,12 @@ fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u
                 })
                 .collect(),
         };
-        serde_json::to_writer_pretty(&mut out, &report).context("failed to write the report")?;
-        writeln!(out).context("failed to write the report")?;
+        write_json(&mut out, &report)?;
     } else {
         writeln!(
             out,
-            "{}: {}, {} Hz, {} channel(s), {:.2} s; looking for seed {seed} ({direction})",
-            file.display(),
-            info.format,
-            info.sample_rate_hz,
-            info.channels,
-            duration_ms / 1000.0
+            "{}; looking for seed {seed} ({direction})",
+            describe_recording(file, &info, duration_ms)
         )?;
         write_analysis(&mut out, &best)?;
         if info.channels > 1 {

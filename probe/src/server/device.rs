@@ -50,10 +50,14 @@ impl Primer {
         let cancel = CancelFlag::new();
         let selector = DeviceSelector::parse(device);
         let (st, stop) = (Arc::clone(&state), cancel.clone());
-        let set = move |st: &Mutex<PrimerState>, since: Option<Instant>, error: Option<String>| {
+        // Open: since now, no error. Closed: no `since`, and the error if there was one
+        // (a cancelled hold keeps the last error, which is still the last thing that failed).
+        let set = |st: &Mutex<PrimerState>, since: Option<Instant>, error: Option<String>| {
             if let Ok(mut s) = st.lock() {
                 s.since = since;
-                if error.is_some() || since.is_some() {
+                if since.is_some() {
+                    s.error = None;
+                } else if error.is_some() {
                     s.error = error;
                 }
             }

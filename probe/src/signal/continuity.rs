@@ -71,13 +71,10 @@ pub fn analyze_interleaved(
             a.push(&plane);
         }
     }
-    let reports: Vec<ContinuityReport> = analyzers.into_iter().map(Analyzer::finish).collect();
+    let mut reports: Vec<ContinuityReport> = analyzers.into_iter().map(Analyzer::finish).collect();
+    // At least one channel was analysed (n >= 1).
     let best = best(&reports);
-    let report = reports
-        .into_iter()
-        .nth(best)
-        .unwrap_or_else(|| Analyzer::new(rate_hz).finish());
-    (best, report)
+    (best, reports.swap_remove(best))
 }
 
 /// The best of several channels' reports (index from 0): the stream found, then the
