@@ -23,6 +23,7 @@
 
 pub mod continuity;
 pub mod impair;
+pub mod quality;
 
 use std::f64::consts::PI;
 use std::fmt;
