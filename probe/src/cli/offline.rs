@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use earshot_probe::analysis::{channel_number, Analysis, ChannelAnalysis, ChannelDetectors};
 use earshot_probe::recording::RecordingReader;
-use earshot_probe::signal::{continuity, impair, Direction, Signature};
+use earshot_probe::signal::{continuity, impair, quality, Direction, Signature};
 use earshot_probe::wav::{self, Audio, WavEncoding};
 use serde::Serialize;
 
@@ -36,6 +36,25 @@ impl From<DirectionArg> for Direction {
 /// A check whose stream `analyze` reads, as typed.
 pub enum CheckArg {
     Continuity,
+    Quality,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+/// A quality class as typed.
+pub enum ClassArg {
+    High,
+    Medium,
+    Low,
+}
+
+impl From<ClassArg> for quality::QualityClass {
+    fn from(c: ClassArg) -> quality::QualityClass {
+        match c {
+            ClassArg::High => quality::QualityClass::High,
+            ClassArg::Medium => quality::QualityClass::Medium,
+            ClassArg::Low => quality::QualityClass::Low,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -50,19 +69,23 @@ pub enum EncodingArg {
 pub enum OfflineCommand {
     /// Writes a signature to a WAV file.
     #[command(
-        after_help = "Examples:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav\n  earshot-probe synth --continuity 600 -o stream.wav"
+        after_help = "Examples:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav\n  earshot-probe synth --continuity 600 -o stream.wav\n  earshot-probe synth --quality --lead-ms 200 -o quality.wav"
     )]
     Synth {
         /// The seed the signature is derived from.
-        #[arg(long, required_unless_present = "continuity")]
+        #[arg(long, required_unless_present_any = ["continuity", "quality"])]
         seed: Option<u64>,
         /// Which check's alphabet to use.
-        #[arg(long, value_enum, required_unless_present = "continuity")]
+        #[arg(long, value_enum, required_unless_present_any = ["continuity", "quality"])]
         direction: Option<DirectionArg>,
         /// Write the continuity stream instead, this many seconds long (a 1987 Hz tone at
         /// -6 dBFS; `analyze --check continuity` accounts for every sample of it).
         #[arg(long, conflicts_with_all = ["seed", "direction"], value_name = "SECONDS")]
         continuity: Option<f64>,
+        /// Write the quality probe signal instead (1.15 s: 17 tones from 257 Hz to 19 kHz,
+        /// silence, the tones 20 dB lower; `analyze --check quality` measures it).
+        #[arg(long, conflicts_with_all = ["seed", "direction", "continuity"])]
+        quality: bool,
         /// Sample rate in Hz (8000 to 192000).
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
@@ -80,9 +103,10 @@ pub enum OfflineCommand {
         output: PathBuf,
     },
     /// Looks for a signature in a recording, or with `--check continuity` accounts for the
-    /// continuity stream (every channel; the best is reported).
+    /// continuity stream, or with `--check quality` measures the quality probe signal (every
+    /// channel; the best is reported).
     #[command(
-        after_help = "Examples:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n  earshot-probe analyze stream.wav --check continuity --max-breaks 2\n\n\
+        after_help = "Examples:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n  earshot-probe analyze stream.wav --check continuity --max-breaks 2\n  earshot-probe analyze heard.flac --check quality --min-class medium --json\n\n\
         Reads WAV (8/16/24/32-bit integer, 32/64-bit float, µ-law, A-law, IMA or Microsoft ADPCM),\n\
         FLAC, MP3 and Ogg Vorbis, at 8 to 192 kHz, any number of channels, any length (the file\n\
         is decoded and analysed block by block, in constant memory).\n\n\
@@ -90,7 +114,9 @@ pub enum OfflineCommand {
         one where the signature was detected first, then the highest confidence, then the\n\
         lowest number.\n\n\
         Exit status: 0 detected, 1 not detected, 2 error (unreadable, truncated or empty file,\n\
-        unsupported format or rate). With --check continuity: 0 whole, 1 degraded or no stream."
+        unsupported format or rate). With --check continuity: 0 whole, 1 degraded or no stream.\n\
+        With --check quality: 0 the class is --min-class or better, 1 worse or no signal (the\n\
+        first 60 s of the recording are read)."
     )]
     Analyze {
         /// The recording to analyse: WAV, FLAC, MP3 or Ogg Vorbis.
@@ -104,9 +130,13 @@ pub enum OfflineCommand {
         /// Instead of a signature, analyse a recording of this check's stream:
         /// `continuity` (from `synth --continuity`): gaps, glitches, lost or repeated
         /// samples, clock drift and level, with their positions; exit 0 whole, 1 degraded
-        /// or no stream.
+        /// or no stream. `quality` (from `synth --quality`): band edge and rate class,
+        /// SINAD, noise floor, level, signs of a lossy codec, and the quality class.
         #[arg(long, value_enum, conflicts_with_all = ["seed", "direction"])]
         check: Option<CheckArg>,
+        /// `--check quality`: the least class that passes (exit 0).
+        #[arg(long, value_enum, default_value = "low")]
+        min_class: ClassArg,
         /// `--check continuity`: breaks (gaps and glitches) a whole stream may have.
         #[arg(long, default_value_t = 0)]
         max_breaks: usize,
@@ -168,6 +198,7 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             seed,
             direction,
             continuity,
+            quality,
             rate,
             lead_ms,
             tail_ms,
@@ -175,6 +206,7 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             output,
         } => match continuity {
             Some(seconds) => synth_continuity(seconds, rate, lead_ms, tail_ms, encoding, &output),
+            None if quality => synth_quality(rate, lead_ms, tail_ms, encoding, &output),
             None => synth(
                 seed.context("--seed is required")?,
                 direction.context("--direction is required")?.into(),
@@ -202,6 +234,13 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             },
             json,
         ),
+        OfflineCommand::Analyze {
+            file,
+            check: Some(CheckArg::Quality),
+            min_class,
+            json,
+            ..
+        } => analyze_quality(&file, min_class.into(), json),
         OfflineCommand::Analyze {
             file,
             seed,
@@ -300,6 +339,182 @@ fn synth_continuity(
         continuity::TONE_HZ
     );
     Ok(EXIT_DETECTED)
+}
+
+fn synth_quality(
+    rate: u32,
+    lead_ms: u32,
+    tail_ms: u32,
+    enc: EncodingArg,
+    output: &Path,
+) -> Result<u8> {
+    if !(8_000..=192_000).contains(&rate) {
+        bail!("--rate {rate}: expected 8000 to 192000 Hz");
+    }
+    let samples = quality::render(rate);
+    let lead = (u64::from(rate) * u64::from(lead_ms) / 1000) as usize;
+    let tail = (u64::from(rate) * u64::from(tail_ms) / 1000) as usize;
+    let samples = impair::place(&samples, lead, lead + samples.len() + tail);
+    wav::write(output, &Audio::mono(rate, samples), encoding(enc))?;
+    println!(
+        "wrote {} ({} ms quality probe signal, {rate} Hz)",
+        output.display(),
+        quality::duration_ms()
+    );
+    Ok(EXIT_DETECTED)
+}
+
+/// The longest stretch of a recording `analyze --check quality` reads, in seconds.
+const QUALITY_READ_S: u64 = 60;
+
+/// The `analyze --check quality --json` document.
+#[derive(Serialize)]
+struct QualityDocument<'a> {
+    /// Version of this document's layout.
+    schema_version: u32,
+    /// Always "quality".
+    check: &'static str,
+    file: &'a Path,
+    format: &'a str,
+    sample_rate_hz: u32,
+    channels: u16,
+    /// Length read, in ms (at most 60 s).
+    duration_ms: f64,
+    /// The least class that passes.
+    min_class: quality::QualityClass,
+    /// `pass`, `below` (found, a lower class) or `no_signal`.
+    verdict: &'static str,
+    /// The channel the result comes from, numbered from 1.
+    best_channel: u16,
+    result: &'a quality::QualityReport,
+    per_channel: Vec<&'a quality::QualityReport>,
+}
+
+fn analyze_quality(file: &Path, min_class: quality::QualityClass, json: bool) -> Result<u8> {
+    let mut reader = RecordingReader::open(file)?;
+    let info = reader.info().clone();
+    let limit = u64::from(info.sample_rate_hz) * QUALITY_READ_S;
+    let mut planes: Vec<Vec<f32>> = vec![Vec::new(); usize::from(info.channels)];
+    while let Some(block) = reader.next_block()? {
+        for (all, plane) in planes.iter_mut().zip(block) {
+            all.extend_from_slice(plane);
+        }
+        if reader.frames_read() >= limit {
+            break;
+        }
+    }
+    let duration_ms =
+        planes.first().map_or(0, Vec::len) as f64 * 1000.0 / f64::from(info.sample_rate_hz);
+    let reports: Vec<quality::QualityReport> = planes
+        .iter()
+        .map(|p| quality::analyze(p, info.sample_rate_hz))
+        .collect();
+    let best_index = quality::best(&reports);
+    let best = reports
+        .get(best_index)
+        .with_context(|| format!("{}: the recording has no channel", file.display()))?;
+    let verdict = match (best.found, best.class >= min_class) {
+        (false, _) => "no_signal",
+        (true, true) => "pass",
+        (true, false) => "below",
+    };
+    let best_channel = channel_number(best_index);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = QualityDocument {
+            schema_version: 1,
+            check: "quality",
+            file,
+            format: &info.format,
+            sample_rate_hz: info.sample_rate_hz,
+            channels: info.channels,
+            duration_ms,
+            min_class,
+            verdict,
+            best_channel,
+            result: best,
+            per_channel: reports.iter().collect(),
+        };
+        write_json(&mut out, &doc)?;
+    } else {
+        writeln!(
+            out,
+            "{}; quality (channel {best_channel})",
+            describe_recording(file, &info, duration_ms)
+        )?;
+        write_quality(&mut out, best)?;
+        match verdict {
+            "no_signal" => writeln!(
+                out,
+                "  verdict      no signal: the quality probe's tones were not held for {} ms \
+                 anywhere in the recording (was `synth --quality` played into it?)",
+                quality::MIN_FULL_MS
+            )?,
+            "pass" => writeln!(out, "  verdict      pass ({} or better)", min_class.words())?,
+            _ => writeln!(
+                out,
+                "  verdict      below: {} is worse than {}",
+                best.class.words(),
+                min_class.words()
+            )?,
+        }
+    }
+    Ok(if verdict == "pass" {
+        EXIT_DETECTED
+    } else {
+        EXIT_NOT_DETECTED
+    })
+}
+
+/// Prints the human summary of one quality analysis.
+fn write_quality(out: &mut impl Write, r: &quality::QualityReport) -> Result<()> {
+    if !r.found {
+        return Ok(());
+    }
+    let db = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} dB"));
+    writeln!(
+        out,
+        "  class        {} ({})",
+        r.class.words(),
+        r.class.meaning()
+    )?;
+    writeln!(
+        out,
+        "  band edge    {} Hz carried{}; rate class {}",
+        r.band_edge_hz.map_or("-".into(), |v| format!("{v:.0}")),
+        r.first_missing_hz
+            .map_or(String::new(), |v| format!(", {v:.0} Hz not")),
+        r.rate_class.map_or("-", quality::RateClass::words)
+    )?;
+    if !r.holes_hz.is_empty() {
+        let holes: Vec<String> = r.holes_hz.iter().map(|h| format!("{h:.0}")).collect();
+        writeln!(out, "  holes        {} Hz", holes.join(", "))?;
+    }
+    writeln!(out, "  SINAD        {}", db(r.sinad_db))?;
+    let floor = if r.digital_silence {
+        "digital silence".to_string()
+    } else {
+        r.noise_floor_dbfs
+            .map_or("-".into(), |v| format!("{v:.1} dBFS"))
+    };
+    writeln!(out, "  noise floor  {floor}")?;
+    writeln!(
+        out,
+        "  level        gain {}, step {} (played -20 dB)",
+        db(r.gain_db),
+        db(r.step_db)
+    )?;
+    let signs: Vec<&str> = r.codec_signs.iter().map(|c| c.words()).collect();
+    writeln!(
+        out,
+        "  codec signs  {}",
+        if signs.is_empty() {
+            "none".into()
+        } else {
+            signs.join(", ")
+        }
+    )?;
+    Ok(())
 }
 
 /// The `analyze --check continuity --json` document.

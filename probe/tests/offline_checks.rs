@@ -1,7 +1,8 @@
-//! `analyze --check continuity` on recordings of the continuity stream that an independent
+//! `analyze --check continuity` and `--check quality` on recordings that an independent
 //! tool made worse: sox resampling, low-pass, µ-law, MP3, Opus (opus-tools), inserted gaps
 //! and clock drift. Lossy but unbroken paths must read whole, every gap must be found with
-//! its place and length, drift with its sign.
+//! its place and length, drift with its sign; every rate and codec must land in its
+//! quality class with its band edge.
 //!
 //! sox (with libsox-fmt-mp3) and opus-tools are test dependencies that `make deps`
 //! installs; without them these tests fail and say so.
@@ -50,10 +51,16 @@ fn sox(input: &Path, args: &[&str], output: &Path, effects: &[&str]) {
 
 /// `analyze --check continuity --json`: the exit status and the document.
 fn analyze(file: &Path) -> (i32, serde_json::Value) {
+    analyze_as(file, &["--check", "continuity"])
+}
+
+/// `analyze FILE ARGS --json`: the exit status and the document.
+fn analyze_as(file: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     let out = probe()
         .arg("analyze")
         .arg(file)
-        .args(["--check", "continuity", "--json"])
+        .args(args)
+        .arg("--json")
         .output()
         .unwrap();
     let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -96,24 +103,158 @@ fn lossy_but_unbroken_paths_read_whole() {
         whole(&file, name);
     }
     for kbps in ["16", "32", "64"] {
-        let opus = tmp.path().join(format!("opus-{kbps}k.opus"));
-        let back = tmp.path().join(format!("opus-{kbps}k.wav"));
-        tool(
-            "opusenc",
-            &[
-                "--quiet".as_ref(),
-                "--bitrate".as_ref(),
-                kbps.as_ref(),
-                src.as_os_str(),
-                opus.as_os_str(),
-            ],
-        );
-        tool(
-            "opusdec",
-            &["--quiet".as_ref(), opus.as_os_str(), back.as_os_str()],
-        );
-        whole(&back, &format!("Opus {kbps} kbit/s"));
+        whole(&through_opus(&src, kbps), &format!("Opus {kbps} kbit/s"));
     }
+}
+
+/// `src` through Opus at `kbps` and back to WAV (opus-tools), beside it.
+fn through_opus(src: &Path, kbps: &str) -> PathBuf {
+    let dir = src.parent().expect("a file in a folder");
+    let opus = dir.join(format!("opus-{kbps}k.opus"));
+    let back = dir.join(format!("opus-{kbps}k.wav"));
+    tool(
+        "opusenc",
+        &[
+            "--quiet".as_ref(),
+            "--bitrate".as_ref(),
+            kbps.as_ref(),
+            src.as_os_str(),
+            opus.as_os_str(),
+        ],
+    );
+    tool(
+        "opusdec",
+        &["--quiet".as_ref(), opus.as_os_str(), back.as_os_str()],
+    );
+    back
+}
+
+/// The quality probe signal at 48 kHz, 16-bit, with 200 ms of silence before and 300 after.
+fn quality_signal(dir: &Path) -> PathBuf {
+    let path = dir.join("quality.wav");
+    probe()
+        .args(["synth", "--quality", "--encoding", "i16"])
+        .args(["--lead-ms", "200", "--tail-ms", "300", "-o"])
+        .arg(&path)
+        .assert()
+        .success();
+    path
+}
+
+/// `analyze --check quality`: asserts the class, the band edge and the exit status
+/// against `--min-class medium`; returns the result.
+fn quality_is(file: &Path, what: &str, class: &str, edge_hz: f64) -> serde_json::Value {
+    let (code, doc) = analyze_as(file, &["--check", "quality", "--min-class", "medium"]);
+    let r = doc["result"].clone();
+    assert_eq!(r["class"], class, "{what}: {doc:#}");
+    assert_eq!(r["band_edge_hz"].as_f64(), Some(edge_hz), "{what}: {doc:#}");
+    let passes = class == "high" || class == "medium";
+    assert_eq!(code, if passes { 0 } else { 1 }, "{what}: exit status");
+    assert_eq!(
+        doc["verdict"],
+        if passes { "pass" } else { "below" },
+        "{what}"
+    );
+    r
+}
+
+fn has_sign(r: &serde_json::Value, sign: &str) -> bool {
+    r["codec_signs"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|v| v == sign))
+}
+
+#[test]
+fn every_rate_and_codec_lands_in_its_quality_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = quality_signal(tmp.path());
+    // name, sox format args, sox effects, class, band edge (the highest tone carried).
+    let cases: &[(&str, &[&str], &[&str], &str, f64)] = &[
+        ("copy.wav", &[], &[], "high", 18979.0),
+        (
+            "plus-500ppm.wav",
+            &[],
+            &["speed", "1.0005"],
+            "high",
+            18979.0,
+        ),
+        ("r44k.wav", &[], &["rate", "44100"], "high", 18979.0),
+        ("r32k.wav", &[], &["rate", "32000"], "medium", 13999.0),
+        ("r22k.wav", &[], &["rate", "22050"], "medium", 10009.0),
+        ("r16k.wav", &[], &["rate", "16000"], "medium", 6791.0),
+        ("r8k.wav", &[], &["rate", "8000"], "low", 3391.0),
+        ("lowpass-7k.wav", &[], &["sinc", "-7000"], "medium", 6791.0),
+        ("ulaw.wav", &["-e", "u-law"], &[], "medium", 18979.0),
+        ("alaw.wav", &["-e", "a-law"], &[], "medium", 18979.0),
+        (
+            "ulaw-8k.wav",
+            &["-r", "8000", "-e", "u-law"],
+            &[],
+            "low",
+            3391.0,
+        ),
+        ("mp3-32k.mp3", &["-C", "32"], &[], "medium", 6791.0),
+        ("mp3-128k.mp3", &["-C", "128"], &[], "medium", 18979.0),
+        ("mp3-320k.mp3", &["-C", "320"], &[], "high", 18979.0),
+    ];
+    for (name, args, effects, class, edge) in cases {
+        let file = tmp.path().join(name);
+        sox(&src, args, &file, effects);
+        let r = quality_is(&file, name, class, *edge);
+        let sinad = r["sinad_db"].as_f64().unwrap();
+        match *name {
+            "copy.wav" | "r44k.wav" => assert!(sinad > 70.0, "{name}: {sinad}"),
+            "ulaw.wav" | "alaw.wav" | "ulaw-8k.wav" => {
+                assert!((33.0..42.0).contains(&sinad), "{name}: {sinad}");
+                assert!(has_sign(&r, "noise_under_signal"), "{name}: {r:#}");
+            }
+            "mp3-32k.mp3" | "mp3-128k.mp3" => {
+                assert!(has_sign(&r, "noise_under_signal"), "{name}: {r:#}")
+            }
+            _ => {}
+        }
+        assert_eq!(
+            has_sign(&r, "band_limited"),
+            *edge < 18979.0,
+            "{name}: {r:#}"
+        );
+        let step = r["step_db"].as_f64().unwrap();
+        assert!((step + 20.0).abs() < 0.5, "{name}: step {step}");
+    }
+    // Opus at 16 kbit/s keeps 9 kHz but its noise fills the band; at 64 kbit/s it is
+    // fullband with 25 dB or more between the tones.
+    quality_is(&through_opus(&src, "16"), "Opus 16 kbit/s", "low", 9013.0);
+    quality_is(
+        &through_opus(&src, "64"),
+        "Opus 64 kbit/s",
+        "medium",
+        18979.0,
+    );
+}
+
+#[test]
+fn a_recording_without_the_quality_signal_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sig = tmp.path().join("sig.wav");
+    probe()
+        .args(["synth", "--seed", "5", "--direction", "output", "-o"])
+        .arg(&sig)
+        .assert()
+        .success();
+    let (code, doc) = analyze_as(&sig, &["--check", "quality"]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["verdict"], "no_signal", "{doc:#}");
+    let text = probe()
+        .arg("analyze")
+        .arg(&sig)
+        .args(["--check", "quality"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("was `synth --quality` played into it?"),
+        "{text}"
+    );
 }
 
 #[test]
