@@ -253,6 +253,7 @@ fn two_plays_at_once_on_different_sinks_of_one_probe_both_play() {
             .unwrap();
         let play = |device: &str, seed: u64, direction: Direction| PlayRequest {
             continuity_ms: None,
+            quality: false,
             device: DeviceSelector::parse(device),
             seed,
             direction,

@@ -107,7 +107,7 @@ fn fact(
 /// have them.
 pub fn facts(layer: &SessionHostPolicy, cfg: &HostConfig, c: Check) -> Vec<SettingFact> {
     match c {
-        Check::Output | Check::Continuity => vec![
+        Check::Output | Check::Continuity | Check::Quality => vec![
             fact(
                 cfg,
                 POLICY_KEY,

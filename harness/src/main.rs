@@ -176,7 +176,9 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
         for c in [Check::Output, Check::Capture] {
             let d = match c {
-                Check::Output | Check::Continuity => (&e.output.decided_by, &e.output.trail),
+                Check::Output | Check::Continuity | Check::Quality => {
+                    (&e.output.decided_by, &e.output.trail)
+                }
                 Check::Capture => (&e.capture.decided_by, &e.capture.trail),
             };
             text += &format!(
@@ -190,8 +192,9 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
             }
         }
         text += &format!(
-            "  quality: {}, decided by {}\n",
+            "  quality: {} (the quality check needs the {} class or better), decided by {}\n",
             e.quality.value.words(),
+            earshot_harness::verdict::least_class(e.quality.value).words(),
             e.quality.decided_by
         );
         for t in &e.quality.trail {

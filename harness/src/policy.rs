@@ -236,7 +236,8 @@ impl Quality {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The mode in one word.
+    pub fn name(self) -> &'static str {
         match self {
             Quality::Dynamic => "dynamic",
             Quality::Medium => "medium",

@@ -278,7 +278,7 @@ fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
     let said = s.policy.xrdp.clone().unwrap_or_default();
     // allow_channels governs both directions; each has its own channel switch.
     let channel = match c {
-        Check::Output | Check::Continuity => ("rdpsnd", x.rdpsnd, said.rdpsnd),
+        Check::Output | Check::Continuity | Check::Quality => ("rdpsnd", x.rdpsnd, said.rdpsnd),
         Check::Capture => ("drdynvc", x.drdynvc, said.drdynvc),
     };
     let switches = [
@@ -398,7 +398,7 @@ fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, DeviceDirec
     let local = &s.probes.local;
     let feed = local.mic_feed.as_deref().unwrap_or("default");
     match c {
-        Check::Output | Check::Continuity => vec![
+        Check::Output | Check::Continuity | Check::Quality => vec![
             (
                 "probes.local.output_loopback",
                 local.output_loopback.as_str(),
@@ -539,6 +539,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
     };
     let play_req = PlayRequest {
         continuity_ms: None,
+        quality: false,
         device: DeviceSelector::parse(leg.play_on),
         seed: leg.seed,
         direction: leg.direction,
@@ -736,7 +737,7 @@ pub(crate) fn listen_window(c: Check, s: &Scenario, e: &Expectation) -> Duration
         return s.timeouts.listen;
     }
     let opens = match c {
-        Check::Output | Check::Continuity => Duration::ZERO,
+        Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
         Check::Capture => s.timeouts.channel_open,
     };
     (opens + Signature::DURATION * 2 + s.timeouts.latency).min(s.timeouts.listen)
@@ -756,7 +757,7 @@ async fn check(
     let local_spec = &s.probes.local;
     let feed = local_spec.mic_feed.as_deref().unwrap_or("default");
     let (leg, rig_out, rig_in) = match c {
-        Check::Output | Check::Continuity => (
+        Check::Output | Check::Continuity | Check::Quality => (
             Leg {
                 player: remote,
                 play_on: &s.probes.remote.output,
@@ -791,7 +792,9 @@ async fn check(
                     let (m, rig) = measure_capture_with_rig(leg, listen_for, local, rig_in).await;
                     (m, Some(rig))
                 }
-                Check::Output | Check::Continuity => (measure(leg, listen_for).await, None),
+                Check::Output | Check::Continuity | Check::Quality => {
+                    (measure(leg, listen_for).await, None)
+                }
             }
         }
     };
@@ -1046,9 +1049,10 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
         .checks
         .iter()
         .filter_map(|c| {
-            // Continuity needs the rig of its path's check.
+            // Continuity and quality need the rig of their path's check.
             let needs = match c {
                 Check::Continuity => s.continuity.check(),
+                Check::Quality => Check::Output,
                 c => *c,
             };
             rig_preflight(s, &local, needs).map(|o| (*c, o))
@@ -1079,6 +1083,7 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             to_fetch.push((i, o.check, dir.clone(), at.clone()));
         }
         let decided_by = match o.check {
+            Check::Quality => expectation.quality.decided_by.clone(),
             Check::Output | Check::Continuity => expectation.output.decided_by.clone(),
             Check::Capture => expectation.capture.decided_by.clone(),
         };
@@ -1220,6 +1225,120 @@ async fn continuity_check(
     }
 }
 
+/// One stream check's play and recording: who plays what where, who records where.
+struct StreamLeg<'a> {
+    /// The stream in words ("continuity stream", "quality probe signal").
+    what: &'static str,
+    /// The probe feature it needs on both sides.
+    feature: &'static str,
+    player: &'a Probe,
+    play: PlayRequest,
+    recorder: &'a Probe,
+    record: RecordRequest,
+    /// How long the recorder runs before the play starts.
+    lead: Duration,
+    /// How long the play lasts.
+    length: Duration,
+    /// The scenario key that sets the length, for the error that says it is too long.
+    length_key: &'static str,
+}
+
+/// Plays and records one stream. `Err` is the observation that ends the check, with the
+/// recording where there is one.
+async fn play_and_record(
+    leg: &StreamLeg<'_>,
+) -> Result<
+    (earshot_probe::audio::RecordReport, Option<EvidenceAt>),
+    (Observation, Option<EvidenceAt>),
+> {
+    let (player, recorder) = (leg.player, leg.recorder);
+    for p in [player, recorder] {
+        if !p.info.features.iter().any(|f| f == leg.feature) {
+            return Err((
+                Observation::Error {
+                    side: p.side,
+                    detail: format!(
+                        "the {} probe (earshot-probe {} on {}) cannot play or analyse the {}: \
+                         update it to earshot {}",
+                        p.role,
+                        p.info.probe_version,
+                        p.info.hostname,
+                        leg.what,
+                        earshot_probe::VERSION
+                    ),
+                },
+                None,
+            ));
+        }
+    }
+    let record = Duration::from_millis(leg.record.duration_ms);
+    for (p, needs, what) in [(recorder, record, "record"), (player, leg.length, "play")] {
+        if needs.as_millis() as u64 > p.info.max_capture_ms {
+            return Err((
+                Observation::Error {
+                    side: p.side,
+                    detail: format!(
+                        "the {} needs the {} probe to {what} for {:.1} s; it accepts at most \
+                         {:.1} s: start it with --max-capture-secs {}, or shorten {}",
+                        leg.what,
+                        p.role,
+                        needs.as_secs_f64(),
+                        p.info.max_capture_ms as f64 / 1000.0,
+                        needs.as_secs() + 1,
+                        leg.length_key
+                    ),
+                },
+                None,
+            ));
+        }
+    }
+    let (play_on, record_on) = (leg.play.device.to_string(), leg.record.device.to_string());
+    let recording = recorder.client.record(&leg.record);
+    let playing = async {
+        tokio::time::sleep(leg.lead).await;
+        player.client.play(&leg.play).await
+    };
+    let (recorded, played) = tokio::join!(recording, playing);
+    let recorded = match (played, recorded) {
+        (Err(e), _) => return Err((failed(player, "play", &play_on, &e), None)),
+        (_, Err(e)) => return Err((failed(recorder, "record", &record_on, &e), None)),
+        (Ok(_), Ok(r)) => r,
+    };
+    let evidence = recorded.evidence.map(|handle| EvidenceAt {
+        client: recorder.client.clone(),
+        handle,
+    });
+    // Audio the recorder itself lost (its ring overflowed, the device reported an xrun)
+    // would read as damage done by the path: the recording rig's fault, not the session's.
+    let health = &recorded.report.health;
+    if health.dropped_samples > 0 || health.xruns > 0 {
+        return Err((
+            Observation::Error {
+                side: recorder.side,
+                detail: format!(
+                    "the {} probe's recording of `{record_on}` itself lost audio ({} samples \
+                     dropped, {} xruns): what it heard cannot be put on the path; run again on \
+                     a less loaded machine",
+                    recorder.role, health.dropped_samples, health.xruns
+                ),
+            },
+            evidence,
+        ));
+    }
+    Ok((recorded.report, evidence))
+}
+
+/// The error observation of a probe that recorded but did not analyse what it was asked.
+fn no_analysis(recorder: &Probe, what: &str) -> Observation {
+    Observation::Error {
+        side: recorder.side,
+        detail: format!(
+            "the {} probe recorded but returned no {what} analysis",
+            recorder.role
+        ),
+    }
+}
+
 /// What the continuity check observed, the limits it broke and where its recording waits.
 async fn measure_continuity(
     s: &Scenario,
@@ -1237,22 +1356,6 @@ async fn measure_continuity(
     }
     if let Some(fault) = rig_fault {
         return nothing(fault);
-    }
-    let feature = earshot_probe::signal::continuity::FEATURE;
-    for p in [local, remote] {
-        if !p.info.features.iter().any(|f| f == feature) {
-            return nothing(Observation::Error {
-                side: p.side,
-                detail: format!(
-                    "the {} probe (earshot-probe {} on {}) cannot play or analyse the \
-                     continuity stream: update it to earshot {}",
-                    p.role,
-                    p.info.probe_version,
-                    p.info.hostname,
-                    earshot_probe::VERSION
-                ),
-            });
-        }
     }
     let feed = s.probes.local.mic_feed.as_deref().unwrap_or("default");
     // (player, its device, recorder, its device); a capture path's recorder waits for the
@@ -1275,82 +1378,38 @@ async fn measure_continuity(
     };
     let stream = s.continuity.duration;
     let record = lead + stream + s.timeouts.latency + STREAM_TAIL;
-    for (p, needs, what) in [(recorder, record, "record"), (player, stream, "play")] {
-        if needs.as_millis() as u64 > p.info.max_capture_ms {
-            return nothing(Observation::Error {
-                side: p.side,
-                detail: format!(
-                    "the continuity stream needs the {} probe to {what} for {:.1} s; it \
-                     accepts at most {:.1} s: start it with --max-capture-secs {}, or shorten \
-                     continuity.duration",
-                    p.role,
-                    needs.as_secs_f64(),
-                    p.info.max_capture_ms as f64 / 1000.0,
-                    needs.as_secs() + 1
-                ),
-            });
-        }
-    }
-    let record_req = RecordRequest {
-        device: DeviceSelector::parse(record_on),
-        duration_ms: record.as_millis() as u64,
-        evidence: true,
-        continuity: true,
-    };
-    let play_req = PlayRequest {
-        device: DeviceSelector::parse(play_on),
-        seed: 0,
-        direction: match path {
-            Check::Capture => Direction::Capture,
-            _ => Direction::Output,
+    let leg = StreamLeg {
+        what: "continuity stream",
+        feature: earshot_probe::signal::continuity::FEATURE,
+        player,
+        play: PlayRequest {
+            device: DeviceSelector::parse(play_on),
+            seed: 0,
+            direction: match path {
+                Check::Capture => Direction::Capture,
+                _ => Direction::Output,
+            },
+            continuity_ms: Some(stream.as_millis() as u64),
+            quality: false,
         },
-        continuity_ms: Some(stream.as_millis() as u64),
+        recorder,
+        record: RecordRequest {
+            device: DeviceSelector::parse(record_on),
+            duration_ms: record.as_millis() as u64,
+            evidence: true,
+            continuity: true,
+            quality: false,
+        },
+        lead,
+        length: stream,
+        length_key: "continuity.duration",
     };
-    let recording = recorder.client.record(&record_req);
-    let playing = async {
-        tokio::time::sleep(lead).await;
-        player.client.play(&play_req).await
+    let (report, evidence) = match play_and_record(&leg).await {
+        Ok(r) => r,
+        Err((o, evidence)) => return (o, Vec::new(), evidence),
     };
-    let (recorded, played) = tokio::join!(recording, playing);
-    let recorded = match (played, recorded) {
-        (Err(e), _) => return nothing(failed(player, "play", play_on, &e)),
-        (_, Err(e)) => return nothing(failed(recorder, "record", record_on, &e)),
-        (Ok(_), Ok(r)) => r,
-    };
-    let evidence = recorded.evidence.map(|handle| EvidenceAt {
-        client: recorder.client.clone(),
-        handle,
-    });
-    // Audio the recorder itself lost (its ring overflowed, the device reported an xrun)
-    // would read as gaps of the path: the client rig's fault, not the session's.
-    let health = &recorded.report.health;
-    if health.dropped_samples > 0 || health.xruns > 0 {
-        return (
-            Observation::Error {
-                side: recorder.side,
-                detail: format!(
-                    "the {} probe's recording of `{record_on}` itself lost audio ({} samples \
-                     dropped, {} xruns): its breaks cannot be put on the path; run again on a \
-                     less loaded machine",
-                    recorder.role, health.dropped_samples, health.xruns
-                ),
-            },
-            Vec::new(),
-            evidence,
-        );
-    }
-    let Some(c) = recorded.report.continuity else {
-        return (
-            Observation::Error {
-                side: recorder.side,
-                detail: format!(
-                    "the {} probe recorded but returned no continuity analysis",
-                    recorder.role
-                ),
-            },
-            Vec::new(),
-            evidence,
-        );
+    let Some(c) = report.continuity else {
+        return (no_analysis(recorder, "continuity"), Vec::new(), evidence);
     };
     let played_ms = stream.as_secs_f64() * 1000.0;
     let mut reasons = if c.found {
@@ -1395,6 +1454,118 @@ async fn measure_continuity(
     (observation, reasons, evidence)
 }
 
+/// How long the client's recorder runs before the quality signal plays: a local loopback
+/// opens in about 100 ms, and the analysis needs only half of the signal's first part.
+const QUALITY_LEAD: Duration = Duration::from_millis(400);
+/// Recording after the signal's end, beyond the path's latency allowance.
+const QUALITY_TAIL: Duration = Duration::from_millis(300);
+
+/// The quality check: the session plays the quality probe signal on its output, the client
+/// records it on its loopback and measures it, and the class is judged against the quality
+/// the policy allows. Runs after the output and capture checks: it holds their devices.
+async fn quality_check(
+    s: &Scenario,
+    e: &Expectation,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
+    seed: u64,
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    let (observation, evidence) = if !needs_sound(Check::Quality, e.output.value, e.capture.value) {
+        (
+            Observation::Error {
+                side: Side::Session,
+                detail: "not measured: the policy does not redirect output".into(),
+            },
+            None,
+        )
+    } else if let Some(fault) = rig_fault {
+        (fault, None)
+    } else {
+        measure_quality(s, (local, remote)).await
+    };
+    let mut judgement = crate::verdict::judge_quality(&e.output, &e.quality, &observation);
+    if let Some(fact) = host_fact(s, &remote.info, Check::Quality) {
+        judgement.cause = format!("{} ({fact})", judgement.cause);
+    }
+    CheckOutcome {
+        check: Check::Quality,
+        observation,
+        rig: RigProof::NotTried,
+        judgement,
+        host: None,
+        evidence,
+        seed,
+        started_unix_ms,
+        duration: started.elapsed(),
+    }
+}
+
+/// What the quality check observed, and where its recording waits.
+async fn measure_quality(
+    s: &Scenario,
+    (local, remote): (&Probe, &Probe),
+) -> (Observation, Option<EvidenceAt>) {
+    use earshot_probe::signal::quality;
+    let length = Duration::from_millis(u64::from(quality::duration_ms()));
+    let record = QUALITY_LEAD + length + s.timeouts.latency + QUALITY_TAIL;
+    let leg = StreamLeg {
+        what: "quality probe signal",
+        feature: quality::FEATURE,
+        player: remote,
+        play: PlayRequest {
+            device: DeviceSelector::parse(&s.probes.remote.output),
+            seed: 0,
+            direction: Direction::Output,
+            continuity_ms: None,
+            quality: true,
+        },
+        recorder: local,
+        record: RecordRequest {
+            device: DeviceSelector::parse(&s.probes.local.output_loopback),
+            duration_ms: record.as_millis() as u64,
+            evidence: true,
+            continuity: false,
+            quality: true,
+        },
+        lead: QUALITY_LEAD,
+        length,
+        length_key: "timeouts.latency",
+    };
+    let (report, evidence) = match play_and_record(&leg).await {
+        Ok(r) => r,
+        Err(ended) => return ended,
+    };
+    let Some(q) = report.quality else {
+        return (no_analysis(local, "quality"), evidence);
+    };
+    let observation = Observation::Quality {
+        side: local.side,
+        found: q.found,
+        class: q.class.words().into(),
+        rate_class: q.rate_class.map(|r| r.words().into()),
+        band_edge_hz: q.band_edge_hz,
+        first_missing_hz: q.first_missing_hz,
+        holes_hz: q.holes_hz.clone(),
+        sinad_db: q.sinad_db,
+        noise_floor_dbfs: (!q.digital_silence).then_some(q.noise_floor_dbfs).flatten(),
+        gain_db: q.gain_db,
+        step_db: q.step_db,
+        codec_signs: q
+            .codec_signs
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| c.words().into())
+            })
+            .collect(),
+    };
+    (observation, evidence)
+}
+
 /// Runs the scenario's checks concurrently, in the scenario's order of results.
 async fn run_checks(
     s: &Scenario,
@@ -1419,14 +1590,20 @@ async fn run_checks(
         one(Check::Output, seed),
         one(Check::Capture, seed.wrapping_add(1))
     );
-    // Continuity holds its path's devices for seconds: after the others.
+    // Continuity and quality hold their path's devices: after the others, one at a time.
     let stream = if s.checks.contains(&Check::Continuity) {
         let fault = fault_for(Check::Continuity);
         Some(continuity_check(s, e, probes, fault, seed.wrapping_add(2)).await)
     } else {
         None
     };
-    let mut results: Vec<CheckOutcome> = [o, c, stream].into_iter().flatten().collect();
+    let quality = if s.checks.contains(&Check::Quality) {
+        let fault = fault_for(Check::Quality);
+        Some(quality_check(s, e, probes, fault, seed.wrapping_add(3)).await)
+    } else {
+        None
+    };
+    let mut results: Vec<CheckOutcome> = [o, c, stream, quality].into_iter().flatten().collect();
     results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
     results
 }

@@ -156,6 +156,11 @@ pub enum Check {
     /// sample is accounted for (gaps, glitches, lost or repeated samples, drift, level).
     /// Opt-in; runs after the other checks, on the output path.
     Continuity,
+    /// Sound played in the session reaches the client as well as the playback quality
+    /// policy allows: a wideband probe signal measured for band edge, SINAD, noise floor
+    /// and codec signs, classed, and compared with the expected quality. Opt-in; runs after
+    /// the other checks, on the output path.
+    Quality,
 }
 
 impl std::fmt::Display for Check {
@@ -164,6 +169,7 @@ impl std::fmt::Display for Check {
             Check::Output => "output",
             Check::Capture => "capture",
             Check::Continuity => "continuity",
+            Check::Quality => "quality",
         })
     }
 }

@@ -25,8 +25,9 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::policy::Decision;
+use crate::policy::{Decision, Quality};
 use crate::scenario::{CaptureExpect, Check, OutputExpect};
+use earshot_probe::signal::quality::QualityClass;
 
 /// Symbols of this run's signature (of 16) that must stand out for sound that was not
 /// detected to count as a damaged copy of it. Noise, speech and other seeds' signatures
@@ -149,6 +150,34 @@ pub enum Observation {
         /// The path's error floor against a pure tone, dB.
         error_floor_db: Option<f64>,
     },
+    /// The quality probe signal was recorded and measured.
+    Quality {
+        /// The side that recorded it.
+        side: Side,
+        /// Whether the signal was found in the recording at all.
+        found: bool,
+        /// The class the figures fall in: high, medium, low or poor.
+        class: String,
+        /// The sample rate the band edge shows, in words.
+        rate_class: Option<String>,
+        /// The highest tone carried, Hz.
+        band_edge_hz: Option<f64>,
+        /// The lowest tone above the band edge that was not carried, Hz.
+        first_missing_hz: Option<f64>,
+        /// Tones below the band edge that were not carried, Hz.
+        holes_hz: Vec<f64>,
+        /// Multitone signal to noise-and-distortion, dB.
+        sinad_db: Option<f64>,
+        /// RMS of the silence in the signal, dBFS (none: exact zeros).
+        noise_floor_dbfs: Option<f64>,
+        /// The low tones' level against what was played, dB.
+        gain_db: Option<f64>,
+        /// The -20 dB step as measured, dB.
+        step_db: Option<f64>,
+        /// Signs of a lossy or reduced format: band_limited, spectral_holes,
+        /// noise_under_signal, level_changed.
+        codec_signs: Vec<String>,
+    },
     /// A probe, a device or the connection failed; the check could not be made.
     Error {
         /// Whose probe or device failed.
@@ -181,6 +210,7 @@ pub const OBSERVATION_KINDS: &[&str] = &[
     "no_device",
     "error",
     "continuity",
+    "quality",
 ];
 
 impl Observation {
@@ -194,6 +224,7 @@ impl Observation {
             Observation::NoDevice { .. } => "no_device",
             Observation::Error { .. } => "error",
             Observation::Continuity { .. } => "continuity",
+            Observation::Quality { .. } => "quality",
         }
     }
 
@@ -206,6 +237,7 @@ impl Observation {
             | Observation::Silent { side, .. }
             | Observation::NoDevice { side, .. }
             | Observation::Continuity { side, .. }
+            | Observation::Quality { side, .. }
             | Observation::Error { side, .. } => *side,
         }
     }
@@ -311,6 +343,56 @@ impl Observation {
                 detail,
             } => format!("no device `{endpoint}` on {side}: {detail}"),
             Observation::Error { side, detail } => format!("error on {side}: {detail}"),
+            Observation::Quality { found: false, .. } => {
+                "no quality probe signal in the recording".into()
+            }
+            Observation::Quality {
+                class,
+                rate_class,
+                band_edge_hz,
+                first_missing_hz,
+                holes_hz,
+                sinad_db,
+                noise_floor_dbfs,
+                gain_db,
+                step_db,
+                codec_signs,
+                ..
+            } => {
+                let mut s = format!("{class} quality");
+                if let Some(e) = band_edge_hz {
+                    s += &format!(", band to {e:.0} Hz");
+                    if let Some(m) = first_missing_hz {
+                        s += &format!(" ({m:.0} Hz lost)");
+                    }
+                }
+                if let Some(r) = rate_class {
+                    s += &format!(", rate {r}");
+                }
+                if let Some(x) = sinad_db {
+                    s += &format!(", SINAD {x:.0} dB");
+                }
+                s += &match noise_floor_dbfs {
+                    Some(f) => format!(", noise floor {f:.0} dBFS"),
+                    None => ", digital silence between".into(),
+                };
+                if let Some(g) = gain_db {
+                    // No "-0.0": a gain that rounds to zero reads +0.0.
+                    let g = if g.abs() < 0.05 { 0.0 } else { *g };
+                    s += &format!(", gain {g:+.1} dB");
+                }
+                if let Some(st) = step_db {
+                    s += &format!(", step {st:.1} dB");
+                }
+                if !holes_hz.is_empty() {
+                    let h: Vec<String> = holes_hz.iter().map(|h| format!("{h:.0}")).collect();
+                    s += &format!(", holes at {} Hz", h.join("/"));
+                }
+                if !codec_signs.is_empty() {
+                    s += &format!(" [{}]", codec_signs.join(", ").replace('_', " "));
+                }
+                s
+            }
             Observation::Continuity {
                 found: false,
                 played_ms,
@@ -423,6 +505,10 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
             OutputExpect::Client => "heard on the client, whole",
             OutputExpect::Session | OutputExpect::None => "nothing to measure: not redirected",
         },
+        Check::Quality => match output {
+            OutputExpect::Client => "heard on the client as well as the quality policy allows",
+            OutputExpect::Session | OutputExpect::None => "nothing to measure: not redirected",
+        },
         Check::Output => match output {
             OutputExpect::Client => "heard on the client",
             OutputExpect::Session => "plays in the session, not on the client",
@@ -440,7 +526,7 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
 /// would fail it.
 pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -> bool {
     match check {
-        Check::Output | Check::Continuity => output == OutputExpect::Client,
+        Check::Output | Check::Continuity | Check::Quality => output == OutputExpect::Client,
         Check::Capture => capture == CaptureExpect::Redirected,
     }
 }
@@ -457,7 +543,7 @@ pub fn judge(
 ) -> Judgement {
     let expected = expected_words(check, output.value, capture.value);
     let by = match check {
-        Check::Output | Check::Continuity => &output.decided_by,
+        Check::Output | Check::Continuity | Check::Quality => &output.decided_by,
         Check::Capture => &capture.decided_by,
     };
     let head = format!(
@@ -507,6 +593,13 @@ pub fn judge(
                     as a signature"
                 .into(),
         },
+        // A quality measurement is judged against the policy's quality, by judge_quality.
+        (_, Ob::Quality { .. }) => Judgement {
+            verdict: Verdict::Inconclusive,
+            cause: "a quality measurement is judged against the expected quality, not as a \
+                    signature"
+                .into(),
+        },
         // Rig faults say nothing about the policy, whatever it expects.
         (
             _,
@@ -551,7 +644,7 @@ pub fn judge(
         (true, Ob::Silent { .. }) => j(
             Verdict::Fail,
             match check {
-                Check::Output | Check::Continuity => format!(
+                Check::Output | Check::Continuity | Check::Quality => format!(
                     "the session played but the client heard nothing{proven}: playback is not \
                      redirected (session host policy, RDP properties, client settings); \
                      {RESTART_HINT}"
@@ -565,7 +658,7 @@ pub fn judge(
         (true, Ob::NoDevice { .. }) => j(
             Verdict::Fail,
             match check {
-                Check::Output | Check::Continuity => format!(
+                Check::Output | Check::Continuity | Check::Quality => format!(
                     "the session has no audio output, so playback is not redirected; check \
                      audiomode and fDisableCam on the session host; {RESTART_HINT}"
                 ),
@@ -596,7 +689,7 @@ pub fn judge(
                 Check::Capture => {
                     format!("the microphone does not reach the session, as the policy says{proven}")
                 }
-                Check::Output | Check::Continuity => {
+                Check::Output | Check::Continuity | Check::Quality => {
                     format!("not redirected, as the policy says{proven}")
                 }
             },
@@ -614,13 +707,13 @@ pub fn judge(
                  policy says"
                     .into(),
             ),
-            (Check::Output | Check::Continuity, OutputExpect::Session, _) => j(
+            (Check::Output | Check::Continuity | Check::Quality, OutputExpect::Session, _) => j(
                 Verdict::Pass,
                 "not redirected, as the policy says (the session host has no audio device of \
                  its own to play on)"
                     .into(),
             ),
-            (Check::Output | Check::Continuity, _, _) => j(
+            (Check::Output | Check::Continuity | Check::Quality, _, _) => j(
                 Verdict::Pass,
                 "the session has no audio output, as the policy says".into(),
             ),
@@ -698,6 +791,150 @@ pub fn judge_continuity(
             "the stream could not be played or recorded".into(),
         ),
         _ => j(Verdict::Inconclusive, "not a continuity measurement".into()),
+    }
+}
+
+/// The least measured class that meets a playback quality: high needs high (fullband,
+/// clean), medium needs medium (wideband through a compressed format), dynamic (the
+/// server adapts to the bandwidth) needs speech to survive (low).
+pub fn least_class(q: Quality) -> QualityClass {
+    match q {
+        Quality::High => QualityClass::High,
+        Quality::Medium => QualityClass::Medium,
+        Quality::Dynamic => QualityClass::Low,
+    }
+}
+
+/// A class as the observation spells it.
+fn class_named(name: &str) -> Option<QualityClass> {
+    [
+        QualityClass::High,
+        QualityClass::Medium,
+        QualityClass::Low,
+        QualityClass::Poor,
+    ]
+    .into_iter()
+    .find(|c| c.words() == name)
+}
+
+/// Judges a quality observation: where playback is redirected, the path must carry audio at
+/// least as well as the expected quality (the lower of what the session host allows and
+/// what the client asks) needs ([`least_class`]); worse is a fail, with the figures that
+/// make it worse.
+pub fn judge_quality(
+    output: &Decision<OutputExpect>,
+    quality: &Decision<Quality>,
+    observed: &Observation,
+) -> Judgement {
+    let need = least_class(quality.value);
+    let redirected = output.value == OutputExpect::Client;
+    let expected = if redirected {
+        format!(
+            "{} quality ({}), so {} class or better",
+            quality.value.name(),
+            quality.decided_by,
+            need.words()
+        )
+    } else {
+        format!(
+            "nothing to measure: output is not redirected ({})",
+            output.decided_by
+        )
+    };
+    let head = format!("expected {expected}; observed {}", observed.describe());
+    let j = |verdict, what: String| Judgement {
+        verdict,
+        cause: format!("{head}: {what}"),
+    };
+    if !redirected {
+        return j(
+            Verdict::Inconclusive,
+            "the policy does not redirect playback, so there is no audio whose quality to \
+             measure; the output check proves the block: remove quality from this scenario's \
+             checks"
+                .into(),
+        );
+    }
+    match observed {
+        Observation::Quality { found: false, .. } => j(
+            Verdict::Inconclusive,
+            "nothing like the quality probe signal arrived, so its quality cannot be measured; \
+             see the output check for whether playback is redirected at all"
+                .into(),
+        ),
+        Observation::Quality {
+            class,
+            band_edge_hz,
+            rate_class,
+            sinad_db,
+            holes_hz,
+            ..
+        } => {
+            let Some(got) = class_named(class) else {
+                return j(
+                    Verdict::Inconclusive,
+                    format!("the probe reported an unknown quality class `{class}`"),
+                );
+            };
+            if got >= need {
+                return j(
+                    Verdict::Pass,
+                    format!(
+                        "the path carries {} audio ({}), which meets {} quality",
+                        got.words(),
+                        got.meaning(),
+                        quality.value.words()
+                    ),
+                );
+            }
+            let mut why = Vec::new();
+            if let (Some(edge), Some(rate)) = (band_edge_hz, rate_class) {
+                if *edge < earshot_probe::signal::quality::TONES_HZ[16] {
+                    why.push(format!(
+                        "nothing above {edge:.0} Hz arrives: the audio runs at {rate} somewhere \
+                         on the way"
+                    ));
+                }
+            }
+            if let Some(x) = sinad_db {
+                let floor = match need {
+                    QualityClass::High => earshot_probe::signal::quality::HIGH_MIN_SINAD_DB,
+                    QualityClass::Medium => earshot_probe::signal::quality::MEDIUM_MIN_SINAD_DB,
+                    _ => earshot_probe::signal::quality::LOW_MIN_SINAD_DB,
+                };
+                if *x < floor {
+                    why.push(format!(
+                        "noise and distortion only {x:.0} dB under the signal ({need_words} \
+                         needs {floor:.0}): a lossy codec or a coarse sample format",
+                        need_words = need.words()
+                    ));
+                }
+            }
+            if !holes_hz.is_empty() {
+                why.push(format!("{} band(s) missing below the edge", holes_hz.len()));
+            }
+            j(
+                Verdict::Fail,
+                format!(
+                    "the path is worse than the policy allows: {} audio ({}){}; look at the \
+                     client's audio quality mode (audioqualitymode), the session host's \
+                     \"Limit audio playback quality\" policy and the format the session's audio \
+                     device runs at",
+                    got.words(),
+                    got.meaning(),
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", why.join("; "))
+                    }
+                ),
+            )
+        }
+        Observation::NoDevice { .. } | Observation::Error { .. } => j(
+            Verdict::Inconclusive,
+            "the quality probe signal could not be played or recorded".into(),
+        ),
+        _ => j(Verdict::Inconclusive, "not a quality measurement".into()),
     }
 }
 

@@ -50,6 +50,8 @@ struct Arrival {
     at: Instant,
     /// The continuity stream of this length instead of a signature.
     stream_ms: Option<u64>,
+    /// The quality probe signal instead of a signature.
+    quality: bool,
 }
 
 /// A device of a probe: (probe name, device id).
@@ -208,12 +210,17 @@ impl Handler for FakeProbe {
                             carry: *carry,
                             at: now,
                             stream_ms: req.continuity_ms,
+                            quality: req.quality && req.continuity_ms.is_none(),
                         });
                 }
             }
         }
         // A short signature (the runner's loop plays it again until heard), or the stream.
-        let length = Duration::from_millis(req.continuity_ms.unwrap_or(60));
+        let length = match (req.continuity_ms, req.quality) {
+            (Some(ms), _) => Duration::from_millis(ms),
+            (None, true) => req.length(),
+            (None, false) => Duration::from_millis(60),
+        };
         let t0 = Instant::now();
         while t0.elapsed() < length && !cancel.is_cancelled() {
             std::thread::sleep(Duration::from_millis(5));
@@ -227,15 +234,16 @@ impl Handler for FakeProbe {
         })
     }
 
-    /// Records what arrived as real audio at 8 kHz: each continuity stream rendered where
-    /// it arrived (a damaged route loses 20 ms of it every second), analysed by the probe's
-    /// own continuity analysis when asked.
+    /// Records what arrived as real audio at 8 kHz: each continuity stream and quality
+    /// signal rendered where it arrived (a damaged route loses 20 ms of a stream every
+    /// second, and puts coarse noise on a quality signal), analysed by the probe's own
+    /// analyses when asked.
     fn record(
         &self,
         req: &RecordRequest,
         cancel: &CancelFlag,
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
-        use earshot_probe::signal::continuity;
+        use earshot_probe::signal::{continuity, quality};
         const RATE: u32 = 8_000;
         let d = self.pick(&req.device, DeviceDirection::Input)?;
         let opened = Instant::now();
@@ -256,10 +264,18 @@ impl Handler for FakeProbe {
             })
             .unwrap_or_default();
         for a in arrivals.iter().filter(|a| a.at >= opened) {
-            let Some(ms) = a.stream_ms else { continue };
             let at = (a.at.duration_since(opened).as_secs_f64() * f64::from(RATE)) as usize;
-            let mut stream = continuity::render(RATE, ms as f64 / 1000.0);
-            if a.carry == Carry::Damaged {
+            let mut stream = match (a.stream_ms, a.quality) {
+                (Some(ms), _) => continuity::render(RATE, ms as f64 / 1000.0),
+                (None, true) => quality::render(RATE),
+                (None, false) => continue,
+            };
+            if a.quality && a.carry == Carry::Damaged {
+                // Quantized to 5 bits: about 26 dB of noise under the tones.
+                stream
+                    .iter_mut()
+                    .for_each(|x| *x = (*x * 16.0).round() / 16.0);
+            } else if a.carry == Carry::Damaged {
                 for second in (RATE as usize / 2..stream.len()).step_by(RATE as usize) {
                     let end = (second + 160).min(stream.len());
                     stream[second..end].fill(0.0);
@@ -274,6 +290,9 @@ impl Handler for FakeProbe {
         let analysis = req
             .continuity
             .then(|| Box::new(continuity::analyze_interleaved(&samples, 1, RATE).1));
+        let measured = req
+            .quality
+            .then(|| Box::new(quality::analyze_interleaved(&samples, 1, RATE).1));
         let report = RecordReport {
             device: d,
             format: StreamFormat {
@@ -284,6 +303,7 @@ impl Handler for FakeProbe {
             recorded_ms: length.as_secs_f64() * 1000.0,
             health: StreamHealth::default(),
             continuity: analysis,
+            quality: measured,
         };
         let audio = req.evidence.then_some(Audio {
             sample_rate_hz: RATE,
@@ -1369,4 +1389,87 @@ async fn continuity_on_the_capture_path_is_recorded_in_the_session() {
         "{}",
         o.cause(1)
     );
+}
+
+/// Output redirected and the quality check asked for.
+const QUALITY: &str = "checks = [\"output\", \"quality\"]\n";
+
+#[tokio::test]
+async fn an_8k_path_meets_dynamic_quality_and_fails_high_with_its_band_edge() {
+    // The fake world records at 8 kHz: the band stops at 3.4 kHz, the low class.
+    let o = Rig::redirected().run("avd", QUALITY).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let c = &o.run.scenarios[0].checks[1];
+    assert_eq!(c.check, Check::Quality);
+    assert!(
+        o.cause(1).contains("low quality, band to 3391 Hz"),
+        "{}",
+        o.cause(1)
+    );
+    assert!(
+        o.cause(1)
+            .contains("meets dynamic (the server adapts to the bandwidth) quality"),
+        "{}",
+        o.cause(1)
+    );
+    assert!(c.decided_by.contains("defaults"), "{}", c.decided_by);
+    let high = format!(
+        "{QUALITY}[policy.session_host]\nAllowedAudioQualityMode = 7\n[policy.rdp]\nproperties = \"audioqualitymode:i:2\"\n"
+    );
+    let o = Rig::redirected().run("avd", &high).await;
+    assert_eq!(o.verdicts(), [Pass, Fail], "{}", o.cause(1));
+    let cause = o.cause(1);
+    assert!(cause.starts_with("expected high quality"), "{cause}");
+    assert!(cause.contains("so high class or better"), "{cause}");
+    assert!(cause.contains("nothing above 3391 Hz arrives"), "{cause}");
+    assert!(cause.contains("audioqualitymode"), "{cause}");
+    let decided = &o.run.scenarios[0].checks[1].decided_by;
+    assert!(
+        decided.contains("audioqualitymode") || decided.contains("AllowedAudioQualityMode"),
+        "{decided}"
+    );
+}
+
+#[tokio::test]
+async fn a_noisy_path_fails_medium_quality_on_its_sinad() {
+    let rig = Rig::redirected().route(
+        ("remote", "rdp-sink"),
+        ("local", "speakers.monitor"),
+        Carry::Damaged,
+    );
+    let medium = format!(
+        "{QUALITY}[policy.session_host]\nAllowedAudioQualityMode = 3\n[policy.rdp]\nproperties = \"audioqualitymode:i:1\"\n"
+    );
+    let o = rig.run("avd", &medium).await;
+    assert_eq!(o.verdicts()[1], Fail, "{}", o.cause(1));
+    assert!(
+        o.cause(1).contains("noise and distortion only"),
+        "{}",
+        o.cause(1)
+    );
+    let earshot_harness::verdict::Observation::Quality {
+        sinad_db,
+        codec_signs,
+        ..
+    } = &o.run.scenarios[0].checks[1].observation
+    else {
+        panic!("not a quality observation: {}", o.cause(1));
+    };
+    assert!(sinad_db.is_some_and(|x| x < 20.0), "{sinad_db:?}");
+    assert!(
+        codec_signs.iter().any(|c| c == "band_limited"),
+        "{codec_signs:?}"
+    );
+}
+
+#[tokio::test]
+async fn quality_where_output_is_blocked_is_inconclusive_and_says_to_remove_it() {
+    let o = Rig::blocked()
+        .run(
+            "avd",
+            &format!("{QUALITY}[policy.session_host]\nfDisableCam = 1\n"),
+        )
+        .await;
+    assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
+    assert!(o.cause(1).contains("remove quality"), "{}", o.cause(1));
 }

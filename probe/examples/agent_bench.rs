@@ -110,6 +110,7 @@ impl Handler for EvidenceHandler {
         Ok((
             RecordReport {
                 continuity: None,
+                quality: None,
                 device: fake_device(),
                 format: StreamFormat {
                     sample_rate_hz: self.0.sample_rate_hz,
@@ -205,6 +206,7 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
     let before = down.load(std::sync::atomic::Ordering::Relaxed);
     let req = RecordRequest {
         continuity: false,
+        quality: false,
         device: DeviceSelector::Default,
         duration_ms: 1000,
         evidence: true,

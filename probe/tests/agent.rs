@@ -377,6 +377,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let play = PlayRequest {
             continuity_ms: None,
+            quality: false,
             device: DeviceSelector::Default,
             seed: 4101,
             direction: Direction::Output,
@@ -416,6 +417,7 @@ fn lab_redirection_is_proven_through_two_agents() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let play = PlayRequest {
             continuity_ms: None,
+            quality: false,
             device: DeviceSelector::parse("micfeed"),
             seed: 4102,
             direction: Direction::Capture,

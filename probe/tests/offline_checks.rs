@@ -164,12 +164,15 @@ fn has_sign(r: &serde_json::Value, sign: &str) -> bool {
         .is_some_and(|s| s.iter().any(|v| v == sign))
 }
 
+/// A file name, sox's format arguments, sox's effects, the class, the band edge (the
+/// highest tone carried).
+type QualityCase<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a str, f64);
+
 #[test]
 fn every_rate_and_codec_lands_in_its_quality_class() {
     let tmp = tempfile::tempdir().unwrap();
     let src = quality_signal(tmp.path());
-    // name, sox format args, sox effects, class, band edge (the highest tone carried).
-    let cases: &[(&str, &[&str], &[&str], &str, f64)] = &[
+    let cases: &[QualityCase] = &[
         ("copy.wav", &[], &[], "high", 18979.0),
         (
             "plus-500ppm.wav",

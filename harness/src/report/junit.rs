@@ -177,6 +177,38 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
                         }
                     }
                 }
+                Observation::Quality {
+                    found,
+                    class,
+                    rate_class,
+                    band_edge_hz,
+                    sinad_db,
+                    noise_floor_dbfs,
+                    gain_db,
+                    step_db,
+                    holes_hz,
+                    codec_signs,
+                    ..
+                } => {
+                    case.add_property(Property::new("quality.found", found.to_string()));
+                    case.add_property(Property::new("quality.class", class.clone()));
+                    if let Some(r) = rate_class {
+                        case.add_property(Property::new("quality.rate_class", r.clone()));
+                    }
+                    for (k, v) in [
+                        ("quality.band_edge_hz", band_edge_hz),
+                        ("quality.sinad_db", sinad_db),
+                        ("quality.noise_floor_dbfs", noise_floor_dbfs),
+                        ("quality.gain_db", gain_db),
+                        ("quality.step_db", step_db),
+                    ] {
+                        if let Some(v) = v {
+                            case.add_property(Property::new(k, format!("{v:.1}")));
+                        }
+                    }
+                    case.add_property(Property::new("quality.holes", holes_hz.len().to_string()));
+                    case.add_property(Property::new("quality.codec_signs", codec_signs.join(",")));
+                }
             }
             if let Some(r) = &c.rig_proof {
                 case.add_property(Property::new("rig_proof", r.clone()));

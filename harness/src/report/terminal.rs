@@ -34,7 +34,7 @@ impl<W: Write> TerminalReporter<W> {
     fn write_expectation(&mut self, e: &crate::policy::Expectation) -> std::io::Result<()> {
         for c in [Check::Output, Check::Capture] {
             let by = match c {
-                Check::Output | Check::Continuity => &e.output.decided_by,
+                Check::Output | Check::Continuity | Check::Quality => &e.output.decided_by,
                 Check::Capture => &e.capture.decided_by,
             };
             writeln!(

@@ -1040,6 +1040,7 @@ pub fn record(
     let frames = samples.len() / usize::from(format.channels.max(1));
     let report = RecordReport {
         continuity: None,
+        quality: None,
         recorded_ms: frames as f64 * 1000.0 / f64::from(format.sample_rate_hz.max(1)),
         device: info,
         format: format.clone(),

@@ -215,6 +215,9 @@ pub struct RecordReport {
     /// The continuity stream accounted for (asked with `continuity`), best channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuity: Option<Box<crate::signal::continuity::ContinuityReport>>,
+    /// The quality analysis of the recording, when the request asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<crate::signal::quality::QualityReport>>,
 }
 
 /// A flag a caller sets to stop a running device operation early (cheap to clone).

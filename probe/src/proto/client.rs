@@ -627,11 +627,7 @@ impl AuthedClient {
         req: &PlayRequest,
         cancel: &CancellationToken,
     ) -> Result<PlayReport, ClientError> {
-        let length = match req.continuity_ms {
-            Some(ms) => Duration::from_millis(ms),
-            None => crate::signal::Signature::new(req.seed, req.direction).duration(),
-        };
-        let t = length + self.inner.config.margin;
+        let t = req.length() + self.inner.config.margin;
         match self
             .call(RequestBody::Play(req.clone()), t, Some(cancel), None)
             .await?

@@ -84,6 +84,22 @@ pub struct PlayRequest {
     /// plays the signature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuity_ms: Option<u64>,
+    /// Play the quality probe signal instead of the signature (when `continuity_ms` is not
+    /// set; a probe without `quality` in its `info` features plays the signature).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quality: bool,
+}
+
+impl PlayRequest {
+    /// How long the play lasts: the continuity stream, the quality signal or the signature.
+    pub fn length(&self) -> std::time::Duration {
+        use std::time::Duration;
+        match (self.continuity_ms, self.quality) {
+            (Some(ms), _) => Duration::from_millis(ms),
+            (None, true) => Duration::from_millis(u64::from(crate::signal::quality::duration_ms())),
+            (None, false) => crate::signal::Signature::new(self.seed, self.direction).duration(),
+        }
+    }
 }
 
 /// Parameters of `record`.
@@ -99,6 +115,10 @@ pub struct RecordRequest {
     /// report then carries a `continuity` analysis.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuity: bool,
+    /// Measure the quality probe signal in the recording: the reply's report then carries
+    /// a `quality` analysis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quality: bool,
 }
 
 /// Parameters of `listen`.

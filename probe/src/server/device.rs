@@ -10,7 +10,7 @@ use crate::audio::{
     RecordReport,
 };
 use crate::proto::msg::{ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest};
-use crate::signal::{continuity, Signature};
+use crate::signal::{continuity, quality, Signature};
 use crate::wav::Audio;
 
 /// How long an `info` answer is reused: many clients asking at once share one catalogue
@@ -195,6 +195,14 @@ impl Handler for DeviceHandler {
                 cancel,
             );
         }
+        if req.quality {
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                |rate| Ok(quality::render(rate)),
+                cancel,
+            );
+        }
         backend::play(
             self.host,
             &req.device,
@@ -220,6 +228,11 @@ impl Handler for DeviceHandler {
                 audio.sample_rate_hz,
             );
             report.continuity = Some(Box::new(r));
+        }
+        if req.quality {
+            let (_, r) =
+                quality::analyze_interleaved(&audio.samples, audio.channels, audio.sample_rate_hz);
+            report.quality = Some(Box::new(r));
         }
         Ok((report, req.evidence.then_some(audio)))
     }

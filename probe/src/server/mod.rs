@@ -697,13 +697,7 @@ impl<H: Handler> Server<H> {
         let max_ms = self.config.max_capture.as_millis() as u64;
         let (duration, device) = match &req.body {
             RequestBody::Info => (Duration::ZERO, None),
-            RequestBody::Play(p) => (
-                match p.continuity_ms {
-                    Some(ms) => Duration::from_millis(ms),
-                    None => crate::signal::Signature::new(p.seed, p.direction).duration(),
-                },
-                Some(format!("output `{}`", p.device)),
-            ),
+            RequestBody::Play(p) => (p.length(), Some(format!("output `{}`", p.device))),
             RequestBody::Record(r) => (
                 Duration::from_millis(r.duration_ms),
                 Some(format!("input `{}`", r.device)),
@@ -906,7 +900,10 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         xrdp: None,
         host_config: None,
         primed_input: None,
-        features: vec![crate::signal::continuity::FEATURE.to_string()],
+        features: vec![
+            crate::signal::continuity::FEATURE.to_string(),
+            crate::signal::quality::FEATURE.to_string(),
+        ],
     }
 }
 

@@ -135,6 +135,7 @@ impl Handler for Fake {
         Ok((
             RecordReport {
                 continuity: None,
+                quality: None,
                 device: device("fake:in", DeviceDirection::Input),
                 format: format(rate, 2),
                 recorded_ms: d.as_secs_f64() * 1000.0,
@@ -327,6 +328,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
     let played = c
         .play(&PlayRequest {
             continuity_ms: None,
+            quality: false,
             device: DeviceSelector::Default,
             seed: 1,
             direction: Direction::Output,
@@ -339,6 +341,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
     let rec = c
         .record(&RecordRequest {
             continuity: false,
+            quality: false,
             device: DeviceSelector::Default,
             duration_ms: 1000,
             evidence: true,
@@ -410,6 +413,7 @@ async fn device_errors_keep_their_kind() {
     let e = c
         .play(&PlayRequest {
             continuity_ms: None,
+            quality: false,
             device: DeviceSelector::parse("none"),
             seed: 1,
             direction: Direction::Output,
@@ -845,6 +849,7 @@ async fn one_job_per_device_and_bounded_durations() {
     let e = c2
         .record(&RecordRequest {
             continuity: false,
+            quality: false,
             device: DeviceSelector::Default,
             duration_ms: 0,
             evidence: false,
@@ -1229,6 +1234,7 @@ async fn a_replayed_request_is_tampering_on_the_probe_side_and_never_runs_twice(
     let c = connect(&proxy).await;
     let play = PlayRequest {
         continuity_ms: None,
+        quality: false,
         device: DeviceSelector::Default,
         seed: 1,
         direction: Direction::Output,
@@ -1255,6 +1261,7 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
     let rec = c
         .record(&RecordRequest {
             continuity: false,
+            quality: false,
             device: DeviceSelector::Default,
             duration_ms: 300,
             evidence: true,
@@ -1338,6 +1345,7 @@ async fn over_a_starved_link_a_reply_overtakes_the_evidence_being_streamed() {
     let rec = c
         .record(&RecordRequest {
             continuity: false,
+            quality: false,
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,
@@ -1399,6 +1407,7 @@ async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
     let c = connect(&r.addr).await;
     let req = RecordRequest {
         continuity: false,
+        quality: false,
         device: DeviceSelector::Default,
         duration_ms: 50,
         evidence: true,
@@ -1439,6 +1448,7 @@ async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_conne
     let rec = c
         .record(&RecordRequest {
             continuity: false,
+            quality: false,
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,
