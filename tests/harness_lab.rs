@@ -75,8 +75,8 @@ fn validate_junit(path: &Path) {
     );
 }
 
-/// One lab state: the scenarios and the verdicts they must give.
-fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
+/// One lab state: the scenarios and the verdicts they must give; returns the report.
+fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) -> serde_json::Value {
     let lab = Lab::up(lab_args).unwrap();
     let _local = lab.serve(Host::Client, TOKEN).unwrap();
     let _remote = lab.serve(Host::Session, TOKEN).unwrap();
@@ -113,6 +113,7 @@ fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
                     "unrecognised",
                     "silent",
                     "continuity",
+                    "quality",
                 ]
                 .contains(&c["observation"]["kind"].as_str().unwrap())
         })
@@ -121,6 +122,7 @@ fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) {
         evidence, not_passed,
         "evidence files for recorded non-passes"
     );
+    report
 }
 
 #[test]
@@ -147,8 +149,94 @@ fn avd_defaults_lab_matrix() {
             ("avd-continuity", &["pass", "pass"]),
             // The host pool says the microphone is redirected; the lab has none.
             ("avd-microphone-enabled", &["pass", "fail"]),
+            // The tunnel at its default (16-bit PCM at 44.1 kHz) is fullband and clean.
+            ("avd-quality-high", &["pass", "pass"]),
         ],
     );
+}
+
+/// The quality check's observation in each scenario of a report, in order: (class, band
+/// edge in Hz, SINAD in dB).
+fn quality_of(report: &serde_json::Value) -> Vec<(String, f64, f64)> {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let c = s["checks"]
+                .as_array()?
+                .iter()
+                .find(|c| c["check"] == "quality")?;
+            let o = &c["observation"];
+            assert_eq!(o["kind"], "quality", "{c:#}");
+            Some((
+                o["class"].as_str()?.to_string(),
+                o["band_edge_hz"].as_f64()?,
+                o["sinad_db"].as_f64()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy() {
+    // (lab knobs, the class and band edge the tunnel gives, verdicts of the quality
+    // scenarios limited to high, medium and dynamic).
+    let rows: &[(&[&str], &str, f64, [&str; 3])] = &[
+        // 16 kHz: wideband, clean; below high.
+        (
+            &["--tunnel-rate", "16000"],
+            "medium",
+            6791.0,
+            ["fail", "pass", "pass"],
+        ),
+        // 8 kHz: telephone band; only dynamic is met.
+        (
+            &["--tunnel-rate", "8000"],
+            "low",
+            3391.0,
+            ["fail", "fail", "pass"],
+        ),
+        // G.711 µ-law at the full rate: fullband, 37 dB of noise under the tones.
+        (
+            &["--tunnel-format", "ulaw"],
+            "medium",
+            18979.0,
+            ["fail", "pass", "pass"],
+        ),
+    ];
+    for (knobs, class, edge, [high, medium, dynamic]) in rows {
+        let mut args = vec!["--output", "client", "--capture", "none"];
+        args.extend(knobs.iter());
+        let report = matrix_row(
+            &args,
+            &[
+                ("avd-quality-high", &["pass", high]),
+                ("avd-quality-medium", &["pass", medium]),
+                ("avd-quality-dynamic", &["pass", dynamic]),
+            ],
+        );
+        let measured = quality_of(&report);
+        assert_eq!(measured.len(), 3, "{knobs:?}: {report:#}");
+        for (c, e, sinad) in &measured {
+            assert_eq!((c.as_str(), *e), (*class, *edge), "{knobs:?}: {measured:?}");
+            if *knobs == ["--tunnel-format", "ulaw"] {
+                assert!((30.0..45.0).contains(sinad), "{knobs:?}: {measured:?}");
+            } else {
+                assert!(*sinad > 60.0, "{knobs:?}: {measured:?}");
+            }
+        }
+        // A fail names what made the path worse.
+        let high_cause = report["scenarios"][0]["checks"][1]["cause"]
+            .as_str()
+            .unwrap();
+        let why = if *class == "low" || *edge < 18979.0 {
+            "nothing above"
+        } else {
+            "noise and distortion only"
+        };
+        assert!(high_cause.contains(why), "{knobs:?}: {high_cause}");
+    }
 }
 
 #[test]

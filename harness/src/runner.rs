@@ -1259,11 +1259,14 @@ async fn play_and_record(
                     side: p.side,
                     detail: format!(
                         "the {} probe (earshot-probe {} on {}) cannot play or analyse the {}: \
-                         update it to earshot {}",
+                         it offers [{}], this harness needs `{}`; update it to the build of \
+                         this harness (earshot {})",
                         p.role,
                         p.info.probe_version,
                         p.info.hostname,
                         leg.what,
+                        p.info.features.join(", "),
+                        leg.feature,
                         earshot_probe::VERSION
                     ),
                 },
@@ -1455,10 +1458,10 @@ async fn measure_continuity(
 }
 
 /// How long the client's recorder runs before the quality signal plays: a local loopback
-/// opens in about 100 ms, and the analysis needs only half of the signal's first part.
-const QUALITY_LEAD: Duration = Duration::from_millis(400);
-/// Recording after the signal's end, beyond the path's latency allowance.
-const QUALITY_TAIL: Duration = Duration::from_millis(300);
+/// opens in about 100 ms, and the analysis needs only half of the signal's first part. The
+/// recording then lasts the signal and the path's latency allowance, no more: the check's
+/// whole time is this lead, 1.15 s and `timeouts.latency`.
+const QUALITY_LEAD: Duration = Duration::from_millis(300);
 
 /// The quality check: the session plays the quality probe signal on its output, the client
 /// records it on its loopback and measures it, and the class is judged against the quality
@@ -1509,7 +1512,7 @@ async fn measure_quality(
 ) -> (Observation, Option<EvidenceAt>) {
     use earshot_probe::signal::quality;
     let length = Duration::from_millis(u64::from(quality::duration_ms()));
-    let record = QUALITY_LEAD + length + s.timeouts.latency + QUALITY_TAIL;
+    let record = QUALITY_LEAD + length + s.timeouts.latency;
     let leg = StreamLeg {
         what: "quality probe signal",
         feature: quality::FEATURE,

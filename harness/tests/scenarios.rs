@@ -24,6 +24,9 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("avd-defaults", O::Client, C::Blocked),
     ("avd-continuity", O::Client, C::Blocked),
     ("avd-continuity-capture", O::Client, C::Redirected),
+    ("avd-quality-high", O::Client, C::Blocked),
+    ("avd-quality-medium", O::Client, C::Blocked),
+    ("avd-quality-dynamic", O::Client, C::Blocked),
     ("avd-play-on-remote-computer", O::Session, C::Blocked),
     ("avd-do-not-play", O::None, C::Blocked),
     ("avd-microphone-enabled", O::Client, C::Redirected),
@@ -78,6 +81,9 @@ fn every_scenario_parses_and_expects_what_its_name_says() {
             .unwrap_or_else(|| panic!("{}: add it to EXPECTED", f.display()));
         assert_eq!(e.output.value, *o, "{}", f.display());
         assert_eq!(e.capture.value, *c, "{}", f.display());
+        if let Some(rest) = stem.strip_prefix("avd-quality-") {
+            assert_eq!(e.quality.value.name(), rest, "{}", f.display());
+        }
     }
     // Every rule of the documentation has its scenario.
     for (name, _, _) in EXPECTED {

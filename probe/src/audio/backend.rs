@@ -502,9 +502,10 @@ pub fn play_rendered(
                     let (h, cat) = host_and_catalog(host)?;
                     let info = select(&cat, &selector, DeviceDirection::Output)?.clone();
                     let dev = output_device(host, &h, &info)?;
-                    let cfg = dev
-                        .default_output_config()
-                        .map_err(|e| stream_err(&info.id, "no default output format", e))?;
+                    let cfg = stream_config(dev.default_output_config(), || {
+                        dev.supported_output_configs()
+                    })
+                    .map_err(|e| stream_err(&info.id, "no default output format", e))?;
                     let format = format_of(&cfg);
                     let mono = render(format.sample_rate_hz)?;
                     let len = mono.len();
@@ -755,6 +756,42 @@ fn open_pulse(
     }))
 }
 
+/// The device's default format or, where cpal cannot carry the device's own sample format
+/// (a PulseAudio sink running µ-law or A-law, as a lab tunnel can), the nearest format cpal
+/// offers for it: 32-bit float (else 16-bit), two channels where offered, 48 kHz where in
+/// range (else the highest rate); the audio server converts. The default's error stands
+/// when nothing is offered.
+fn stream_config<I>(
+    default: Result<cpal::SupportedStreamConfig, cpal::Error>,
+    offered: impl FnOnce() -> Result<I, cpal::Error>,
+) -> Result<cpal::SupportedStreamConfig, cpal::Error>
+where
+    I: Iterator<Item = cpal::SupportedStreamConfigRange>,
+{
+    let error = match default {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let Ok(ranges) = offered() else {
+        return Err(error);
+    };
+    let rank = |r: &cpal::SupportedStreamConfigRange| {
+        let format = match r.sample_format() {
+            cpal::SampleFormat::F32 => 0,
+            cpal::SampleFormat::I16 => 1,
+            _ => 9,
+        };
+        (format, u16::from(r.channels() != 2), r.channels())
+    };
+    let best = ranges.filter(|r| rank(r).0 < 9).min_by_key(|r| rank(r));
+    match best {
+        Some(r) => Ok(r
+            .try_with_sample_rate(48_000)
+            .unwrap_or_else(|| r.with_max_sample_rate())),
+        None => Err(error),
+    }
+}
+
 /// Opens a cpal input stream (every host but PulseAudio).
 fn open_cpal(
     dev: &cpal::Device,
@@ -765,10 +802,12 @@ fn open_cpal(
 ) -> Result<(Live, StreamFormat, ring::Consumer), AudioError> {
     // Loopback capture records in the output's own format.
     let cfg = if loopback {
-        dev.default_output_config()
-            .map_err(|e| stream_err(&info.id, "no default format for loopback capture", e))?
+        stream_config(dev.default_output_config(), || {
+            dev.supported_output_configs()
+        })
+        .map_err(|e| stream_err(&info.id, "no default format for loopback capture", e))?
     } else {
-        dev.default_input_config()
+        stream_config(dev.default_input_config(), || dev.supported_input_configs())
             .map_err(|e| stream_err(&info.id, "no default input format", e))?
     };
     let format = format_of(&cfg);
