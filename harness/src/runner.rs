@@ -1565,6 +1565,7 @@ async fn measure_quality(
                     .unwrap_or_else(|| c.words().into())
             })
             .collect(),
+        speed: q.speed,
     };
     (observation, evidence)
 }

@@ -175,8 +175,11 @@ pub enum Observation {
         /// The -20 dB step as measured, dB.
         step_db: Option<f64>,
         /// Signs of a lossy or reduced format: band_limited, spectral_holes,
-        /// noise_under_signal, level_changed.
+        /// noise_under_signal, level_changed, wrong_speed.
         codec_signs: Vec<String>,
+        /// The signal arrived at this speed, not its own (0.5: half speed, an octave low).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
     },
     /// A probe, a device or the connection failed; the check could not be made.
     Error {
@@ -357,9 +360,13 @@ impl Observation {
                 gain_db,
                 step_db,
                 codec_signs,
+                speed,
                 ..
             } => {
                 let mut s = format!("{class} quality");
+                if let Some(x) = speed {
+                    s += &format!(", arrived at {x}× speed");
+                }
                 if let Some(e) = band_edge_hz {
                     s += &format!(", band to {e:.0} Hz");
                     if let Some(m) = first_missing_hz {
@@ -868,6 +875,7 @@ pub fn judge_quality(
             rate_class,
             sinad_db,
             holes_hz,
+            speed,
             ..
         } => {
             let Some(got) = class_named(class) else {
@@ -888,7 +896,19 @@ pub fn judge_quality(
                 );
             }
             let mut why = Vec::new();
-            if let (Some(edge), Some(rate)) = (band_edge_hz, rate_class) {
+            if let Some(x) = speed {
+                why.push(format!(
+                    "the audio arrives at {x}× its speed ({}): the session host sends it at \
+                     one sample rate and the client plays it at another (xrdp 0.9 does this \
+                     when the client does not offer 16-bit PCM at 44.1 kHz)",
+                    if *x < 1.0 {
+                        "slowed down, lower in pitch"
+                    } else {
+                        "sped up, higher in pitch"
+                    }
+                ));
+            }
+            if let (Some(edge), Some(rate), None) = (band_edge_hz, rate_class, speed) {
                 if *edge < earshot_probe::signal::quality::TONES_HZ[16] {
                     why.push(format!(
                         "nothing above {edge:.0} Hz arrives: the audio runs at {rate} somewhere \

@@ -44,6 +44,7 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("audiomode-2-capture-0", O::None, C::Blocked),
     ("audiomode-2-capture-1", O::None, C::Redirected),
     ("server-rdpsnd-off", O::None, C::Redirected),
+    ("quality-high", O::Client, C::Blocked),
     ("server-drdynvc-off", O::Client, C::Blocked),
     ("server-channels-off", O::None, C::Blocked),
     ("policy-blocks-playback", O::None, C::Redirected),

@@ -82,7 +82,15 @@ impl RdpLab {
     /// xrdp.ini). On a running lab only what changed restarts: the client for the .rdp
     /// file, xrdp for xrdp.ini. Returns lab/rdp's account of what it did.
     pub fn apply(&self, scenario: &Path) -> Result<String> {
-        let out = self.lab(&["up", "--scenario", &scenario.to_string_lossy()])?;
+        self.apply_with(scenario, &[])
+    }
+
+    /// As [`RdpLab::apply`], with more `lab/rdp up` options (`--client-sound rate:22050`).
+    pub fn apply_with(&self, scenario: &Path, extra: &[&str]) -> Result<String> {
+        let file = scenario.to_string_lossy();
+        let mut args = vec!["up", "--scenario", &file];
+        args.extend_from_slice(extra);
+        let out = self.lab(&args)?;
         Ok(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 

@@ -331,3 +331,69 @@ fn a_rollout_not_in_effect_says_so_with_figures() {
          effect; has the session host restarted since the rollout?"
     );
 }
+
+fn quality(class: &str, edge: f64, sinad: f64, speed: Option<f64>) -> Observation {
+    Observation::Quality {
+        side: Side::Client,
+        found: true,
+        class: class.into(),
+        rate_class: Some("44.1 kHz or more (fullband)".into()),
+        band_edge_hz: Some(edge),
+        first_missing_hz: None,
+        holes_hz: vec![],
+        sinad_db: Some(sinad),
+        noise_floor_dbfs: None,
+        gain_db: Some(0.0),
+        step_db: Some(-20.0),
+        codec_signs: vec![],
+        speed,
+    }
+}
+
+#[test]
+fn quality_meets_or_misses_the_least_class_of_the_expected_quality() {
+    let out = d(OutputExpect::Client, "defaults");
+    for (q, class, want) in [
+        (Quality::High, "high", Verdict::Pass),
+        (Quality::High, "medium", Verdict::Fail),
+        (Quality::Medium, "high", Verdict::Pass),
+        (Quality::Medium, "medium", Verdict::Pass),
+        (Quality::Medium, "low", Verdict::Fail),
+        (Quality::Dynamic, "low", Verdict::Pass),
+        (Quality::Dynamic, "poor", Verdict::Fail),
+    ] {
+        let j = judge_quality(&out, &d(q, "policy"), &quality(class, 18979.0, 70.0, None));
+        assert_eq!(j.verdict, want, "{q:?} {class}: {}", j.cause);
+    }
+    // Not found, blocked output, an error: inconclusive, never a pass.
+    let mut not_found = quality("poor", 0.0, 0.0, None);
+    if let Observation::Quality { found, .. } = &mut not_found {
+        *found = false;
+    }
+    let q = d(Quality::Dynamic, "defaults");
+    for (o, obs) in [
+        (OutputExpect::Client, not_found),
+        (OutputExpect::None, quality("high", 18979.0, 80.0, None)),
+        (OutputExpect::Client, error(Side::Session)),
+    ] {
+        let j = judge_quality(&d(o, "policy"), &q, &obs);
+        assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.cause);
+    }
+}
+
+#[test]
+fn audio_at_the_wrong_speed_fails_quality_and_says_why() {
+    let j = judge_quality(
+        &d(OutputExpect::Client, "defaults"),
+        &d(Quality::Dynamic, "defaults"),
+        &quality("poor", 18979.0, 75.0, Some(0.5)),
+    );
+    assert_eq!(j.verdict, Verdict::Fail, "{}", j.cause);
+    assert!(j.cause.contains("arrived at 0.5× speed"), "{}", j.cause);
+    assert!(
+        j.cause.contains("slowed down, lower in pitch"),
+        "{}",
+        j.cause
+    );
+    assert!(!j.cause.contains("nothing above"), "{}", j.cause);
+}

@@ -504,6 +504,12 @@ fn write_quality(out: &mut impl Write, r: &quality::QualityReport) -> Result<()>
         db(r.gain_db),
         db(r.step_db)
     )?;
+    if let Some(x) = r.speed {
+        writeln!(
+            out,
+            "  speed        {x}× (the signal arrived at another speed: tones and band as played)"
+        )?;
+    }
     let signs: Vec<&str> = r.codec_signs.iter().map(|c| c.words()).collect();
     writeln!(
         out,

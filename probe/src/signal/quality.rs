@@ -42,6 +42,9 @@
 //!   comes with the signal, the mark of a lossy codec or a coarse quantizer.
 //! - **Gain**: the reference against the played tone level. **Step**: the step part's low
 //!   tones against the full part's, against the played -20 dB.
+//! - **Speed**: a signal not found as played is looked for at half and twice its speed
+//!   ([`OTHER_SPEEDS`]); found there, it is reported with its speed, the wrong-speed sign
+//!   and the poor class (the audio is unusable, whatever its band).
 //!
 //! # Classes (the rules, in [`QualityClass::of`])
 //!
@@ -274,6 +277,9 @@ pub enum CodecSign {
     NoiseUnderSignal,
     /// The -20 dB step came out more than 3 dB off.
     LevelChanged,
+    /// The signal arrived at another speed (every tone moved by the same factor): sender
+    /// and receiver disagree on the sample rate.
+    WrongSpeed,
 }
 
 impl CodecSign {
@@ -284,6 +290,7 @@ impl CodecSign {
             CodecSign::SpectralHoles => "spectral holes",
             CodecSign::NoiseUnderSignal => "noise under the signal",
             CodecSign::LevelChanged => "level step changed",
+            CodecSign::WrongSpeed => "wrong speed",
         }
     }
 }
@@ -334,6 +341,9 @@ pub struct QualityReport {
     pub step_db: Option<f64>,
     /// Signs of a lossy or reduced format.
     pub codec_signs: Vec<CodecSign>,
+    /// The signal arrived at this speed, not its own (0.5: half speed, an octave low).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
     /// Every tone, lowest first.
     pub tones: Vec<ToneLevel>,
 }
@@ -356,6 +366,7 @@ impl QualityReport {
             gain_db: None,
             step_db: None,
             codec_signs: Vec::new(),
+            speed: None,
             tones: Vec::new(),
         }
     }
@@ -407,6 +418,9 @@ impl QualityReport {
         if !self.codec_signs.is_empty() {
             let signs: Vec<&str> = self.codec_signs.iter().map(|c| c.words()).collect();
             s.push_str(&format!("; signs: {}", signs.join(", ")));
+        }
+        if let Some(x) = self.speed {
+            s.push_str(&format!("; arrived at {x}× speed"));
         }
         s
     }
@@ -520,8 +534,34 @@ fn db(power: f64) -> f64 {
     }
 }
 
-/// Analyses one channel.
+/// Speeds the signal is looked for at, besides its own, when it is not found at its own: a
+/// path that plays audio at half or twice the rate it was sent at (a server that sends
+/// 44.1 kHz audio in a format the client plays at 22.05 kHz; measured with xrdp 0.9 and
+/// FreeRDP 2 given `/sound:rate:22050`) moves every tone an octave and stretches the parts.
+pub const OTHER_SPEEDS: [f64; 2] = [0.5, 2.0];
+
+/// Analyses one channel: the signal at its own speed, else at one of [`OTHER_SPEEDS`]
+/// (then `speed` says which, the class is poor and the signs say wrong speed).
 pub fn analyze(samples: &[f32], rate_hz: u32) -> QualityReport {
+    let own = analyze_at(samples, rate_hz, 1.0);
+    if own.found {
+        return own;
+    }
+    for speed in OTHER_SPEEDS {
+        let mut r = analyze_at(samples, rate_hz, speed);
+        if r.found {
+            r.speed = Some(speed);
+            r.class = QualityClass::Poor;
+            r.codec_signs.insert(0, CodecSign::WrongSpeed);
+            return r;
+        }
+    }
+    own
+}
+
+/// Analyses one channel for the signal played at `speed` times its own (tones and band
+/// edges are reported as played).
+fn analyze_at(samples: &[f32], rate_hz: u32, speed: f64) -> QualityReport {
     let rate = f64::from(rate_hz.max(1));
     let n = frame_len(rate_hz.max(1));
     let hop = n / 4;
@@ -533,7 +573,7 @@ pub fn analyze(samples: &[f32], rate_hz: u32) -> QualityReport {
     let tone_bins: Vec<(usize, usize)> = TONES_HZ
         .iter()
         .map(|&f| {
-            let b = sp.bin(f).min(bins - 1);
+            let b = sp.bin(f * speed).min(bins - 1);
             (
                 b.saturating_sub(TONE_HALF_WIDTH),
                 (b + TONE_HALF_WIDTH).min(bins - 1),
@@ -564,7 +604,7 @@ pub fn analyze(samples: &[f32], rate_hz: u32) -> QualityReport {
         );
     }
     let runs = runs_of(&is_tone);
-    let min_frames = ((MIN_FULL_MS / 1000.0 * rate) as usize).saturating_sub(n) / hop + 1;
+    let min_frames = ((MIN_FULL_MS / speed / 1000.0 * rate) as usize).saturating_sub(n) / hop + 1;
     let Some(full_i) = runs.iter().position(|&(a, b)| b - a >= min_frames) else {
         return QualityReport::not_found(rate_hz);
     };
@@ -774,6 +814,7 @@ pub fn analyze(samples: &[f32], rate_hz: u32) -> QualityReport {
         gain_db,
         step_db,
         codec_signs,
+        speed: None,
         tones,
     };
     report.class = QualityClass::of(&report);

@@ -241,3 +241,40 @@ fn the_report_round_trips_as_json() {
     assert_eq!(serde_json::to_string(&back).unwrap(), text);
     assert!(text.contains("\"class\":\"high\""), "{text}");
 }
+
+/// `x` played at `speed` times its rate (linear interpolation; 0.5 doubles its length).
+fn at_speed(x: &[f32], speed: f64) -> Vec<f32> {
+    let n = (x.len() as f64 / speed) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 * speed;
+            let k = t as usize;
+            let f = (t - k as f64) as f32;
+            let a = x.get(k).copied().unwrap_or(0.0);
+            let b = x.get(k + 1).copied().unwrap_or(0.0);
+            a + (b - a) * f
+        })
+        .collect()
+}
+
+#[test]
+fn a_signal_at_half_or_twice_its_speed_is_found_and_said_poor() {
+    let rate = 48_000;
+    let clean = lead(rate, 200, render(rate));
+    for speed in [0.5, 2.0] {
+        // Twice the speed needs the recording at twice the rate to keep the top tones.
+        let (x, r_hz) = if speed > 1.0 {
+            (at_speed(&lead(96_000, 200, render(96_000)), speed), 96_000)
+        } else {
+            (at_speed(&clean, speed), rate)
+        };
+        let r = analyze(&x, r_hz);
+        assert!(r.found, "{speed}: {}", r.summary());
+        assert_eq!(r.speed, Some(speed), "{}", r.summary());
+        assert_eq!(r.class, QualityClass::Poor, "{}", r.summary());
+        assert_eq!(r.codec_signs[0], CodecSign::WrongSpeed, "{}", r.summary());
+        assert!(r.summary().contains(&format!("arrived at {speed}× speed")));
+    }
+    // At its own speed, no speed is reported.
+    assert_eq!(analyze(&clean, rate).speed, None);
+}
