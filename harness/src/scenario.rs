@@ -5,7 +5,7 @@
 //! ```toml
 //! name = "AVD: GPO blocks playback despite the host pool"
 //! product = "avd"                       # avd | windows365 | devbox | rds
-//! checks = ["output", "capture"]        # default: both
+//! checks = ["output", "capture"]        # default: both; opt-in: "continuity", "quality"
 //!
 //! [policy.session_host]                 # Group Policy / Intune on the session host
 //! fDisableCam = 1                       # 0 allowed, 1 blocked; absent: not configured

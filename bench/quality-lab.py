@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""The quality check on the labs, measured: each quality class the labs can make, N runs of
+`earshot run` of a quality-only scenario, the class, band edge and SINAD of every run, the
+check's own time and the whole run's.
+
+Tunnel lab (lab/lab): the output tunnel at its default (16-bit PCM, 44.1 kHz), at 16 kHz,
+at 8 kHz and in G.711 µ-law (--tunnel-rate / --tunnel-format). RDP lab (lab/rdp, --rdp):
+xrdp's default, and FreeRDP given /sound:rate:22050 (half-speed audio). Every run must give
+the class of its state; the summary counts those that do.
+
+    sudo python3 bench/quality-lab.py [--runs 20] [--rdp] [--bin-dir target/debug]
+"""
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_ENV = "EARSHOT_LAB_TOKEN"
+
+# (name, lab/lab options, the class, the band edge in Hz)
+TUNNEL_STATES = [
+    ("tunnel s16le 44.1 kHz", [], "high", 18979.0),
+    ("tunnel 16 kHz", ["--tunnel-rate", "16000"], "medium", 6791.0),
+    ("tunnel 8 kHz", ["--tunnel-rate", "8000"], "low", 3391.0),
+    ("tunnel µ-law", ["--tunnel-format", "ulaw"], "medium", 18979.0),
+]
+RDP_STATES = [
+    ("xrdp PCM 44.1 kHz", [], "high", 18979.0),
+    ("xrdp, client /sound:rate:22050", ["--client-sound", "rate:22050"], "poor", None),
+]
+
+
+def quality_only(src, out_dir):
+    text = Path(src).read_text()
+    text = text.replace('checks = ["output", "quality"]', 'checks = ["quality"]')
+    path = Path(out_dir) / f"{Path(src).stem}-only.toml"
+    path.write_text(text)
+    return path
+
+
+def run_once(netns, harness, scenario, out_dir, env):
+    report = Path(out_dir) / "report.json"
+    t0 = time.monotonic()
+    r = subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(scenario),
+                        "--json", str(report)], capture_output=True, text=True, env=env,
+                       timeout=60)
+    wall = time.monotonic() - t0
+    doc = json.loads(report.read_text())
+    c = doc["scenarios"][0]["checks"][0]
+    o = c["observation"]
+    return {"exit": r.returncode, "wall_ms": wall * 1000, "check_ms": c["duration_ms"],
+            "verdict": c["verdict"], "class": o.get("class"), "edge": o.get("band_edge_hz"),
+            "sinad": o.get("sinad_db"), "speed": o.get("speed")}
+
+
+def summarize(name, want_class, want_edge, runs):
+    right = sum(1 for r in runs if r["class"] == want_class
+                and (want_edge is None or r["edge"] == want_edge))
+    med = lambda k: statistics.median(r[k] for r in runs)
+    sinads = [r["sinad"] for r in runs if r["sinad"] is not None]
+    line = (f"{name:34} {want_class:6} {right}/{len(runs)} as its class; check "
+            f"{med('check_ms'):.0f} ms (max {max(r['check_ms'] for r in runs):.0f}), "
+            f"whole run {med('wall_ms'):.0f} ms")
+    if sinads:
+        line += f"; SINAD {min(sinads):.1f}-{max(sinads):.1f} dB"
+    print(line, flush=True)
+    return {"state": name, "class": want_class, "right": right, "runs": runs}
+
+
+def tunnel(args, harness, probe, out):
+    results = []
+    state = tempfile.mkdtemp(prefix="earshot-quality-")
+    token = secrets.token_hex(16)
+    env = dict(os.environ, **{TOKEN_ENV: token})
+    scenario = quality_only(ROOT / "scenarios/lab/avd-quality-high.toml", out)
+    for name, knobs, want, edge in TUNNEL_STATES:
+        subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture",
+                        "none", "--state-dir", state, *knobs], check=True,
+                       capture_output=True, timeout=60)
+        st = json.loads(subprocess.run([str(ROOT / "lab/lab"), "status", "--json",
+                                        "--state-dir", state], capture_output=True,
+                                       text=True, check=True).stdout)
+        probes = []
+        for host, addr in (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702")):
+            h = st["hosts"][host]
+            penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
+            probes.append(subprocess.Popen(
+                ["ip", "netns", "exec", h["netns"], str(probe), "--host", "pulseaudio",
+                 "serve", "--listen", addr], env=penv, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+        try:
+            runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
+                    for _ in range(args.runs)]
+        finally:
+            for p in probes:
+                p.terminate()
+                p.wait(timeout=10)
+        results.append(summarize(name, want, edge, runs))
+    subprocess.run([str(ROOT / "lab/lab"), "down", "--state-dir", state],
+                   capture_output=True, timeout=60)
+    return results
+
+
+def rdp(args, harness, probe, out):
+    results = []
+    state = tempfile.mkdtemp(prefix="earshot-quality-rdp-")
+    token = secrets.token_hex(16)
+    env = dict(os.environ, **{TOKEN_ENV: token})
+    src = ROOT / "scenarios/rdp/quality-high.toml"
+    scenario = quality_only(src, out)
+    lab = lambda *a: subprocess.run([str(ROOT / "lab/rdp"), *a, "--state-dir", state],
+                                    capture_output=True, text=True, timeout=180,
+                                    env=dict(os.environ, EARSHOT_TOKEN=token))
+    try:
+        for name, knobs, want, edge in RDP_STATES:
+            r = lab("up", "--scenario", str(src), *knobs)
+            if r.returncode != 0:
+                sys.exit(f"quality bench: lab/rdp up failed: {r.stderr}")
+            st = json.loads(lab("status", "--json").stdout)
+            for host, extra in (("client", []), ("session", ["--", "--prime-input", "default"])):
+                if st["probes"][host]["alive"] is not True:
+                    lab("probe", host, "--bin", str(probe), *extra)
+            runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
+                    for _ in range(args.runs)]
+            results.append(summarize(name, want, edge, runs))
+    finally:
+        lab("down")
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rdp", action="store_true", help="the RDP lab's states too")
+    ap.add_argument("--bin-dir", default=str(ROOT / "target/debug"))
+    ap.add_argument("--out", help="write every run as JSON here")
+    a = ap.parse_args()
+    harness, probe = Path(a.bin_dir) / "earshot", Path(a.bin_dir) / "earshot-probe"
+    for b in (harness, probe):
+        if not b.exists():
+            sys.exit(f"quality bench: {b} is missing: cargo build first (or --bin-dir)")
+    out = tempfile.mkdtemp(prefix="earshot-quality-out-")
+    results = tunnel(a, harness, probe, out)
+    if a.rdp:
+        results += rdp(a, harness, probe, out)
+    if a.out:
+        Path(a.out).write_text(json.dumps(results, indent=2))
+    bad = [r["state"] for r in results if r["right"] != len(r["runs"])]
+    if bad:
+        sys.exit(f"quality bench: runs not measured as their class in: {', '.join(bad)}")
+
+
+if __name__ == "__main__":
+    main()
