@@ -127,7 +127,7 @@ def rdp(args, harness, probe, out):
                 sys.exit(f"quality bench: lab/rdp up failed: {r.stderr}")
             st = json.loads(lab("status", "--json").stdout)
             for host, extra in (("client", []), ("session", ["--", "--prime-input", "default"])):
-                if st["probes"][host]["alive"] is not True:
+                if st["probes"].get(host, {}).get("alive") is not True:
                     lab("probe", host, "--bin", str(probe), *extra)
             runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
                     for _ in range(args.runs)]
@@ -141,6 +141,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rdp", action="store_true", help="the RDP lab's states too")
+    ap.add_argument("--rdp-only", action="store_true", help="the RDP lab's states only")
     ap.add_argument("--bin-dir", default=str(ROOT / "target/debug"))
     ap.add_argument("--out", help="write every run as JSON here")
     a = ap.parse_args()
@@ -149,8 +150,8 @@ def main():
         if not b.exists():
             sys.exit(f"quality bench: {b} is missing: cargo build first (or --bin-dir)")
     out = tempfile.mkdtemp(prefix="earshot-quality-out-")
-    results = tunnel(a, harness, probe, out)
-    if a.rdp:
+    results = [] if a.rdp_only else tunnel(a, harness, probe, out)
+    if a.rdp or a.rdp_only:
         results += rdp(a, harness, probe, out)
     if a.out:
         Path(a.out).write_text(json.dumps(results, indent=2))

@@ -149,8 +149,6 @@ fn avd_defaults_lab_matrix() {
             ("avd-continuity", &["pass", "pass"]),
             // The host pool says the microphone is redirected; the lab has none.
             ("avd-microphone-enabled", &["pass", "fail"]),
-            // The tunnel at its default (16-bit PCM at 44.1 kHz) is fullband and clean.
-            ("avd-quality-high", &["pass", "pass"]),
         ],
     );
 }
@@ -183,6 +181,8 @@ fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy(
     // (lab knobs, the class and band edge the tunnel gives, verdicts of the quality
     // scenarios limited to high, medium and dynamic).
     let rows: &[(&[&str], &str, f64, [&str; 3])] = &[
+        // The default (16-bit PCM at 44.1 kHz): fullband and clean, every limit met.
+        (&[], "high", 18979.0, ["pass", "pass", "pass"]),
         // 16 kHz: wideband, clean; below high.
         (
             &["--tunnel-rate", "16000"],
@@ -205,6 +205,8 @@ fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy(
             ["fail", "pass", "pass"],
         ),
     ];
+    let reports = tempfile::tempdir().unwrap();
+    let base = reports.path().join("base.json");
     for (knobs, class, edge, [high, medium, dynamic]) in rows {
         let mut args = vec!["--output", "client", "--capture", "none"];
         args.extend(knobs.iter());
@@ -226,6 +228,50 @@ fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy(
                 assert!(*sinad > 60.0, "{knobs:?}: {measured:?}");
             }
         }
+        // `earshot compare` against the clean run names the regressions: the three quality
+        // checks, whose class fell (and with it some verdicts), nothing else.
+        if knobs.is_empty() {
+            std::fs::write(&base, report.to_string()).unwrap();
+            continue;
+        }
+        let new = reports.path().join("new.json");
+        std::fs::write(&new, report.to_string()).unwrap();
+        let out = Command::new(harness_bin())
+            .arg("compare")
+            .arg(&base)
+            .arg(&new)
+            .args(["--json", "-"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{knobs:?}: {out:?}");
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let regressed: Vec<&serde_json::Value> = c["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["change"] == "regression")
+            .collect();
+        let quality = regressed.iter().filter(|r| r["check"] == "quality").count();
+        assert_eq!(quality, 3, "{knobs:?}: {c:#}");
+        // The output checks still pass; at 8 kHz their signature's SNR drops (measured:
+        // 57-63 dB to 44 dB), a true regression of its figures, named as such.
+        for r in regressed.iter().filter(|r| r["check"] != "quality") {
+            assert_eq!(r["check"], "output", "{knobs:?}: {r:#}");
+            assert_eq!(
+                (&r["base"], &r["new"]),
+                (&"pass".into(), &"pass".into()),
+                "{r:#}"
+            );
+            assert!(
+                r["details"][0].as_str().unwrap().starts_with("SNR"),
+                "{r:#}"
+            );
+        }
+        let text = c.to_string();
+        assert!(
+            text.contains(&format!("quality class high -> {class}")),
+            "{knobs:?}: {c:#}"
+        );
         // A fail names what made the path worse.
         let high_cause = report["scenarios"][0]["checks"][1]["cause"]
             .as_str()

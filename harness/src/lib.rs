@@ -2,6 +2,7 @@
 //! happen, drives both probes, and reports pass / fail / inconclusive with the evidence.
 //!
 //! - [`scenario`]: the TOML model and its validation.
+//! - [`compare`]: two run reports compared (`earshot compare`).
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
 //! - [`import`]: policy layers read from a GPO's Registry.pol, a .reg export or a host
 //!   pool's JSON.
@@ -10,6 +11,7 @@
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
 
+pub mod compare;
 pub mod host;
 pub mod import;
 pub mod policy;

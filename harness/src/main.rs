@@ -77,6 +77,45 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Compares a run with an earlier one: verdicts that changed, figures that moved past
+    /// their thresholds, hosts that vanished or appeared; exit 1 on any regression.
+    #[command(after_help = "Example:\n  \
+        earshot compare yesterday.json today.json --junit out/compare.xml\n\n\
+        A row is one check of one scenario on one session host (the remote probe's host\n\
+        name). Regressions: a worse verdict (pass -> inconclusive -> fail), latency up by\n\
+        more than --latency-ms, SNR or the quality check's SINAD down by more than --snr-db or\n\
+        --sinad-db, the level moved by more than --level-db, continuity breaks up by more\n\
+        than --breaks, the quality class down, a row in the base run only (not measured any\n\
+        more). Rows in the new run only are reported, not regressions.\n\n\
+        Exit status: 0 no regression, 1 a regression, 2 a report that cannot be read.")]
+    Compare {
+        /// The earlier run's report (`earshot run --json`).
+        base: PathBuf,
+        /// The run to judge against it.
+        new: PathBuf,
+        /// Write the comparison as JSON to FILE, or with `-` print it on standard output
+        /// instead of the text.
+        #[arg(long, value_name = "FILE|-")]
+        json: Option<PathBuf>,
+        /// Write the comparison as JUnit XML (a failure per regression).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Latency increase that is a regression, ms.
+        #[arg(long, default_value_t = 100.0)]
+        latency_ms: f64,
+        /// SNR drop that is a regression, dB.
+        #[arg(long, default_value_t = 6.0)]
+        snr_db: f64,
+        /// Level change (either way) that is a regression, dB.
+        #[arg(long, default_value_t = 3.0)]
+        level_db: f64,
+        /// SINAD drop of the quality check that is a regression, dB.
+        #[arg(long, default_value_t = 6.0)]
+        sinad_db: f64,
+        /// Continuity breaks that may be added before it is a regression.
+        #[arg(long, default_value_t = 0)]
+        breaks: u64,
+    },
     /// Prints the JSON Schema of the run report (`--json`).
     Schema,
     /// Prints the shell completion script for SHELL on standard output.
@@ -91,6 +130,41 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// `earshot compare`.
+fn compare(
+    base: &std::path::Path,
+    new: &std::path::Path,
+    thresholds: &earshot_harness::compare::Thresholds,
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    use earshot_harness::compare;
+    let b = compare::load(base)?;
+    let n = compare::load(new)?;
+    let c = compare::compare((base, &b), (new, &n), thresholds);
+    let doc = serde_json::to_string_pretty(&c)?;
+    match json.as_deref() {
+        Some(p) if p == std::path::Path::new("-") => {
+            quietly(writeln!(std::io::stdout(), "{doc}"))?;
+        }
+        Some(p) => {
+            std::fs::write(p, format!("{doc}\n"))
+                .with_context(|| format!("writing the comparison to {}", p.display()))?;
+            quietly(write!(std::io::stdout(), "{}", c.text()))?;
+        }
+        None => quietly(write!(std::io::stdout(), "{}", c.text()))?,
+    }
+    if let Some(p) = junit {
+        std::fs::write(&p, c.junit())
+            .with_context(|| format!("writing the JUnit comparison to {}", p.display()))?;
+    }
+    Ok(if c.regressions > 0 {
+        EXIT_FAIL
+    } else {
+        EXIT_PASS
+    })
 }
 
 fn main() -> ExitCode {
@@ -114,6 +188,36 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             evidence,
             seed,
         } => run(scenarios, json, junit, evidence, seed),
+        Command::Compare {
+            base,
+            new,
+            json,
+            junit,
+            latency_ms,
+            snr_db,
+            level_db,
+            sinad_db,
+            breaks,
+        } => {
+            for (flag, v) in [
+                ("--latency-ms", latency_ms),
+                ("--snr-db", snr_db),
+                ("--level-db", level_db),
+                ("--sinad-db", sinad_db),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    anyhow::bail!("{flag} {v}: expected 0 or more");
+                }
+            }
+            let thresholds = earshot_harness::compare::Thresholds {
+                latency_ms,
+                snr_db,
+                level_db,
+                sinad_db,
+                breaks,
+            };
+            compare(&base, &new, &thresholds, json, junit)
+        }
         Command::Schema => {
             let text = serde_json::to_string_pretty(&report::json_schema())?;
             quietly(writeln!(std::io::stdout(), "{text}"))?;
