@@ -54,7 +54,10 @@ def run_once(netns, harness, scenario, out_dir, env):
                        timeout=60)
     wall = time.monotonic() - t0
     doc = json.loads(report.read_text())
-    c = doc["scenarios"][0]["checks"][0]
+    s = doc["scenarios"][0]
+    if not s["checks"]:
+        sys.exit(f"quality bench: {scenario} did not run: {s.get('error')}\n{r.stderr}")
+    c = s["checks"][0]
     o = c["observation"]
     return {"exit": r.returncode, "wall_ms": wall * 1000, "check_ms": c["duration_ms"],
             "verdict": c["verdict"], "class": o.get("class"), "edge": o.get("band_edge_hz"),
@@ -117,9 +120,13 @@ def rdp(args, harness, probe, out):
     env = dict(os.environ, **{TOKEN_ENV: token})
     src = ROOT / "scenarios/rdp/quality-high.toml"
     scenario = quality_only(src, out)
-    lab = lambda *a: subprocess.run([str(ROOT / "lab/rdp"), *a, "--state-dir", state],
-                                    capture_output=True, text=True, timeout=180,
-                                    env=dict(os.environ, EARSHOT_TOKEN=token))
+    def lab(*a):
+        # --state-dir before any `--` (what follows it goes to the probe).
+        a = list(a)
+        at = a.index("--") if "--" in a else len(a)
+        a[at:at] = ["--state-dir", state]
+        return subprocess.run([str(ROOT / "lab/rdp"), *a], capture_output=True, text=True,
+                              timeout=180, env=dict(os.environ, EARSHOT_TOKEN=token))
     try:
         for name, knobs, want, edge in RDP_STATES:
             r = lab("up", "--scenario", str(src), *knobs)
@@ -128,7 +135,9 @@ def rdp(args, harness, probe, out):
             st = json.loads(lab("status", "--json").stdout)
             for host, extra in (("client", []), ("session", ["--", "--prime-input", "default"])):
                 if st["probes"].get(host, {}).get("alive") is not True:
-                    lab("probe", host, "--bin", str(probe), *extra)
+                    r = lab("probe", host, "--bin", str(probe), *extra)
+                    if r.returncode != 0:
+                        sys.exit(f"quality bench: lab/rdp probe {host} failed: {r.stderr}")
             runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
                     for _ in range(args.runs)]
             results.append(summarize(name, want, edge, runs))
