@@ -1,7 +1,7 @@
 //! The harness end to end: `earshot run` with two real probes (one in each lab namespace,
 //! driven over the veth link) against the lab in each state, every verdict asserted; the
-//! JUnit file checked against a JUnit schema; a probe killed mid-check; a malformed
-//! scenario.
+//! JUnit file checked against a JUnit schema; the HTML report rendered in headless
+//! Chromium; a probe killed mid-check; a malformed scenario.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +31,8 @@ fn run(lab: &Lab, files: &[PathBuf], out: &Path) -> (Finished, serde_json::Value
         .arg(out.join("junit.xml"))
         .arg("--evidence")
         .arg(out.join("evidence"))
+        .arg("--html")
+        .arg(out.join("report.html"))
         .env("EARSHOT_LAB_TOKEN", TOKEN)
         .env("NO_COLOR", "1");
     let r = Running::start(cmd).finish(RUN_LIMIT);
@@ -458,4 +460,114 @@ fn a_malformed_scenario_exits_2_naming_the_key() {
     cmd.arg("expect").arg(&bad);
     let r = Running::start(cmd).finish(Duration::from_secs(20));
     assert_eq!(r.code, Some(2), "{r:?}");
+}
+
+/// Headless Chromium on a local file: `--screenshot` or `--dump-dom`, with what keeps it
+/// off the network (this machine's is closed) and a fresh profile.
+fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (Debian's chromium, installed by make deps)");
+    assert!(out.status.success(), "chromium {args:?}: {out:?}");
+    out
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_with_its_matrix_its_pictures_and_no_overflow() {
+    // 16 kHz: the quality check fails and keeps its recording, the others pass.
+    let lab = Lab::up(&[
+        "--output",
+        "client",
+        "--capture",
+        "none",
+        "--tunnel-rate",
+        "16000",
+    ])
+    .unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (r, report) = run(
+        &lab,
+        &[scenario("avd-defaults"), scenario("avd-quality-high")],
+        out.path(),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let page = out.path().join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing fetched from anywhere.
+    for outside in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!html.contains(outside), "{outside} in the report");
+    }
+    let profile = out.path().join("chromium");
+    // The DOM after load: the matrix (2 scenarios; 3 passes, 1 fail), one spectrogram for
+    // the one recording kept, every check's section, and nothing wider than the page at
+    // desktop and phone widths.
+    for width in ["1280,2000", "390,2000"] {
+        let dom = chromium(
+            &["--dump-dom", &format!("--window-size={width}")],
+            &page,
+            &profile,
+        );
+        let dom = String::from_utf8_lossy(&dom.stdout);
+        assert!(
+            dom.contains("data-overflow=\"none\""),
+            "{width}: {}",
+            &dom[..dom.len().min(400)]
+        );
+        let matrix = dom.split("<table class=\"matrix\">").nth(1).unwrap();
+        let matrix = matrix.split("</table>").next().unwrap();
+        assert_eq!(matrix.matches("<tr>").count(), 3, "{matrix}");
+        assert_eq!(matrix.matches("class=\"v pass\"").count(), 3, "{matrix}");
+        assert_eq!(matrix.matches("class=\"v fail\"").count(), 1, "{matrix}");
+        assert_eq!(dom.matches("<svg class=\"spec\"").count(), 1, "{width}");
+        assert_eq!(dom.matches("class=\"check\"").count(), 4, "{width}");
+        assert!(dom.contains("nothing above 6791 Hz arrives"), "{width}");
+    }
+    let evidence = report["scenarios"][1]["checks"][1]["evidence"]
+        .as_str()
+        .unwrap();
+    assert!(html.contains(evidence), "the picture names its recording");
+    // The screenshot: the verdict colours and the spectrogram's bright tone lines are there.
+    let shot = out.path().join("shot.png");
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2400",
+        ],
+        &page,
+        &profile,
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(step).collect();
+    let near = |p: &[u8], c: [u8; 3]| (0..3).all(|i| p[i].abs_diff(c[i]) <= 6);
+    let count = |c: [u8; 3]| pixels.iter().filter(|p| near(p, c)).count();
+    let pass = count([0xc8, 0xec, 0xc9]);
+    let fail = count([0xf7, 0xc4, 0xc0]);
+    // The colour map's top: pale yellow, only where a tone is loud.
+    let bright = pixels
+        .iter()
+        .filter(|p| p[0] > 235 && p[1] > 200 && p[2] > 90 && p[2] < 200)
+        .count();
+    assert!(pass > 2000, "pass cells: {pass} pixels");
+    assert!(fail > 500, "fail cells: {fail} pixels");
+    assert!(bright > 200, "spectrogram tone lines: {bright} pixels");
 }

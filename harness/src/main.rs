@@ -34,6 +34,7 @@ const EXIT_INCONCLUSIVE: u8 = 2;
     after_help = "Examples:\n  \
       earshot expect scenarios/rules/avd-gpo-blocks-playback.toml\n  \
       earshot run scenarios/lab/avd-defaults.toml --json out/report.json --junit out/junit.xml --evidence out/evidence\n  \
+      earshot run scenarios/lab/*.toml --html out/report.html --evidence out/evidence\n  \
       earshot run scenarios/lab/avd-defaults.toml --json - | jq '.scenarios[].checks[].verdict'\n  \
       earshot completions bash > /etc/bash_completion.d/earshot\n\n\
       --json gives JSON on every command: a flag where the command's output is a document (expect),\n\
@@ -70,6 +71,11 @@ enum Command {
         /// Write the JUnit XML report here (rewritten after every event).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write a self-contained HTML report here (rewritten after every event): the
+        /// verdict matrix, each check's expectation and decision trail, what was heard, and
+        /// a spectrogram of each evidence recording.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Keep evidence (FLAC recordings) of anything but a clean pass in this folder.
         #[arg(long)]
         evidence: Option<PathBuf>,
@@ -185,9 +191,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             scenarios,
             json,
             junit,
+            html,
             evidence,
             seed,
-        } => run(scenarios, json, junit, evidence, seed),
+        } => run(scenarios, json, junit, html, evidence, seed),
         Command::Compare {
             base,
             new,
@@ -331,6 +338,7 @@ fn run(
     files: Vec<PathBuf>,
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
+    html: Option<PathBuf>,
     evidence: Option<PathBuf>,
     seed: Option<u64>,
 ) -> anyhow::Result<u8> {
@@ -339,7 +347,7 @@ fn run(
     let json = json.filter(|_| !json_to_stdout);
     // Everything that can be checked is checked before a probe is touched.
     let mut problems = Vec::new();
-    for (option, path) in [("--json", &json), ("--junit", &junit)] {
+    for (option, path) in [("--json", &json), ("--junit", &junit), ("--html", &html)] {
         if let Some(p) = path {
             if let Err(e) = report::check_output_path(option, p) {
                 problems.push(e);
@@ -383,6 +391,9 @@ fn run(
     }
     if let Some(p) = junit {
         files.push(Box::new(JunitReporter::new(p)));
+    }
+    if let Some(p) = html {
+        files.push(Box::new(report::HtmlReporter::new(p)));
     }
     let mut write_errors: Vec<String> = Vec::new();
     let mut sink = |e: &report::Event, run: &report::Run| {

@@ -1,5 +1,5 @@
 //! Reports: the runner emits [`Event`]s; reporters turn them into a terminal table, a JSON
-//! document and a JUnit XML file. The runner never formats.
+//! document, a JUnit XML file and a self-contained HTML page. The runner never formats.
 //!
 //! The file reporters rewrite their whole file after every event (to a temporary file,
 //! then renamed over the old one), so a crash or a kill loses nothing already measured.
@@ -7,11 +7,13 @@
 //! ([`json_schema`], committed as `docs/report.schema.json`).
 
 mod events;
+mod html;
 mod json;
 mod junit;
 mod terminal;
 
 pub use events::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord, SCHEMA_VERSION};
+pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};
 pub use terminal::{summary_table, TerminalReporter};
@@ -92,10 +94,10 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
         return Err(format!(
             "{option} {}: is a folder; give a file name, e.g. {}",
             path.display(),
-            path.join(if option == "--junit" {
-                "junit.xml"
-            } else {
-                "report.json"
+            path.join(match option {
+                "--junit" => "junit.xml",
+                "--html" => "report.html",
+                _ => "report.json",
             })
             .display()
         ));
