@@ -242,10 +242,16 @@ fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy(
             .arg("compare")
             .arg(&base)
             .arg(&new)
-            .args(["--json", "-"])
+            .args(["--json", "-", "--html"])
+            .arg(reports.path().join("compare.html"))
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{knobs:?}: {out:?}");
+        let page = std::fs::read_to_string(reports.path().join("compare.html")).unwrap();
+        assert!(
+            page.matches(">regression</td>").count() >= 3,
+            "{knobs:?}: {page}"
+        );
         let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let regressed: Vec<&serde_json::Value> = c["rows"]
             .as_array()

@@ -446,6 +446,59 @@ impl Comparison {
         s
     }
 
+    /// The comparison as one self-contained HTML page: the totals, the hosts that vanished
+    /// or appeared, and every row (changed rows first) with its verdicts and differences.
+    pub fn html(&self) -> String {
+        use crate::report::html::{esc, STYLE};
+        let mut h = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>earshot compare</title><style>{STYLE}</style></head><body>\n\
+             <h1>earshot compare</h1>\n<p class=\"meta\">{} (base) &rarr; {} (new): <b>{}</b> \
+             regression(s), <b>{}</b> improvement(s), {} row(s)</p>\n",
+            esc(&self.base.display().to_string()),
+            esc(&self.new.display().to_string()),
+            self.regressions,
+            self.improvements,
+            self.rows.len()
+        );
+        for (what, hosts) in [
+            ("vanished", &self.hosts_vanished),
+            ("appeared", &self.hosts_appeared),
+        ] {
+            if !hosts.is_empty() {
+                let names: Vec<String> = hosts.iter().map(|x| esc(x)).collect();
+                h += &format!("<p class=\"warn\">Hosts {what}: {}</p>\n", names.join(", "));
+            }
+        }
+        h += "<table class=\"compare\"><thead><tr><th>change</th><th>session host</th>\
+              <th>scenario</th><th>check</th><th>base</th><th>new</th><th>what changed</th>\
+              </tr></thead><tbody>\n";
+        for r in &self.rows {
+            let (class, word) = match r.change {
+                Change::Regression => ("fail", "regression"),
+                Change::Improvement => ("pass", "improvement"),
+                Change::Appeared => ("inconclusive", "appeared"),
+                Change::Same => ("none", "same"),
+            };
+            let verdict = |v: &Option<String>| match v {
+                Some(v) => format!("<td class=\"v {}\">{}</td>", esc(v), esc(v)),
+                None => "<td class=\"none\">-</td>".into(),
+            };
+            h += &format!(
+                "<tr><td class=\"v {class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td></tr>\n",
+                esc(&r.host),
+                esc(&r.scenario),
+                esc(&r.check),
+                verdict(&r.base),
+                verdict(&r.new),
+                esc(&r.details.join("; "))
+            );
+        }
+        h += "</tbody></table>\n</body></html>\n";
+        h
+    }
+
     /// The comparison as JUnit XML: one test case per row, a failure per regression.
     pub fn junit(&self) -> String {
         use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};

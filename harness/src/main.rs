@@ -106,6 +106,9 @@ enum Command {
         /// Write the comparison as JUnit XML (a failure per regression).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write the comparison as a self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Latency increase that is a regression, ms.
         #[arg(long, default_value_t = 100.0)]
         latency_ms: f64,
@@ -144,7 +147,7 @@ fn compare(
     new: &std::path::Path,
     thresholds: &earshot_harness::compare::Thresholds,
     json: Option<PathBuf>,
-    junit: Option<PathBuf>,
+    (junit, html): (Option<PathBuf>, Option<PathBuf>),
 ) -> anyhow::Result<u8> {
     use earshot_harness::compare;
     let b = compare::load(base)?;
@@ -165,6 +168,10 @@ fn compare(
     if let Some(p) = junit {
         std::fs::write(&p, c.junit())
             .with_context(|| format!("writing the JUnit comparison to {}", p.display()))?;
+    }
+    if let Some(p) = html {
+        std::fs::write(&p, c.html())
+            .with_context(|| format!("writing the HTML comparison to {}", p.display()))?;
     }
     Ok(if c.regressions > 0 {
         EXIT_FAIL
@@ -200,6 +207,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             new,
             json,
             junit,
+            html,
             latency_ms,
             snr_db,
             level_db,
@@ -223,7 +231,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 sinad_db,
                 breaks,
             };
-            compare(&base, &new, &thresholds, json, junit)
+            compare(&base, &new, &thresholds, json, (junit, html))
         }
         Command::Schema => {
             let text = serde_json::to_string_pretty(&report::json_schema())?;

@@ -7,7 +7,7 @@
 //! ([`json_schema`], committed as `docs/report.schema.json`).
 
 mod events;
-mod html;
+pub(crate) mod html;
 mod json;
 mod junit;
 mod terminal;

@@ -226,6 +226,37 @@ fn continuity_breaks_and_a_lower_quality_class_regress() {
 }
 
 #[test]
+fn the_html_page_has_a_row_per_check_and_names_the_vanished_host() {
+    let base = report(vec![
+        scenario(
+            "h",
+            "s",
+            vec![check("output", "pass", detected(240.0, 60.0))],
+        ),
+        scenario(
+            "gone",
+            "s",
+            vec![check("output", "pass", detected(240.0, 60.0))],
+        ),
+    ]);
+    let new = report(vec![scenario(
+        "h",
+        "s",
+        vec![check("output", "fail", json!({"kind": "silent"}))],
+    )]);
+    let html = run(&base, &new).html();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(
+        html.matches("<tr><td class=\"v fail\">regression</td>")
+            .count(),
+        2,
+        "{html}"
+    );
+    assert!(html.contains("Hosts vanished: gone"), "{html}");
+    assert!(html.contains("verdict pass -&gt; fail"), "{html}");
+}
+
+#[test]
 fn junit_has_a_failure_per_regression() {
     let base = report(vec![scenario(
         "h",
