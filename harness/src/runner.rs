@@ -1207,12 +1207,9 @@ async fn continuity_check(
     let (observation, reasons, evidence) =
         measure_continuity(s, e, (local, remote), rig_fault).await;
     let path = s.continuity.check();
-    let mut judgement =
+    let judgement =
         crate::verdict::judge_continuity(path, &e.output, &e.capture, &observation, &reasons);
-    if let Some(fact) = host_fact(s, &remote.info, path) {
-        judgement.cause = format!("{} ({fact})", judgement.cause);
-    }
-    CheckOutcome {
+    let outcome = CheckOutcome {
         check: Check::Continuity,
         observation,
         rig: RigProof::NotTried,
@@ -1222,7 +1219,21 @@ async fn continuity_check(
         seed,
         started_unix_ms,
         duration: started.elapsed(),
+    };
+    with_host_fact(outcome, s, &remote.info, path)
+}
+
+/// A stream check's outcome with what an xrdp host has for its path added to the cause.
+fn with_host_fact(
+    mut o: CheckOutcome,
+    s: &Scenario,
+    remote: &ProbeInfo,
+    path: Check,
+) -> CheckOutcome {
+    if let Some(fact) = host_fact(s, remote, path) {
+        o.judgement.cause = format!("{} ({fact})", o.judgement.cause);
     }
+    o
 }
 
 /// One stream check's play and recording: who plays what where, who records where.
@@ -1488,11 +1499,8 @@ async fn quality_check(
     } else {
         measure_quality(s, (local, remote)).await
     };
-    let mut judgement = crate::verdict::judge_quality(&e.output, &e.quality, &observation);
-    if let Some(fact) = host_fact(s, &remote.info, Check::Quality) {
-        judgement.cause = format!("{} ({fact})", judgement.cause);
-    }
-    CheckOutcome {
+    let judgement = crate::verdict::judge_quality(&e.output, &e.quality, &observation);
+    let outcome = CheckOutcome {
         check: Check::Quality,
         observation,
         rig: RigProof::NotTried,
@@ -1502,7 +1510,8 @@ async fn quality_check(
         seed,
         started_unix_ms,
         duration: started.elapsed(),
-    }
+    };
+    with_host_fact(outcome, s, &remote.info, Check::Quality)
 }
 
 /// What the quality check observed, and where its recording waits.
