@@ -469,26 +469,29 @@ fn a_malformed_scenario_exits_2_naming_the_key() {
 }
 
 /// Headless Chromium on a local file: `--screenshot` or `--dump-dom`, with what keeps it
-/// off the network (this machine's is closed) and a fresh profile.
-fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output {
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium (Debian's chromium, installed by make deps)");
-    assert!(out.status.success(), "chromium {args:?}: {out:?}");
+/// off the network (this machine's is closed) and a fresh profile; killed after 60 s.
+fn chromium(args: &[&str], page: &Path, profile: &Path) -> Finished {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(format!("file://{}", page.display()));
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "chromium is needed for this test (Debian's chromium, installed by make deps)"
+    );
+    let out = Running::start(cmd).finish(Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "chromium {args:?}: {out:?}");
     out
 }
 
@@ -529,7 +532,7 @@ fn the_html_report_renders_in_chromium_with_its_matrix_its_pictures_and_no_overf
             &page,
             &profile,
         );
-        let dom = String::from_utf8_lossy(&dom.stdout);
+        let dom = dom.stdout;
         assert!(
             dom.contains("data-overflow=\"none\""),
             "{width}: {}",

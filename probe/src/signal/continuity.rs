@@ -111,12 +111,7 @@ pub fn render(rate_hz: u32, seconds: f64) -> Vec<f32> {
     let w = 2.0 * PI * TONE_HZ / rate;
     (0..n)
         .map(|i| {
-            let edge = i.min(n - 1 - i);
-            let g = if edge < fade {
-                0.5 - 0.5 * (PI * edge as f64 / fade as f64).cos()
-            } else {
-                1.0
-            };
+            let g = super::fade_gain(i, n, fade);
             (f64::from(AMPLITUDE) * g * (w * i as f64).sin()) as f32
         })
         .collect()

@@ -227,6 +227,17 @@ impl Signature {
     }
 }
 
+/// The gain of sample `i` of `n` under a raised-cosine fade of `fade` samples at both ends
+/// (the continuity stream and the quality signal; `fade` at least 1 and at most `n / 2`).
+pub(crate) fn fade_gain(i: usize, n: usize, fade: usize) -> f64 {
+    let edge = i.min(n - 1 - i);
+    if edge < fade {
+        0.5 - 0.5 * (PI * edge as f64 / fade as f64).cos()
+    } else {
+        1.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

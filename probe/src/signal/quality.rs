@@ -149,12 +149,7 @@ fn multitone(rate: f64, n: usize, gain: f64) -> Vec<f32> {
         .collect();
     (0..n)
         .map(|i| {
-            let edge = i.min(n - 1 - i);
-            let g = if edge < fade {
-                0.5 - 0.5 * (PI * edge as f64 / fade as f64).cos()
-            } else {
-                1.0
-            };
+            let g = super::fade_gain(i, n, fade);
             let t = i as f64;
             let s: f64 = tones.iter().map(|(w, p)| (w * t + p).sin()).sum();
             (TONE_AMPLITUDE * gain * g * s) as f32
