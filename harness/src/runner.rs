@@ -1182,8 +1182,9 @@ fn session_layer_from_host(
     Ok(Some(((taken, e), notes)))
 }
 
-/// How long the recorder runs before the continuity stream starts: longer than a tunnel
-/// source takes to deliver its first audio (about 1 s), so the stream's start is recorded.
+/// How long the recorder runs, from its first audio, before the continuity stream starts
+/// (from the request, with a probe that cannot say when its device delivers: longer than a
+/// tunnel source takes to deliver its first audio, about 1 s).
 const STREAM_LEAD: Duration = Duration::from_millis(1500);
 /// Recording after the stream's end, beyond the path's latency allowance.
 const STREAM_TAIL: Duration = Duration::from_millis(1500);
@@ -1246,7 +1247,7 @@ struct StreamLeg<'a> {
     play: PlayRequest,
     recorder: &'a Probe,
     record: RecordRequest,
-    /// How long the recorder runs before the play starts.
+    /// How long the recorder runs before the play starts, from its first audio.
     lead: Duration,
     /// How long the play lasts.
     length: Duration,
@@ -1307,16 +1308,43 @@ async fn play_and_record(
         }
     }
     let (play_on, record_on) = (leg.play.device.to_string(), leg.record.device.to_string());
-    let recording = recorder.client.record(&leg.record);
+    // The lead runs from the moment the recorder's device delivers audio (a first stream
+    // on a client's audio server can take a second to open, and a signal played before
+    // would be lost); a probe that cannot say so gets the lead from the request.
+    let says_armed = recorder
+        .info
+        .features
+        .iter()
+        .any(|f| f == earshot_probe::proto::msg::RECORD_ARMED);
+    let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
+    let never = CancellationToken::new();
+    let recording = recorder.client.record_armed(&leg.record, &never, armed_tx);
     let playing = async {
+        // Dropped unsent: the recording ended (failed) before its device delivered.
+        if says_armed && armed_rx.await.is_err() {
+            return None;
+        }
         tokio::time::sleep(leg.lead).await;
-        player.client.play(&leg.play).await
+        Some(player.client.play(&leg.play).await)
     };
     let (recorded, played) = tokio::join!(recording, playing);
     let recorded = match (played, recorded) {
-        (Err(e), _) => return Err((failed(player, "play", &play_on, &e), None)),
+        (Some(Err(e)), _) => return Err((failed(player, "play", &play_on, &e), None)),
         (_, Err(e)) => return Err((failed(recorder, "record", &record_on, &e), None)),
-        (Ok(_), Ok(r)) => r,
+        (None, Ok(_)) => {
+            return Err((
+                Observation::Error {
+                    side: recorder.side,
+                    detail: format!(
+                        "the {} probe's recording of `{record_on}` ended before its device \
+                         delivered any audio, so the {} was not played",
+                        recorder.role, leg.what
+                    ),
+                },
+                None,
+            ))
+        }
+        (Some(Ok(_)), Ok(r)) => r,
     };
     let evidence = recorded.evidence.map(|handle| EvidenceAt {
         client: recorder.client.clone(),
@@ -1468,10 +1496,10 @@ async fn measure_continuity(
     (observation, reasons, evidence)
 }
 
-/// How long the client's recorder runs before the quality signal plays: a local loopback
-/// opens in about 100 ms, and the analysis needs only half of the signal's first part. The
-/// recording then lasts the signal and the path's latency allowance, no more: the check's
-/// whole time is this lead, 1.15 s and `timeouts.latency`.
+/// How long the client's recorder runs, from its first audio, before the quality signal
+/// plays; the analysis needs only half of the signal's first part. The recording then lasts
+/// the signal and the path's latency allowance, no more: the check's whole time is the
+/// recorder's start, this lead, 1.15 s and `timeouts.latency`.
 const QUALITY_LEAD: Duration = Duration::from_millis(300);
 
 /// The quality check: the session plays the quality probe signal on its output, the client

@@ -106,6 +106,7 @@ impl Handler for EvidenceHandler {
         &self,
         _: &RecordRequest,
         _: &CancelFlag,
+        _: &(dyn Fn() + Send + Sync),
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
         Ok((
             RecordReport {

@@ -1042,6 +1042,22 @@ pub fn record(
     options: &CaptureOptions,
     cancel: &CancelFlag,
 ) -> Result<(RecordReport, Audio), AudioError> {
+    record_with(host, device, options, cancel, |_| {})
+}
+
+/// [`record`], calling `on_armed` once the device delivers audio. The recording holds
+/// `options.timeout` of audio counted from its first sample, so a player started at
+/// `on_armed` is recorded from its start however long the device took to open.
+///
+/// # Errors
+/// As [`record`].
+pub fn record_with(
+    host: HostChoice,
+    device: &DeviceSelector,
+    options: &CaptureOptions,
+    cancel: &CancelFlag,
+    on_armed: impl FnOnce(&DeviceInfo),
+) -> Result<(RecordReport, Audio), AudioError> {
     let opened = Instant::now();
     let (err_tx, err_rx) = faults();
     // Input may arrive in bursts of ~2 s (lab.md): the ring holds 4 s so nothing drops.
@@ -1052,16 +1068,27 @@ pub fn record(
         * usize::from(format.channels);
     let mut samples = Vec::with_capacity(wanted);
     let mut health = StreamHealth::default();
+    let mut on_armed = Some(on_armed);
+    // The recording's time runs from its first audio; until then the pump's start
+    // allowance bounds the wait.
+    let mut first_audio: Option<Instant> = None;
     let result = loop {
         if let Err(e) = pump.pull(&mut samples) {
             break Err(e);
+        }
+        if !samples.is_empty() && first_audio.is_none() {
+            first_audio = Some(Instant::now());
+            if let Some(f) = on_armed.take() {
+                f(&info);
+            }
         }
         if cancel.is_cancelled() || samples.len() >= wanted {
             break Ok(());
         }
         // Audio of the last moments can arrive after the wall-clock deadline (batched
         // hosts): wait a bounded grace.
-        if started.elapsed() >= options.timeout + TAIL_GRACE {
+        let since = first_audio.unwrap_or(started);
+        if since.elapsed() >= options.timeout + TAIL_GRACE {
             health.stream_errors.push(format!(
                 "device `{}` delivered only {} of {} samples in time",
                 info.id,

@@ -655,9 +655,31 @@ impl AuthedClient {
         req: &RecordRequest,
         cancel: &CancellationToken,
     ) -> Result<Recording, ClientError> {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        self.record_armed(req, cancel, tx).await
+    }
+
+    /// As [`AuthedClient::record_cancellable`], telling `armed` as soon as the probe's
+    /// device delivers audio (from a probe with [`super::msg::RECORD_ARMED`] in its
+    /// features; an older probe never tells, and `armed` is dropped unsent when the reply
+    /// comes): the recording's time runs from then, so that is when to start the player.
+    ///
+    /// # Errors
+    /// As [`AuthedClient::record`].
+    pub async fn record_armed(
+        &self,
+        req: &RecordRequest,
+        cancel: &CancellationToken,
+        armed: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<Recording, ClientError> {
         let t = Duration::from_millis(req.duration_ms) + self.inner.config.margin;
         match self
-            .call(RequestBody::Record(req.clone()), t, Some(cancel), None)
+            .call(
+                RequestBody::Record(req.clone()),
+                t,
+                Some(cancel),
+                Some(armed),
+            )
             .await?
         {
             ResponseBody::Recorded { report, evidence } => Ok(Recording {

@@ -518,6 +518,10 @@ pub struct Response {
     pub body: ResponseBody,
 }
 
+/// The feature (in [`ProbeInfo::features`]) of a probe that sends `armed` for `record`
+/// too, not only for `listen`, and counts a recording's time from its first audio.
+pub const RECORD_ARMED: &str = "record_armed";
+
 /// What a reply carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -551,8 +555,10 @@ pub enum ResponseBody {
         /// Jobs signalled.
         jobs: u32,
     },
-    /// Progress of `listen`: the device delivers audio, so anything played from now on is
-    /// heard. The final reply follows. A harness starts the player only after this.
+    /// Progress of `listen` and `record`: the device delivers audio, so anything played
+    /// from now on is heard (a recording's time runs from here). The final reply follows.
+    /// A harness starts the player only after this; probes without [`RECORD_ARMED`] in
+    /// their features send it for `listen` only.
     Armed,
     /// Answer to `fetch_evidence`: the file's format and size. Exactly `bytes` bytes
     /// follow as binary chunks of this request, in order; the last one ends the request.

@@ -215,12 +215,14 @@ impl Handler for DeviceHandler {
         &self,
         req: &RecordRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
         let options = CaptureOptions {
             timeout: Duration::from_millis(req.duration_ms),
             keep_audio: req.evidence,
         };
-        let (mut report, audio) = backend::record(self.host, &req.device, &options, cancel)?;
+        let (mut report, audio) =
+            backend::record_with(self.host, &req.device, &options, cancel, |_| armed())?;
         if req.continuity {
             let (_, r) = continuity::analyze_interleaved(
                 &audio.samples,

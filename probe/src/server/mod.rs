@@ -61,7 +61,9 @@ pub trait Handler: Send + Sync + 'static {
     /// # Errors
     /// The device failure.
     fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError>;
-    /// Records for `req.duration_ms`; the audio when `req.evidence`.
+    /// Records for `req.duration_ms` of audio; the audio when `req.evidence`. Calls `armed`
+    /// once the device delivers audio: the recording's time runs from then, and the
+    /// harness starts the player then.
     ///
     /// # Errors
     /// The device failure.
@@ -69,6 +71,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         req: &RecordRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(RecordReport, Option<Audio>), AudioError>;
     /// Listens for a signature; the audio when `req.evidence`. Calls `armed` once the
     /// device delivers audio (the harness starts the player then).
@@ -818,7 +821,7 @@ fn run_job<H: Handler + ?Sized>(
             Ok(report) => ResponseBody::Played { report },
             Err(e) => err(e.into()),
         },
-        RequestBody::Record(r) => match h.record(&r, cancel) {
+        RequestBody::Record(r) => match h.record(&r, cancel, armed) {
             Ok((report, audio)) => {
                 let evidence = audio
                     .filter(|_| r.evidence)
@@ -903,6 +906,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         features: vec![
             crate::signal::continuity::FEATURE.to_string(),
             crate::signal::quality::FEATURE.to_string(),
+            crate::proto::msg::RECORD_ARMED.to_string(),
         ],
     }
 }

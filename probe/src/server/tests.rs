@@ -107,8 +107,10 @@ impl Handler for Fake {
         &self,
         req: &RecordRequest,
         cancel: &CancelFlag,
+        armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
         self.jobs.fetch_add(1, Ordering::SeqCst);
+        armed();
         let d = Duration::from_millis(req.duration_ms);
         wait(d, cancel, self.stubborn);
         let rate = 48_000;
@@ -1471,4 +1473,47 @@ async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_conne
         .await
         .unwrap();
     assert!(ev.bytes.len() > 1_000_000);
+}
+
+#[tokio::test]
+async fn a_record_says_armed_before_it_ends_and_the_probe_offers_the_feature() {
+    let r = start(Fake::new(Duration::from_millis(50)), config()).await;
+    let c = connect(&r.addr).await;
+    let info = c.info().await.unwrap();
+    assert!(
+        info.features
+            .iter()
+            .any(|f| f == crate::proto::msg::RECORD_ARMED),
+        "{:?}",
+        info.features
+    );
+    let req = RecordRequest {
+        continuity: false,
+        quality: false,
+        device: DeviceSelector::Default,
+        duration_ms: 1500,
+        evidence: false,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cancel = CancellationToken::new();
+    let recording = c.record_armed(&req, &cancel, tx);
+    tokio::pin!(recording);
+    // The fake device delivers at once and records for 1.5 s: armed comes first.
+    let armed_at = tokio::select! {
+        r = &mut recording => panic!("the record ended before it said armed: {r:?}"),
+        a = rx => {
+            a.expect("armed was sent");
+            std::time::Instant::now()
+        }
+    };
+    let rec = tokio::time::timeout(Duration::from_secs(5), recording)
+        .await
+        .expect("the record ends")
+        .unwrap();
+    assert!(
+        armed_at.elapsed() >= Duration::from_millis(1000),
+        "the reply came {:?} after armed",
+        armed_at.elapsed()
+    );
+    assert!(rec.evidence.is_none());
 }
