@@ -162,8 +162,12 @@ pub fn load(path: &Path) -> Result<Value, CompareError> {
     Ok(doc)
 }
 
-/// The session host a scenario ran against.
+/// The session host a scenario ran against: the inventory's name in a fleet run (known
+/// even when its probe never answered), else the remote probe's.
 fn host_of(scenario: &Value) -> String {
+    if let Some(h) = scenario["host"].as_str().filter(|h| !h.is_empty()) {
+        return h.to_string();
+    }
     let probes = scenario["probes"].as_array();
     let remote = probes.and_then(|p| p.iter().find(|p| p["role"] == "remote"));
     match remote {
@@ -173,9 +177,12 @@ fn host_of(scenario: &Value) -> String {
             .or_else(|| p["peer"].as_str())
             .unwrap_or("?")
             .to_string(),
-        None => "(did not answer)".into(),
+        None => UNANSWERED.into(),
     }
 }
+
+/// The host of a scenario whose remote probe never answered, outside a fleet run.
+const UNANSWERED: &str = "(did not answer)";
 
 /// The rows of a report, and the errors of its scenarios that did not run.
 fn rows_of(doc: &Value) -> (BTreeMap<Key, Found>, BTreeMap<(String, String), String>) {
@@ -343,10 +350,17 @@ pub fn compare(
                 rows.push(row(Some(x), Some(y), change, details));
             }
             (Some(x), None) => {
+                // The error of this host's scenario; one whose host is unknown (its probe
+                // never answered, outside a fleet run) may be it too.
                 let why = n_errors
-                    .iter()
-                    .find(|((_, s), _)| *s == scenario)
-                    .map(|(_, e)| format!("not measured in the new run: {e}"))
+                    .get(&(host.clone(), scenario.clone()))
+                    .or_else(|| {
+                        n_errors
+                            .iter()
+                            .find(|((h, s), _)| *s == scenario && h == UNANSWERED)
+                            .map(|(_, e)| e)
+                    })
+                    .map(|e| format!("not measured in the new run: {e}"))
                     .unwrap_or_else(|| "not measured in the new run".into());
                 rows.push(row(Some(x), None, Change::Regression, vec![why]));
             }
@@ -362,7 +376,10 @@ pub fn compare(
     // Scenarios that did not run in the new run and have no base rows either are still
     // worth a line: nothing of them was measured.
     for ((host, scenario), e) in &n_errors {
-        if !rows.iter().any(|r| &r.scenario == scenario) {
+        if !rows
+            .iter()
+            .any(|r| &r.scenario == scenario && (&r.host == host || host == UNANSWERED))
+        {
             rows.push(Row {
                 host: host.clone(),
                 scenario: scenario.clone(),

@@ -8,7 +8,7 @@
 
 use earshot_probe::proto::msg::{HostConfig, RegistryData, RegistryValue};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{AppAccess, Check, Flag, QualityPolicy, SessionHostPolicy};
 use crate::verdict::Verdict;
@@ -21,7 +21,7 @@ pub use earshot_probe::server::host_config::{
 };
 
 /// One setting a check depends on: what the scenario says, what the host has.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SettingFact {
     /// The registry value's name, e.g. `fDisableCam`.
     pub setting: String,
@@ -43,7 +43,7 @@ pub struct SettingFact {
 }
 
 /// What the session host has for one check.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostView {
     /// The host's last boot (unix ms).
     pub boot_unix_ms: Option<f64>,

@@ -6,6 +6,7 @@
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
 //! - [`import`]: policy layers read from a GPO's Registry.pol, a .reg export or a host
 //!   pool's JSON.
+//! - [`inventory`]: the session hosts of a fleet run, and its shards.
 //! - [`report`]: events -> terminal table, JSON, JUnit XML.
 //! - [`runner`]: connects to the probes, preflight, the checks; emits events.
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
@@ -14,6 +15,7 @@
 pub mod compare;
 pub mod host;
 pub mod import;
+pub mod inventory;
 pub mod policy;
 pub mod report;
 pub mod runner;

@@ -82,6 +82,42 @@ enum Command {
         /// Base seed of the signatures (default: new each run).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run every scenario against each session host of this inventory: a .toml
+        /// (`[[host]]` with name, address, local), a .csv (name, address, local columns)
+        /// or the .json of `az desktopvirtualization sessionhost list`. Hosts without an
+        /// address dial in to the scenario's probes.remote.dial_in and are known by the
+        /// host name their probe reports.
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// With --inventory: how many hosts run at once (hosts sharing the scenario's
+        /// local probe take turns on it whatever this says).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        /// With --inventory: run only share K of N of its hosts (stable: a host's share
+        /// depends on its name only); `earshot merge` joins the shares' JSON reports.
+        #[arg(long, value_name = "K/N", requires = "inventory")]
+        shard: Option<String>,
+    },
+    /// Joins the JSON reports of several runs (the shards of one fleet run) into one
+    /// report, and writes its JSON, JUnit and HTML.
+    #[command(after_help = "Example:\n  \
+        earshot merge shard-*/report.json --json out/report.json --junit out/junit.xml --html out/report.html\n\n\
+        Exit status: as `earshot run` for the joined run (0 all passed, 1 a check failed, 2\n\
+        inconclusive), or 2 when a report cannot be read or two reports hold the same host\n\
+        and scenario.")]
+    Merge {
+        /// The reports (`earshot run --json`), in any order.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write the joined JSON report to FILE, or with `-` print it on standard output.
+        #[arg(long, value_name = "FILE|-")]
+        json: Option<PathBuf>,
+        /// Write the joined run's JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the joined run's HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Compares a run with an earlier one: verdicts that changed, figures that moved past
     /// their thresholds, hosts that vanished or appeared; exit 1 on any regression.
@@ -180,6 +216,102 @@ fn compare(
     })
 }
 
+/// `earshot merge`: the runs of several reports as one.
+fn merge(
+    files: &[PathBuf],
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    let mut runs = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let head: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not JSON; expected a report of `earshot run --json`",
+                f.display()
+            )
+        })?;
+        let version = head["schema_version"].as_u64();
+        if version != Some(u64::from(report::SCHEMA_VERSION)) {
+            anyhow::bail!(
+                "{}: a report of schema {}; this earshot ({}) joins schema {} only: merge the \
+                 reports of one earshot version",
+                f.display(),
+                version.map_or("(none)".into(), |v| v.to_string()),
+                env!("CARGO_PKG_VERSION"),
+                report::SCHEMA_VERSION
+            );
+        }
+        let run: report::Run = serde_json::from_value(head)
+            .with_context(|| format!("{}: not a report of `earshot run --json`", f.display()))?;
+        runs.push((f, run));
+    }
+    let mut joined = report::Run::new();
+    joined.started_unix_ms = runs
+        .iter()
+        .map(|(_, r)| r.started_unix_ms)
+        .fold(f64::INFINITY, f64::min);
+    let mut seen: std::collections::BTreeMap<(String, String), &Path> = Default::default();
+    for (f, run) in &runs {
+        for s in &run.scenarios {
+            let host = s.host.clone().unwrap_or_else(|| {
+                s.probes
+                    .iter()
+                    .find(|p| p.role == "remote")
+                    .map_or_else(|| "?".into(), |p| p.host_name.clone())
+            });
+            if let Some(other) = seen.insert((host.clone(), s.name.clone()), f) {
+                anyhow::bail!(
+                    "scenario `{}` on host {host} is in both {} and {}: each host and scenario \
+                     may be in one report only (were two shards given the same --shard?)",
+                    s.name,
+                    other.display(),
+                    f.display()
+                );
+            }
+        }
+    }
+    for (_, run) in runs {
+        joined.scenarios.extend(run.scenarios);
+    }
+    joined.scenarios.sort_by(|a, b| {
+        (&a.name, &a.host, a.started_unix_ms)
+            .partial_cmp(&(&b.name, &b.host, b.started_unix_ms))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let last = report::Event::Waiting("merged".into());
+    let mut files_out: Vec<Box<dyn Reporter>> = Vec::new();
+    let to_stdout = json.as_deref() == Some(Path::new("-"));
+    if let Some(p) = json.filter(|_| !to_stdout) {
+        files_out.push(Box::new(JsonReporter::new(p)));
+    }
+    if let Some(p) = junit {
+        files_out.push(Box::new(JunitReporter::new(p)));
+    }
+    if let Some(p) = html {
+        files_out.push(Box::new(report::HtmlReporter::new(p)));
+    }
+    for r in files_out.iter_mut() {
+        r.event(&last, &joined)?;
+    }
+    if to_stdout {
+        let text = serde_json::to_string_pretty(&joined).context("encoding the JSON report")?;
+        quietly(writeln!(std::io::stdout(), "{text}"))?;
+    } else {
+        quietly(write!(
+            std::io::stdout(),
+            "{}",
+            report::summary_table(&joined)
+        ))?;
+    }
+    Ok(match joined.exit_code() {
+        0 => EXIT_PASS,
+        1 => EXIT_FAIL,
+        _ => EXIT_INCONCLUSIVE,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -201,7 +333,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             html,
             evidence,
             seed,
-        } => run(scenarios, json, junit, html, evidence, seed),
+            inventory,
+            concurrency,
+            shard,
+        } => {
+            let fleet = match inventory {
+                None => None,
+                Some(file) => Some(fleet(&file, concurrency, shard.as_deref())?),
+            };
+            run(scenarios, json, (junit, html), evidence, seed, fleet)
+        }
+        Command::Merge {
+            reports,
+            json,
+            junit,
+            html,
+        } => merge(&reports, json, junit, html),
         Command::Compare {
             base,
             new,
@@ -342,13 +489,42 @@ fn setup_failed(errors: &[runner::SetupError]) -> u8 {
     EXIT_INCONCLUSIVE
 }
 
+/// The fleet of `--inventory FILE [--shard K/N]`.
+fn fleet(file: &Path, concurrency: u16, shard: Option<&str>) -> anyhow::Result<runner::Fleet> {
+    use earshot_harness::inventory::{Inventory, Shard};
+    let inventory = Inventory::load(file)?;
+    let shard = match shard {
+        Some(s) => Shard::parse(s)?,
+        None => Shard::ALL,
+    };
+    let hosts = inventory.shard(shard);
+    if hosts.is_empty() {
+        anyhow::bail!(
+            "--shard {shard}: none of the {} hosts of {} falls in this share; use fewer \
+             shares than hosts",
+            inventory.hosts.len(),
+            file.display()
+        );
+    }
+    Ok(runner::Fleet {
+        inventory: file.to_path_buf(),
+        hosts,
+        concurrency: usize::from(concurrency),
+        shard,
+    })
+}
+
+/// How often a fleet run rewrites its report files (and always at the end): a file
+/// rewritten after each of thousands of events would cost more than the run.
+const FLEET_REWRITE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn run(
     files: Vec<PathBuf>,
     json: Option<PathBuf>,
-    junit: Option<PathBuf>,
-    html: Option<PathBuf>,
+    (junit, html): (Option<PathBuf>, Option<PathBuf>),
     evidence: Option<PathBuf>,
     seed: Option<u64>,
+    fleet: Option<runner::Fleet>,
 ) -> anyhow::Result<u8> {
     // `--json -`: the report on standard output at the end, the live table on standard error.
     let json_to_stdout = json.as_deref() == Some(Path::new("-"));
@@ -404,6 +580,8 @@ fn run(
         files.push(Box::new(report::HtmlReporter::new(p)));
     }
     let mut write_errors: Vec<String> = Vec::new();
+    let is_fleet = fleet.is_some();
+    let mut written = std::time::Instant::now();
     let mut sink = |e: &report::Event, run: &report::Run| {
         if let Some(t) = terminal.as_mut() {
             match t.event(e, run) {
@@ -413,9 +591,15 @@ fn run(
                 Err(err) => write_errors.push(err.to_string()),
             }
         }
-        for r in files.iter_mut() {
-            if let Err(err) = r.event(e, run) {
-                write_errors.push(err.to_string());
+        // A fleet run's files are rewritten after a host, at most every FLEET_REWRITE.
+        let due = !is_fleet
+            || (matches!(e, report::Event::Progress { .. }) && written.elapsed() >= FLEET_REWRITE);
+        if due {
+            written = std::time::Instant::now();
+            for r in files.iter_mut() {
+                if let Err(err) = r.event(e, run) {
+                    write_errors.push(err.to_string());
+                }
             }
         }
     };
@@ -426,8 +610,18 @@ fn run(
     let options = RunOptions {
         evidence_dir: evidence,
         seed,
+        fleet,
     };
     let finished = runtime.block_on(runner::run(&prepared, &options, &mut sink));
+    drop(sink);
+    if is_fleet {
+        let last = report::Event::Waiting("the run is over".into());
+        for r in files.iter_mut() {
+            if let Err(err) = r.event(&last, &finished) {
+                write_errors.push(err.to_string());
+            }
+        }
+    }
     if let Some(t) = terminal.as_mut() {
         match t.finish(&finished) {
             Ok(()) | Err(ReportError::Closed) => {}

@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{CaptureExpect, OutputExpect, Product, Scenario, Toggle, XrdpPolicy};
 
@@ -63,7 +63,7 @@ pub enum PolicyError {
 }
 
 /// A typed RDP property value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RdpValue {
     /// `i:` integer.
@@ -215,7 +215,9 @@ fn parse_item(item: &str, location: &str, out: &mut RdpProperties) -> Result<(),
 }
 
 /// Audio playback quality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
     /// Dynamic (bandwidth dependent).
@@ -247,7 +249,7 @@ impl Quality {
 }
 
 /// One value the engine settled on, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision<T> {
     /// The result.
     pub value: T,
@@ -258,7 +260,7 @@ pub struct Decision<T> {
 }
 
 /// What the checks must observe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Expectation {
     /// Where output goes.
     pub output: Decision<OutputExpect>,

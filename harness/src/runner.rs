@@ -38,6 +38,9 @@ use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
 use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
 
+mod fleet;
+pub use fleet::Fleet;
+
 /// How a run is done.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -45,6 +48,9 @@ pub struct RunOptions {
     pub evidence_dir: Option<PathBuf>,
     /// Base seed of the signatures; each check adds its index. Random when None.
     pub seed: Option<u64>,
+    /// Every scenario against each of these session hosts (`--inventory`); none: against
+    /// the scenario's own remote probe.
+    pub fleet: Option<Fleet>,
 }
 
 /// Why a scenario could not be run at all (before or while reaching its probes).
@@ -991,6 +997,10 @@ pub async fn run(
         // Unique per run: a stale recording of an earlier run can never match.
         (unix_ms() * 1000.0) as u64 ^ u64::from(std::process::id()).rotate_left(32)
     });
+    if let Some(fleet) = &options.fleet {
+        fleet::run(scenarios, options, fleet, base_seed, &mut run, sink).await;
+        return run;
+    }
     for (si, p) in scenarios.iter().enumerate() {
         let mut emit = |e: Event| {
             run.apply(&e);
@@ -1023,6 +1033,18 @@ async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut 
             return;
         }
     };
+    run_connected(s, expectation, (local, remote), options, seed, emit).await;
+}
+
+/// A scenario's run once both probes answered: preflight, the checks, the evidence.
+async fn run_connected(
+    s: &Scenario,
+    expectation: &Expectation,
+    (local, remote): (Probe, Probe),
+    options: &RunOptions,
+    seed: u64,
+    emit: &mut dyn FnMut(Event),
+) {
     // A session host layer taken from the host: the expectation follows what it has.
     let from_host = match session_layer_from_host(s, &remote) {
         Ok(None) => None,
@@ -1659,6 +1681,7 @@ fn record(s: &Scenario, e: &Expectation) -> ScenarioRecord {
         warnings: vec![],
         checks: vec![],
         error: None,
+        host: None,
         started_unix_ms: unix_ms(),
         finished_unix_ms: None,
     }

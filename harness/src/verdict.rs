@@ -23,7 +23,7 @@
 //! signature on the same input before a silence decides anything ([`RigProof`]).
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::{Decision, Quality};
 use crate::scenario::{CaptureExpect, Check, OutputExpect};
@@ -39,7 +39,7 @@ pub const TRACE_SYMBOLS: u32 = 8;
 pub const SILENCE_DBFS: f64 = -60.0;
 
 /// Which side of the measurement an observation is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The remote session: its output and input endpoints, governed by the policy.
@@ -58,7 +58,7 @@ impl std::fmt::Display for Side {
 }
 
 /// What a check saw.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     /// The signature was heard where it was expected to arrive.
@@ -191,7 +191,7 @@ pub enum Observation {
 }
 
 /// One break in a continuity stream.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Break {
     /// `gap` or `glitch`.
     pub kind: String,
@@ -451,7 +451,7 @@ impl Observation {
 }
 
 /// The outcome of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Observed what the policy says.

@@ -7,405 +7,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use earshot_harness::report::{Event, Run};
 use earshot_harness::runner::{self, RunOptions};
 use earshot_harness::scenario::Check;
 use earshot_harness::verdict::Verdict;
-use earshot_probe::analysis::Analysis;
-use earshot_probe::audio::{
-    self, AudioError, AudioErrorKind, CancelFlag, DeviceDirection, DeviceInfo, ListenReport,
-    PlayReport, RecordReport, StreamFormat, StreamHealth,
-};
-use earshot_probe::proto::auth::Token;
-use earshot_probe::proto::msg::{
-    ListenRequest, PlayRequest, ProbeInfo, RecordRequest, RemoteSession, SessionKind,
-};
-use earshot_probe::server::{base_info, Handler, Server, ServerConfig};
-use earshot_probe::signal::Direction;
-use earshot_probe::wav::Audio;
+use earshot_probe::audio::{AudioError, AudioErrorKind, DeviceInfo};
+use earshot_probe::server::{Server, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const TOKEN: &str = "runner-test-token-0123456789";
-
-/// How a route carries sound from an output to an input.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Carry {
-    /// Whole and clean.
-    Clean,
-    /// Damaged: 10 of 16 symbols stand out, not detected.
-    Damaged,
-    /// Opens only after the input has been open this long (RDP's on-demand microphone).
-    OnDemand(Duration),
-}
-
-/// A sound that reached an input.
-#[derive(Debug, Clone)]
-struct Arrival {
-    seed: u64,
-    direction: Direction,
-    carry: Carry,
-    at: Instant,
-    /// The continuity stream of this length instead of a signature.
-    stream_ms: Option<u64>,
-    /// The quality probe signal instead of a signature.
-    quality: bool,
-}
-
-/// A device of a probe: (probe name, device id).
-type Endpoint = (&'static str, &'static str);
-
-/// Which (probe, output) reaches which (probe, input), and what arrived where.
-#[derive(Default)]
-struct World {
-    routes: Vec<(Endpoint, Endpoint, Carry)>,
-    arrivals: Mutex<HashMap<(&'static str, String), Vec<Arrival>>>,
-    /// Inputs that hear other sound all the time (at -20 dBFS).
-    noisy: Vec<(&'static str, &'static str)>,
-}
-
-/// One fake probe: its catalogue and its faults, in a shared world.
-struct FakeProbe {
-    name: &'static str,
-    world: Arc<World>,
-    devices: Result<Vec<DeviceInfo>, AudioError>,
-    /// Requests on these devices fail with a backend error.
-    broken: Vec<&'static str>,
-    /// Added to every time this probe reports (a clock that is off).
-    clock_skew_ms: f64,
-    /// The xrdp.ini settings it reports, on an xrdp host.
-    xrdp: Option<earshot_probe::proto::msg::XrdpSettings>,
-    /// The registry, services and boot time it reports, on a Windows host.
-    host_config: Option<earshot_probe::proto::msg::HostConfig>,
-    primed_input: Option<earshot_probe::proto::msg::PrimedInput>,
-}
-
-fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
-    DeviceInfo {
-        id: id.into(),
-        name: id.into(),
-        direction,
-        is_default,
-        is_monitor,
-        default_format: None,
-    }
-}
-
-fn client_devices() -> Vec<DeviceInfo> {
-    vec![
-        dev("speakers", DeviceDirection::Output, true, false),
-        dev("micfeed", DeviceDirection::Output, false, false),
-        dev("speakers.monitor", DeviceDirection::Input, false, true),
-        dev("micfeed.monitor", DeviceDirection::Input, false, true),
-        dev("mic", DeviceDirection::Input, true, false),
-    ]
-}
-
-fn session_devices(output: bool, input: bool) -> Vec<DeviceInfo> {
-    let mut d = vec![];
-    if output {
-        d.push(dev("rdp-sink", DeviceDirection::Output, true, false));
-        d.push(dev("rdp-sink.monitor", DeviceDirection::Input, false, true));
-    }
-    if input {
-        d.push(dev("rdp-mic", DeviceDirection::Input, true, false));
-    }
-    d
-}
-
-fn format() -> StreamFormat {
-    StreamFormat {
-        sample_rate_hz: 48_000,
-        channels: 1,
-        sample_format: "f32".into(),
-    }
-}
-
-fn analysis(detected: bool, symbols: usize, rms_dbfs: f64, analyzed_ms: f64) -> Analysis {
-    Analysis {
-        detected,
-        confidence: if detected { 0.9 } else { 0.3 },
-        symbols_matched: symbols,
-        onset_ms: detected.then_some(100.0),
-        level_dbfs: detected.then_some(-12.0),
-        snr_db_per_symbol: if detected { vec![40.0; 16] } else { vec![] },
-        freq_error_ppm: None,
-        dropouts: vec![],
-        analyzed_ms,
-        rms_dbfs,
-    }
-}
-
-impl FakeProbe {
-    /// A probe that works, with its clock right and no xrdp.ini.
-    fn new(name: &'static str, world: Arc<World>, devices: Vec<DeviceInfo>) -> FakeProbe {
-        FakeProbe {
-            name,
-            world,
-            devices: Ok(devices),
-            broken: vec![],
-            clock_skew_ms: 0.0,
-            xrdp: None,
-            host_config: None,
-            primed_input: None,
-        }
-    }
-
-    fn pick(
-        &self,
-        sel: &audio::DeviceSelector,
-        dir: DeviceDirection,
-    ) -> Result<DeviceInfo, AudioError> {
-        let catalog = self.devices.as_ref().map_err(Clone::clone)?;
-        let d = audio::select(catalog, sel, dir)?.clone();
-        if self.broken.contains(&d.id.as_str()) {
-            return Err(AudioError {
-                kind: AudioErrorKind::Backend,
-                message: format!("{}: the device failed to start", d.id),
-            });
-        }
-        Ok(d)
-    }
-
-    fn now(&self) -> f64 {
-        earshot_probe::unix_ms() + self.clock_skew_ms
-    }
-}
-
-impl Handler for FakeProbe {
-    fn info(&self) -> ProbeInfo {
-        let mut i = base_info(Duration::from_secs(60));
-        i.hostname = self.name.into();
-        i.audio_host = Ok("Fake".into());
-        i.devices = self.devices.clone();
-        i.session = RemoteSession {
-            kind: if self.name == "remote" {
-                SessionKind::Remote
-            } else {
-                SessionKind::Local
-            },
-            evidence: vec![],
-        };
-        i.now_unix_ms = self.now();
-        i.xrdp = self.xrdp.clone();
-        i.host_config = self.host_config.clone();
-        i.primed_input = self.primed_input.clone();
-        i
-    }
-
-    fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
-        let d = self.pick(&req.device, DeviceDirection::Output)?;
-        let started_unix_ms = self.now();
-        let now = Instant::now();
-        for (from, to, carry) in &self.world.routes {
-            if *from == (self.name, d.id.as_str()) {
-                if let Ok(mut a) = self.world.arrivals.lock() {
-                    a.entry((to.0, to.1.to_string()))
-                        .or_default()
-                        .push(Arrival {
-                            seed: req.seed,
-                            direction: req.direction,
-                            carry: *carry,
-                            at: now,
-                            stream_ms: req.continuity_ms,
-                            quality: req.quality && req.continuity_ms.is_none(),
-                        });
-                }
-            }
-        }
-        // A short signature (the runner's loop plays it again until heard), or the stream.
-        let length = match (req.continuity_ms, req.quality) {
-            (Some(ms), _) => Duration::from_millis(ms),
-            (None, true) => req.length(),
-            (None, false) => Duration::from_millis(60),
-        };
-        let t0 = Instant::now();
-        while t0.elapsed() < length && !cancel.is_cancelled() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(PlayReport {
-            device: d,
-            format: format(),
-            played_ms: length.as_secs_f64() * 1000.0,
-            started_unix_ms,
-            health: StreamHealth::default(),
-        })
-    }
-
-    /// Records what arrived as real audio at 8 kHz: each continuity stream and quality
-    /// signal rendered where it arrived (a damaged route loses 20 ms of a stream every
-    /// second, and puts coarse noise on a quality signal), analysed by the probe's own
-    /// analyses when asked.
-    fn record(
-        &self,
-        req: &RecordRequest,
-        cancel: &CancelFlag,
-    ) -> Result<(RecordReport, Option<Audio>), AudioError> {
-        use earshot_probe::signal::{continuity, quality};
-        const RATE: u32 = 8_000;
-        let d = self.pick(&req.device, DeviceDirection::Input)?;
-        let opened = Instant::now();
-        let length = Duration::from_millis(req.duration_ms);
-        while opened.elapsed() < length && !cancel.is_cancelled() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let n = (length.as_secs_f64() * f64::from(RATE)) as usize;
-        let mut samples = vec![0.0f32; n];
-        let arrivals = self
-            .world
-            .arrivals
-            .lock()
-            .map(|a| {
-                a.get(&(self.name, d.id.clone()))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        for a in arrivals.iter().filter(|a| a.at >= opened) {
-            let at = (a.at.duration_since(opened).as_secs_f64() * f64::from(RATE)) as usize;
-            let mut stream = match (a.stream_ms, a.quality) {
-                (Some(ms), _) => continuity::render(RATE, ms as f64 / 1000.0),
-                (None, true) => quality::render(RATE),
-                (None, false) => continue,
-            };
-            if a.quality && a.carry == Carry::Damaged {
-                // Quantized to 5 bits: about 26 dB of noise under the tones.
-                stream
-                    .iter_mut()
-                    .for_each(|x| *x = (*x * 16.0).round() / 16.0);
-            } else if a.carry == Carry::Damaged {
-                for second in (RATE as usize / 2..stream.len()).step_by(RATE as usize) {
-                    let end = (second + 160).min(stream.len());
-                    stream[second..end].fill(0.0);
-                }
-            }
-            for (i, x) in stream.into_iter().enumerate() {
-                if let Some(slot) = samples.get_mut(at + i) {
-                    *slot = x;
-                }
-            }
-        }
-        let analysis = req
-            .continuity
-            .then(|| Box::new(continuity::analyze_interleaved(&samples, 1, RATE).1));
-        let measured = req
-            .quality
-            .then(|| Box::new(quality::analyze_interleaved(&samples, 1, RATE).1));
-        let report = RecordReport {
-            device: d,
-            format: StreamFormat {
-                sample_rate_hz: RATE,
-                channels: 1,
-                sample_format: "f32".into(),
-            },
-            recorded_ms: length.as_secs_f64() * 1000.0,
-            health: StreamHealth::default(),
-            continuity: analysis,
-            quality: measured,
-        };
-        let audio = req.evidence.then_some(Audio {
-            sample_rate_hz: RATE,
-            channels: 1,
-            samples,
-        });
-        Ok((report, audio))
-    }
-
-    fn listen(
-        &self,
-        req: &ListenRequest,
-        cancel: &CancelFlag,
-        armed: &(dyn Fn() + Send + Sync),
-    ) -> Result<(ListenReport, Option<Audio>), AudioError> {
-        let d = self.pick(&req.device, DeviceDirection::Input)?;
-        let opened = Instant::now();
-        armed();
-        let limit = Duration::from_millis(req.timeout_ms);
-        let noisy = self.world.noisy.contains(&(self.name, d.id.as_str()));
-        let mut damaged = false;
-        let mut heard_at = None;
-        while opened.elapsed() < limit && !cancel.is_cancelled() {
-            let arrivals = self
-                .world
-                .arrivals
-                .lock()
-                .map(|a| {
-                    a.get(&(self.name, d.id.clone()))
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default();
-            for a in arrivals
-                .iter()
-                .filter(|a| a.seed == req.seed && a.direction == req.direction && a.at >= opened)
-            {
-                match a.carry {
-                    Carry::Clean => heard_at = Some(a.at),
-                    Carry::OnDemand(after) if a.at >= opened + after => heard_at = Some(a.at),
-                    Carry::OnDemand(_) => {}
-                    Carry::Damaged => damaged = true,
-                }
-            }
-            if heard_at.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let listened = opened.elapsed().as_secs_f64() * 1000.0;
-        let (a, onset) = match heard_at {
-            Some(at) => {
-                // It arrives 100 ms after it was played, on this probe's clock.
-                let ago = at.elapsed().as_secs_f64() * 1000.0;
-                (
-                    analysis(true, 16, -12.0, listened),
-                    Some(self.now() - ago + 100.0),
-                )
-            }
-            None if damaged => (analysis(false, 10, -25.0, listened), None),
-            None if noisy => (analysis(false, 1, -20.0, listened), None),
-            None => (analysis(false, 0, -200.0, listened), None),
-        };
-        let detected = a.detected;
-        Ok((
-            ListenReport {
-                device: d,
-                format: format(),
-                analysis: a,
-                channel: 0,
-                elapsed_ms: listened,
-                armed_ms: Some(0.0),
-                onset_unix_ms: onset,
-                verdict_unix_ms: self.now(),
-                stopped_early: detected,
-                health: StreamHealth::default(),
-            },
-            Some(Audio::mono(8000, vec![0.0; 800])),
-        ))
-    }
-}
-
-fn token() -> Token {
-    Token::new(TOKEN, "test").unwrap()
-}
-
-/// A fake probe serving on 127.0.0.1:0 until the returned token is cancelled.
-async fn serve(p: FakeProbe) -> (String, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = Server::new(
-        p,
-        ServerConfig {
-            tokens: vec![token()],
-            ..ServerConfig::default()
-        },
-    );
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move { server.run(listener, s).await });
-    (addr, stop)
-}
+mod sim;
+use sim::*;
 
 /// A client and a session in one world.
 struct Rig {
@@ -514,6 +128,7 @@ impl Rig {
             xrdp: None,
             host_config: None,
             primed_input: None,
+            hostname: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -525,6 +140,7 @@ impl Rig {
             xrdp: self.remote_xrdp,
             host_config: self.remote_host_config,
             primed_input: self.remote_primed,
+            hostname: None,
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
@@ -613,6 +229,7 @@ async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
             &RunOptions {
                 evidence_dir: evidence,
                 seed: Some(42),
+                fleet: None,
             },
             &mut sink,
         ),
@@ -1472,4 +1089,153 @@ async fn quality_where_output_is_blocked_is_inconclusive_and_says_to_remove_it()
         .await;
     assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
     assert!(o.cause(1).contains("remove quality"), "{}", o.cause(1));
+}
+
+/// A probe serving as the dialing probe of `host` on `port`, started after `delay`.
+fn dial_in(p: FakeProbe, port: u16, delay: Duration) -> CancellationToken {
+    let server = Server::new(
+        p,
+        ServerConfig {
+            tokens: vec![token()],
+            ..ServerConfig::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = server
+            .serve_dialed(&format!("127.0.0.1:{port}"), Duration::from_secs(2), &s)
+            .await;
+    });
+    stop
+}
+
+#[tokio::test]
+async fn a_fleet_run_gives_each_host_its_own_verdict_and_names_the_hosts_it_could_not_reach() {
+    let mut stops = Vec::new();
+    let mut hosts = String::new();
+    // avd-0: reached by address, its own rig, redirected. avd-1: the same, but nothing
+    // crosses (the policy expects redirection: it fails).
+    for (name, rig) in [("avd-0", Rig::redirected()), ("avd-1", Rig::blocked())] {
+        let world = Arc::new(rig.world);
+        let (l, sl) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+        let (r, sr) =
+            serve(FakeProbe::new("remote", world, session_devices(true, true)).on(name)).await;
+        stops.extend([sl, sr]);
+        hosts += &format!("[[host]]\nname = \"{name}\"\naddress = \"{r}\"\nlocal = \"{l}\"\n");
+    }
+    // avd-2: dials in (as AVD-2.contoso.com), its own rig. avd-3: never dials in.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let world = Arc::new(Rig::redirected().world);
+    let (l, sl) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    stops.push(sl);
+    stops.push(dial_in(
+        FakeProbe::new("remote", world, session_devices(true, true)).on("AVD-2"),
+        port,
+        Duration::from_millis(200),
+    ));
+    hosts += &format!("[[host]]\nname = \"avd-2.contoso.com\"\nlocal = \"{l}\"\n");
+    hosts += "[[host]]\nname = \"avd-3\"\n";
+    // avd-4: its address leads to a probe on another host.
+    let world = Arc::new(Rig::redirected().world);
+    let (l, sl) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    let (r, sr) =
+        serve(FakeProbe::new("remote", world, session_devices(true, true)).on("intruder")).await;
+    stops.extend([sl, sr]);
+    hosts += &format!("[[host]]\nname = \"avd-4\"\naddress = \"{r}\"\nlocal = \"{l}\"\n");
+    // avd-5 and avd-6 share the scenario's client rig (they take turns on it).
+    let shared = Arc::new(Rig::redirected().world);
+    let (shared_local, sl) = serve(FakeProbe::new("local", shared.clone(), client_devices())).await;
+    stops.push(sl);
+    for name in ["avd-5", "avd-6"] {
+        let (r, sr) =
+            serve(FakeProbe::new("remote", shared.clone(), session_devices(true, true)).on(name))
+                .await;
+        stops.push(sr);
+        hosts += &format!("[[host]]\nname = \"{name}\"\naddress = \"{r}\"\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        REDIRECT_BOTH,
+        &format!("address = \"{shared_local}\""),
+        &format!("dial_in = \"127.0.0.1:{port}\""),
+    );
+    let inventory = dir.path().join("hosts.toml");
+    std::fs::write(&inventory, hosts).unwrap();
+    let inv = earshot_harness::inventory::Inventory::load(&inventory).unwrap();
+    let prepared = runner::prepare(&[file]).unwrap();
+    let mut progress = Vec::new();
+    let mut sink = |e: &Event, _: &Run| {
+        if let Event::Progress { host, done, total } = e {
+            progress.push((host.clone(), *done, *total));
+        }
+    };
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        runner::run(
+            &prepared,
+            &RunOptions {
+                evidence_dir: None,
+                seed: Some(7),
+                fleet: Some(runner::Fleet {
+                    inventory: inventory.clone(),
+                    hosts: inv.hosts.clone(),
+                    concurrency: 4,
+                    shard: earshot_harness::inventory::Shard::ALL,
+                }),
+            },
+            &mut sink,
+        ),
+    )
+    .await
+    .expect("a fleet run ends within its bounds");
+    for s in stops {
+        s.cancel();
+    }
+    let by_host: HashMap<String, &earshot_harness::report::ScenarioRecord> = run
+        .scenarios
+        .iter()
+        .map(|s| (s.host.clone().expect("every record names its host"), s))
+        .collect();
+    assert_eq!(by_host.len(), 7, "{:?}", by_host.keys());
+    let verdicts =
+        |h: &str| -> Vec<Verdict> { by_host[h].checks.iter().map(|c| c.verdict).collect() };
+    assert_eq!(verdicts("avd-0"), [Pass, Pass]);
+    assert_eq!(verdicts("avd-1"), [Fail, Fail]);
+    assert_eq!(verdicts("avd-2.contoso.com"), [Pass, Pass]);
+    assert_eq!(verdicts("avd-5"), [Pass, Pass]);
+    assert_eq!(verdicts("avd-6"), [Pass, Pass]);
+    let never = by_host["avd-3"];
+    assert_eq!(never.verdict(), Inconclusive);
+    let e = never.error.as_deref().unwrap();
+    assert!(e.contains("avd-3 never dialed in"), "{e}");
+    let other = by_host["avd-4"];
+    assert_eq!(other.verdict(), Inconclusive);
+    let e = other.error.as_deref().unwrap();
+    assert!(
+        e.contains("runs on host `intruder`") && e.contains("avd-4"),
+        "{e}"
+    );
+    assert!(other.checks.is_empty());
+    // A progress event after each host, counting up to the whole.
+    assert_eq!(progress.len(), 7);
+    assert_eq!(
+        progress.iter().map(|p| p.1).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
+    assert!(progress.iter().all(|p| p.2 == 7));
+    assert_eq!(run.exit_code(), 1);
+    // The summary names every host, and counts per check.
+    let table = earshot_harness::report::summary_table(&run);
+    for h in ["avd-0", "avd-1", "avd-3", "avd-4", "avd-6"] {
+        assert!(table.contains(h), "{table}");
+    }
+    assert!(table.contains("7 hosts, per check"), "{table}");
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use earshot_probe::unix_ms;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::Expectation;
 use crate::scenario::{Check, Product};
@@ -28,7 +28,7 @@ use crate::verdict::{Observation, Verdict};
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// What a probe said in preflight.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeSummary {
     /// `local` or `remote`.
     pub role: String,
@@ -53,7 +53,7 @@ pub struct ProbeSummary {
 }
 
 /// One check's result.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CheckRecord {
     /// Which check.
     pub check: Check,
@@ -86,7 +86,7 @@ pub struct CheckRecord {
 }
 
 /// One scenario's results.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioRecord {
     /// Its name.
     pub name: String,
@@ -104,6 +104,9 @@ pub struct ScenarioRecord {
     pub checks: Vec<CheckRecord>,
     /// Set when the scenario could not run at all (bad file, unreachable probe).
     pub error: Option<String>,
+    /// The session host of a fleet run (`--inventory`), as the inventory names it; none in
+    /// a run against the scenario's own remote probe.
+    pub host: Option<String>,
     /// When it started (unix ms).
     pub started_unix_ms: f64,
     /// When it finished (unix ms); None while running.
@@ -163,10 +166,20 @@ pub enum Event {
     Warning(String),
     /// The current scenario finished.
     ScenarioFinished,
+    /// A fleet run finished a host's scenario (its events came before this): `done` of
+    /// `total` (hosts × scenarios).
+    Progress {
+        /// The host.
+        host: String,
+        /// Finished so far.
+        done: usize,
+        /// In all.
+        total: usize,
+    },
 }
 
 /// Every scenario so far: what the file reporters write.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Run {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -193,7 +206,7 @@ impl Run {
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::ScenarioStarted(s) => self.scenarios.push(s.clone()),
-            Event::Waiting(_) => {}
+            Event::Waiting(_) | Event::Progress { .. } => {}
             Event::Preflight { probes, warnings } => {
                 if let Some(s) = self.scenarios.last_mut() {
                     s.probes = probes.clone();

@@ -59,9 +59,13 @@ impl<W: Write> TerminalReporter<W> {
         match event {
             Event::ScenarioStarted(s) => {
                 let product = s.product.map_or_else(|| "?".to_string(), |p| p.to_string());
+                let on = s
+                    .host
+                    .as_ref()
+                    .map_or(String::new(), |h| format!(" on {h}"));
                 writeln!(
                     self.out,
-                    "\n== {} ({product}, {})",
+                    "\n== {}{on} ({product}, {})",
                     s.name,
                     s.file.display()
                 )?;
@@ -74,6 +78,9 @@ impl<W: Write> TerminalReporter<W> {
                 self.write_expectation(e)?;
             }
             Event::Waiting(w) => writeln!(self.out, "   {w}")?,
+            Event::Progress { host, done, total } => {
+                writeln!(self.out, "   [{done}/{total}] {host} done")?;
+            }
             Event::Preflight { probes, warnings } => {
                 for p in probes {
                     writeln!(
@@ -169,8 +176,12 @@ impl<W: Write> Reporter for TerminalReporter<W> {
     }
 }
 
-/// The summary table of a whole run, one row per check.
+/// The summary of a whole run: one row per check; for a fleet run (scenarios carry their
+/// host) one row per host and scenario, then the verdicts of each check over the hosts.
 pub fn summary_table(run: &Run) -> String {
+    if run.scenarios.iter().any(|s| s.host.is_some()) {
+        return fleet_summary(run);
+    }
     let mut rows = vec![[
         "scenario".to_string(),
         "check".into(),
@@ -198,8 +209,77 @@ pub fn summary_table(run: &Run) -> String {
             ]);
         }
     }
-    let mut widths = [0usize; 5];
-    for r in &rows {
+    table(&rows)
+}
+
+/// Per host and scenario: its verdict and what decided it; then per check: how many hosts
+/// passed, failed, were inconclusive.
+fn fleet_summary(run: &Run) -> String {
+    let mut rows = vec![[
+        "host".to_string(),
+        "scenario".into(),
+        "verdict".into(),
+        "why".into(),
+    ]];
+    let mut per_check: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
+    for s in &run.scenarios {
+        let why = if let Some(e) = &s.error {
+            format!("setup: {}", shorten(e, 60))
+        } else {
+            let bad: Vec<String> = s
+                .checks
+                .iter()
+                .filter(|c| c.verdict != Verdict::Pass)
+                .map(|c| format!("{} {}", c.check, c.verdict))
+                .collect();
+            if bad.is_empty() {
+                "every check passed".into()
+            } else {
+                bad.join(", ")
+            }
+        };
+        rows.push([
+            s.host.clone().unwrap_or_else(|| "-".into()),
+            s.name.clone(),
+            s.verdict().to_string(),
+            why,
+        ]);
+        for c in &s.checks {
+            let slot = match c.verdict {
+                Verdict::Pass => 0,
+                Verdict::Fail => 1,
+                Verdict::Inconclusive => 2,
+            };
+            per_check.entry(c.check.to_string()).or_default()[slot] += 1;
+        }
+        if s.error.is_some() {
+            per_check.entry("(did not run)".into()).or_default()[2] += 1;
+        }
+    }
+    let mut out = table(&rows);
+    let mut counts = vec![[
+        "check".to_string(),
+        "pass".into(),
+        "fail".into(),
+        "inconclusive".into(),
+    ]];
+    for (check, [p, f, i]) in per_check {
+        counts.push([check, p.to_string(), f.to_string(), i.to_string()]);
+    }
+    let hosts: std::collections::BTreeSet<&str> = run
+        .scenarios
+        .iter()
+        .filter_map(|s| s.host.as_deref())
+        .collect();
+    out += &format!("\n{} hosts, per check:\n", hosts.len());
+    out += &table(&counts);
+    out
+}
+
+/// Rows as aligned columns, the first a header.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
