@@ -580,3 +580,207 @@ fn the_html_report_renders_in_chromium_with_its_matrix_its_pictures_and_no_overf
     assert!(fail > 500, "fail cells: {fail} pixels");
     assert!(bright > 200, "spectrogram tone lines: {bright} pixels");
 }
+
+/// `earshot run FILE --inventory INVENTORY` from the root namespace (the harness on the
+/// management LAN), JSON and HTML into `out` as `{tag}.json` and `{tag}.html`.
+fn run_fleet(
+    file: &Path,
+    inventory: &Path,
+    out: &Path,
+    tag: &str,
+) -> (Finished, serde_json::Value) {
+    let json = out.join(format!("{tag}.json"));
+    let mut cmd = Command::new(harness_bin());
+    cmd.arg("run")
+        .arg(file)
+        .arg("--inventory")
+        .arg(inventory)
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(out.join(format!("{tag}.html")))
+        .env("EARSHOT_LAB_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+    let r = Running::start(cmd).finish(RUN_LIMIT);
+    let report = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
+    (r, report)
+}
+
+/// Each host's scenario verdict in a fleet report, by host.
+fn host_verdicts(report: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let vs: Vec<&str> = s["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["verdict"].as_str().unwrap())
+                .collect();
+            let v = if vs.contains(&"fail") {
+                "fail"
+            } else if !s["error"].is_null() || vs.is_empty() || vs.contains(&"inconclusive") {
+                "inconclusive"
+            } else {
+                "pass"
+            };
+            (s["host"].as_str().unwrap().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// An inventory of (name, address or none: it dials in, its client rig's address).
+fn inventory(hosts: &[(&str, Option<String>, String)]) -> String {
+    hosts
+        .iter()
+        .map(|(name, addr, rig)| {
+            let addr = addr
+                .as_ref()
+                .map_or(String::new(), |a| format!("address = \"{a}\"\n"));
+            format!("[[host]]\nname = \"{name}\"\n{addr}local = \"{rig}\"\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_fleet_run_over_lab_hosts_names_the_host_without_the_policy_and_the_one_never_seen() {
+    // Four session hosts, each a lab (its own client rig), all with playback blocked as the
+    // policy says: avd-a and avd-b reached at their addresses, avd-c and avd-d dialing in.
+    // The clean run passes them all. Then avd-b comes back without the policy (its session
+    // plays on the client) and avd-d's probe is gone: the second run fails avd-b, is
+    // inconclusive on avd-d with its name, and compare names exactly those two hosts.
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tempfile::tempdir().unwrap();
+    let mut labs = Vec::new();
+    let mut probes = Vec::new();
+    let mut entries = Vec::new();
+    let mut probe_d = None;
+    for name in ["avd-a", "avd-b", "avd-c", "avd-d"] {
+        let lab = Lab::up(&["--output", "none", "--capture", "none"]).unwrap();
+        let (rig, rig_addr) = lab.serve_mgmt(Host::Client, 7701, TOKEN).unwrap();
+        probes.push(rig);
+        let addr = if name == "avd-a" || name == "avd-b" {
+            let (p, addr) = lab
+                .serve_mgmt_named(Host::Session, 7702, TOKEN, name)
+                .unwrap();
+            probes.push(p);
+            Some(addr)
+        } else {
+            let p = lab.dial_named(Host::Session, port, TOKEN, name).unwrap();
+            if name == "avd-d" {
+                probe_d = Some(p);
+            } else {
+                probes.push(p);
+            }
+            None
+        };
+        entries.push((name, addr, rig_addr));
+        labs.push(lab);
+    }
+    let hosts = out.path().join("hosts.toml");
+    std::fs::write(&hosts, inventory(&entries)).unwrap();
+    let file = out.path().join("fleet.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"playback blocked\"\nproduct = \"avd\"\nchecks = [\"output\"]\n\
+             [policy.session_host]\nfDisableCam = 1\n\
+             [timeouts]\nconnect = \"10s\"\n\
+             [probes.local]\naddress = \"127.0.0.1:1\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n\
+             output_loopback = \"speakers.monitor\"\nmic_feed = \"micfeed\"\n\
+             [probes.remote]\ndial_in = \"0.0.0.0:{port}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n"
+        ),
+    )
+    .unwrap();
+
+    let (r, base) = run_fleet(&file, &hosts, out.path(), "base");
+    let all_pass: std::collections::BTreeMap<String, String> = ["avd-a", "avd-b", "avd-c", "avd-d"]
+        .iter()
+        .map(|h| (h.to_string(), "pass".to_string()))
+        .collect();
+    assert_eq!(host_verdicts(&base), all_pass, "{base:#}\n{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+
+    // avd-b without the policy: a lab whose session plays on the client, same host name.
+    let lab_b = Lab::up(&["--output", "client", "--capture", "none"]).unwrap();
+    let (rig_b, rig_b_addr) = lab_b.serve_mgmt(Host::Client, 7701, TOKEN).unwrap();
+    let (probe_b, addr_b) = lab_b
+        .serve_mgmt_named(Host::Session, 7702, TOKEN, "avd-b")
+        .unwrap();
+    probes.extend([rig_b, probe_b]);
+    entries[1] = ("avd-b", Some(addr_b), rig_b_addr);
+    std::fs::write(&hosts, inventory(&entries)).unwrap();
+    // avd-d's probe is gone.
+    drop(probe_d.take());
+
+    let started = std::time::Instant::now();
+    let (r, new) = run_fleet(&file, &hosts, out.path(), "new");
+    let v = host_verdicts(&new);
+    assert_eq!(v["avd-a"], "pass", "{new:#}");
+    assert_eq!(v["avd-b"], "fail", "{new:#}");
+    assert_eq!(v["avd-c"], "pass", "{new:#}");
+    assert_eq!(v["avd-d"], "inconclusive", "{new:#}");
+    assert_eq!(r.code, Some(1), "{r:?}");
+    // The host never seen costs its connect allowance (10 s), not a hang.
+    assert!(started.elapsed() < Duration::from_secs(40), "{r:?}");
+    let d = new["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "avd-d")
+        .unwrap();
+    let e = d["error"].as_str().unwrap();
+    assert!(e.contains("avd-d never dialed in"), "{e}");
+
+    // The HTML matrix has a row per host: avd-b failed, avd-d did not run.
+    let html = std::fs::read_to_string(out.path().join("new.html")).unwrap();
+    let row = |host: &str| -> String {
+        let at = html
+            .find(&format!("<td>{host}</td>"))
+            .unwrap_or_else(|| panic!("no matrix row for {host}"));
+        html[at..at + html[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("avd-b").contains("v fail"), "{}", row("avd-b"));
+    assert!(row("avd-d").contains("did not run"), "{}", row("avd-d"));
+    assert!(row("avd-a").contains("v pass"), "{}", row("avd-a"));
+
+    // compare names exactly the two hosts, and says why avd-d was not measured.
+    let compare = |json: bool| {
+        let mut c = Command::new(harness_bin());
+        c.arg("compare")
+            .arg(out.path().join("base.json"))
+            .arg(out.path().join("new.json"));
+        if json {
+            c.args(["--json", "-"]);
+        }
+        c.output().unwrap()
+    };
+    let c = compare(true);
+    assert_eq!(c.status.code(), Some(1), "{c:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
+    let regressed: std::collections::BTreeSet<&str> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"] == "regression")
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        regressed,
+        ["avd-b", "avd-d"].into_iter().collect(),
+        "{doc:#}"
+    );
+    let text = String::from_utf8_lossy(&compare(false).stdout).into_owned();
+    assert!(text.contains("avd-d never dialed in"), "{text}");
+    drop(probes);
+    drop(labs);
+}

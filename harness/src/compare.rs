@@ -87,8 +87,8 @@ pub enum Change {
 /// One row of the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    /// The session host (the remote probe's host name; the scenario's probe address when
-    /// it never answered).
+    /// The session host (the inventory's name in a fleet run, else the remote probe's host
+    /// name, or its address when it never answered).
     pub host: String,
     /// The scenario's name.
     pub scenario: String,

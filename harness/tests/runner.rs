@@ -44,17 +44,7 @@ impl Rig {
     /// Both directions redirected, the client's loopback and mic wired as in the lab.
     fn redirected() -> Rig {
         Rig {
-            world: World {
-                routes: vec![
-                    (
-                        ("remote", "rdp-sink"),
-                        ("local", "speakers.monitor"),
-                        Carry::Clean,
-                    ),
-                    (("local", "micfeed"), ("remote", "rdp-mic"), Carry::Clean),
-                ],
-                ..World::default()
-            },
+            world: World::wired(true),
             local_devices: Ok(client_devices()),
             remote_devices: session_devices(true, true),
             local_broken: vec![],
@@ -65,7 +55,6 @@ impl Rig {
             remote_primed: None,
             timeouts: QUICK,
         }
-        .with_client_wiring()
     }
 
     /// Nothing crosses from session to client or back.
@@ -73,19 +62,6 @@ impl Rig {
         let mut r = Rig::redirected();
         r.world.routes.retain(|(from, to, _)| from.0 == to.0);
         r
-    }
-
-    /// The client rig hears itself: speakers -> their monitor, mic feed -> mic.
-    fn with_client_wiring(mut self) -> Rig {
-        self.world.routes.push((
-            ("local", "speakers"),
-            ("local", "speakers.monitor"),
-            Carry::Clean,
-        ));
-        self.world
-            .routes
-            .push((("local", "micfeed"), ("local", "mic"), Carry::Clean));
-        self
     }
 
     fn route(

@@ -531,6 +531,66 @@ impl Lab {
         Ok((running, addr))
     }
 
+    /// A probe command inside `host`'s namespace that reports `name` as its host name: its
+    /// own UTS namespace (`unshare --uts`) with that name, as a session host of that name
+    /// would have. The shell execs the probe, so the child is the probe.
+    fn probe_named(&self, host: Host, name: &str, token: &str, args: &[&str]) -> Result<Command> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.netns(host)?))
+            .args([
+                "unshare",
+                "--uts",
+                "--",
+                "sh",
+                "-c",
+                "hostname \"$0\" && exec \"$@\"",
+            ])
+            .arg(name)
+            .arg(probe_bin())
+            .args(["--host", "pulseaudio"])
+            .args(args)
+            .env("PULSE_SERVER", self.pulse_server(host))
+            .env("EARSHOT_TOKEN", token);
+        Ok(cmd)
+    }
+
+    /// [`Lab::serve_mgmt`] for a probe that reports `name` as its host name.
+    pub fn serve_mgmt_named(
+        &self,
+        host: Host,
+        port: u16,
+        token: &str,
+        name: &str,
+    ) -> Result<(Running, String)> {
+        let listen = format!("0.0.0.0:{port}");
+        let cmd = self.probe_named(host, name, token, &["serve", "--listen", &listen])?;
+        let mut running = Running::start(cmd);
+        let addr = format!("{}:{port}", self.mgmt_ip(host)?);
+        let sock: std::net::SocketAddr = addr.parse()?;
+        running.wait_ready(
+            &format!("the {} probe of {name} on {addr}", host.name()),
+            PROBE_READY,
+            || std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok(),
+        )?;
+        Ok((running, addr))
+    }
+
+    /// A probe in `host`'s namespace, reporting host name `name`, that dials the harness at
+    /// `port` of the root namespace over the management network and keeps dialing.
+    pub fn dial_named(&self, host: Host, port: u16, token: &str, name: &str) -> Result<Running> {
+        let ip = self.mgmt_ip(host)?;
+        let (net, last) = ip.rsplit_once('.').context("management address")?;
+        // The root namespace's end of the host's /30 is one below the host's address.
+        let gateway = format!("{net}.{}", last.parse::<u8>()? - 1);
+        let cmd = self.probe_named(
+            host,
+            name,
+            token,
+            &["connect", "--keep-dialing", &format!("{gateway}:{port}")],
+        )?;
+        Ok(Running::start(cmd))
+    }
+
     /// A command that runs `program` inside `host`'s namespace (nsenter: no wrapper
     /// process, so the child is the program).
     pub fn in_netns(&self, host: Host, program: &Path) -> Result<Command> {

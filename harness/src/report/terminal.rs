@@ -222,7 +222,9 @@ fn fleet_summary(run: &Run) -> String {
         "why".into(),
     ]];
     let mut per_check: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
-    for s in &run.scenarios {
+    let mut records: Vec<&super::ScenarioRecord> = run.scenarios.iter().collect();
+    records.sort_by(|a, b| (&a.host, &a.name).cmp(&(&b.host, &b.name)));
+    for s in records {
         let why = if let Some(e) = &s.error {
             format!("setup: {}", shorten(e, 60))
         } else {

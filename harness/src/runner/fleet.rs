@@ -144,7 +144,7 @@ async fn host_run(
     let remote = match (&host.address, hub) {
         (Some(_), _) => connect(&s, &s.probes.remote, "remote")
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| format!("host {}: {e}", host.name)),
         (None, Some(Ok(hub))) => hub.take(&host.name, s.timeouts.connect).await,
         (None, Some(Err(why))) => Err(why.clone()),
         (None, None) => Err(format!(
@@ -173,7 +173,7 @@ async fn host_run(
     }
     let local = match connect(&s, &s.probes.local, "local").await {
         Ok(l) => l,
-        Err(e) => return end(events, e.to_string()),
+        Err(e) => return end(events, format!("the client rig of host {}: {e}", host.name)),
     };
     let options = RunOptions {
         evidence_dir,

@@ -60,6 +60,35 @@ pub struct World {
     pub noisy: Vec<(&'static str, &'static str)>,
 }
 
+impl World {
+    /// A client and a session as the lab wires them: the session's output reaches the
+    /// client's loopback and the client's microphone feed reaches the session's microphone
+    /// when `redirected` (nothing crosses otherwise), and the client rig always hears
+    /// itself (speakers -> their monitor, mic feed -> mic).
+    pub fn wired(redirected: bool) -> World {
+        let mut routes = vec![
+            (
+                ("local", "speakers"),
+                ("local", "speakers.monitor"),
+                Carry::Clean,
+            ),
+            (("local", "micfeed"), ("local", "mic"), Carry::Clean),
+        ];
+        if redirected {
+            routes.push((
+                ("remote", "rdp-sink"),
+                ("local", "speakers.monitor"),
+                Carry::Clean,
+            ));
+            routes.push((("local", "micfeed"), ("remote", "rdp-mic"), Carry::Clean));
+        }
+        World {
+            routes,
+            ..World::default()
+        }
+    }
+}
+
 /// One fake probe: its catalogue and its faults, in a shared world.
 pub struct FakeProbe {
     pub name: &'static str,
