@@ -402,7 +402,7 @@ fn the_fail_explains_itself() {
     }
     let latency = output["observation"]["latency_ms"].as_f64().unwrap();
     assert!((20.0..600.0).contains(&latency), "latency {latency} ms");
-    assert_eq!(report["schema_version"], 5);
+    assert_eq!(report["schema_version"], 6);
 }
 
 #[test]

@@ -161,7 +161,7 @@ impl Inventory {
 
 fn from_toml(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> {
     let f: TomlFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
         (
             line,
             format!(

@@ -582,9 +582,30 @@ fn run(
     let mut write_errors: Vec<String> = Vec::new();
     let is_fleet = fleet.is_some();
     let mut written = std::time::Instant::now();
+    // A fleet run on a terminal shows a progress bar (standard error) in place of the
+    // "[k/N] host done" lines; the host blocks print above it.
+    let bar = fleet
+        .as_ref()
+        .filter(|_| std::io::stderr().is_terminal())
+        .map(|f| {
+            let bar = indicatif::ProgressBar::new((prepared.len() * f.hosts.len()) as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:32} {pos}/{len} hosts and scenarios, {elapsed} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
     let mut sink = |e: &report::Event, run: &report::Run| {
-        if let Some(t) = terminal.as_mut() {
-            match t.event(e, run) {
+        if let (Some(bar), report::Event::Progress { host, done, .. }) = (&bar, e) {
+            bar.set_position(*done as u64);
+            bar.set_message(format!("(last: {host})"));
+        } else if let Some(t) = terminal.as_mut() {
+            let said = match &bar {
+                Some(bar) => bar.suspend(|| t.event(e, run)),
+                None => t.event(e, run),
+            };
+            match said {
                 Ok(()) => {}
                 // The reader went away: stop writing to it, keep measuring.
                 Err(ReportError::Closed) => terminal = None,
@@ -613,7 +634,9 @@ fn run(
         fleet,
     };
     let finished = runtime.block_on(runner::run(&prepared, &options, &mut sink));
-    drop(sink);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     if is_fleet {
         let last = report::Event::Waiting("the run is over".into());
         for r in files.iter_mut() {

@@ -153,3 +153,142 @@ fn the_schema_subcommand_prints_the_report_schema() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "Run");
 }
+
+/// A scenario whose probes nothing serves (port 9): every host of a fleet run is
+/// inconclusive at once, naming itself.
+const UNREACHABLE: &str = "name = \"unreachable\"\nproduct = \"avd\"\n\
+[timeouts]\nconnect = \"2s\"\n\
+[probes.local]\naddress = \"127.0.0.1:9\"\ntoken_env = \"X\"\nmic_feed = \"micfeed\"\n\
+[probes.remote]\naddress = \"127.0.0.1:9\"\ntoken_env = \"X\"\n";
+
+#[test]
+fn fleet_shards_run_apart_and_merge_into_one_run_naming_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    std::fs::write(&s, UNREACHABLE).unwrap();
+    let hosts = dir.path().join("hosts.csv");
+    let names: Vec<String> = (0..6).map(|i| format!("avd-{i}")).collect();
+    let mut csv = String::from("name,address\n");
+    for n in &names {
+        csv += &format!("{n},127.0.0.1:9\n");
+    }
+    std::fs::write(&hosts, csv).unwrap();
+    let mut shards = Vec::new();
+    for k in 1..=2 {
+        let json = dir.path().join(format!("shard{k}.json"));
+        let out = earshot()
+            .arg("run")
+            .arg(&s)
+            .arg("--inventory")
+            .arg(&hosts)
+            .args(["--shard", &format!("{k}/2"), "--json"])
+            .arg(&json)
+            .env("X", "fleet-cli-token-0123456789")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        shards.push(json);
+    }
+    let merged = dir.path().join("merged.json");
+    let html = dir.path().join("merged.html");
+    let out = earshot()
+        .arg("merge")
+        .args(&shards)
+        .arg("--json")
+        .arg(&merged)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
+    let mut got: Vec<String> = run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let h = s["host"].as_str().unwrap().to_string();
+            let e = s["error"].as_str().unwrap();
+            assert!(e.contains(&format!("host {h}:")), "{e}");
+            h
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, names, "every host once, from one shard or the other");
+    // The summary has a line per host.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("6 hosts, per check"), "{text}");
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("<td>avd-5</td>"));
+
+    // The same share twice is refused, naming both files.
+    let out = earshot()
+        .arg("merge")
+        .arg(&shards[0])
+        .arg(&shards[0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is in both") && err.contains("shard1.json"),
+        "{err}"
+    );
+
+    // A report of another schema is named, with what this earshot reads.
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, "{\"schema_version\": 5, \"scenarios\": []}").unwrap();
+    let out = earshot().arg("merge").arg(&old).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("old.json") && err.contains("schema 5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_inventory_or_shard_is_named_before_any_probe_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    std::fs::write(&s, UNREACHABLE).unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(&hosts, "[[host]]\nname = \"a\"\n\n[[host]]\nnmae = \"b\"\n").unwrap();
+    let out = earshot()
+        .arg("run")
+        .arg(&s)
+        .arg("--inventory")
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hosts.toml:5") && err.contains("nmae"),
+        "{err}"
+    );
+    std::fs::write(&hosts, "[[host]]\nname = \"a\"\n").unwrap();
+    for (shard, says) in [("0/2", "1 <= K <= N"), ("2/2", "none of the 1 hosts")] {
+        let out = earshot()
+            .arg("run")
+            .arg(&s)
+            .arg("--inventory")
+            .arg(&hosts)
+            .args(["--shard", shard])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{shard}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{shard}: {err}");
+    }
+    // --shard needs --inventory.
+    let out = earshot()
+        .arg("run")
+        .arg(&s)
+        .args(["--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--inventory"));
+}

@@ -12,6 +12,9 @@ use crate::verdict::{Observation, Verdict};
 
 /// The JSON report's format version; bumped on any incompatible change.
 ///
+/// 6: scenarios carry `host`, the session host of a fleet run (`--inventory`), null
+/// otherwise; a fleet run has a scenario record per host and scenario.
+///
 /// 5: the `quality` check, and its `quality` observation (class, band edge and rate class,
 /// SINAD, noise floor, gain, step, holes, codec signs).
 ///
@@ -25,7 +28,7 @@ use crate::verdict::{Observation, Verdict};
 /// (`evidence_error` when it could not be); `degraded` and `unrecognised` kinds; `no_device`
 /// names its endpoint; checks carry `rig_proof` and `started_unix_ms`; scenarios carry
 /// `started_unix_ms`.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// What a probe said in preflight.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

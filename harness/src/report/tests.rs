@@ -15,6 +15,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
         warnings: vec![],
         checks: vec![],
         error: None,
+        host: None,
         started_unix_ms: 1_764_000_000_000.0,
         finished_unix_ms: None,
     }));
