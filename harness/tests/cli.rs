@@ -198,9 +198,16 @@ fn fleet_shards_run_apart_and_merge_into_one_run_naming_every_host() {
         .arg(&merged)
         .arg("--html")
         .arg(&html)
+        .arg("--junit")
+        .arg(dir.path().join("merged.xml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let xml = std::fs::read_to_string(dir.path().join("merged.xml")).unwrap();
+    assert!(
+        xml.contains("testsuite name=\"unreachable on avd-3\""),
+        "{xml}"
+    );
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
     let mut got: Vec<String> = run["scenarios"]
         .as_array()

@@ -24,7 +24,15 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
         report.set_timestamp(t);
     }
     for s in &run.scenarios {
-        let mut suite = TestSuite::new(s.name.clone());
+        // A fleet run has a suite per host and scenario: the host is in its name.
+        let name = match &s.host {
+            Some(h) => format!("{} on {h}", s.name),
+            None => s.name.clone(),
+        };
+        let mut suite = TestSuite::new(name.clone());
+        if let Some(h) = &s.host {
+            suite.add_property(Property::new("host", h.clone()));
+        }
         if let Some(t) = timestamp(s.started_unix_ms) {
             suite.set_timestamp(t);
         }
@@ -45,7 +53,7 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
             status.set_message(e.clone());
             status.set_type("inconclusive");
             let mut case = TestCase::new("setup", status);
-            case.set_classname(s.name.clone());
+            case.set_classname(name.clone());
             suite.add_test_case(case);
         }
         for c in &s.checks {
@@ -65,7 +73,7 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
                 }
             };
             let mut case = TestCase::new(c.check.to_string(), status);
-            case.set_classname(s.name.clone());
+            case.set_classname(name.clone());
             // The common JUnit schemas allow a timestamp on suites only: a check's start
             // is a property.
             if let Some(t) = timestamp(c.started_unix_ms) {

@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::stream::StreamExt;
-use tokio::sync::oneshot;
 
 use super::*;
 use crate::inventory::{host_key, same_host, InventoryHost, Shard};
@@ -194,12 +193,22 @@ async fn host_run(
 }
 
 /// One listener for every host of a scenario that dials in: each probe that dials is
-/// authenticated, asked who it is, and handed to the host of that name.
+/// authenticated, asked who it is, and kept for the host of that name until the host's
+/// turn. A probe of the same host that dials again before then (a `--keep-dialing` probe
+/// whose connection the host's idle limit closed) takes the older one's place.
 struct DialHub {
     bind: String,
     expected: usize,
-    waiting: Mutex<HashMap<String, oneshot::Receiver<Probe>>>,
+    arrived: Arc<Arrivals>,
     stop: CancellationToken,
+}
+
+/// Probes that dialed in, by host key, until their host takes them.
+struct Arrivals {
+    /// Host key -> the probe, once it came (none: expected, not come yet).
+    probes: Mutex<HashMap<String, Option<Probe>>>,
+    /// Woken on every arrival.
+    came: tokio::sync::Notify,
 }
 
 /// Acceptors at once: a slow handshake does not hold up the probes behind it.
@@ -236,25 +245,21 @@ impl DialHub {
             .map_err(|e| {
                 format!("remote probes: {e}; is {bind} an address of this machine, and free?")
             })?;
-        let mut senders = HashMap::new();
-        let mut receivers = HashMap::new();
-        for h in want {
-            let (tx, rx) = oneshot::channel();
-            senders.insert(host_key(&h.name), tx);
-            receivers.insert(host_key(&h.name), rx);
-        }
+        let arrived = Arc::new(Arrivals {
+            probes: Mutex::new(want.iter().map(|h| (host_key(&h.name), None)).collect()),
+            came: tokio::sync::Notify::new(),
+        });
         let hub = Arc::new(DialHub {
             bind: bind.clone(),
             expected: want.len(),
-            waiting: Mutex::new(receivers),
+            arrived: arrived.clone(),
             stop: CancellationToken::new(),
         });
         let listener = Arc::new(listener);
-        let senders = Arc::new(Mutex::new(senders));
         for _ in 0..ACCEPTORS {
-            let (listener, senders, stop, bind) = (
+            let (listener, arrived, stop, bind) = (
                 listener.clone(),
-                senders.clone(),
+                arrived.clone(),
                 hub.stop.clone(),
                 bind.clone(),
             );
@@ -271,42 +276,51 @@ impl DialHub {
                             continue;
                         }
                     };
-                    hand_over(client, &senders, &bind).await;
+                    hand_over(client, &arrived, &bind).await;
                 }
             });
         }
         Ok(hub)
     }
 
-    /// The probe of host `name`, once it has dialed in, within `wait`.
+    /// The probe of host `name`, once it has dialed in, within `wait`; it is then the
+    /// host's, and a later dial of the same host is turned away.
     async fn take(&self, name: &str, wait: Duration) -> Result<Probe, String> {
-        let rx = self
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut w| w.remove(&host_key(name)));
-        let Some(rx) = rx else {
-            return Err(format!("host {name} is not expected on {}", self.bind));
-        };
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(format!(
-                "host {name} never dialed in on {} within {} s: is `earshot-probe connect` \
-                 running in a session on {name}, pointed at this machine with the scenario's \
-                 token, and does the host name it reports match the inventory's `{name}`?",
-                self.bind,
-                wait.as_secs()
-            )),
+        let key = host_key(name);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let came = self.arrived.came.notified();
+            tokio::pin!(came);
+            came.as_mut().enable();
+            let taken = self
+                .arrived
+                .probes
+                .lock()
+                .ok()
+                .and_then(|mut p| p.get_mut(&key).and_then(Option::take));
+            if let Some(p) = taken {
+                // Taken: the host's entry goes, so a later dial is turned away.
+                if let Ok(mut p) = self.arrived.probes.lock() {
+                    p.remove(&key);
+                }
+                return Ok(p);
+            }
+            if tokio::time::timeout_at(deadline, came).await.is_err() {
+                return Err(format!(
+                    "host {name} never dialed in on {} within {} s: is `earshot-probe connect` \
+                     running in a session on {name}, pointed at this machine with the \
+                     scenario's token, and does the host name it reports match the \
+                     inventory's `{name}`?",
+                    self.bind,
+                    wait.as_secs()
+                ));
+            }
         }
     }
 }
 
-/// Asks a probe that dialed in who it is and hands it to its host.
-async fn hand_over(
-    client: AuthedClient,
-    senders: &Mutex<HashMap<String, oneshot::Sender<Probe>>>,
-    bind: &str,
-) {
+/// Asks a probe that dialed in who it is and keeps it for its host.
+async fn hand_over(client: AuthedClient, arrived: &Arrivals, bind: &str) {
     let sent = unix_ms();
     let info = match client.info().await {
         Ok(i) => i,
@@ -316,19 +330,8 @@ async fn hand_over(
         }
     };
     let received = unix_ms();
-    let tx = senders
-        .lock()
-        .ok()
-        .and_then(|mut s| s.remove(&host_key(&info.hostname)));
-    let Some(tx) = tx else {
-        tracing::warn!(
-            "a probe on host `{}` ({}) dialed in on {bind}, but the inventory names no such \
-             host, or its probe came already; it was turned away",
-            info.hostname,
-            client.peer()
-        );
-        return;
-    };
+    let key = host_key(&info.hostname);
+    let (hostname, peer) = (info.hostname.clone(), client.peer().to_string());
     let probe = Probe {
         role: "remote",
         side: Side::Session,
@@ -336,6 +339,22 @@ async fn hand_over(
         client,
         info,
     };
-    // The host gave up waiting: nothing to do.
-    let _ = tx.send(probe);
+    let kept = match arrived.probes.lock() {
+        Ok(mut p) => match p.get_mut(&key) {
+            Some(slot) => {
+                *slot = Some(probe);
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    };
+    if kept {
+        arrived.came.notify_waiters();
+    } else {
+        tracing::warn!(
+            "a probe on host `{hostname}` ({peer}) dialed in on {bind}, but the inventory \
+             names no such host, or its host has started already; it was turned away"
+        );
+    }
 }
