@@ -57,7 +57,7 @@ set +e
   --html "$dir/report.html" >"$dir/run.log" 2>&1
 rc=$?
 set -e
-read -r secs kb <"$dir/time"
+read -r secs kb < <(tail -1 "$dir/time")
 echo "  whole run: ${secs} s, harness peak RSS $((kb / 1024)) MB, exit $rc (1: failing hosts)"
 [ "$rc" = 1 ] || { tail -20 "$dir/run.log"; exit 1; }
 check "$dir/report.json"
@@ -70,7 +70,7 @@ for k in 1 2; do
     --inventory "$dir/hosts.toml" --shard "$k/2" --concurrency "$CONCURRENCY" \
     --json "$dir/shard$k.json" >/dev/null 2>&1
   set -e
-  read -r s m <"$dir/time$k"
+  read -r s m < <(tail -1 "$dir/time$k")
   echo "  shard $k/2: $s s, peak RSS $((m / 1024)) MB"
 done
 set +e
