@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use earshot_e2e::rdp::{RdpHost, RdpLab};
-use earshot_e2e::{harness_bin, repo_root, Finished, Running};
+use earshot_e2e::{finish_with_report, harness_bin, repo_root, Finished, Running};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{Client, ClientConfig};
 
@@ -67,12 +67,7 @@ fn start_run(lab: &RdpLab, file: &Path, out: &Path) -> Running {
 
 /// Waits for a run from [`start_run`] and returns its result and JSON report.
 fn finish_run(running: Running, out: &Path) -> (Finished, serde_json::Value) {
-    let r = running.finish(RUN_LIMIT);
-    let report = std::fs::read(out.join("report.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
-    (r, report)
+    finish_with_report(running, RUN_LIMIT, &out.join("report.json"))
 }
 
 /// `earshot run FILE` from start to end.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use earshot_e2e::{harness_bin, repo_root, Finished, Host, Lab, Running};
+use earshot_e2e::{finish_with_report, harness_bin, repo_root, Finished, Host, Lab, Running};
 
 const TOKEN: &str = "wine-e2e-token-0123456789abcdef";
 const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -37,12 +37,7 @@ fn run(lab: &Lab, files: &[PathBuf], out: &Path) -> (Finished, serde_json::Value
         .arg(out.join("evidence"))
         .env("EARSHOT_LAB_TOKEN", TOKEN)
         .env("NO_COLOR", "1");
-    let r = Running::start(cmd).finish(RUN_LIMIT);
-    let report = std::fs::read(&json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
-    (r, report)
+    finish_with_report(Running::start(cmd), RUN_LIMIT, &json)
 }
 
 /// Each scenario's name and its checks' verdicts, in order.

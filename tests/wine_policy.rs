@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use earshot_e2e::wine::WineHost;
-use earshot_e2e::{harness_bin, repo_root, Finished, Host, Lab, Running};
+use earshot_e2e::{finish_with_report, harness_bin, repo_root, Finished, Host, Lab, Running};
 
 const TOKEN: &str = "wine-policy-token-0123456789abcdef";
 const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -37,12 +37,7 @@ fn run(lab: &Lab, file: &Path, out: &Path) -> (Finished, serde_json::Value) {
         .arg(&json)
         .env("EARSHOT_LAB_TOKEN", TOKEN)
         .env("NO_COLOR", "1");
-    let r = Running::start(cmd).finish(RUN_LIMIT);
-    let report = std::fs::read(&json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no JSON report: {r:?}"));
-    (r, report)
+    finish_with_report(Running::start(cmd), RUN_LIMIT, &json)
 }
 
 /// The output check of the report's only scenario.

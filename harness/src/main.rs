@@ -255,12 +255,7 @@ fn merge(
     let mut seen: std::collections::BTreeMap<(String, String), &Path> = Default::default();
     for (f, run) in &runs {
         for s in &run.scenarios {
-            let host = s.host.clone().unwrap_or_else(|| {
-                s.probes
-                    .iter()
-                    .find(|p| p.role == "remote")
-                    .map_or_else(|| "?".into(), |p| p.host_name.clone())
-            });
+            let host = s.session_host().unwrap_or("?").to_string();
             if let Some(other) = seen.insert((host.clone(), s.name.clone()), f) {
                 anyhow::bail!(
                     "scenario `{}` on host {host} is in both {} and {}: each host and scenario \

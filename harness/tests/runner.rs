@@ -481,21 +481,11 @@ async fn a_probe_that_dials_in_is_told_what_to_start_and_waited_for() {
         &format!("dial_in = \"127.0.0.1:{port}\""),
     );
     // The remote probe dials in a little later, as a probe started at logon would.
-    let server = Server::new(
+    let stop = dial_in(
         FakeProbe::new("remote", world, session_devices(true, true)),
-        ServerConfig {
-            tokens: vec![token()],
-            ..ServerConfig::default()
-        },
+        port,
+        Duration::from_millis(300),
     );
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let _ = server
-            .serve_dialed(&format!("127.0.0.1:{port}"), Duration::from_secs(2), &s)
-            .await;
-    });
     let o = run_files(&[file], None).await;
     let waited = o
         .events
@@ -1067,7 +1057,8 @@ async fn quality_where_output_is_blocked_is_inconclusive_and_says_to_remove_it()
     assert!(o.cause(1).contains("remove quality"), "{}", o.cause(1));
 }
 
-/// A probe serving as the dialing probe of `host` on `port`, started after `delay`.
+/// `p` as a probe that dials the harness on 127.0.0.1:`port` after `delay`, as a probe
+/// started at logon would; stopped by the returned token.
 fn dial_in(p: FakeProbe, port: u16, delay: Duration) -> CancellationToken {
     let server = Server::new(
         p,

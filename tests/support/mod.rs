@@ -609,6 +609,22 @@ pub fn agent_addr(host: Host) -> &'static str {
     }
 }
 
+/// Waits, at most `limit`, for an `earshot run` that writes its JSON report to `json`;
+/// returns how it ended and the report. A run that left no readable report fails the test
+/// with what it printed.
+pub fn finish_with_report(
+    running: Running,
+    limit: Duration,
+    json: &Path,
+) -> (Finished, serde_json::Value) {
+    let r = running.finish(limit);
+    let report = std::fs::read(json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no JSON report at {}: {r:?}", json.display()));
+    (r, report)
+}
+
 /// The `earshot` binary: `$EARSHOT_BIN`, else the workspace's debug build.
 pub fn harness_bin() -> PathBuf {
     let bin = std::env::var_os("EARSHOT_BIN")

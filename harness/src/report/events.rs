@@ -117,6 +117,17 @@ pub struct ScenarioRecord {
 }
 
 impl ScenarioRecord {
+    /// The session host it ran against: the inventory's name in a fleet run, else the host
+    /// name the remote probe reported; none when no probe answered outside a fleet run.
+    pub fn session_host(&self) -> Option<&str> {
+        self.host.as_deref().or_else(|| {
+            self.probes
+                .iter()
+                .find(|p| p.role == "remote")
+                .map(|p| p.host_name.as_str())
+        })
+    }
+
     /// The scenario's overall verdict: fail if any check failed, inconclusive if any was
     /// inconclusive or the scenario could not run, else pass.
     pub fn verdict(&self) -> Verdict {

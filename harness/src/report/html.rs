@@ -272,17 +272,9 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
 }
 
 /// The session host a scenario ran against: the remote probe's host name.
-/// The session host: the inventory's name in a fleet run, else the remote probe's.
+/// The session host, or `-` when none is known.
 fn host_of(s: &super::ScenarioRecord) -> String {
-    s.host
-        .clone()
-        .or_else(|| {
-            s.probes
-                .iter()
-                .find(|p| p.role == "remote")
-                .map(|p| p.host_name.clone())
-        })
-        .unwrap_or_else(|| "-".into())
+    s.session_host().unwrap_or("-").to_string()
 }
 
 /// The frequencies a check listens for, and the top of its picture.

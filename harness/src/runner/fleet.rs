@@ -87,10 +87,7 @@ pub(super) async fn run(
             done += 1;
             emit(Event::Progress { host, done, total }, run);
         }
-        drop(running);
-        if let Some(Ok(h)) = &hub {
-            h.stop.cancel();
-        }
+        // The hub (and its acceptors) ends with the scenario: see its Drop.
     }
 }
 
@@ -113,7 +110,7 @@ async fn host_run(
     host: &InventoryHost,
     evidence_dir: Option<PathBuf>,
     seed: u64,
-    hub: Option<&Result<Arc<DialHub>, String>>,
+    hub: Option<&Result<DialHub, String>>,
     rig: &tokio::sync::Mutex<()>,
 ) -> Vec<Event> {
     let mut events = Vec::new();
@@ -211,12 +208,19 @@ struct Arrivals {
     came: tokio::sync::Notify,
 }
 
+impl Drop for DialHub {
+    /// Its acceptors stop with it; their listener closes with the last of them.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Acceptors at once: a slow handshake does not hold up the probes behind it.
 const ACCEPTORS: usize = 8;
 
 impl DialHub {
     /// A hub for the hosts without an address; none when every host has one.
-    async fn start(s: &Scenario, hosts: &[InventoryHost]) -> Option<Result<Arc<DialHub>, String>> {
+    async fn start(s: &Scenario, hosts: &[InventoryHost]) -> Option<Result<DialHub, String>> {
         let want: Vec<&InventoryHost> = hosts.iter().filter(|h| h.address.is_none()).collect();
         if want.is_empty() {
             return None;
@@ -224,7 +228,7 @@ impl DialHub {
         Some(Self::open(s, &want).await)
     }
 
-    async fn open(s: &Scenario, want: &[&InventoryHost]) -> Result<Arc<DialHub>, String> {
+    async fn open(s: &Scenario, want: &[&InventoryHost]) -> Result<DialHub, String> {
         let Some(bind) = s.probes.remote.dial_in.clone() else {
             return Err(format!(
                 "{} host(s) of the inventory have no address (e.g. {}) and the scenario has \
@@ -249,12 +253,12 @@ impl DialHub {
             probes: Mutex::new(want.iter().map(|h| (host_key(&h.name), None)).collect()),
             came: tokio::sync::Notify::new(),
         });
-        let hub = Arc::new(DialHub {
+        let hub = DialHub {
             bind: bind.clone(),
             expected: want.len(),
             arrived: arrived.clone(),
             stop: CancellationToken::new(),
-        });
+        };
         let listener = Arc::new(listener);
         for _ in 0..ACCEPTORS {
             let (listener, arrived, stop, bind) = (
@@ -292,17 +296,12 @@ impl DialHub {
             let came = self.arrived.came.notified();
             tokio::pin!(came);
             came.as_mut().enable();
-            let taken = self
-                .arrived
-                .probes
-                .lock()
-                .ok()
-                .and_then(|mut p| p.get_mut(&key).and_then(Option::take));
+            // Taken, the host's entry goes, so a later dial of it is turned away.
+            let taken = self.arrived.probes.lock().ok().and_then(|mut p| {
+                let arrived = matches!(p.get(&key), Some(Some(_)));
+                arrived.then(|| p.remove(&key)).flatten().flatten()
+            });
             if let Some(p) = taken {
-                // Taken: the host's entry goes, so a later dial is turned away.
-                if let Ok(mut p) = self.arrived.probes.lock() {
-                    p.remove(&key);
-                }
                 return Ok(p);
             }
             if tokio::time::timeout_at(deadline, came).await.is_err() {

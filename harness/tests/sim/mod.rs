@@ -201,6 +201,19 @@ impl FakeProbe {
         Ok(d)
     }
 
+    /// What has arrived at this probe's input `device` so far.
+    fn arrived_at(&self, device: &str) -> Vec<Arrival> {
+        self.world
+            .arrivals
+            .lock()
+            .map(|a| {
+                a.get(&(self.name, device.to_string()))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
     fn now(&self) -> f64 {
         earshot_probe::unix_ms() + self.clock_skew_ms
     }
@@ -287,16 +300,7 @@ impl Handler for FakeProbe {
         }
         let n = (length.as_secs_f64() * f64::from(RATE)) as usize;
         let mut samples = vec![0.0f32; n];
-        let arrivals = self
-            .world
-            .arrivals
-            .lock()
-            .map(|a| {
-                a.get(&(self.name, d.id.clone()))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
+        let arrivals = self.arrived_at(&d.id);
         for a in arrivals.iter().filter(|a| a.at >= opened) {
             let at = (a.at.duration_since(opened).as_secs_f64() * f64::from(RATE)) as usize;
             let mut stream = match (a.stream_ms, a.quality) {
@@ -361,16 +365,7 @@ impl Handler for FakeProbe {
         let mut damaged = false;
         let mut heard_at = None;
         while opened.elapsed() < limit && !cancel.is_cancelled() {
-            let arrivals = self
-                .world
-                .arrivals
-                .lock()
-                .map(|a| {
-                    a.get(&(self.name, d.id.clone()))
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default();
+            let arrivals = self.arrived_at(&d.id);
             for a in arrivals
                 .iter()
                 .filter(|a| a.seed == req.seed && a.direction == req.direction && a.at >= opened)
