@@ -7,9 +7,11 @@ CARGO ?= cargo
 # Debian packages the tests and benches use: audio servers and tools for the lab,
 # espeak-ng for speech negatives, alsa-utils for alsabat, xmllint for JUnit checks,
 # sox with libsox-fmt-mp3 for the recordings of every format `analyze` reads, opus-tools
-# for the continuity stream through Opus, chromium to render the HTML report in its test.
+# for the continuity stream through Opus, chromium to render the HTML report in its test,
+# GStreamer's base and good plugins for PulseAudio's RTP modules (the lab's lossy transport).
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
-	libsox-fmt-mp3 opus-tools espeak-ng nftables iproute2 libxml2-utils chromium
+	libsox-fmt-mp3 opus-tools espeak-ng nftables iproute2 libxml2-utils chromium \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 
 .PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit windows dist bench soak rdp-bench
 

@@ -79,6 +79,10 @@ def main():
                     help='more `lab/rdp up` options, e.g. "--loss 5" or "--delay-ms 100"')
     ap.add_argument("--session-probe-args", default="--prime-input default",
                     help="the session probe's own options, given as --session-probe-args=\"...\" (\"\" for none)")
+    ap.add_argument("--client-probe-args",
+                    default="--prime-input speakers.monitor --prime-input default",
+                    help="the client probe's own options (default: it holds the loopback and the "
+                         "microphone open, so a listener on them gets audio at once)")
     a = ap.parse_args()
     earshot = Path(a.bin_dir) / "earshot"
     probe = Path(a.bin_dir) / "earshot-probe"
@@ -104,7 +108,7 @@ def main():
             # client connections open per `earshot run`, and after about 30 runs the
             # client's daemon refuses new ones (every verdict then reads inconclusive).
             for host in ("client", "session"):
-                extra = a.session_probe_args.split() if host == "session" else []
+                extra = (a.session_probe_args if host == "session" else a.client_probe_args).split()
                 subprocess.run([str(LAB), "probe", host, "--bin", str(probe),
                                 "--state-dir", state, *(["--", *extra] if extra else [])],
                                check=True, capture_output=True, env=env, timeout=60)

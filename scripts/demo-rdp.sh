@@ -40,9 +40,12 @@ run_state() {
   say "lab: $lab_scenario"
   "$root/lab/rdp" up --scenario "scenarios/rdp/$lab_scenario.toml" --state-dir "$state"
   # Fresh probes per state (lab/rdp probe waits until each listens; the remote one runs
-  # as the session user with the session's environment).
-  "$root/lab/rdp" probe client --bin "$bins/earshot-probe" --state-dir "$state" >/dev/null
-  "$root/lab/rdp" probe session --bin "$bins/earshot-probe" --state-dir "$state" >/dev/null
+  # as the session user with the session's environment). Each holds its inputs open as
+  # the README has it: the session its microphone, the client its loopback and microphone.
+  "$root/lab/rdp" probe client --bin "$bins/earshot-probe" --state-dir "$state" -- \
+    --prime-input speakers.monitor --prime-input default >/dev/null
+  "$root/lab/rdp" probe session --bin "$bins/earshot-probe" --state-dir "$state" -- \
+    --prime-input default >/dev/null
   local ns
   ns=$("$root/lab/rdp" status --json --state-dir "$state" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["hosts"]["client"]["netns"])')

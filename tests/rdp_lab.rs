@@ -261,6 +261,55 @@ fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
 }
 
 #[test]
+fn a_capture_said_blocked_but_redirected_fails_after_a_reconnect_and_once_settled() {
+    // The lab redirects the microphone (audiocapturemode 1); the scenario run says it is
+    // blocked (audiocapturemode 0), as after a rollout that did not take. The session probe
+    // holds its input open. Right after the client (re)connects, the microphone channel is
+    // opening anew; once the connection has stood a few seconds, the probe reports its age
+    // (xrdp's socket directory) and the harness shortens the silence window. Neither run
+    // may pass the capture: the client's microphone is heard in the session.
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    lab.apply(&scenario("audiomode-0-capture-1")).unwrap();
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    let session = lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let remote_addr = session["mgmt_address"].as_str().unwrap().to_string();
+    let said_blocked = scenario("audiomode-0-capture-0");
+    for round in ["right after the connection", "on a settled connection"] {
+        if round == "on a settled connection" {
+            // The channel's opening time has passed on this connection: the probe says so.
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let info = remote_info(&remote_addr);
+                let held = info.primed_input.clone().unwrap();
+                if held.connection_ms.is_some_and(|ms| ms > 4000) && held.open_ms.is_some() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the session probe never reported a settled connection: {held:?}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        let (r, report) = run(&lab, &said_blocked, out.path());
+        let capture = &report["scenarios"][0]["checks"][1];
+        assert_eq!(capture["check"], "capture", "{report:#}");
+        assert_eq!(
+            capture["verdict"], "fail",
+            "{round}: {capture:#}\n{}",
+            r.stderr
+        );
+        assert_eq!(
+            capture["observation"]["kind"], "detected",
+            "{round}: {capture:#}"
+        );
+        assert_eq!(r.code, Some(1), "{round}: {r:?}");
+    }
+}
+
+#[test]
 fn a_client_that_cannot_take_the_servers_rate_hears_half_speed_audio_and_quality_says_so() {
     // FreeRDP given /sound:rate:22050 offers only 22.05 kHz formats; xrdp 0.9 sends its
     // 44.1 kHz PCM anyway, labelled with the client's format, and the client plays it at

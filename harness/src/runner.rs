@@ -553,6 +553,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
     let cancel = CancellationToken::new();
     let stop_playing = CancellationToken::new();
     let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
+    let t0 = Instant::now();
     let listening = async {
         let r = leg
             .listener
@@ -561,10 +562,26 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
             .await;
         // Heard (or given up): the player need not keep its stream open for the tail.
         stop_playing.cancel();
-        r
+        (r, t0.elapsed())
     };
-    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel);
-    let (heard, played) = tokio::join!(listening, playing);
+    let playing = async {
+        let r = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel).await;
+        (r, t0.elapsed())
+    };
+    let ((heard, heard_after), (played, played_after)) = tokio::join!(listening, playing);
+    tracing::debug!(
+        "{} -> {}: the listen ended after {:.2} s (its device delivered after {:?} ms), \
+         the plays after {:.2} s ({} started)",
+        leg.play_on,
+        leg.listen_on,
+        heard_after.as_secs_f64(),
+        heard.as_ref().ok().and_then(|h| h.report.armed_ms),
+        played_after.as_secs_f64(),
+        played
+            .as_ref()
+            .and_then(|p| p.as_ref().ok())
+            .map_or(0, Vec::len)
+    );
     let no_evidence = |observation| Measured {
         observation,
         evidence: None,
@@ -689,7 +706,13 @@ async fn rig_hears_itself(
         direction,
         seed,
     };
-    match measure(&leg, wait).await.observation {
+    let started = Instant::now();
+    let observation = measure(&leg, wait).await.observation;
+    tracing::debug!(
+        "the rig's proof ({output} -> {input}) took {:.2} s: {observation:?}",
+        started.elapsed().as_secs_f64()
+    );
+    match observation {
         Observation::Detected { .. } => RigProof::Heard,
         other => RigProof::Failed(format!(
             "the client rig cannot hear itself: the local probe played on `{output}` and \
@@ -732,21 +755,69 @@ pub struct CheckOutcome {
 /// length of that moment and has played out one length later, and it is heard at most
 /// `timeouts.latency` after that. Never longer than `timeouts.listen`.
 ///
-/// A session probe that holds its input open (`--prime-input`) gets no shorter window: its
-/// input delivering audio does not prove the microphone channel of the *current*
-/// connection is open (a client that reconnected brings a new connection whose channel may
-/// open only when a recorder starts), and a window cut short on that guess could pass a
-/// capture that is redirected. The primer makes redirected capture heard on the first
-/// play; the silence window stays what the path can be proven to need.
-pub(crate) fn listen_window(c: Check, s: &Scenario, e: &Expectation) -> Duration {
+/// `settled` is how long the session's microphone request has stood on the current
+/// connection (see [`settled_for`]): the channel's opening time counts from then, not from
+/// the listen, so only what is left of `timeouts.channel_open` is waited for.
+pub(crate) fn listen_window(
+    c: Check,
+    s: &Scenario,
+    e: &Expectation,
+    settled: Option<Duration>,
+) -> Duration {
     if needs_sound(c, e.output.value, e.capture.value) {
         return s.timeouts.listen;
     }
     let opens = match c {
         Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
-        Check::Capture => s.timeouts.channel_open,
+        Check::Capture => s
+            .timeouts
+            .channel_open
+            .saturating_sub(settled.unwrap_or(Duration::ZERO)),
     };
     (opens + Signature::DURATION * 2 + s.timeouts.latency).min(s.timeouts.listen)
+}
+
+/// How long the session probe's input `device` has been held open on the current RDP
+/// connection (`--prime-input`): the shorter of how long it has delivered audio and how
+/// long the connection has stood unchanged. Both are needed: an input held open since
+/// before a reconnect proves nothing about the new connection's microphone channel, which
+/// opens anew when the session's audio asks for it. `None` when the probe holds another
+/// input, none, or cannot tell the connection's age (Windows, a desktop, an older probe):
+/// the window then waits the whole `timeouts.channel_open`.
+pub(crate) fn settled_for(info: &ProbeInfo, device: &str) -> Option<Duration> {
+    let held = info
+        .primed_inputs
+        .iter()
+        .chain(&info.primed_input)
+        .find(|held| held.device == device)?;
+    let ms = held.open_ms?.min(held.connection_ms?);
+    Some(Duration::from_millis(ms))
+}
+
+/// What a shortened capture window credits less than the session's ages say: the ages
+/// are measured at the probe, a moment before the harness has them, and the check after
+/// the window compares a second measurement with the first; this much of a difference
+/// between the two is the measuring, not a reconnect.
+const SETTLED_ALLOWANCE: Duration = Duration::from_millis(250);
+
+/// Whether the credit a shortened capture window took still holds after the window: asked
+/// again, the session's input and connection have stood unchanged since at least
+/// `needed_before` before `window_start`, so no reconnect or reopening fell in or just
+/// before the window. The probe measures its answer at some moment before it arrives:
+/// taking it as of the arrival asks for the most.
+async fn settled_through(
+    remote: &Probe,
+    device: &str,
+    window_start: Instant,
+    needed_before: Duration,
+) -> bool {
+    let Ok(info) = remote.client.info().await else {
+        return false;
+    };
+    let Some(settled) = settled_for(&info, device) else {
+        return false;
+    };
+    settled >= window_start.elapsed() + needed_before
 }
 
 /// Runs one check and judges it.
@@ -804,7 +875,23 @@ async fn check(
             }
         }
     };
-    let window = listen_window(c, s, e);
+    // A blocked capture's window is shorter when the session has held its input open on
+    // the current connection for a while (--prime-input); the credit is checked again
+    // after the window, and a window it no longer covers is listened to again in full.
+    let settled = match c {
+        Check::Capture => settled_for(&remote.info, &s.probes.remote.input)
+            .map(|d| d.saturating_sub(SETTLED_ALLOWANCE)),
+        _ => None,
+    };
+    let window = listen_window(c, s, e, settled);
+    let full_window = listen_window(c, s, e, None);
+    tracing::debug!(
+        "{c}: listen window {:.2} s (whole {:.2} s); session input {:?}, credited {settled:?}",
+        window.as_secs_f64(),
+        full_window.as_secs_f64(),
+        remote.info.primed_input
+    );
+    let mut relistened = None;
     let (m, rig_seen) = match rig_fault {
         Some(observation) => (
             Measured {
@@ -813,7 +900,20 @@ async fn check(
             },
             None,
         ),
-        None => run(window).await,
+        None => {
+            let window_start = Instant::now();
+            let (m, rig_seen) = run(window).await;
+            let credit = settled.unwrap_or_default().min(s.timeouts.channel_open);
+            if window < full_window
+                && m.observation.is_absence()
+                && !settled_through(remote, &s.probes.remote.input, window_start, credit).await
+            {
+                relistened = Some(full_window);
+                run(full_window).await
+            } else {
+                (m, rig_seen)
+            }
+        }
     };
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,
@@ -853,6 +953,14 @@ async fn check(
         }
     };
     let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    if let Some(full) = relistened {
+        judgement.cause = format!(
+            "{} (the session's RDP connection or held input changed around the shortened \
+             window: listened again for the whole {:.2} s)",
+            judgement.cause,
+            full.as_secs_f64()
+        );
+    }
     if let Some(longer) = second_listen {
         judgement.cause = format!(
             "{} (after a second listen of {:.0} s)",

@@ -33,6 +33,8 @@ struct Rig {
     remote_host_config: Option<earshot_probe::proto::msg::HostConfig>,
     /// What the remote probe says it holds open (`--prime-input`).
     remote_primed: Option<earshot_probe::proto::msg::PrimedInput>,
+    /// The session's client reconnects this long after the probes start.
+    remote_reconnects_after: Option<Duration>,
     /// The scenario's `[timeouts]` table.
     timeouts: &'static str,
 }
@@ -53,6 +55,7 @@ impl Rig {
             remote_xrdp: None,
             remote_host_config: None,
             remote_primed: None,
+            remote_reconnects_after: None,
             timeouts: QUICK,
         }
     }
@@ -104,6 +107,8 @@ impl Rig {
             xrdp: None,
             host_config: None,
             primed_input: None,
+            reconnects_at: None,
+            made: std::time::Instant::now(),
             hostname: None,
         })
         .await;
@@ -116,6 +121,10 @@ impl Rig {
             xrdp: self.remote_xrdp,
             host_config: self.remote_host_config,
             primed_input: self.remote_primed,
+            reconnects_at: self
+                .remote_reconnects_after
+                .map(|after| std::time::Instant::now() + after),
+            made: std::time::Instant::now(),
             hostname: None,
         })
         .await;
@@ -838,20 +847,30 @@ async fn a_blocked_direction_is_proven_silent_within_its_window_not_the_listen_t
     );
 }
 
-#[tokio::test]
-async fn a_session_input_held_open_does_not_shorten_the_blocked_capture_window() {
-    // The remote probe says it has held the session's input open for 10 s (--prime-input).
-    // That does not prove the current connection's microphone channel is open (a client
-    // that reconnected brings a new one), so a blocked capture is still listened to for
-    // 2.5 s + 2 × 720 ms + 200 ms, not the 1.64 s of an output.
-    let mut rig = Rig::blocked();
-    rig.timeouts =
-        "connect = \"2s\"\nlisten = \"20s\"\nlatency = \"200ms\"\nchannel_open = \"2500ms\"";
-    rig.remote_primed = Some(earshot_probe::proto::msg::PrimedInput {
+/// The remote probe holds its input open (--prime-input) and has for 10 s; the connection
+/// has stood unchanged for `connection_ms` as far as the host shows (None: it cannot tell).
+fn primed(connection_ms: Option<u64>) -> Option<earshot_probe::proto::msg::PrimedInput> {
+    Some(earshot_probe::proto::msg::PrimedInput {
         device: "default".into(),
         open_ms: Some(10_000),
         error: None,
-    });
+        connection_ms,
+    })
+}
+
+/// Timeouts of the primed tests: a blocked capture's whole window is 2.5 s + 2 × 720 ms +
+/// 200 ms = 4.14 s; with the channel's opening credited, 1.64 s.
+const PRIMED_TIMEOUTS: &str =
+    "connect = \"2s\"\nlisten = \"20s\"\nlatency = \"200ms\"\nchannel_open = \"2500ms\"";
+
+#[tokio::test]
+async fn a_session_input_held_open_on_an_unknown_connection_does_not_shorten_the_window() {
+    // Held open for 10 s, but the host cannot say when its client last connected: a
+    // client that reconnected brings a new microphone channel, so the input's age proves
+    // nothing and a blocked capture is listened to for the whole 4.14 s.
+    let mut rig = Rig::blocked();
+    rig.timeouts = PRIMED_TIMEOUTS;
+    rig.remote_primed = primed(None);
     let o = rig.run("avd", BLOCK_BOTH).await;
     assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
     let capture = check_ms(&o, 1);
@@ -859,6 +878,59 @@ async fn a_session_input_held_open_does_not_shorten_the_blocked_capture_window()
         (4100.0..6000.0).contains(&capture),
         "capture check took {capture} ms"
     );
+}
+
+#[tokio::test]
+async fn a_session_input_held_open_on_a_settled_connection_shortens_the_blocked_window() {
+    // Held open for 10 s on a connection that has stood for 10 s: the microphone channel
+    // has had its 2.5 s to open, so silence is proven in 2 × 720 ms + 200 ms.
+    let mut rig = Rig::blocked();
+    rig.timeouts = PRIMED_TIMEOUTS;
+    rig.remote_primed = primed(Some(10_000));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let capture = check_ms(&o, 1);
+    assert!(
+        (1600.0..4000.0).contains(&capture),
+        "capture check took {capture} ms"
+    );
+    assert!(!o.cause(1).contains("listened again"), "{}", o.cause(1));
+    // A connection 1 s old is credited 0.75 s of the 2.5 s (a quarter second is kept for
+    // the measuring): 1.75 s + 1.64 s.
+    let mut rig = Rig::blocked();
+    rig.timeouts = PRIMED_TIMEOUTS;
+    rig.remote_primed = primed(Some(1_000));
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    let capture = check_ms(&o, 1);
+    assert!(
+        (3300.0..4100.0).contains(&capture),
+        "capture check took {capture} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_during_a_shortened_window_is_listened_to_in_full_and_not_passed() {
+    // The policy says capture is blocked, but the client's microphone reaches the session.
+    // The connection had stood for 10 s when the check began, so the window was shortened;
+    // then the client reconnected 0.8 s in, and its new microphone channel opens 2 s after
+    // a listen starts: the shortened window heard nothing. Asked again after the window,
+    // the probe reports the young connection: the check listens again in full, hears the
+    // microphone and fails, saying why it listened twice.
+    let mut rig = Rig::redirected().route(
+        ("local", "micfeed"),
+        ("remote", "rdp-mic"),
+        Carry::OnDemand(Duration::from_millis(2000)),
+    );
+    rig.timeouts = PRIMED_TIMEOUTS;
+    rig.remote_primed = primed(Some(10_000));
+    rig.remote_reconnects_after = Some(Duration::from_millis(800));
+    let o = rig
+        .run("avd", "[policy.session_host]\nfDisableAudioCapture = 1")
+        .await;
+    assert_eq!(o.verdicts()[1], Fail, "{}", o.cause(1));
+    assert!(o.cause(1).contains("detected"), "{}", o.cause(1));
+    assert!(o.cause(1).contains("listened again"), "{}", o.cause(1));
 }
 
 #[tokio::test]

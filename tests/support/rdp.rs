@@ -105,11 +105,21 @@ impl RdpLab {
 
     /// Starts (or restarts) the probe of `host` with `lab/rdp probe`; returns its JSON.
     /// The session's probe holds its input open (`--prime-input default`), as the README
-    /// has it for a session host.
+    /// has it for a session host; the client's holds its loopback and microphone open, so
+    /// a listener on them (PulseAudio monitors of idle sinks) gets its first audio at once.
     pub fn probe(&self, host: RdpHost, token: &str) -> Result<serde_json::Value> {
         match host {
             RdpHost::Session => self.probe_with(host, token, &["--prime-input", "default"]),
-            RdpHost::Client => self.probe_with(host, token, &[]),
+            RdpHost::Client => self.probe_with(
+                host,
+                token,
+                &[
+                    "--prime-input",
+                    "speakers.monitor",
+                    "--prime-input",
+                    "default",
+                ],
+            ),
         }
     }
 

@@ -103,6 +103,11 @@ pub struct FakeProbe {
     /// The registry, services and boot time it reports, on a Windows host.
     pub host_config: Option<earshot_probe::proto::msg::HostConfig>,
     pub primed_input: Option<earshot_probe::proto::msg::PrimedInput>,
+    /// When the session's client reconnects: from then on the primed input reports a
+    /// connection that young.
+    pub reconnects_at: Option<Instant>,
+    /// When it started: the primed input's ages grow from what `primed_input` says then.
+    pub made: Instant,
     /// The host name it reports, when not its name in the world.
     pub hostname: Option<String>,
 }
@@ -175,6 +180,8 @@ impl FakeProbe {
             xrdp: None,
             host_config: None,
             primed_input: None,
+            reconnects_at: None,
+            made: Instant::now(),
             hostname: None,
         }
     }
@@ -236,7 +243,16 @@ impl Handler for FakeProbe {
         i.now_unix_ms = self.now();
         i.xrdp = self.xrdp.clone();
         i.host_config = self.host_config.clone();
-        i.primed_input = self.primed_input.clone();
+        i.primed_input = self.primed_input.clone().map(|mut p| {
+            let aged = self.made.elapsed().as_millis() as u64;
+            p.open_ms = p.open_ms.map(|ms| ms + aged);
+            p.connection_ms = p.connection_ms.map(|ms| ms + aged);
+            if let Some(at) = self.reconnects_at.filter(|at| *at <= Instant::now()) {
+                let young = at.elapsed().as_millis() as u64;
+                p.connection_ms = Some(p.connection_ms.map_or(young, |c| c.min(young)));
+            }
+            p
+        });
         i
     }
 

@@ -1234,7 +1234,16 @@ pub fn listen_with(
         if let Err(e) = pulled {
             break Err(e);
         }
-        if found.is_some() || cancel.is_cancelled() || started.elapsed() >= options.timeout {
+        // The listen lasts `timeout` from the device's first audio, not from the request: a
+        // device slow to deliver (the monitor of an idle PulseAudio sink, rendered in 2 s
+        // blocks) must not eat the time in which the caller's plays are to be heard, or a
+        // silence that proves nothing would end the listen. Until the first audio, the
+        // start allowance bounds the wait (`pull`).
+        let live = pump
+            .armed_ms
+            .map(|ms| started.elapsed().as_secs_f64() * 1000.0 - ms);
+        let over = live.is_some_and(|ms| ms >= options.timeout.as_secs_f64() * 1000.0);
+        if found.is_some() || cancel.is_cancelled() || over {
             break Ok(());
         }
         thread::sleep(POLL);

@@ -195,7 +195,8 @@ pub struct ListenReport {
 /// Options for recording and listening.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureOptions {
-    /// Give up after this long.
+    /// Give up after this long: a listen counts it from the device's first audio, a
+    /// recording is this long from its first sample.
     pub timeout: Duration,
     /// Keep the recorded samples (for WAV evidence).
     pub keep_audio: bool,

@@ -87,21 +87,23 @@ pub struct AgentOpts {
     #[arg(long)]
     xrdp_ini: Option<PathBuf>,
     /// Hold this input open (and discard what it records) for as long as the probe runs,
-    /// e.g. `default`. On a session host, RDP opens the microphone channel only once
-    /// something records, 1.5-2 s later; held open, it is open before every check, so
-    /// capture is heard on the first play and a blocked capture is proven silent without
-    /// that allowance. Verdicts are right without it, only slower.
+    /// e.g. `default`; repeat for more inputs. On a session host, RDP opens the microphone
+    /// channel only once something records, 1.5-2 s later; held open, it is open before
+    /// every check, so capture is heard on the first play and a blocked capture is proven
+    /// silent without that allowance. On a PulseAudio client rig, the monitor of an idle
+    /// sink delivers a new listener's first audio up to 2 s late; held open, at once (e.g.
+    /// `--prime-input speakers.monitor --prime-input mic`). Verdicts are right without it,
+    /// only slower.
     #[arg(long, value_name = "DEVICE")]
-    prime_input: Option<String>,
+    prime_input: Vec<String>,
 }
 
 fn handler(host: HostChoice, opts: &AgentOpts, cfg: &ServerConfig) -> DeviceHandler {
     let h = DeviceHandler::new(host, cfg.max_capture)
         .with_xrdp_ini(xrdp_ini::choose_path(opts.xrdp_ini.as_deref()));
-    match &opts.prime_input {
-        Some(device) => h.with_primed_input(device),
-        None => h,
-    }
+    opts.prime_input
+        .iter()
+        .fold(h, |h, device| h.with_primed_input(device))
 }
 
 fn secs(v: f64, flag: &str, max: f64) -> anyhow::Result<Duration> {

@@ -111,7 +111,8 @@ enum Command {
         /// Direction the signature proves.
         #[arg(long)]
         direction: String,
-        /// Give up after this long: seconds, or with a unit (`10s`, `500ms`).
+        /// Give up after listening this long, counted from the device's first audio:
+        /// seconds, or with a unit (`10s`, `500ms`).
         #[arg(long, default_value = "10", value_parser = parse_duration)]
         timeout: Duration,
         /// Print one JSON object on standard output instead of text.

@@ -130,7 +130,8 @@ pub struct ListenRequest {
     pub seed: u64,
     /// Signature direction.
     pub direction: Direction,
-    /// Give up after this many ms (bounded by the probe's maximum).
+    /// Give up after listening this many ms, counted from the device's first audio
+    /// (bounded by the probe's maximum; the device gets its start allowance before that).
     pub timeout_ms: u64,
     /// Keep what was heard as evidence: the reply then carries an [`EvidenceRef`] to fetch.
     pub evidence: bool,
@@ -244,6 +245,10 @@ pub struct ProbeInfo {
     /// none held, or a probe that predates the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primed_input: Option<PrimedInput>,
+    /// Every input this probe holds open (`--prime-input`, repeated), in the order given;
+    /// `primed_input` is the first of them, for harnesses that know only that field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primed_inputs: Vec<PrimedInput>,
     /// What this probe can do beyond signatures (`continuity`: it plays the continuity
     /// stream and analyses recordings of it); empty for a probe that predates the field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -262,6 +267,12 @@ pub struct PrimedInput {
     /// Why the last attempt to hold it failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How long the session's RDP connection has stood unchanged, in ms, as far as the
+    /// host shows it (xrdp: its socket directory, see `server::rdp_connection`): a client
+    /// that reconnected brings a microphone channel that opens anew, whatever `open_ms`
+    /// says. Absent where the host shows nothing (Windows, a desktop, an older probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ms: Option<u64>,
 }
 
 /// What a Windows session host really has, read by the probe inside it: the values an

@@ -23,7 +23,7 @@ pub struct DeviceHandler {
     max_capture: Duration,
     xrdp_ini: std::path::PathBuf,
     cache: Mutex<Option<(Instant, Catalogue)>>,
-    primer: Option<Primer>,
+    primers: Vec<Primer>,
 }
 
 /// How long the primer waits before opening its input again after a failure.
@@ -103,6 +103,7 @@ impl Primer {
             device: self.device.clone(),
             open_ms,
             error,
+            connection_ms: super::rdp_connection::age().map(|d| d.as_millis() as u64),
         }
     }
 }
@@ -121,15 +122,17 @@ impl DeviceHandler {
             max_capture,
             xrdp_ini: super::xrdp_ini::choose_path(None),
             cache: Mutex::new(None),
-            primer: None,
+            primers: Vec::new(),
         }
     }
 
     /// Holds the input `device` selects open for the handler's life, reopening it after a
     /// failure: an on-demand microphone path is then open before any listen, and `info`
-    /// says for how long, so the harness can prove a blocked capture sooner.
+    /// says for how long, so the harness can prove a blocked capture sooner; a PulseAudio
+    /// monitor held open keeps its sink rendering in small blocks, so a listener on it
+    /// gets its first audio at once. Call again for more inputs.
     pub fn with_primed_input(mut self, device: &str) -> DeviceHandler {
-        self.primer = Some(Primer::start(self.host, device));
+        self.primers.push(Primer::start(self.host, device));
         self
     }
 
@@ -179,7 +182,8 @@ impl Handler for DeviceHandler {
         // Windows only: the registry, services and boot time; the redirected endpoints are
         // picked from the catalogue.
         info.host_config = super::host_config::read(&info.devices);
-        info.primed_input = self.primer.as_ref().map(Primer::status);
+        info.primed_inputs = self.primers.iter().map(Primer::status).collect();
+        info.primed_input = info.primed_inputs.first().cloned();
         // Last: the clock as close to the answer as it can be.
         info.now_unix_ms = crate::unix_ms();
         info

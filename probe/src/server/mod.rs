@@ -25,6 +25,7 @@
 pub mod device;
 pub mod evidence;
 pub mod host_config;
+pub mod rdp_connection;
 pub mod session;
 pub mod xrdp_ini;
 
@@ -903,6 +904,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         xrdp: None,
         host_config: None,
         primed_input: None,
+        primed_inputs: Vec::new(),
         features: vec![
             crate::signal::continuity::FEATURE.to_string(),
             crate::signal::quality::FEATURE.to_string(),
