@@ -326,3 +326,50 @@ fn a_primed_input_is_held_open_and_reported_and_a_missing_one_is_said() {
     let error = missing.error.unwrap_or_default();
     assert!(error.contains("no-such-mic"), "{error}");
 }
+
+#[test]
+fn a_listen_lasts_its_timeout_from_its_devices_first_audio() {
+    // Nothing plays on the client's speakers: PulseAudio renders the idle null sink in 2 s
+    // blocks, and a fresh listener on its monitor gets its first audio only at the next one
+    // (measured: 1.8-2.0 s after opening). A 300 ms listen must still hear 300 ms of its
+    // device, not end before the device has delivered anything: a silence that proves
+    // nothing must not be reported as heard silence.
+    let lab = Lab::up(&["--output", "none", "--capture", "none"]).unwrap();
+    let mut late = 0;
+    for seed in 310..314 {
+        let mut cmd = lab.probe(Host::Client);
+        cmd.args([
+            "listen",
+            "--device",
+            "speakers.monitor",
+            "--direction",
+            "output",
+            "--json",
+            "--timeout",
+            "300ms",
+        ])
+        .args(["--seed", &seed.to_string()]);
+        let r = Running::start(cmd).finish(LISTEN_LIMIT);
+        let v = r.json();
+        assert_eq!(v["outcome"], "silent", "{r:?}");
+        let report = &v["report"];
+        let armed = report["armed_ms"].as_f64().unwrap();
+        let heard = report["analysis"]["analyzed_ms"].as_f64().unwrap();
+        assert!(
+            heard >= 290.0,
+            "{armed} ms to the first audio, {heard} ms heard: {r:?}"
+        );
+        assert!(
+            report["elapsed_ms"].as_f64().unwrap() >= armed + 290.0,
+            "{r:?}"
+        );
+        if armed > 300.0 {
+            late += 1;
+        }
+    }
+    // The case this guards: the device delivered later than the whole listen lasts.
+    assert!(
+        late > 0,
+        "no listen had a late device: the case was not exercised"
+    );
+}
