@@ -23,17 +23,15 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labkit import ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down, tunnel_lab
+
 # A gap this long or longer is a hole (a lost RTP packet is about 7 ms of audio); the RTP
 # receiver's own sample slips read at most as 2 ms gaps.
 HOLE_MS = 5.0
-TOKEN_ENV = "EARSHOT_LAB_TOKEN"
 
 # (name, lab/lab options, the expected verdict or None, gaps of HOLE_MS or more expected:
 # True, False or None)
@@ -44,6 +42,7 @@ STATES = [
     ("RTP over UDP, 5 % loss", ["--transport", "rtp", "--loss", "5"], "fail", True),
     ("TCP tunnel, 1000 kbit/s", ["--rate-kbit", "1000"], "fail", True),
     ("TCP tunnel, 5 % loss", ["--loss", "5"], None, None),
+    ("TCP tunnel, 100 ms delay", ["--delay-ms", "100"], None, None),
 ]
 
 
@@ -72,12 +71,7 @@ def rdp(a, harness, probe, out):
     env = dict(os.environ, **{TOKEN_ENV: token})
     scenario = rdp_continuity(out)
 
-    def lab(*args):
-        args = list(args)
-        at = args.index("--") if "--" in args else len(args)
-        args[at:at] = ["--state-dir", state]
-        return subprocess.run([str(ROOT / "lab/rdp"), *args], capture_output=True, text=True,
-                              timeout=180, env=dict(os.environ, EARSHOT_TOKEN=token))
+    lab = rdp_lab(state, token)
     try:
         for name, knobs, want, want_holes in RDP_STATES:
             r = lab("up", "--scenario", str(scenario), *knobs)
@@ -106,19 +100,9 @@ def continuity_only(out_dir):
 
 
 def run_once(netns, harness, scenario, out_dir, env):
-    report = Path(out_dir) / "report.json"
-    t0 = time.monotonic()
-    r = subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(scenario),
-                        "--json", str(report)], capture_output=True, text=True, env=env,
-                       timeout=90)
-    wall = time.monotonic() - t0
-    doc = json.loads(report.read_text())
-    s = doc["scenarios"][0]
-    if not s["checks"]:
-        sys.exit(f"continuity bench: {scenario} did not run: {s.get('error')}\n{r.stderr}")
-    c = s["checks"][0]
+    code, wall_ms, c = first_check("continuity", netns, harness, scenario, out_dir, env)
     o = c["observation"]
-    return {"exit": r.returncode, "wall_ms": wall * 1000, "check_ms": c["duration_ms"],
+    return {"exit": code, "wall_ms": wall_ms, "check_ms": c["duration_ms"],
             "verdict": c["verdict"], "gaps": o.get("gaps"), "glitches": o.get("glitches"),
             "heard_ms": o.get("heard_ms"), "drift_ppm": o.get("drift_ppm"),
             "holes": sum(1 for b in o.get("breaks", [])
@@ -155,7 +139,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--bin-dir", default=str(ROOT / "target/debug"))
-    ap.add_argument("--states", help="comma-separated indexes into the state list (0-5)")
+    ap.add_argument("--states", help="comma-separated indexes into the state list (0-6)")
     ap.add_argument("--out", help="write every run as JSON here")
     ap.add_argument("--rdp", action="store_true", help="the RDP lab's states instead")
     a = ap.parse_args()
@@ -177,32 +161,12 @@ def main():
     results = []
     try:
         for name, knobs, want, want_gaps in states:
-            subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture",
-                            "none", "--state-dir", state, *knobs], check=True,
-                           capture_output=True, timeout=60)
-            st = json.loads(subprocess.run([str(ROOT / "lab/lab"), "status", "--json",
-                                            "--state-dir", state], capture_output=True,
-                                           text=True, check=True).stdout)
-            probes = []
-            for host, addr in (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702")):
-                h = st["hosts"][host]
-                penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
-                probes.append(subprocess.Popen(
-                    ["ip", "netns", "exec", h["netns"], str(probe), "--host", "pulseaudio",
-                     "serve", "--listen", addr], env=penv, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL))
-            time.sleep(1.0)
-            try:
+            with tunnel_lab(state, token, probe, knobs) as st:
                 runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
                         for _ in range(a.runs)]
-            finally:
-                for p in probes:
-                    p.terminate()
-                    p.wait(timeout=10)
             results.append(summarize(name, want, want_gaps, runs))
     finally:
-        subprocess.run([str(ROOT / "lab/lab"), "down", "--state-dir", state],
-                       capture_output=True, timeout=60)
+        tunnel_down(state)
     finish(a, results)
 
 

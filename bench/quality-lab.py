@@ -16,14 +16,11 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN_ENV = "EARSHOT_LAB_TOKEN"
+from labkit import ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down, tunnel_lab
 
 # (name, lab/lab options, the class, the band edge in Hz)
 TUNNEL_STATES = [
@@ -47,19 +44,10 @@ def quality_only(src, out_dir):
 
 
 def run_once(netns, harness, scenario, out_dir, env):
-    report = Path(out_dir) / "report.json"
-    t0 = time.monotonic()
-    r = subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(scenario),
-                        "--json", str(report)], capture_output=True, text=True, env=env,
-                       timeout=60)
-    wall = time.monotonic() - t0
-    doc = json.loads(report.read_text())
-    s = doc["scenarios"][0]
-    if not s["checks"]:
-        sys.exit(f"quality bench: {scenario} did not run: {s.get('error')}\n{r.stderr}")
-    c = s["checks"][0]
+    code, wall_ms, c = first_check("quality", netns, harness, scenario, out_dir, env,
+                                   timeout=60)
     o = c["observation"]
-    return {"exit": r.returncode, "wall_ms": wall * 1000, "check_ms": c["duration_ms"],
+    return {"exit": code, "wall_ms": wall_ms, "check_ms": c["duration_ms"],
             "verdict": c["verdict"], "class": o.get("class"), "edge": o.get("band_edge_hz"),
             "sinad": o.get("sinad_db"), "speed": o.get("speed")}
 
@@ -84,32 +72,14 @@ def tunnel(args, harness, probe, out):
     token = secrets.token_hex(16)
     env = dict(os.environ, **{TOKEN_ENV: token})
     scenario = quality_only(ROOT / "scenarios/lab/avd-quality-high.toml", out)
-    for name, knobs, want, edge in TUNNEL_STATES:
-        subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture",
-                        "none", "--state-dir", state, *knobs], check=True,
-                       capture_output=True, timeout=60)
-        st = json.loads(subprocess.run([str(ROOT / "lab/lab"), "status", "--json",
-                                        "--state-dir", state], capture_output=True,
-                                       text=True, check=True).stdout)
-        probes = []
-        for host, addr in (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702")):
-            h = st["hosts"][host]
-            penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
-            probes.append(subprocess.Popen(
-                ["ip", "netns", "exec", h["netns"], str(probe), "--host", "pulseaudio",
-                 "serve", "--listen", addr], env=penv, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL))
-        time.sleep(1.0)
-        try:
-            runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
-                    for _ in range(args.runs)]
-        finally:
-            for p in probes:
-                p.terminate()
-                p.wait(timeout=10)
-        results.append(summarize(name, want, edge, runs))
-    subprocess.run([str(ROOT / "lab/lab"), "down", "--state-dir", state],
-                   capture_output=True, timeout=60)
+    try:
+        for name, knobs, want, edge in TUNNEL_STATES:
+            with tunnel_lab(state, token, probe, knobs) as st:
+                runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
+                        for _ in range(args.runs)]
+            results.append(summarize(name, want, edge, runs))
+    finally:
+        tunnel_down(state)
     return results
 
 
@@ -120,13 +90,7 @@ def rdp(args, harness, probe, out):
     env = dict(os.environ, **{TOKEN_ENV: token})
     src = ROOT / "scenarios/rdp/quality-high.toml"
     scenario = quality_only(src, out)
-    def lab(*a):
-        # --state-dir before any `--` (what follows it goes to the probe).
-        a = list(a)
-        at = a.index("--") if "--" in a else len(a)
-        a[at:at] = ["--state-dir", state]
-        return subprocess.run([str(ROOT / "lab/rdp"), *a], capture_output=True, text=True,
-                              timeout=180, env=dict(os.environ, EARSHOT_TOKEN=token))
+    lab = rdp_lab(state, token)
     try:
         for name, knobs, want, edge in RDP_STATES:
             r = lab("up", "--scenario", str(src), *knobs)

@@ -1,0 +1,72 @@
+"""What the lab benches share: one `earshot run` read back from its JSON report, the tunnel
+lab brought up with a probe on each host, and a `lab/rdp` caller for one state dir."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_ENV = "EARSHOT_LAB_TOKEN"
+
+
+def first_check(what, netns, harness, scenario, out_dir, env, timeout=90):
+    """Runs `earshot run SCENARIO` in the client namespace; returns its exit status, its
+    wall time in ms and the report's first check (exits the bench when nothing ran)."""
+    report = Path(out_dir) / "report.json"
+    t0 = time.monotonic()
+    r = subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(scenario),
+                        "--json", str(report)], capture_output=True, text=True, env=env,
+                       timeout=timeout)
+    wall_ms = (time.monotonic() - t0) * 1000
+    s = json.loads(report.read_text())["scenarios"][0]
+    if not s["checks"]:
+        sys.exit(f"{what} bench: {scenario} did not run: {s.get('error')}\n{r.stderr}")
+    return r.returncode, wall_ms, s["checks"][0]
+
+
+@contextlib.contextmanager
+def tunnel_lab(state, token, probe, knobs):
+    """lab/lab up with `knobs` (output to the client, no capture) and a probe serving on
+    each host; yields the lab's status; stops the probes after (the lab stays up)."""
+    subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture", "none",
+                    "--state-dir", state, *knobs], check=True, capture_output=True,
+                   timeout=60)
+    st = json.loads(subprocess.run([str(ROOT / "lab/lab"), "status", "--json", "--state-dir",
+                                    state], capture_output=True, text=True,
+                                   check=True).stdout)
+    probes = []
+    try:
+        for host, addr in (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702")):
+            h = st["hosts"][host]
+            penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
+            probes.append(subprocess.Popen(
+                ["ip", "netns", "exec", h["netns"], str(probe), "--host", "pulseaudio",
+                 "serve", "--listen", addr], env=penv, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+        yield st
+    finally:
+        for p in probes:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def tunnel_down(state):
+    subprocess.run([str(ROOT / "lab/lab"), "down", "--state-dir", state],
+                   capture_output=True, timeout=60)
+
+
+def rdp_lab(state, token):
+    """A caller of lab/rdp for one state dir: `lab("up", "--scenario", F)`; the state dir
+    goes before any `--` (what follows it goes to the probe)."""
+    def lab(*args):
+        args = list(args)
+        at = args.index("--") if "--" in args else len(args)
+        args[at:at] = ["--state-dir", state]
+        return subprocess.run([str(ROOT / "lab/rdp"), *args], capture_output=True, text=True,
+                              timeout=180, env=dict(os.environ, EARSHOT_TOKEN=token))
+    return lab
