@@ -27,7 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit import ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down, tunnel_lab
+from labkit import (CLIENT_PRIMED, ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down,
+                    tunnel_lab)
 
 # A gap this long or longer is a hole (a lost RTP packet is about 7 ms of audio); the RTP
 # receiver's own sample slips read at most as 2 ms gaps.
@@ -78,7 +79,7 @@ def rdp(a, harness, probe, out):
             if r.returncode != 0:
                 sys.exit(f"continuity bench: lab/rdp up failed: {r.stderr}")
             st = json.loads(lab("status", "--json").stdout)
-            for host, extra in (("client", ["--prime-input", "speakers.monitor"]),
+            for host, extra in (("client", CLIENT_PRIMED),
                                 ("session", ["--prime-input", "default"])):
                 r = lab("probe", host, "--bin", str(probe), "--", *extra)
                 if r.returncode != 0:

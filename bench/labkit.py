@@ -28,10 +28,16 @@ def first_check(what, netns, harness, scenario, out_dir, env, timeout=90):
     return r.returncode, wall_ms, s["checks"][0]
 
 
+# The client probe holds its loopback and microphone open (README, "--prime-input on a
+# client rig"): a listener or recorder on them then gets its first audio at once.
+CLIENT_PRIMED = ["--prime-input", "speakers.monitor", "--prime-input", "default"]
+
+
 @contextlib.contextmanager
 def tunnel_lab(state, token, probe, knobs):
     """lab/lab up with `knobs` (output to the client, no capture) and a probe serving on
-    each host; yields the lab's status; stops the probes after (the lab stays up)."""
+    each host (the client's with CLIENT_PRIMED); yields the lab's status; stops the probes
+    after (the lab stays up)."""
     subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture", "none",
                     "--state-dir", state, *knobs], check=True, capture_output=True,
                    timeout=60)
@@ -45,7 +51,8 @@ def tunnel_lab(state, token, probe, knobs):
             penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
             probes.append(subprocess.Popen(
                 ["ip", "netns", "exec", h["netns"], str(probe), "--host", "pulseaudio",
-                 "serve", "--listen", addr], env=penv, stdout=subprocess.DEVNULL,
+                 "serve", "--listen", addr, *(CLIENT_PRIMED if host == "client" else [])],
+                env=penv, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
         time.sleep(1.0)
         yield st

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit import ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down, tunnel_lab
+from labkit import (CLIENT_PRIMED, ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down,
+                    tunnel_lab)
 
 # (name, lab/lab options, the class, the band edge in Hz)
 TUNNEL_STATES = [
@@ -97,7 +98,8 @@ def rdp(args, harness, probe, out):
             if r.returncode != 0:
                 sys.exit(f"quality bench: lab/rdp up failed: {r.stderr}")
             st = json.loads(lab("status", "--json").stdout)
-            for host, extra in (("client", []), ("session", ["--", "--prime-input", "default"])):
+            for host, extra in (("client", ["--", *CLIENT_PRIMED]),
+                                ("session", ["--", "--prime-input", "default"])):
                 if st["probes"].get(host, {}).get("alive") is not True:
                     r = lab("probe", host, "--bin", str(probe), *extra)
                     if r.returncode != 0:
