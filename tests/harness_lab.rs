@@ -290,8 +290,9 @@ fn each_tunnel_format_is_measured_as_its_quality_class_and_judged_by_the_policy(
 
 /// Runs the continuity scenario (output, then a 5 s stream) on a lab brought up with
 /// `knobs` and returns the continuity check, after asserting what every run must have: the
-/// output check passing (the policy is in effect), the stream found and its observation
-/// whole in the report.
+/// stream found and its observation whole in the report. The output check is not judged
+/// here: on a starved or lossy link its signature may arrive too damaged to recognise
+/// (inconclusive), which is that check's business.
 fn continuity_on(knobs: &[&str]) -> (Finished, serde_json::Value, tempfile::TempDir) {
     let mut args = vec!["--output", "client", "--capture", "none"];
     args.extend(knobs);
@@ -302,7 +303,7 @@ fn continuity_on(knobs: &[&str]) -> (Finished, serde_json::Value, tempfile::Temp
     let (r, report) = run(&lab, &[scenario("avd-continuity")], out.path());
     let checks = report["scenarios"][0]["checks"].as_array().unwrap();
     assert_eq!(checks[0]["check"], "output", "{knobs:?}: {report:#}");
-    assert_eq!(checks[0]["verdict"], "pass", "{knobs:?}: {report:#}");
+    assert_ne!(checks[0]["verdict"], "fail", "{knobs:?}: {report:#}");
     let c = checks[1].clone();
     assert_eq!(c["check"], "continuity", "{knobs:?}: {report:#}");
     eprintln!("{knobs:?}: {}", c["cause"]);

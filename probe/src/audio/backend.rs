@@ -646,8 +646,11 @@ const TAIL_GRACE: Duration = Duration::from_millis(2500);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 const POLL: Duration = Duration::from_millis(10);
 /// How long an input may deliver nothing before it counts as lost ([`Live::no_audio_limit`]).
+/// A native PulseAudio source can pause after its first audio while it re-buffers its far
+/// end (a tunnel source attached to an idle stream: seen at over 1.5 s in CI); a server
+/// that dies is seen sooner, by the capture's liveness query.
 #[cfg(target_os = "linux")]
-const NO_AUDIO_NATIVE: Duration = Duration::from_millis(1500);
+const NO_AUDIO_NATIVE: Duration = Duration::from_millis(3000);
 const NO_AUDIO_OTHER: Duration = Duration::from_millis(4000);
 
 fn lookup(host: &cpal::Host, info: &DeviceInfo) -> Result<cpal::Device, AudioError> {
