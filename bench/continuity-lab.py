@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit import (CLIENT_PRIMED, ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down,
+from labkit import (ROOT, TOKEN_ENV, first_check, rdp_lab, rdp_state, tunnel_down,
                     tunnel_lab)
 
 # A gap this long or longer is a hole (a lost RTP packet is about 7 ms of audio); the RTP
@@ -75,15 +75,7 @@ def rdp(a, harness, probe, out):
     lab = rdp_lab(state, token)
     try:
         for name, knobs, want, want_holes in RDP_STATES:
-            r = lab("up", "--scenario", str(scenario), *knobs)
-            if r.returncode != 0:
-                sys.exit(f"continuity bench: lab/rdp up failed: {r.stderr}")
-            st = json.loads(lab("status", "--json").stdout)
-            for host, extra in (("client", CLIENT_PRIMED),
-                                ("session", ["--prime-input", "default"])):
-                r = lab("probe", host, "--bin", str(probe), "--", *extra)
-                if r.returncode != 0:
-                    sys.exit(f"continuity bench: lab/rdp probe {host} failed: {r.stderr}")
+            st = rdp_state("continuity", lab, scenario, knobs, probe)
             runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
                     for _ in range(a.runs)]
             results.append(summarize(name, want, want_holes, runs))

@@ -77,3 +77,19 @@ def rdp_lab(state, token):
         return subprocess.run([str(ROOT / "lab/rdp"), *args], capture_output=True, text=True,
                               timeout=180, env=dict(os.environ, EARSHOT_TOKEN=token))
     return lab
+
+
+def rdp_state(what, lab, scenario, knobs, probe, session_args=("--prime-input", "default")):
+    """Brings the RDP lab (a caller from `rdp_lab`) to `scenario` with `knobs` and makes
+    sure a probe runs on each host (the client's with CLIENT_PRIMED, the session's with
+    `session_args`); returns the lab's status. Exits the bench when a step fails."""
+    r = lab("up", "--scenario", str(scenario), *knobs)
+    if r.returncode != 0:
+        sys.exit(f"{what} bench: lab/rdp up failed: {r.stderr}")
+    st = json.loads(lab("status", "--json").stdout)
+    for host, extra in (("client", CLIENT_PRIMED), ("session", list(session_args))):
+        if st["probes"].get(host, {}).get("alive") is not True:
+            r = lab("probe", host, "--bin", str(probe), "--", *extra)
+            if r.returncode != 0:
+                sys.exit(f"{what} bench: lab/rdp probe {host} failed: {r.stderr}")
+    return st

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit import (CLIENT_PRIMED, ROOT, TOKEN_ENV, first_check, rdp_lab, tunnel_down,
+from labkit import (ROOT, TOKEN_ENV, first_check, rdp_lab, rdp_state, tunnel_down,
                     tunnel_lab)
 
 # (name, lab/lab options, the class, the band edge in Hz)
@@ -94,16 +94,7 @@ def rdp(args, harness, probe, out):
     lab = rdp_lab(state, token)
     try:
         for name, knobs, want, edge in RDP_STATES:
-            r = lab("up", "--scenario", str(src), *knobs)
-            if r.returncode != 0:
-                sys.exit(f"quality bench: lab/rdp up failed: {r.stderr}")
-            st = json.loads(lab("status", "--json").stdout)
-            for host, extra in (("client", ["--", *CLIENT_PRIMED]),
-                                ("session", ["--", "--prime-input", "default"])):
-                if st["probes"].get(host, {}).get("alive") is not True:
-                    r = lab("probe", host, "--bin", str(probe), *extra)
-                    if r.returncode != 0:
-                        sys.exit(f"quality bench: lab/rdp probe {host} failed: {r.stderr}")
+            st = rdp_state("quality", lab, src, knobs, probe)
             runs = [run_once(st["hosts"]["client"]["netns"], harness, scenario, out, env)
                     for _ in range(args.runs)]
             results.append(summarize(name, want, edge, runs))

@@ -311,14 +311,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings (a probe turned away, a reporter that could not write) on standard error;
     // EARSHOT_LOG=debug says more (each check's listen window and what it rests on).
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    earshot_probe::init_logging("warn");
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -562,21 +562,16 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
             .await;
         // Heard (or given up): the player need not keep its stream open for the tail.
         stop_playing.cancel();
-        (r, t0.elapsed())
+        r
     };
-    let playing = async {
-        let r = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel).await;
-        (r, t0.elapsed())
-    };
-    let ((heard, heard_after), (played, played_after)) = tokio::join!(listening, playing);
+    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel);
+    let (heard, played) = tokio::join!(listening, playing);
     tracing::debug!(
-        "{} -> {}: the listen ended after {:.2} s (its device delivered after {:?} ms), \
-         the plays after {:.2} s ({} started)",
+        "{} -> {}: {:.2} s, its device delivering after {:?} ms, {} play(s)",
         leg.play_on,
         leg.listen_on,
-        heard_after.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
         heard.as_ref().ok().and_then(|h| h.report.armed_ms),
-        played_after.as_secs_f64(),
         played
             .as_ref()
             .and_then(|p| p.as_ref().ok())
@@ -886,10 +881,9 @@ async fn check(
     let window = listen_window(c, s, e, settled);
     let full_window = listen_window(c, s, e, None);
     tracing::debug!(
-        "{c}: listen window {:.2} s (whole {:.2} s); session input {:?}, credited {settled:?}",
+        "{c}: listen window {:.2} s (whole {:.2} s), credited {settled:?}",
         window.as_secs_f64(),
-        full_window.as_secs_f64(),
-        remote.info.primed_input
+        full_window.as_secs_f64()
     );
     let mut relistened = None;
     let (m, rig_seen) = match rig_fault {

@@ -24,6 +24,20 @@ pub mod server;
 pub mod signal;
 pub mod wav;
 
+/// Sends `tracing` events to standard error (coloured on a terminal), filtered by
+/// `EARSHOT_LOG` (`tracing_subscriber`'s env-filter syntax), else by `default_filter`.
+/// A second call does nothing. For the binaries: the probe's agent and the harness.
+pub fn init_logging(default_filter: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .try_init();
+}
+
 /// Wall-clock time as unix milliseconds: the one clock that reports share (a player's start,
 /// a listener's onset, a probe's `info`), so the harness can line them up.
 pub fn unix_ms() -> f64 {

@@ -173,14 +173,7 @@ pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
         println!("earshot-probe: wrote a new token to {}", file.display());
         return Ok(0);
     }
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    earshot_probe::init_logging("info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
