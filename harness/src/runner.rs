@@ -504,24 +504,80 @@ fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -> Observati
     }
 }
 
+/// What proves a silence before its window ends: the path carries sound at the latest
+/// `opens` after the listener's device delivers audio, and a signature that crossed it is
+/// heard at most `latency` after it has played out.
+#[derive(Debug, Clone, Copy)]
+struct SilenceBound {
+    opens: Duration,
+    latency: Duration,
+}
+
+impl SilenceBound {
+    /// When a play has proven the silence, given when its listener was armed and when the
+    /// play was asked for and answered (harness clock), and how long the probe says it ran;
+    /// `None` for a play that may have started before the path could carry sound.
+    ///
+    /// Only the harness's monotonic clock is used: the play started no later than its
+    /// answer less its running time, so a whole signature had played out by then plus
+    /// [`Signature::DURATION`], and was heard `latency` after that if it crossed.
+    fn proven_at(
+        &self,
+        armed: Instant,
+        asked: Instant,
+        answered: Instant,
+        played: Duration,
+    ) -> Option<Instant> {
+        if asked < armed + self.opens {
+            return None;
+        }
+        let started = answered.checked_sub(played).unwrap_or(asked).max(asked);
+        Some(started + Signature::DURATION + self.latency)
+    }
+}
+
 /// Plays again and again once the listener is armed, until `stop` (the listener is done)
 /// or a play fails. Returns the start of each play on the harness's clock, or the first
-/// play's error.
+/// play's error. With `silence`, once a play has proven the silence (see
+/// [`SilenceBound::proven_at`]), the listener is stopped: waiting out the rest of its
+/// window would prove nothing more.
 async fn play_until_heard(
     leg: &Leg<'_>,
     req: &PlayRequest,
     armed: tokio::sync::oneshot::Receiver<()>,
     stop: &CancellationToken,
     cancel_listen: &CancellationToken,
+    silence: Option<SilenceBound>,
 ) -> Option<Result<Vec<f64>, ClientError>> {
     // A listener that never arms fails on its own (start timeout) and ends the listen.
     if armed.await.is_err() {
         return None;
     }
+    let armed_at = Instant::now();
     let mut starts = Vec::new();
     while !stop.is_cancelled() {
+        let asked = Instant::now();
         match leg.player.client.play_cancellable(req, stop).await {
-            Ok(r) => starts.push(r.started_unix_ms - leg.player.clock_offset_ms),
+            Ok(r) => {
+                starts.push(r.started_unix_ms - leg.player.clock_offset_ms);
+                let played = Duration::from_secs_f64(r.played_ms.max(0.0) / 1000.0);
+                let proven =
+                    silence.and_then(|b| b.proven_at(armed_at, asked, Instant::now(), played));
+                if let Some(at) = proven {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    tracing::debug!(
+                        "{} -> {}: silence proven {:.2} s after the listener armed",
+                        leg.play_on,
+                        leg.listen_on,
+                        armed_at.elapsed().as_secs_f64()
+                    );
+                    cancel_listen.cancel();
+                    break;
+                }
+            }
             Err(e) if starts.is_empty() => {
                 // Nothing was played: stop listening now rather than at the timeout.
                 cancel_listen.cancel();
@@ -534,8 +590,10 @@ async fn play_until_heard(
     Some(Ok(starts))
 }
 
-/// Listens on one probe, plays on the other once armed, and returns what was heard.
-async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
+/// Listens on one probe, plays on the other once armed, and returns what was heard. With
+/// `silence`, the listen ends as soon as the plays have proven a silence, else at
+/// `listen_for`.
+async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBound>) -> Measured {
     let listen_req = ListenRequest {
         device: DeviceSelector::parse(leg.listen_on),
         seed: leg.seed,
@@ -564,7 +622,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
         stop_playing.cancel();
         r
     };
-    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel);
+    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel, silence);
     let (heard, played) = tokio::join!(listening, playing);
     tracing::debug!(
         "{} -> {}: {:.2} s, its device delivering after {:?} ms, {} play(s)",
@@ -645,6 +703,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration) -> Measured {
 async fn measure_capture_with_rig(
     leg: &Leg<'_>,
     listen_for: Duration,
+    silence: Option<SilenceBound>,
     local: &Probe,
     rig_input: &str,
 ) -> (Measured, RigProof) {
@@ -659,7 +718,7 @@ async fn measure_capture_with_rig(
     let (armed_tx, _armed_rx) = tokio::sync::oneshot::channel();
     let rig = local.client.listen_armed(&rig_req, &cancel, armed_tx);
     let check = async {
-        let m = measure(leg, listen_for).await;
+        let m = measure(leg, listen_for, silence).await;
         cancel.cancel();
         m
     };
@@ -702,7 +761,7 @@ async fn rig_hears_itself(
         seed,
     };
     let started = Instant::now();
-    let observation = measure(&leg, wait).await.observation;
+    let observation = measure(&leg, wait, None).await.observation;
     tracing::debug!(
         "the rig's proof ({output} -> {input}) took {:.2} s: {observation:?}",
         started.elapsed().as_secs_f64()
@@ -741,26 +800,23 @@ pub struct CheckOutcome {
     pub duration: Duration,
 }
 
-/// How long a check listens. One that should hear sound listens for `timeouts.listen`
-/// (and once more, twice as long, before an absence can fail it). One that should hear
-/// nothing needs only as long as sound would take to arrive if the policy had not held:
-/// the path may start carrying sound at any moment up to `timeouts.channel_open` after the
-/// listener opens (an on-demand microphone channel; an output channel is open already),
-/// the plays are back to back, so a whole signature has started within one signature's
-/// length of that moment and has played out one length later, and it is heard at most
-/// `timeouts.latency` after that. Never longer than `timeouts.listen`.
+/// What a check that should hear nothing must prove silent (`None` for one that should
+/// hear sound): the path may start carrying sound at any moment up to `opens` after the
+/// listener's device delivers audio (an on-demand microphone channel: what is left of
+/// `timeouts.channel_open`; an output channel is open already), and a signature that
+/// crossed is heard at most `timeouts.latency` after it has played out.
 ///
 /// `settled` is how long the session's microphone request has stood on the current
 /// connection (see [`settled_for`]): the channel's opening time counts from then, not from
 /// the listen, so only what is left of `timeouts.channel_open` is waited for.
-pub(crate) fn listen_window(
+fn silence_bound(
     c: Check,
     s: &Scenario,
     e: &Expectation,
     settled: Option<Duration>,
-) -> Duration {
+) -> Option<SilenceBound> {
     if needs_sound(c, e.output.value, e.capture.value) {
-        return s.timeouts.listen;
+        return None;
     }
     let opens = match c {
         Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
@@ -769,7 +825,35 @@ pub(crate) fn listen_window(
             .channel_open
             .saturating_sub(settled.unwrap_or(Duration::ZERO)),
     };
-    (opens + Signature::DURATION * 2 + s.timeouts.latency).min(s.timeouts.listen)
+    Some(SilenceBound {
+        opens,
+        latency: s.timeouts.latency,
+    })
+}
+
+/// How long a check listens at most. One that should hear sound listens for
+/// `timeouts.listen` (and once more, twice as long, before an absence can fail it). One
+/// that should hear nothing ends as soon as its plays prove the silence
+/// ([`SilenceBound::proven_at`]), and at the latest after its silence window: the first
+/// play starts within a signature's length of the listener's first audio; each play holds
+/// its stream a while past its signature for the server to play it out, so they repeat
+/// about every two signatures' lengths, and a whole one starts within that of the path
+/// opening. Never longer than `timeouts.listen`.
+pub(crate) fn listen_window(
+    c: Check,
+    s: &Scenario,
+    e: &Expectation,
+    settled: Option<Duration>,
+) -> Duration {
+    let Some(b) = silence_bound(c, s, e, settled) else {
+        return s.timeouts.listen;
+    };
+    let start = if b.opens.is_zero() {
+        Signature::DURATION
+    } else {
+        b.opens + Signature::DURATION * 2
+    };
+    (start + Signature::DURATION + b.latency).min(s.timeouts.listen)
 }
 
 /// How long the session probe's input `device` has been held open on the current RDP
@@ -856,16 +940,17 @@ async fn check(
     };
     // Capture proves the rig with its own plays (the client's microphone hears the feed);
     // output proves it afterwards, since the check holds the loopback it would listen on.
-    let run = |listen_for: Duration| {
+    let run = |listen_for: Duration, silence: Option<SilenceBound>| {
         let leg = &leg;
         async move {
             match c {
                 Check::Capture => {
-                    let (m, rig) = measure_capture_with_rig(leg, listen_for, local, rig_in).await;
+                    let (m, rig) =
+                        measure_capture_with_rig(leg, listen_for, silence, local, rig_in).await;
                     (m, Some(rig))
                 }
                 Check::Output | Check::Continuity | Check::Quality => {
-                    (measure(leg, listen_for).await, None)
+                    (measure(leg, listen_for, silence).await, None)
                 }
             }
         }
@@ -896,14 +981,14 @@ async fn check(
         ),
         None => {
             let window_start = Instant::now();
-            let (m, rig_seen) = run(window).await;
+            let (m, rig_seen) = run(window, silence_bound(c, s, e, settled)).await;
             let credit = settled.unwrap_or_default().min(s.timeouts.channel_open);
             if window < full_window
                 && m.observation.is_absence()
                 && !settled_through(remote, &s.probes.remote.input, window_start, credit).await
             {
                 relistened = Some(full_window);
-                run(full_window).await
+                run(full_window, silence_bound(c, s, e, None)).await
             } else {
                 (m, rig_seen)
             }
@@ -916,7 +1001,7 @@ async fn check(
     let (m, rig_seen) =
         if needs_sound(c, e.output.value, e.capture.value) && m.observation.is_absence() {
             let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
-            let (again, rig_again) = run(longer).await;
+            let (again, rig_again) = run(longer, None).await;
             second_listen = Some(longer);
             match again.observation {
                 // A second attempt that failed outright says nothing new: keep the first.
@@ -1786,5 +1871,43 @@ fn record(s: &Scenario, e: &Expectation) -> ScenarioRecord {
         host: None,
         started_unix_ms: unix_ms(),
         finished_unix_ms: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_play_proves_a_silence_only_once_it_started_after_the_path_could_open() {
+        let b = SilenceBound {
+            opens: MS(1000),
+            latency: MS(600),
+        };
+        let armed = Instant::now();
+        // Asked before the path could carry sound: it proves nothing, whatever it took.
+        assert_eq!(
+            b.proven_at(armed, armed + MS(999), armed + MS(2500), MS(1420)),
+            None
+        );
+        // Asked at 1 s, answered at 2.5 s after running 1.42 s: it started by 1.08 s, its
+        // signature played out by 1.8 s, and would have been heard by 2.4 s.
+        let at = b.proven_at(armed, armed + MS(1000), armed + MS(2500), MS(1420));
+        assert_eq!(at, Some(armed + MS(1080) + Signature::DURATION + MS(600)));
+    }
+
+    #[test]
+    fn a_play_that_claims_more_time_than_it_took_is_taken_from_its_asking() {
+        // A running time longer than the round trip (a probe's clock, or its report, off):
+        // the play cannot have started before it was asked for.
+        let b = SilenceBound {
+            opens: Duration::ZERO,
+            latency: MS(200),
+        };
+        let armed = Instant::now();
+        let at = b.proven_at(armed, armed + MS(50), armed + MS(900), MS(5000));
+        assert_eq!(at, Some(armed + MS(50) + Signature::DURATION + MS(200)));
     }
 }
