@@ -25,7 +25,7 @@ cargo build -q -p earshot-probe --bin earshot-probe -p earshot-harness --bin ear
 EARSHOT_LAB_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export EARSHOT_LAB_TOKEN
 "$root/lab/lab" up --state-dir "$state" --output client --capture redirected --rate-kbit "$rate"
-eval "$("$root/lab/lab" status --state-dir "$state" | grep "^NETNS=")"
+eval "$("$root/lab/lab" status --json --state-dir "$state" | "$root/lab/namespaces")"
 PULSE_SERVER="unix:$state/client/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" nsenter --net="/run/netns/$CLIENT_NS" \
   "$probe" --host pulseaudio serve --listen 10.77.0.1:7701 >"$out/local.log" 2>&1 &
 pids+=($!)

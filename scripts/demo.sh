@@ -54,7 +54,7 @@ run_state() {
   say "lab: $lab_args"
   # shellcheck disable=SC2086
   "$root/lab/lab" up --state-dir "$state" $lab_args
-  eval "$("$root/lab/lab" status --state-dir "$state" | grep "^NETNS=")"
+  eval "$("$root/lab/lab" status --json --state-dir "$state" | "$root/lab/namespaces")"
   [ "$NETNS" = yes ] || { echo "demo: the demo needs network namespaces" >&2; exit 2; }
   # nsenter runs the probe itself in the namespace (no wrapper), so its PID is the probe's.
   PULSE_SERVER="unix:$state/client/native" EARSHOT_TOKEN="$EARSHOT_LAB_TOKEN" nsenter --net="/run/netns/$CLIENT_NS" \

@@ -566,7 +566,7 @@ pub struct Timeouts {
     #[schemars(with = "String")]
     pub connect: Duration,
     /// Listening for a signature that should be heard (a duration; default 5s, at most
-    /// 120s). A check that should hear nothing listens for its silence window instead
+    /// 120s). A check that should hear nothing listens until its plays prove the silence
     /// (`latency`, `channel_open`), never longer than this.
     #[serde(with = "humantime_serde", default = "default_listen")]
     #[schemars(with = "String")]

@@ -401,21 +401,27 @@ impl Lab {
         Ok(())
     }
 
-    /// The lab's network namespaces (client, session), from `lab/lab status`.
-    pub fn namespaces(&self) -> Result<Vec<String>> {
+    /// The lab's state, from `lab/lab status --json`.
+    pub fn status(&self) -> Result<serde_json::Value> {
         let out = Command::new(repo_root().join("lab/lab"))
-            .args(["status", "--state-dir"])
+            .args(["status", "--json", "--state-dir"])
             .arg(self.state.path())
             .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .split_whitespace()
-            .filter_map(|w| {
-                w.strip_prefix("CLIENT_NS=")
-                    .or_else(|| w.strip_prefix("SESSION_NS="))
+        serde_json::from_slice(&out.stdout).context("lab/lab status --json printed no JSON")
+    }
+
+    /// The lab's network namespaces (client, session), from its status.
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        let status = self.status()?;
+        ["client", "session"]
+            .iter()
+            .map(|h| {
+                status["hosts"][h]["netns"]
+                    .as_str()
                     .map(str::to_string)
+                    .with_context(|| format!("lab/lab status --json: no hosts.{h}.netns"))
             })
-            .collect())
+            .collect()
     }
 
     /// An `earshot-probe` command pointed at `host`'s audio server.
@@ -480,20 +486,16 @@ impl Lab {
     }
 
     /// The address of `host` on the lab's management network (reachable from the root
-    /// namespace), from `lab/lab status`.
+    /// namespace), from the lab's status.
     pub fn mgmt_ip(&self, host: Host) -> Result<String> {
-        let out = Command::new(repo_root().join("lab/lab"))
-            .args(["status", "--state-dir"])
-            .arg(self.state.path())
-            .output()?;
-        let key = match host {
-            Host::Client => "MGMT_CLIENT=",
-            Host::Session => "MGMT_SESSION=",
+        let name = match host {
+            Host::Client => "client",
+            Host::Session => "session",
         };
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(key).map(str::to_string))
-            .with_context(|| format!("lab/lab status has no {key}"))
+        self.status()?["hosts"][name]["mgmt_address"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("lab/lab status --json: no hosts.{name}.mgmt_address"))
     }
 
     /// Starts `earshot-probe serve` inside `host`'s namespace on all its addresses, port
