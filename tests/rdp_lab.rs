@@ -261,13 +261,15 @@ fn a_client_or_server_gone_before_the_check_never_gives_a_false_pass() {
 }
 
 #[test]
-fn a_capture_said_blocked_but_redirected_fails_after_a_reconnect_and_once_settled() {
-    // The lab redirects the microphone (audiocapturemode 1); the scenario run says it is
-    // blocked (audiocapturemode 0), as after a rollout that did not take. The session probe
-    // holds its input open. Right after the client (re)connects, the microphone channel is
-    // opening anew; once the connection has stood a few seconds, the probe reports its age
-    // (xrdp's socket directory) and the harness shortens the silence window. Neither run
-    // may pass the capture: the client's microphone is heard in the session.
+fn both_directions_said_blocked_but_redirected_fail_after_a_reconnect_and_once_settled() {
+    // The lab redirects both directions (audiomode 0, audiocapturemode 1); the scenario run
+    // says both are blocked (audiomode 2, audiocapturemode 0), as after a rollout that did
+    // not take. The session probe holds its input open. Right after the client
+    // (re)connects, the microphone channel is opening anew; once the connection has stood a
+    // few seconds, the probe reports its age (xrdp's socket directory) and the harness
+    // shortens the capture's silence window. Output's silence ends as soon as its first
+    // play could have been heard. No run may pass either check: the session's sound is
+    // heard on the client, the client's microphone in the session.
     let _one = RdpLab::lock();
     let lab = RdpLab::new().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -275,7 +277,7 @@ fn a_capture_said_blocked_but_redirected_fails_after_a_reconnect_and_once_settle
     lab.probe(RdpHost::Client, TOKEN).unwrap();
     let session = lab.probe(RdpHost::Session, TOKEN).unwrap();
     let remote_addr = session["mgmt_address"].as_str().unwrap().to_string();
-    let said_blocked = scenario("audiomode-0-capture-0");
+    let said_blocked = scenario("audiomode-2-capture-0");
     for round in ["right after the connection", "on a settled connection"] {
         if round == "on a settled connection" {
             // The channel's opening time has passed on this connection: the probe says so.
@@ -294,17 +296,15 @@ fn a_capture_said_blocked_but_redirected_fails_after_a_reconnect_and_once_settle
             }
         }
         let (r, report) = run(&lab, &said_blocked, out.path());
-        let capture = &report["scenarios"][0]["checks"][1];
-        assert_eq!(capture["check"], "capture", "{report:#}");
-        assert_eq!(
-            capture["verdict"], "fail",
-            "{round}: {capture:#}\n{}",
-            r.stderr
-        );
-        assert_eq!(
-            capture["observation"]["kind"], "detected",
-            "{round}: {capture:#}"
-        );
+        for (i, name) in [(0, "output"), (1, "capture")] {
+            let check = &report["scenarios"][0]["checks"][i];
+            assert_eq!(check["check"], name, "{report:#}");
+            assert_eq!(check["verdict"], "fail", "{round}: {check:#}\n{}", r.stderr);
+            assert_eq!(
+                check["observation"]["kind"], "detected",
+                "{round}: {check:#}"
+            );
+        }
         assert_eq!(r.code, Some(1), "{round}: {r:?}");
     }
 }
