@@ -33,20 +33,35 @@ def first_check(what, netns, harness, scenario, out_dir, env, timeout=90):
 CLIENT_PRIMED = ["--prime-input", "speakers.monitor", "--prime-input", "default"]
 
 
+def wait_port(netns, addr, wait_s=10.0):
+    """Waits up to `wait_s` for something to accept on `addr` (host:port) from inside
+    `netns`; exits the bench naming the address when nothing does."""
+    host, port = addr.rsplit(":", 1)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if subprocess.run(["ip", "netns", "exec", netns, "bash", "-c",
+                           f"exec 3<>/dev/tcp/{host}/{port}"],
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        time.sleep(0.05)
+    sys.exit(f"lab bench: no probe accepted on {addr} within {wait_s:.0f} s (inside {netns})")
+
+
 @contextlib.contextmanager
-def tunnel_lab(state, token, probe, knobs):
-    """lab/lab up with `knobs` (output to the client, no capture) and a probe serving on
-    each host (the client's with CLIENT_PRIMED); yields the lab's status; stops the probes
-    after (the lab stays up)."""
-    subprocess.run([str(ROOT / "lab/lab"), "up", "--output", "client", "--capture", "none",
+def tunnel_lab(state, token, probe, knobs, output="client", capture="none"):
+    """lab/lab up with `output`, `capture` and `knobs`, and a probe serving on each host (the
+    client's with CLIENT_PRIMED); yields the lab's status once both probes accept; stops
+    the probes after (the lab stays up)."""
+    subprocess.run([str(ROOT / "lab/lab"), "up", "--output", output, "--capture", capture,
                     "--state-dir", state, *knobs], check=True, capture_output=True,
                    timeout=60)
     st = json.loads(subprocess.run([str(ROOT / "lab/lab"), "status", "--json", "--state-dir",
                                     state], capture_output=True, text=True,
-                                   check=True).stdout)
+                                   check=True, timeout=30).stdout)
     probes = []
     try:
-        for host, addr in (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702")):
+        addrs = (("client", "10.77.0.1:7701"), ("session", "10.77.0.2:7702"))
+        for host, addr in addrs:
             h = st["hosts"][host]
             penv = dict(os.environ, EARSHOT_TOKEN=token, **h["env"])
             probes.append(subprocess.Popen(
@@ -54,7 +69,8 @@ def tunnel_lab(state, token, probe, knobs):
                  "serve", "--listen", addr, *(CLIENT_PRIMED if host == "client" else [])],
                 env=penv, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
-        time.sleep(1.0)
+        for _, addr in addrs:
+            wait_port(st["hosts"]["client"]["netns"], addr)
         yield st
     finally:
         for p in probes:

@@ -839,21 +839,16 @@ fn silence_bound(
 /// its stream a while past its signature for the server to play it out, so they repeat
 /// about every two signatures' lengths, and a whole one starts within that of the path
 /// opening. Never longer than `timeouts.listen`.
-pub(crate) fn listen_window(
-    c: Check,
-    s: &Scenario,
-    e: &Expectation,
-    settled: Option<Duration>,
-) -> Duration {
-    let Some(b) = silence_bound(c, s, e, settled) else {
-        return s.timeouts.listen;
+fn listen_window(bound: Option<SilenceBound>, listen: Duration) -> Duration {
+    let Some(b) = bound else {
+        return listen;
     };
     let start = if b.opens.is_zero() {
         Signature::DURATION
     } else {
         b.opens + Signature::DURATION * 2
     };
-    (start + Signature::DURATION + b.latency).min(s.timeouts.listen)
+    (start + Signature::DURATION + b.latency).min(listen)
 }
 
 /// How long the session probe's input `device` has been held open on the current RDP
@@ -963,8 +958,12 @@ async fn check(
             .map(|d| d.saturating_sub(SETTLED_ALLOWANCE)),
         _ => None,
     };
-    let window = listen_window(c, s, e, settled);
-    let full_window = listen_window(c, s, e, None);
+    let (bound, full_bound) = (
+        silence_bound(c, s, e, settled),
+        silence_bound(c, s, e, None),
+    );
+    let window = listen_window(bound, s.timeouts.listen);
+    let full_window = listen_window(full_bound, s.timeouts.listen);
     tracing::debug!(
         "{c}: listen window {:.2} s (whole {:.2} s), credited {settled:?}",
         window.as_secs_f64(),
@@ -981,14 +980,14 @@ async fn check(
         ),
         None => {
             let window_start = Instant::now();
-            let (m, rig_seen) = run(window, silence_bound(c, s, e, settled)).await;
+            let (m, rig_seen) = run(window, bound).await;
             let credit = settled.unwrap_or_default().min(s.timeouts.channel_open);
             if window < full_window
                 && m.observation.is_absence()
                 && !settled_through(remote, &s.probes.remote.input, window_start, credit).await
             {
                 relistened = Some(full_window);
-                run(full_window, silence_bound(c, s, e, None)).await
+                run(full_window, full_bound).await
             } else {
                 (m, rig_seen)
             }

@@ -403,24 +403,27 @@ impl Lab {
 
     /// The lab's state, from `lab/lab status --json`.
     pub fn status(&self) -> Result<serde_json::Value> {
-        let out = Command::new(repo_root().join("lab/lab"))
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(repo_root().join("lab/lab"))
             .args(["status", "--json", "--state-dir"])
             .arg(self.state.path())
             .output()?;
-        serde_json::from_slice(&out.stdout).context("lab/lab status --json printed no JSON")
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "lab/lab status --json printed no JSON (exit {:?}): {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// The lab's network namespaces (client, session), from its status.
     pub fn namespaces(&self) -> Result<Vec<String>> {
         let status = self.status()?;
-        ["client", "session"]
-            .iter()
-            .map(|h| {
-                status["hosts"][h]["netns"]
-                    .as_str()
-                    .map(str::to_string)
-                    .with_context(|| format!("lab/lab status --json: no hosts.{h}.netns"))
-            })
+        [Host::Client, Host::Session]
+            .into_iter()
+            .map(|h| host_field(&status, h, "netns"))
             .collect()
     }
 
@@ -488,14 +491,7 @@ impl Lab {
     /// The address of `host` on the lab's management network (reachable from the root
     /// namespace), from the lab's status.
     pub fn mgmt_ip(&self, host: Host) -> Result<String> {
-        let name = match host {
-            Host::Client => "client",
-            Host::Session => "session",
-        };
-        self.status()?["hosts"][name]["mgmt_address"]
-            .as_str()
-            .map(str::to_string)
-            .with_context(|| format!("lab/lab status --json: no hosts.{name}.mgmt_address"))
+        host_field(&self.status()?, host, "mgmt_address")
     }
 
     /// Starts `earshot-probe serve` inside `host`'s namespace on all its addresses, port
@@ -601,6 +597,15 @@ impl Lab {
             .arg(program);
         Ok(cmd)
     }
+}
+
+/// `hosts.<host>.<key>` of a lab's status (`lab/lab status --json`), a string.
+fn host_field(status: &serde_json::Value, host: Host, key: &str) -> Result<String> {
+    let name = host.name();
+    status["hosts"][name][key]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("lab/lab status --json: no hosts.{name}.{key}"))
 }
 
 /// The lab address a host's probe serves on.
