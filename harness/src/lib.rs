@@ -8,6 +8,7 @@
 //!   pool's JSON.
 //! - [`inventory`]: the session hosts of a fleet run, and its shards.
 //! - [`report`]: events -> terminal table, JSON, JUnit XML.
+//! - [`proof`]: the proof a silence carries (plays confirmed inside the listen).
 //! - [`runner`]: connects to the probes, preflight, the checks; emits events.
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod host;
 pub mod import;
 pub mod inventory;
 pub mod policy;
+pub mod proof;
 pub mod report;
 pub mod runner;
 pub mod scenario;

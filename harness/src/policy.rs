@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{CaptureExpect, OutputExpect, Product, Scenario, Toggle, XrdpPolicy};
+use crate::scenario::{CaptureExpect, Check, OutputExpect, Product, Scenario, Toggle, XrdpPolicy};
 
 /// A policy input that cannot be understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -272,6 +272,18 @@ pub struct Expectation {
     pub warnings: Vec<String>,
     /// Reminders that apply to every rollout.
     pub notes: Vec<String>,
+}
+
+impl Expectation {
+    /// The layer that decided what a check on `path` must observe: a check's path is
+    /// [`Scenario::path_of`] (continuity follows the path it streams on).
+    pub fn decided_by(&self, path: Check) -> &str {
+        match path {
+            Check::Output | Check::Continuity => &self.output.decided_by,
+            Check::Capture => &self.capture.decided_by,
+            Check::Quality => &self.quality.decided_by,
+        }
+    }
 }
 
 /// Rank for "most restrictive": a larger value restricts more.

@@ -34,9 +34,12 @@ use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::{self, Expectation, PolicyError};
+use crate::proof::{ListenSpan, PlayTiming, SilenceBound, SilenceProof};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
-use crate::verdict::{expected_words, judge, needs_sound, Judgement, Observation, RigProof, Side};
+use crate::verdict::{
+    expected_on, judge, needs_sound, Judgement, Observation, RigProof, Side, Verdict,
+};
 
 mod fleet;
 pub use fleet::Fleet;
@@ -145,6 +148,9 @@ struct Probe {
     info: ProbeInfo,
     /// Probe clock minus harness clock, ms (to put both probes' times on one clock).
     clock_offset_ms: f64,
+    /// The control link's round trip when connecting: the `info` request's, an upper
+    /// bound (the probe lists its devices meanwhile).
+    rtt: Duration,
 }
 
 fn token_for(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<Token, SetupError> {
@@ -217,23 +223,33 @@ async fn connect(s: &Scenario, spec: &ProbeSpec, role: &'static str) -> Result<P
             })
         }
     };
-    let sent = unix_ms();
-    let info = client
-        .info()
+    Probe::described(role, client)
         .await
-        .map_err(|error| SetupError::Info { role, error })?;
-    let received = unix_ms();
-    Ok(Probe {
-        role,
-        side: if role == "local" {
-            Side::Client
-        } else {
-            Side::Session
-        },
-        clock_offset_ms: info.now_unix_ms - (sent + received) / 2.0,
-        client,
-        info,
-    })
+        .map_err(|error| SetupError::Info { role, error })
+}
+
+impl Probe {
+    /// Asks a connected probe who it is: its facts, its clock against the harness's, and
+    /// the control link's round trip.
+    async fn described(role: &'static str, client: AuthedClient) -> Result<Probe, ClientError> {
+        let sent = unix_ms();
+        let asked = Instant::now();
+        let info = client.info().await?;
+        let rtt = asked.elapsed();
+        let received = unix_ms();
+        Ok(Probe {
+            role,
+            side: if role == "local" {
+                Side::Client
+            } else {
+                Side::Session
+            },
+            clock_offset_ms: info.now_unix_ms - (sent + received) / 2.0,
+            client,
+            info,
+            rtt,
+        })
+    }
 }
 
 fn switch(v: Option<bool>) -> &'static str {
@@ -368,6 +384,41 @@ fn summary(p: &Probe) -> ProbeSummary {
     }
 }
 
+/// Why the probes are not the ones the scenario names, if they are not: a local and a
+/// remote address that reach one probe process (the verdicts would be about the client,
+/// heard by itself), or a probe on another machine than its `host` key says.
+fn wrong_probes(s: &Scenario, local: &Probe, remote: &Probe) -> Option<String> {
+    let id = &remote.info.instance_id;
+    if !id.is_empty() && *id == local.info.instance_id {
+        return Some(format!(
+            "both addresses reach one probe: the local address ({}) and the remote address \
+             ({}) answer as the same earshot-probe (instance {id} on {}), so the checks would \
+             measure that machine against itself; point probes.remote at the probe inside the \
+             user's remote session",
+            local.client.peer(),
+            remote.client.peer(),
+            remote.info.hostname
+        ));
+    }
+    for (role, spec, p) in [
+        ("local", &s.probes.local, local),
+        ("remote", &s.probes.remote, remote),
+    ] {
+        if let Some(want) = &spec.host {
+            if !crate::inventory::same_host(want, &p.info.hostname) {
+                return Some(format!(
+                    "the {role} probe ({}) runs on `{}`, but probes.{role}.host says `{want}`: \
+                     the verdicts would be about the wrong machine; check probes.{role}'s \
+                     address (or the host key)",
+                    p.client.peer(),
+                    p.info.hostname
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn preflight_warnings(local: &Probe, remote: &Probe) -> Vec<String> {
     let mut w = Vec::new();
     let me = env!("CARGO_PKG_VERSION");
@@ -483,6 +534,8 @@ pub const EVIDENCE_FETCH_BUDGET: Duration = Duration::from_secs(60);
 struct Measured {
     observation: Observation,
     evidence: Option<EvidenceAt>,
+    /// For a check that should hear nothing: the plays held against the listen.
+    proof: Option<SilenceProof>,
 }
 
 /// What a failed request on `who` means for the check: the session lacking the endpoint
@@ -490,6 +543,28 @@ struct Measured {
 /// failure, is about the side that failed.
 fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -> Observation {
     match e.audio() {
+        Some(a)
+            if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch)
+                && who.side == Side::Session =>
+        {
+            if let Some(down) = audio_service_down(&who.info) {
+                // "No endpoint" is a finding only from a live audio service.
+                return Observation::Error {
+                    side: who.side,
+                    detail: format!(
+                        "{} probe ({}): audio service unavailable: {down}, so `{endpoint}` \
+                         missing proves nothing about the policy; start the service and run \
+                         again",
+                        who.role, who.info.hostname
+                    ),
+                };
+            }
+            Observation::NoDevice {
+                side: who.side,
+                endpoint: endpoint.to_string(),
+                detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
+            }
+        }
         Some(a) if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch) => {
             Observation::NoDevice {
                 side: who.side,
@@ -504,43 +579,56 @@ fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -> Observati
     }
 }
 
-/// What proves a silence before its window ends: the path carries sound at the latest
-/// `opens` after the listener's device delivers audio, and a signature that crossed it is
-/// heard at most `latency` after it has played out.
-#[derive(Debug, Clone, Copy)]
-struct SilenceBound {
-    opens: Duration,
-    latency: Duration,
+/// What the player confirmed: each play's start on the probe's clock (for latency) and
+/// its timing on the harness's clock (for a silence's proof).
+struct Played {
+    /// Each play's start as the probe reports it, put on the harness's wall clock.
+    starts: Vec<f64>,
+    /// Each play's request and answer on the harness's monotonic clock.
+    timings: Vec<PlayTiming>,
+    /// When the listener's `armed` note arrived.
+    armed: Instant,
+    /// When the player stopped the listen because a play had proven the silence.
+    listen_cancelled: Option<Instant>,
 }
 
-impl SilenceBound {
-    /// When a play has proven the silence, given when its listener was armed and when the
-    /// play was asked for and answered (harness clock), and how long the probe says it ran;
-    /// `None` for a play that may have started before the path could carry sound.
-    ///
-    /// Only the harness's monotonic clock is used: the play started no later than its
-    /// answer less its running time, so a whole signature had played out by then plus
-    /// [`Signature::DURATION`], and was heard `latency` after that if it crossed.
-    fn proven_at(
-        &self,
-        armed: Instant,
-        asked: Instant,
-        answered: Instant,
-        played: Duration,
-    ) -> Option<Instant> {
-        if asked < armed + self.opens {
-            return None;
-        }
-        let started = answered.checked_sub(played).unwrap_or(asked).max(asked);
-        Some(started + Signature::DURATION + self.latency)
+/// Why `info`'s audio service is not up, if the probe showed it down: no audio host
+/// (a PulseAudio server that stopped answering), or on Windows the Windows Audio or its
+/// Endpoint Builder service in a state other than running. A service whose state could
+/// not be read (not installed, unknown) is not taken as down.
+fn audio_service_down(info: &ProbeInfo) -> Option<String> {
+    if let Err(e) = &info.audio_host {
+        return Some(e.message.clone());
     }
+    const DOWN: &[&str] = &[
+        "stopped",
+        "stop_pending",
+        "start_pending",
+        "paused",
+        "pause_pending",
+        "continue_pending",
+    ];
+    info.host_config
+        .iter()
+        .flat_map(|c| &c.services)
+        .find(|sv| {
+            ["Audiosrv", "AudioEndpointBuilder"]
+                .iter()
+                .any(|n| sv.name.eq_ignore_ascii_case(n))
+                && DOWN.contains(&sv.state.as_str())
+        })
+        .map(|sv| {
+            format!(
+                "the {} service ({}) is {}",
+                sv.display_name, sv.name, sv.state
+            )
+        })
 }
 
 /// Plays again and again once the listener is armed, until `stop` (the listener is done)
-/// or a play fails. Returns the start of each play on the harness's clock, or the first
-/// play's error. With `silence`, once a play has proven the silence (see
-/// [`SilenceBound::proven_at`]), the listener is stopped: waiting out the rest of its
-/// window would prove nothing more.
+/// or a play fails. Returns every confirmed play, or the first play's error. With
+/// `silence`, once a play has proven the silence (see [`SilenceBound::proven_at`]), the
+/// listener is stopped: waiting out the rest of its listen would prove nothing more.
 async fn play_until_heard(
     leg: &Leg<'_>,
     req: &PlayRequest,
@@ -548,22 +636,31 @@ async fn play_until_heard(
     stop: &CancellationToken,
     cancel_listen: &CancellationToken,
     silence: Option<SilenceBound>,
-) -> Option<Result<Vec<f64>, ClientError>> {
+) -> Option<Result<Played, ClientError>> {
     // A listener that never arms fails on its own (start timeout) and ends the listen.
     if armed.await.is_err() {
         return None;
     }
-    let armed_at = Instant::now();
-    let mut starts = Vec::new();
+    let mut played = Played {
+        starts: Vec::new(),
+        timings: Vec::new(),
+        armed: Instant::now(),
+        listen_cancelled: None,
+    };
     while !stop.is_cancelled() {
         let asked = Instant::now();
         match leg.player.client.play_cancellable(req, stop).await {
             Ok(r) => {
-                starts.push(r.started_unix_ms - leg.player.clock_offset_ms);
-                let played = Duration::from_secs_f64(r.played_ms.max(0.0) / 1000.0);
-                let proven =
-                    silence.and_then(|b| b.proven_at(armed_at, asked, Instant::now(), played));
-                if let Some(at) = proven {
+                played
+                    .starts
+                    .push(r.started_unix_ms - leg.player.clock_offset_ms);
+                let timing = PlayTiming {
+                    asked,
+                    answered: Instant::now(),
+                    played: Duration::from_secs_f64(r.played_ms.max(0.0) / 1000.0),
+                };
+                played.timings.push(timing);
+                if let Some(at) = silence.and_then(|b| b.proven_at(played.armed, &timing)) {
                     tokio::select! {
                         () = tokio::time::sleep_until(at.into()) => {}
                         () = stop.cancelled() => {}
@@ -572,13 +669,14 @@ async fn play_until_heard(
                         "{} -> {}: silence proven {:.2} s after the listener armed",
                         leg.play_on,
                         leg.listen_on,
-                        armed_at.elapsed().as_secs_f64()
+                        played.armed.elapsed().as_secs_f64()
                     );
+                    played.listen_cancelled = Some(Instant::now());
                     cancel_listen.cancel();
                     break;
                 }
             }
-            Err(e) if starts.is_empty() => {
+            Err(e) if played.starts.is_empty() => {
                 // Nothing was played: stop listening now rather than at the timeout.
                 cancel_listen.cancel();
                 return Some(Err(e));
@@ -587,13 +685,22 @@ async fn play_until_heard(
             Err(_) => break,
         }
     }
-    Some(Ok(starts))
+    Some(Ok(played))
+}
+
+/// How a measurement proves its plays: the bound they are held to, and whether the listen
+/// ends as soon as one has proven a silence (a check that should hear nothing).
+#[derive(Debug, Clone, Copy)]
+struct Proof {
+    bound: SilenceBound,
+    stop_when_proven: bool,
 }
 
 /// Listens on one probe, plays on the other once armed, and returns what was heard. With
-/// `silence`, the listen ends as soon as the plays have proven a silence, else at
+/// `proof`, the plays are held against the listen (the measurement's proof), and with
+/// `stop_when_proven` the listen ends as soon as one has proven a silence, else at
 /// `listen_for`.
-async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBound>) -> Measured {
+async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<Proof>) -> Measured {
     let listen_req = ListenRequest {
         device: DeviceSelector::parse(leg.listen_on),
         seed: leg.seed,
@@ -611,6 +718,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
     let cancel = CancellationToken::new();
     let stop_playing = CancellationToken::new();
     let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
+    // Before the request is sent: the listen's earliest end counts from here.
     let t0 = Instant::now();
     let listening = async {
         let r = leg
@@ -622,7 +730,8 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
         stop_playing.cancel();
         r
     };
-    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel, silence);
+    let stop_at = proof.filter(|p| p.stop_when_proven).map(|p| p.bound);
+    let playing = play_until_heard(leg, &play_req, armed_rx, &stop_playing, &cancel, stop_at);
     let (heard, played) = tokio::join!(listening, playing);
     tracing::debug!(
         "{} -> {}: {:.2} s, its device delivering after {:?} ms, {} play(s)",
@@ -633,11 +742,12 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
         played
             .as_ref()
             .and_then(|p| p.as_ref().ok())
-            .map_or(0, Vec::len)
+            .map_or(0, |p| p.starts.len())
     );
     let no_evidence = |observation| Measured {
         observation,
         evidence: None,
+        proof: None,
     };
     match (played, heard) {
         (Some(Err(e)), _) => no_evidence(failed(leg.player, "play", leg.play_on, &e)),
@@ -649,9 +759,19 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
                 leg.listener.role, leg.listen_on
             ),
         }),
-        (Some(Ok(starts)), Ok(heard)) => {
+        (Some(Ok(played)), Ok(heard)) => {
             let r = &heard.report;
             let a = &r.analysis;
+            let starts = &played.starts;
+            let proof = proof.map(|Proof { bound, .. }| {
+                let listen = ListenSpan {
+                    asked: t0,
+                    armed: played.armed,
+                    ran: Duration::from_secs_f64(r.elapsed_ms.max(0.0) / 1000.0),
+                    cancelled: played.listen_cancelled.filter(|_| r.cancelled),
+                };
+                crate::proof::prove(bound, &listen, &played.timings)
+            });
             let observation = if a.detected {
                 // On the harness's clock: the play heard is the last one started before
                 // the onset (a little slack for the onset estimate).
@@ -691,6 +811,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
                     client: leg.listener.client.clone(),
                     handle,
                 }),
+                proof,
             }
         }
     }
@@ -703,7 +824,7 @@ async fn measure(leg: &Leg<'_>, listen_for: Duration, silence: Option<SilenceBou
 async fn measure_capture_with_rig(
     leg: &Leg<'_>,
     listen_for: Duration,
-    silence: Option<SilenceBound>,
+    proof: Option<Proof>,
     local: &Probe,
     rig_input: &str,
 ) -> (Measured, RigProof) {
@@ -718,7 +839,7 @@ async fn measure_capture_with_rig(
     let (armed_tx, _armed_rx) = tokio::sync::oneshot::channel();
     let rig = local.client.listen_armed(&rig_req, &cancel, armed_tx);
     let check = async {
-        let m = measure(leg, listen_for, silence).await;
+        let m = measure(leg, listen_for, proof).await;
         cancel.cancel();
         m
     };
@@ -787,6 +908,8 @@ pub struct CheckOutcome {
     pub rig: RigProof,
     /// The verdict and its cause.
     pub judgement: Judgement,
+    /// For a check that should hear nothing: its plays held against its listen.
+    pub silence_proof: Option<SilenceProof>,
     /// What the session host has for this check (a Windows host's policy, as its probe
     /// read it).
     pub host: Option<crate::host::HostView>,
@@ -800,56 +923,54 @@ pub struct CheckOutcome {
     pub duration: Duration,
 }
 
-/// What a check that should hear nothing must prove silent (`None` for one that should
-/// hear sound): the path may start carrying sound at any moment up to `opens` after the
-/// listener's device delivers audio (an on-demand microphone channel: what is left of
-/// `timeouts.channel_open`; an output channel is open already), and a signature that
-/// crossed is heard at most `timeouts.latency` after it has played out.
+/// What proves a play fell inside a check's listen: the path may start carrying sound at
+/// any moment up to `opens` after the listener's device delivers audio (an on-demand
+/// microphone channel: what is left of `timeouts.channel_open`; an output channel is open
+/// already), and a signature that crossed is heard at most `timeouts.latency` after it
+/// has played out. An absence decides a check only with such a play: a check that should
+/// hear nothing passes on it, one that should hear sound fails on it.
 ///
 /// `settled` is how long the session's microphone request has stood on the current
 /// connection (see [`settled_for`]): the channel's opening time counts from then, not from
 /// the listen, so only what is left of `timeouts.channel_open` is waited for.
-fn silence_bound(
-    c: Check,
-    s: &Scenario,
-    e: &Expectation,
-    settled: Option<Duration>,
-) -> Option<SilenceBound> {
-    if needs_sound(c, e.output.value, e.capture.value) {
-        return None;
-    }
-    let opens = match c {
+fn proof_bound(c: Check, s: &Scenario, settled: Option<Duration>) -> SilenceBound {
+    let opens = match s.path_of(c) {
         Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
         Check::Capture => s
             .timeouts
             .channel_open
             .saturating_sub(settled.unwrap_or(Duration::ZERO)),
     };
-    Some(SilenceBound {
+    SilenceBound {
         opens,
         latency: s.timeouts.latency,
-    })
+    }
 }
 
-/// How long a check listens at most. One that should hear sound listens for
-/// `timeouts.listen` (and once more, twice as long, before an absence can fail it). One
-/// that should hear nothing ends as soon as its plays prove the silence
-/// ([`SilenceBound::proven_at`]), and at the latest after its silence window: the first
-/// play starts within a signature's length of the listener's first audio; each play holds
-/// its stream a while past its signature for the server to play it out, so they repeat
-/// about every two signatures' lengths, and a whole one starts within that of the path
-/// opening. Never longer than `timeouts.listen`.
-fn listen_window(bound: Option<SilenceBound>, listen: Duration) -> Duration {
-    let Some(b) = bound else {
-        return listen;
-    };
+/// How long a check listens at most: `listen` (`timeouts.listen`, or twice that for a
+/// second listen) or the check's proof window, whichever is longer, plus `links`, the
+/// control links' round trips (a play's request and answer cross the player's link, the
+/// `armed` note the listener's): a slow link delays the plays, and must not end the listen
+/// before them. Never longer than `most` (what the listener accepts).
+///
+/// The proof window is how long a fast link's plays take to put one whole inside the
+/// listen ([`SilenceBound::proven_at`]): the first play starts within a signature's length
+/// of the listener's first audio; each play holds its stream a while past its signature
+/// for the server to play it out, so they repeat about every two signatures' lengths, and
+/// a whole one starts within that of the path opening. A check that should hear nothing
+/// ends as soon as a play has proven the silence; one that should hear sound as soon as it
+/// is heard. An absence without a play inside the listen is inconclusive.
+fn listen_window(b: SilenceBound, listen: Duration, links: Duration, most: Duration) -> Duration {
     let start = if b.opens.is_zero() {
         Signature::DURATION
     } else {
         b.opens + Signature::DURATION * 2
     };
-    (start + Signature::DURATION + b.latency).min(listen)
+    ((start + Signature::DURATION + b.latency).max(listen) + links).min(most)
 }
+
+/// The longest listen a check asks for.
+const MAX_LISTEN: Duration = Duration::from_secs(120);
 
 /// How long the session probe's input `device` has been held open on the current RDP
 /// connection (`--prime-input`): the shorter of how long it has delivered audio and how
@@ -935,17 +1056,23 @@ async fn check(
     };
     // Capture proves the rig with its own plays (the client's microphone hears the feed);
     // output proves it afterwards, since the check holds the loopback it would listen on.
-    let run = |listen_for: Duration, silence: Option<SilenceBound>| {
+    let needs = needs_sound(c, e.output.value, e.capture.value);
+    let run = |listen_for: Duration, bound: SilenceBound| {
         let leg = &leg;
+        // A check that should hear nothing stops listening once a play proves it.
+        let proof = Proof {
+            bound,
+            stop_when_proven: !needs,
+        };
         async move {
             match c {
                 Check::Capture => {
                     let (m, rig) =
-                        measure_capture_with_rig(leg, listen_for, silence, local, rig_in).await;
+                        measure_capture_with_rig(leg, listen_for, Some(proof), local, rig_in).await;
                     (m, Some(rig))
                 }
                 Check::Output | Check::Continuity | Check::Quality => {
-                    (measure(leg, listen_for, silence).await, None)
+                    (measure(leg, listen_for, Some(proof)).await, None)
                 }
             }
         }
@@ -954,16 +1081,15 @@ async fn check(
     // the current connection for a while (--prime-input); the credit is checked again
     // after the window, and a window it no longer covers is listened to again in full.
     let settled = match c {
-        Check::Capture => settled_for(&remote.info, &s.probes.remote.input)
+        Check::Capture if !needs => settled_for(&remote.info, &s.probes.remote.input)
             .map(|d| d.saturating_sub(SETTLED_ALLOWANCE)),
         _ => None,
     };
-    let (bound, full_bound) = (
-        silence_bound(c, s, e, settled),
-        silence_bound(c, s, e, None),
-    );
-    let window = listen_window(bound, s.timeouts.listen);
-    let full_window = listen_window(full_bound, s.timeouts.listen);
+    let (bound, full_bound) = (proof_bound(c, s, settled), proof_bound(c, s, None));
+    let links = local.rtt + remote.rtt;
+    let most = Duration::from_millis(leg.listener.info.max_capture_ms).min(MAX_LISTEN);
+    let window = listen_window(bound, s.timeouts.listen, links, most);
+    let full_window = listen_window(full_bound, s.timeouts.listen, links, most);
     tracing::debug!(
         "{c}: listen window {:.2} s (whole {:.2} s), credited {settled:?}",
         window.as_secs_f64(),
@@ -975,6 +1101,7 @@ async fn check(
             Measured {
                 observation,
                 evidence: None,
+                proof: None,
             },
             None,
         ),
@@ -982,7 +1109,7 @@ async fn check(
             let window_start = Instant::now();
             let (m, rig_seen) = run(window, bound).await;
             let credit = settled.unwrap_or_default().min(s.timeouts.channel_open);
-            if window < full_window
+            if bound != full_bound
                 && m.observation.is_absence()
                 && !settled_through(remote, &s.probes.remote.input, window_start, credit).await
             {
@@ -997,19 +1124,18 @@ async fn check(
     // channel that opens late): before that absence can fail the check, listen once more,
     // twice as long. A fail after a rollout sends an admin hunting; it is worth the wait.
     let mut second_listen = None;
-    let (m, rig_seen) =
-        if needs_sound(c, e.output.value, e.capture.value) && m.observation.is_absence() {
-            let longer = (s.timeouts.listen * 2).min(Duration::from_secs(120));
-            let (again, rig_again) = run(longer, None).await;
-            second_listen = Some(longer);
-            match again.observation {
-                // A second attempt that failed outright says nothing new: keep the first.
-                Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
-                _ => (again, rig_again),
-            }
-        } else {
-            (m, rig_seen)
-        };
+    let (m, rig_seen) = if needs && m.observation.is_absence() {
+        let longer = listen_window(full_bound, s.timeouts.listen * 2, links, most);
+        let (again, rig_again) = run(longer, full_bound).await;
+        second_listen = Some(longer);
+        match again.observation {
+            // A second attempt that failed outright says nothing new: keep the first.
+            Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
+            _ => (again, rig_again),
+        }
+    } else {
+        (m, rig_seen)
+    };
     // An absence decides nothing until the rig proves it could have heard.
     let rig = match (m.observation.is_absence(), rig_seen) {
         (false, _) => RigProof::NotTried,
@@ -1031,10 +1157,32 @@ async fn check(
         }
     };
     let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    // An absence decides only with its proof: a play confirmed whole inside the listen.
+    if let (true, Verdict::Pass | Verdict::Fail, Some(proof)) = (
+        m.observation.is_absence(),
+        judgement.verdict,
+        m.proof.as_ref(),
+    ) {
+        if !proof.holds() {
+            judgement = Judgement {
+                verdict: Verdict::Inconclusive,
+                cause: format!(
+                    "expected {} ({}); observed {}, but {}; so the absence proves nothing: is \
+                     the control link to the {} probe slow or congested (a VPN, a satellite \
+                     link)? Raise timeouts.listen or run the harness nearer the probes",
+                    expected_on(c, s.path_of(c), e),
+                    e.decided_by(s.path_of(c)),
+                    m.observation.describe(),
+                    proof.shortfall(),
+                    leg.player.role,
+                ),
+            };
+        }
+    }
     if let Some(full) = relistened {
         judgement.cause = format!(
             "{} (the session's RDP connection or held input changed around the shortened \
-             window: listened again for the whole {:.2} s)",
+             window: listened again, crediting none of its age, for up to {:.2} s)",
             judgement.cause,
             full.as_secs_f64()
         );
@@ -1064,6 +1212,7 @@ async fn check(
         observation: m.observation,
         rig,
         judgement,
+        silence_proof: m.proof,
         host,
         evidence: m.evidence,
         seed,
@@ -1251,6 +1400,11 @@ async fn run_connected(
         Some((scenario, e)) => (scenario, e),
         None => (s, expectation),
     };
+    if let Some(why) = wrong_probes(s, &local, &remote) {
+        emit(Event::ScenarioError(why));
+        emit(Event::ScenarioFinished);
+        return;
+    }
     let mut warnings = preflight_warnings(&local, &remote);
     // Resolved once: the warning now, the check's inconclusive observation later.
     let rig_faults: Vec<(Check, Observation)> = s
@@ -1258,10 +1412,9 @@ async fn run_connected(
         .iter()
         .filter_map(|c| {
             // Continuity and quality need the rig of their path's check.
-            let needs = match c {
-                Check::Continuity => s.continuity.check(),
+            let needs = match s.path_of(*c) {
                 Check::Quality => Check::Output,
-                c => *c,
+                path => path,
             };
             rig_preflight(s, &local, needs).map(|o| (*c, o))
         })
@@ -1290,16 +1443,11 @@ async fn run_connected(
         if let (Some(dir), Some(at), false) = (&options.evidence_dir, &o.evidence, clean_pass) {
             to_fetch.push((i, o.check, dir.clone(), at.clone()));
         }
-        let decided_by = match o.check {
-            Check::Quality => expectation.quality.decided_by.clone(),
-            Check::Output | Check::Continuity => expectation.output.decided_by.clone(),
-            Check::Capture => expectation.capture.decided_by.clone(),
-        };
+        let path = s.path_of(o.check);
         emit(Event::CheckFinished(CheckRecord {
             check: o.check,
-            expected: expected_words(o.check, expectation.output.value, expectation.capture.value)
-                .into(),
-            decided_by,
+            expected: expected_on(o.check, path, expectation).into(),
+            decided_by: expectation.decided_by(path).to_string(),
             observation: o.observation,
             rig_proof: match o.rig {
                 RigProof::NotTried => None,
@@ -1308,6 +1456,7 @@ async fn run_connected(
             },
             verdict: o.judgement.verdict,
             cause: o.judgement.cause,
+            silence_proof: o.silence_proof,
             host: o.host,
             seed: o.seed,
             evidence: None,
@@ -1423,6 +1572,7 @@ async fn continuity_check(
         observation,
         rig: RigProof::NotTried,
         judgement,
+        silence_proof: None,
         host: None,
         evidence,
         seed,
@@ -1741,6 +1891,7 @@ async fn quality_check(
         observation,
         rig: RigProof::NotTried,
         judgement,
+        silence_proof: None,
         host: None,
         evidence,
         seed,
@@ -1870,43 +2021,5 @@ fn record(s: &Scenario, e: &Expectation) -> ScenarioRecord {
         host: None,
         started_unix_ms: unix_ms(),
         finished_unix_ms: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: fn(u64) -> Duration = Duration::from_millis;
-
-    #[test]
-    fn a_play_proves_a_silence_only_once_it_started_after_the_path_could_open() {
-        let b = SilenceBound {
-            opens: MS(1000),
-            latency: MS(600),
-        };
-        let armed = Instant::now();
-        // Asked before the path could carry sound: it proves nothing, whatever it took.
-        assert_eq!(
-            b.proven_at(armed, armed + MS(999), armed + MS(2500), MS(1420)),
-            None
-        );
-        // Asked at 1 s, answered at 2.5 s after running 1.42 s: it started by 1.08 s, its
-        // signature played out by 1.8 s, and would have been heard by 2.4 s.
-        let at = b.proven_at(armed, armed + MS(1000), armed + MS(2500), MS(1420));
-        assert_eq!(at, Some(armed + MS(1080) + Signature::DURATION + MS(600)));
-    }
-
-    #[test]
-    fn a_play_that_claims_more_time_than_it_took_is_taken_from_its_asking() {
-        // A running time longer than the round trip (a probe's clock, or its report, off):
-        // the play cannot have started before it was asked for.
-        let b = SilenceBound {
-            opens: Duration::ZERO,
-            latency: MS(200),
-        };
-        let armed = Instant::now();
-        let at = b.proven_at(armed, armed + MS(50), armed + MS(900), MS(5000));
-        assert_eq!(at, Some(armed + MS(50) + Signature::DURATION + MS(200)));
     }
 }

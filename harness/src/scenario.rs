@@ -536,6 +536,10 @@ pub struct ProbeSpec {
     pub output_loopback: String,
     /// Local probe: the device that feeds the client's microphone.
     pub mic_feed: Option<String>,
+    /// The machine this probe must answer from, as its host name (compared as fleet runs
+    /// compare inventory names: case and domain suffix aside). A probe on another machine
+    /// makes the scenario inconclusive: its verdicts would be about the wrong host.
+    pub host: Option<String>,
 }
 
 fn default_device() -> String {
@@ -777,6 +781,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Scenario {
+    /// The path check `c` measures, whose policy, host settings and rig apply: continuity
+    /// streams on the path `[continuity] path` names; every other check is its own path.
+    pub fn path_of(&self, c: Check) -> Check {
+        match c {
+            Check::Continuity => self.continuity.check(),
+            c => c,
+        }
+    }
+
     /// Reads and validates `path`.
     ///
     /// # Errors

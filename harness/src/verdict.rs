@@ -13,8 +13,8 @@
 //! | --- | --- | --- |
 //! | `detected` | pass | fail (the policy is not in effect) |
 //! | `degraded` (sound carrying part of this run's signature) | pass, degraded | fail |
-//! | `unrecognised` (sound, no trace of the signature) | inconclusive | pass once the rig proved it hears |
-//! | `silent` | fail once the rig proved it hears | pass once the rig proved it hears |
+//! | `unrecognised` (sound, no trace of the signature) | inconclusive | inconclusive (it may be the signature, garbled) |
+//! | `silent` | fail once the rig proved it hears | pass once the rig proved it hears and a play fell inside the listen |
 //! | `no_device` in the session | fail | pass |
 //! | `no_device` on the client rig | inconclusive | inconclusive |
 //! | `error` (either side) | inconclusive | inconclusive |
@@ -529,6 +529,20 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
     }
 }
 
+/// What `check`, measuring `path` ([`crate::scenario::Scenario::path_of`]), expects, in
+/// words: continuity on the capture path follows the microphone's expectation.
+pub fn expected_on(check: Check, path: Check, e: &crate::policy::Expectation) -> &'static str {
+    match (check, path) {
+        (Check::Continuity, Check::Capture) => match e.capture.value {
+            CaptureExpect::Redirected => "heard in the session, whole",
+            CaptureExpect::Blocked | CaptureExpect::RedirectedAppsDenied => {
+                "nothing to measure: not redirected"
+            }
+        },
+        _ => expected_words(check, e.output.value, e.capture.value),
+    }
+}
+
 /// Whether the policy wants sound to arrive for `check` (redirected), so that an absence
 /// would fail it.
 pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -> bool {
@@ -686,7 +700,17 @@ pub fn judge(
                 format!("the policy is not in effect; {RESTART_HINT}")
             },
         ),
-        (false, Ob::Unrecognised { .. } | Ob::Silent { .. }) => j(
+        // Sound during the plays that carries no trace of the signature may be the
+        // signature garbled on its way: it proves no silence.
+        (false, Ob::Unrecognised { .. }) => j(
+            Verdict::Inconclusive,
+            "sound arrived while the signature played, but carries no trace of it: a \
+             signature garbled on its way cannot be told from other sound, so this proves no \
+             silence; silence other sources on the input (notifications, media, a \
+             microphone's room) and run again"
+                .into(),
+        ),
+        (false, Ob::Silent { .. }) => j(
             Verdict::Pass,
             match check {
                 Check::Capture if capture.value == CaptureExpect::RedirectedAppsDenied => format!(

@@ -261,3 +261,56 @@ fn info_prints_the_agents_answer_with_the_hosts_own_configuration() {
     // The registry, services and boot time are Windows facts; elsewhere there are none.
     assert_eq!(info.host_config.is_some(), cfg!(windows));
 }
+
+#[test]
+fn a_dead_audio_service_is_reported_unavailable_never_an_empty_alsa_catalogue() {
+    // PULSE_SERVER names a server that does not answer: the probe must not fall back to
+    // ALSA (whose empty catalogue would read as "the session has no device", a policy
+    // finding) but say that the audio service is unavailable.
+    let out = probe()
+        .arg("info")
+        .env("PULSE_SERVER", "unix:/nonexistent/earshot-test")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let info: earshot_probe::proto::msg::ProbeInfo = serde_json::from_slice(&out).unwrap();
+    if cfg!(target_os = "linux") {
+        let host = info
+            .audio_host
+            .expect_err("no audio host without its server");
+        assert!(
+            host.message.contains("audio service unavailable")
+                && host.message.contains("PULSE_SERVER"),
+            "{host:?}"
+        );
+        let devices = info.devices.expect_err("no catalogue without its server");
+        assert_eq!(
+            devices.kind,
+            earshot_probe::audio::AudioErrorKind::HostUnavailable
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_token_variable_that_is_not_text_is_an_error_never_a_probe_without_a_token() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = probe()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "EARSHOT_TOKEN",
+            std::ffi::OsStr::from_bytes(b"\xff\xfe0123456789abcdef0123456789abcdef"),
+        )
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("EARSHOT_TOKEN") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+}

@@ -73,6 +73,10 @@ pub struct CheckRecord {
     pub verdict: Verdict,
     /// Why, in plain words.
     pub cause: String,
+    /// For a check that should hear nothing: the plays the playing probe confirmed, held
+    /// against the listen (a silence passes only when one fell whole inside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_proof: Option<crate::proof::SilenceProof>,
     /// What the session host has for this check, beside what the scenario says was rolled
     /// out (a Windows host whose probe read its registry; none elsewhere).
     pub host: Option<crate::host::HostView>,

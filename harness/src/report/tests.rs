@@ -39,6 +39,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
             },
             rig_proof: None,
             verdict: *v,
+            silence_proof: None,
             cause: "because <reasons> & more".into(),
             host: None,
             seed: 7,

@@ -320,24 +320,15 @@ impl DialHub {
 
 /// Asks a probe that dialed in who it is and keeps it for its host.
 async fn hand_over(client: AuthedClient, arrived: &Arrivals, bind: &str) {
-    let sent = unix_ms();
-    let info = match client.info().await {
-        Ok(i) => i,
+    let probe = match Probe::described("remote", client).await {
+        Ok(p) => p,
         Err(e) => {
             tracing::warn!("a probe dialed in on {bind} but did not describe itself: {e}");
             return;
         }
     };
-    let received = unix_ms();
-    let key = host_key(&info.hostname);
-    let (hostname, peer) = (info.hostname.clone(), client.peer().to_string());
-    let probe = Probe {
-        role: "remote",
-        side: Side::Session,
-        clock_offset_ms: info.now_unix_ms - (sent + received) / 2.0,
-        client,
-        info,
-    };
+    let key = host_key(&probe.info.hostname);
+    let (hostname, peer) = (probe.info.hostname.clone(), probe.client.peer().to_string());
     let kept = match arrived.probes.lock() {
         Ok(mut p) => match p.get_mut(&key) {
             Some(slot) => {

@@ -399,6 +399,7 @@ impl Handler for FakeProbe {
             std::thread::sleep(Duration::from_millis(5));
         }
         let listened = opened.elapsed().as_secs_f64() * 1000.0;
+        let cancelled = heard_at.is_none() && cancel.is_cancelled();
         let (a, onset) = match heard_at {
             Some(at) => {
                 // It arrives 100 ms after it was played, on this probe's clock.
@@ -424,6 +425,7 @@ impl Handler for FakeProbe {
                 onset_unix_ms: onset,
                 verdict_unix_ms: self.now(),
                 stopped_early: detected,
+                cancelled,
                 health: StreamHealth::default(),
             },
             Some(Audio::mono(8000, vec![0.0; 800])),

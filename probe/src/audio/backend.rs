@@ -176,24 +176,66 @@ fn host_id(host: HostChoice) -> Result<Option<cpal::HostId>, AudioError> {
 /// Connects to the host. `Auto` is cpal's default: on Linux its PulseAudio host when a
 /// server answers (PULSE_SERVER is read here), else ALSA; WASAPI on Windows; CoreAudio on
 /// macOS.
+///
+/// `Auto` never falls back to ALSA where a PulseAudio server is expected (see
+/// [`pulse_expected`]): ALSA without its server lists no devices, and "no device" in a
+/// session is a policy finding. A dead audio service must read as a broken rig, so it is
+/// [`AudioErrorKind::HostUnavailable`], "audio service unavailable".
 fn connect_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
     match host_id(host)? {
         None => {
             // cpal's default_host() silently prefers ALSA when its PulseAudio probe fails
             // (lab.md), so ask for PulseAudio explicitly first.
             #[cfg(target_os = "linux")]
-            if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
-                return Ok(h);
+            match cpal::host_from_id(cpal::HostId::PulseAudio) {
+                Ok(h) => {
+                    PULSE_REACHED.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(h);
+                }
+                Err(e) => {
+                    if let Some(why) = pulse_expected() {
+                        return Err(err(
+                            AudioErrorKind::HostUnavailable,
+                            format!(
+                                "audio service unavailable: {why}, but no PulseAudio server                                  answers ({e}); start the session's audio service (PulseAudio                                  or pipewire-pulse) and run again"
+                            ),
+                        ));
+                    }
+                }
             }
             Ok(cpal::default_host())
         }
         Some(id) => cpal::host_from_id(id).map_err(|e| {
             err(
                 AudioErrorKind::HostUnavailable,
-                format!("audio host `{}` is not reachable: {e}", id.name()),
+                format!(
+                    "audio service unavailable: audio host `{}` is not reachable: {e}",
+                    id.name()
+                ),
             )
         }),
     }
+}
+
+/// Whether this process has reached a PulseAudio server: once it has, a server that stops
+/// answering is a dead service, never a reason to fall back to ALSA.
+#[cfg(target_os = "linux")]
+static PULSE_REACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Why a PulseAudio server is expected here, if it is: `PULSE_SERVER` names one, the user's
+/// runtime folder has its socket, or this process has used one before.
+#[cfg(target_os = "linux")]
+fn pulse_expected() -> Option<String> {
+    if let Some(v) = std::env::var_os("PULSE_SERVER").filter(|v| !v.is_empty()) {
+        return Some(format!("PULSE_SERVER is {}", v.to_string_lossy()));
+    }
+    if PULSE_REACHED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some("this probe reached a PulseAudio server before".into());
+    }
+    let socket = std::path::Path::new(&std::env::var_os("XDG_RUNTIME_DIR")?).join("pulse/native");
+    socket
+        .exists()
+        .then(|| format!("{} exists", socket.display()))
 }
 
 /// The hosts this process is connected to: one per choice, shared, and on PulseAudio one
@@ -220,11 +262,20 @@ fn open_host_for(host: HostChoice, output: Option<&str>) -> Result<Arc<cpal::Hos
     let mut hosts = HOSTS
         .lock()
         .map_err(|_| err(AudioErrorKind::Backend, "the host cache is poisoned".into()))?;
-    if let Some(c) = hosts
+    if let Some(i) = hosts
         .iter()
-        .find(|c| c.choice == host && c.output.as_deref() == output)
+        .position(|c| c.choice == host && c.output.as_deref() == output)
     {
-        return Ok(c.host.clone());
+        // `Auto` resolved to another host while no PulseAudio server answered: one that
+        // answers now (started or restarted since) is taken at the next request.
+        #[cfg(target_os = "linux")]
+        if host == HostChoice::Auto && hosts[i].host.id() != cpal::HostId::PulseAudio {
+            if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
+                PULSE_REACHED.store(true, std::sync::atomic::Ordering::Relaxed);
+                hosts[i].host = Arc::new(h);
+            }
+        }
+        return Ok(hosts[i].host.clone());
     }
     let h = Arc::new(connect_host(host)?);
     hosts.push(CachedHost {
@@ -1216,6 +1267,7 @@ pub fn listen_with(
     let mut kept = Vec::new();
     let mut health = StreamHealth::default();
     let mut found: Option<usize> = None;
+    let mut cancelled = false;
     let result = loop {
         block.clear();
         let pulled = pump.pull(&mut block);
@@ -1246,7 +1298,8 @@ pub fn listen_with(
             .armed_ms
             .map(|ms| started.elapsed().as_secs_f64() * 1000.0 - ms);
         let over = live.is_some_and(|ms| ms >= options.timeout.as_secs_f64() * 1000.0);
-        if found.is_some() || cancel.is_cancelled() || over {
+        cancelled = found.is_none() && cancel.is_cancelled();
+        if found.is_some() || cancelled || over {
             break Ok(());
         }
         thread::sleep(POLL);
@@ -1271,6 +1324,7 @@ pub fn listen_with(
         onset_unix_ms,
         verdict_unix_ms: unix_ms(),
         stopped_early: found.is_some(),
+        cancelled,
         health,
     };
     let audio = options.keep_audio.then_some(Audio {

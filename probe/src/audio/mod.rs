@@ -186,8 +186,13 @@ pub struct ListenReport {
     pub onset_unix_ms: Option<f64>,
     /// When the verdict was reached, as unix time in ms.
     pub verdict_unix_ms: f64,
-    /// Whether it stopped because the signature was found (else: timeout).
+    /// Whether it stopped because the signature was found (else: timeout or cancel).
     pub stopped_early: bool,
+    /// Whether it stopped because its caller cancelled it while it was still listening
+    /// (not its timeout, not the signature): the listen then ran at least until the cancel
+    /// arrived, which a harness uses to prove a play fell inside it.
+    #[serde(default)]
+    pub cancelled: bool,
     /// Health counters.
     pub health: StreamHealth,
 }

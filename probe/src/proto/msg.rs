@@ -209,6 +209,12 @@ pub struct RemoteSession {
 /// Answer to `info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeInfo {
+    /// This probe process's instance: random, new at every start, the same on every
+    /// connection to it. Two addresses whose probes show one id reach one probe (a local
+    /// and a remote address that do are the same machine, not a client and its session).
+    /// Empty from a probe that predates the field.
+    #[serde(default)]
+    pub instance_id: String,
     /// earshot-probe version.
     pub probe_version: String,
     /// Protocol version.

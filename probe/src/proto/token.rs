@@ -57,6 +57,15 @@ pub enum TokenError {
         /// The file.
         path: PathBuf,
     },
+    /// The environment variable is set but is not text.
+    #[error(
+        "{var} is set but is not valid UTF-8 text; expected the token (hex or base64), as \
+         `earshot-probe token new` writes it"
+    )]
+    NotText {
+        /// The variable.
+        var: &'static str,
+    },
     /// A new token file could not be written.
     #[error("cannot create token file {path}: {error}")]
     Create {
@@ -165,9 +174,11 @@ impl Token {
     /// # Errors
     /// [`TokenError::TooShort`].
     pub fn from_env() -> Result<Option<Token>, TokenError> {
+        // A variable that is set but unreadable is an error, never a probe without a token.
         match std::env::var(TOKEN_ENV) {
             Ok(v) => Token::new(&v, TOKEN_ENV).map(Some),
-            Err(_) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(TokenError::NotText { var: TOKEN_ENV }),
+            Err(std::env::VarError::NotPresent) => Ok(None),
         }
     }
 

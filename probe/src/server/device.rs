@@ -146,8 +146,15 @@ impl DeviceHandler {
     /// The audio host and its device catalogue: the costly part of `info`.
     fn catalogue(&self) -> Catalogue {
         // A catalogue failure is reported in the answer, not as a failed request: the
-        // harness still learns version, OS and session facts.
-        (backend::host_name(self.host), backend::catalog(self.host))
+        // harness still learns version, OS and session facts. The catalogue first: it finds
+        // a server that went away (and says so), where the host's name alone would be the
+        // cached connection's.
+        let devices = backend::catalog(self.host);
+        let host = match &devices {
+            Err(e) if e.kind == crate::audio::AudioErrorKind::HostUnavailable => Err(e.clone()),
+            _ => backend::host_name(self.host),
+        };
+        (host, devices)
     }
 }
 

@@ -197,6 +197,8 @@ pub struct Server<H: Handler> {
     busy: Arc<Mutex<HashMap<String, String>>>,
     /// Recordings waiting to be fetched, across all connections.
     evidence: Arc<Mutex<EvidenceStore>>,
+    /// This server's instance ([`ProbeInfo::instance_id`]): random, new at every start.
+    instance_id: String,
 }
 
 /// Releases a device when its job's blocking work really ends.
@@ -248,7 +250,13 @@ impl<H: Handler> Server<H> {
             ))),
             config,
             busy: Arc::default(),
+            instance_id: new_instance_id(),
         })
+    }
+
+    /// This server's instance id, as `info` reports it.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     /// The configuration in force.
@@ -745,6 +753,7 @@ impl<H: Handler> Server<H> {
         let store = self.evidence.clone();
         let done_tx = done_tx.clone();
         let name = req.body.name();
+        let instance = self.instance_id.clone();
         tokio::spawn(async move {
             let f2 = flag.clone();
             let progress = done_tx.clone();
@@ -771,6 +780,12 @@ impl<H: Handler> Server<H> {
                 run_job(&*handler, req.body, &f2, &armed, &keep)
             });
             let body = match tokio::time::timeout(bound, work).await {
+                // The instance is the server's, whatever the handler says: two addresses
+                // that reach one server must show one id.
+                Ok(Ok(ResponseBody::Info { mut info })) => {
+                    info.instance_id = instance;
+                    ResponseBody::Info { info }
+                }
                 Ok(Ok(body)) => body,
                 Ok(Err(e)) => ResponseBody::Error {
                     error: RemoteError::new(
@@ -888,6 +903,7 @@ fn limit_unsent(stream: &TcpStream) {
 /// Facts every handler reports the same way (version, host name, OS, session).
 pub fn base_info(max_capture: Duration) -> ProbeInfo {
     ProbeInfo {
+        instance_id: String::new(),
         probe_version: crate::VERSION.to_string(),
         protocol_version: crate::proto::PROTOCOL_VERSION,
         hostname: hostname(),
@@ -911,6 +927,11 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
             crate::proto::msg::RECORD_ARMED.to_string(),
         ],
     }
+}
+
+/// A fresh instance id: 64 random bits in hex.
+fn new_instance_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 fn hostname() -> String {

@@ -193,6 +193,7 @@ impl Handler for Fake {
                 onset_unix_ms: None,
                 verdict_unix_ms: 0.0,
                 stopped_early: heard,
+                cancelled: false,
                 health: StreamHealth::default(),
             },
             Some(Audio::mono(rate, samples)),
