@@ -62,6 +62,8 @@ async def main():
     server = await asyncio.start_server(
         lambda r, w: handle(r, w, a.target, a.delay_ms / 1000), host, int(port)
     )
+    # Who starts it waits for this line before connecting.
+    print(f"listening on {a.listen}", flush=True)
     async with server:
         await server.serve_forever()
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use earshot_e2e::{finish_with_report, harness_bin, repo_root, Finished, Host, Lab, Running};
+use earshot_e2e::{
+    agent_addr, finish_with_report, harness_bin, repo_root, Finished, Host, Lab, Running,
+};
 
 const TOKEN: &str = "e2e-token-0123456789abcdef";
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -837,4 +839,77 @@ fn a_fleet_run_over_lab_hosts_names_the_host_without_the_policy_and_the_one_neve
     assert!(text.contains("avd-d never dialed in"), "{text}");
     drop(probes);
     drop(labs);
+}
+
+/// A lab scenario with `policy` whose session probe is reached at `remote`.
+fn lab_scenario(dir: &Path, file: &str, policy: &str, remote: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"lab: {file}\"\nproduct = \"avd\"\n{policy}\n\
+             [timeouts]\nconnect = \"20s\"\n\
+             [probes.local]\naddress = \"{}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n\
+             output_loopback = \"speakers.monitor\"\nmic_feed = \"micfeed\"\n\
+             [probes.remote]\naddress = \"{remote}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n",
+            agent_addr(Host::Client)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_control_link_delayed_2_s_never_turns_a_policy_that_did_not_apply_into_a_pass() {
+    // Both directions redirected; the session probe's control traffic (not the audio)
+    // crosses a link that holds every byte 2 s each way. A policy that blocks both did not
+    // apply: fail or inconclusive, never pass. A policy that redirects both: pass.
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let via = "127.0.0.1:7792";
+    let mut cmd = lab
+        .in_netns(Host::Client, Path::new("/usr/bin/python3"))
+        .unwrap();
+    cmd.arg(repo_root().join("lab/delay-proxy.py")).args([
+        "--listen",
+        via,
+        "--target",
+        agent_addr(Host::Session),
+        "--delay-ms",
+        "2000",
+    ]);
+    let mut proxy = Running::start(cmd);
+    proxy
+        .wait_ready("the delay proxy", Duration::from_secs(10), || true)
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let blocked = lab_scenario(
+        out.path(),
+        "blocked.toml",
+        "[policy.session_host]\nfDisableCam = 1\nfDisableAudioCapture = 1",
+        via,
+    );
+    let redirected = lab_scenario(
+        out.path(),
+        "redirected.toml",
+        "[policy.rdp]\nproperties = \"audiomode:i:0;audiocapturemode:i:1\"",
+        via,
+    );
+    let json = out.path().join("report.json");
+    let mut cmd = lab.in_netns(Host::Client, &harness_bin()).unwrap();
+    cmd.arg("run")
+        .args([&blocked, &redirected])
+        .arg("--json")
+        .arg(&json)
+        .env("EARSHOT_LAB_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+    let (r, report) = finish_with_report(Running::start(cmd), Duration::from_secs(150), &json);
+    let got = verdicts(&report);
+    assert_eq!(got.len(), 2, "{}\n{}", r.stdout, r.stderr);
+    for v in &got[0].1 {
+        assert_ne!(v, "pass", "{}\n{}", r.stdout, r.stderr);
+    }
+    assert_eq!(got[1].1, ["pass", "pass"], "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(r.code, Some(0), "{r:?}");
 }

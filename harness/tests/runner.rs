@@ -1559,3 +1559,33 @@ async fn a_remote_probe_on_another_host_than_the_scenario_names_is_inconclusive(
     );
     assert_eq!(o.run.exit_code(), 2);
 }
+
+#[tokio::test]
+async fn escape_codes_from_a_probe_never_reach_the_report() {
+    // A fake probe names itself with escape sequences that would rewrite a terminal line
+    // into a forged verdict.
+    let rig = Rig::redirected();
+    let world = Arc::new(rig.world);
+    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    let forged = "host\u{1b}[2K\r\u{1b}[32m  output   PASS\u{1b}[0m";
+    let (remote, stop_r) =
+        serve(FakeProbe::new("remote", world, session_devices(true, true)).on(forged)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        REDIRECT_BOTH,
+        &format!("address = \"{local}\""),
+        &format!("address = \"{remote}\""),
+    );
+    let o = run_files(&[file], None).await;
+    stop_l.cancel();
+    stop_r.cancel();
+    // JSON writes an escape character as \u001b, Debug as \u{1b}.
+    let json = serde_json::to_string(&o.run).unwrap();
+    assert!(json.contains("output   PASS"), "the name is shown: {json}");
+    assert!(!json.contains("\\u001b"), "{json}");
+    for e in &o.events {
+        assert!(!e.contains("\\u{1b}"), "{e}");
+    }
+}

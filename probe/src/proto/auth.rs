@@ -171,6 +171,8 @@ async fn send<S: AsyncWrite + Unpin>(
 }
 
 fn refused(reason: RejectReason, message: String) -> ProtoError {
+    // Before authentication anyone can say anything: keep it printable.
+    let message = super::printable(&message);
     match reason {
         RejectReason::AuthFailed => ProtoError::AuthFailed(message),
         _ => ProtoError::Refused { reason, message },
@@ -180,7 +182,7 @@ fn refused(reason: RejectReason, message: String) -> ProtoError {
 fn unexpected(expected: &'static str, got: &Handshake) -> ProtoError {
     let got = serde_json::to_value(got)
         .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_string)))
+        .and_then(|v| v.get("type").and_then(|t| t.as_str().map(super::printable)))
         .unwrap_or_else(|| "?".into());
     ProtoError::Unexpected { expected, got }
 }

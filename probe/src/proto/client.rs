@@ -445,7 +445,7 @@ impl AuthedClient {
                         return Err(ClientError::Remote {
                             peer: self.inner.peer.clone(),
                             request: name,
-                            error,
+                            error: error.into_printable(),
                         });
                     }
                     Some(Incoming::Msg(other)) => return Ok(other),
@@ -574,7 +574,7 @@ impl AuthedClient {
                     return Err(ClientError::Remote {
                         peer: self.inner.peer.clone(),
                         request: name,
-                        error,
+                        error: error.into_printable(),
                     });
                 }
                 Some(Incoming::Msg(other)) => return Err(self.unexpected("evidence", &other)),
@@ -605,7 +605,7 @@ impl AuthedClient {
     pub async fn info(&self) -> Result<ProbeInfo, ClientError> {
         let t = self.inner.config.info_timeout;
         match self.call(RequestBody::Info, t, None, None).await? {
-            ResponseBody::Info { info } => Ok(*info),
+            ResponseBody::Info { info } => Ok(info.into_printable()),
             other => Err(self.unexpected("info", &other)),
         }
     }
@@ -765,11 +765,20 @@ impl AuthedClient {
 
 /// Harness side of dial-out: listens for probes started with `earshot-probe connect` and
 /// authenticates each as a client (the dialing probe is the protocol's server).
+///
+/// Handshakes run several at once, each as its own task, within a budget of their own
+/// ([`super::admission`]): connections that open and say nothing are evicted by later
+/// arrivals, so they cannot keep a probe out. A handshake in progress when an
+/// [`ProbeListener::accept`] returns goes on and is taken by the next one; all end with the
+/// listener.
 #[derive(Debug)]
 pub struct ProbeListener {
     listener: TcpListener,
     token: Option<Token>,
     config: ClientConfig,
+    admission: Arc<super::admission::Admission>,
+    /// Handshakes in progress; `None` from one a later arrival evicted.
+    pending: tokio::sync::Mutex<tokio::task::JoinSet<Option<Result<AuthedClient, ClientError>>>>,
 }
 
 impl ProbeListener {
@@ -782,6 +791,7 @@ impl ProbeListener {
         token: Option<Token>,
         config: ClientConfig,
     ) -> Result<ProbeListener, ClientError> {
+        use super::admission::{Admission, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
         let err = |error| ClientError::Connect {
             peer: addr.to_string(),
             error,
@@ -798,6 +808,8 @@ impl ProbeListener {
             listener,
             token,
             config,
+            admission: Admission::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR),
+            pending: tokio::sync::Mutex::default(),
         })
     }
 
@@ -809,29 +821,82 @@ impl ProbeListener {
         self.listener.local_addr()
     }
 
-    /// Waits up to `wait` for a probe to dial in, then authenticates it.
+    /// Waits up to `wait` for a probe that dials in and authenticates. A connection whose
+    /// handshake fails is turned away (logged) and the wait goes on: whoever can reach the
+    /// port cannot end it early.
     ///
     /// # Errors
-    /// A timeout when no probe dials; [`ClientError::Proto`] when its handshake fails.
+    /// When no probe got in within `wait`: the last turned-away connection's error (a probe
+    /// with another token, say), else a timeout.
     pub async fn accept(&self, wait: Duration) -> Result<AuthedClient, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
         let here = self
             .listener
             .local_addr()
             .map_or_else(|_| "listener".to_string(), |a| a.to_string());
-        let (stream, peer) = match tokio::time::timeout(wait, self.listener.accept()).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(error)) => return Err(ClientError::Connect { peer: here, error }),
-            Err(_) => {
-                return Err(ClientError::Proto {
-                    peer: here,
-                    error: ProtoError::Timeout {
-                        what: "a probe to dial in".into(),
-                        after: wait,
-                    },
-                })
-            }
+        let none_within = || ClientError::Proto {
+            peer: here.clone(),
+            error: ProtoError::Timeout {
+                what: "a probe to dial in".into(),
+                after: wait,
+            },
         };
-        AuthedClient::handshake(stream, peer.to_string(), self.token.as_ref(), &self.config).await
+        let Ok(mut pending) = tokio::time::timeout_at(deadline, self.pending.lock()).await else {
+            return Err(none_within());
+        };
+        let mut last = None;
+        loop {
+            tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((stream, peer)) => {
+                        pending.spawn(self.handshake(stream, peer));
+                    }
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!("accept failed on {here}: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(done) = pending.join_next(), if !pending.is_empty() => match done {
+                    Ok(Some(Ok(client))) => return Ok(client),
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!("a probe dialing in on {here} was turned away: {e}");
+                        last = Some(e);
+                    }
+                    Ok(None) | Err(_) => {}
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(last.unwrap_or_else(none_within));
+                }
+            }
+        }
+    }
+
+    /// The handshake of a connection from `peer`, within the budget and its deadline
+    /// (three steps); `None` when a later arrival evicted it.
+    fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Option<Result<AuthedClient, ClientError>>> + Send + 'static
+    {
+        let ticket = self.admission.admit(peer.ip());
+        let (token, config) = (self.token.clone(), self.config.clone());
+        async move {
+            let evicted = ticket.evicted();
+            let deadline = config.handshake_timeout * 3;
+            let handshake =
+                AuthedClient::handshake(stream, peer.to_string(), token.as_ref(), &config);
+            tokio::select! {
+                r = tokio::time::timeout(deadline, handshake) => Some(r.unwrap_or_else(|_| {
+                    Err(ClientError::Proto {
+                        peer: peer.to_string(),
+                        error: ProtoError::Timeout { what: "the handshake".into(), after: deadline },
+                    })
+                })),
+                () = evicted => None,
+            }
+        }
     }
 }
 

@@ -54,6 +54,7 @@
 //!
 //! This module builds without the `devices` feature: the harness links it without cpal.
 
+pub mod admission;
 pub mod auth;
 pub mod channel;
 pub mod client;
@@ -62,6 +63,20 @@ pub mod msg;
 pub mod token;
 
 use std::time::Duration;
+
+/// `text` from a peer, safe to print on a terminal: every control character (escape
+/// sequences that would move the cursor, recolour or rewrite lines, as a forged
+/// "output PASS" could) becomes U+FFFD; tabs and line breaks become spaces. A peer's
+/// words are shown, never obeyed.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
 
 /// Protocol version, exchanged first; both sides refuse a different one. Version 2: the
 /// handshake binds the transcript and every later frame is sealed; evidence is fetched
@@ -183,4 +198,19 @@ pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a test runtime")
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn escape_sequences_from_a_peer_are_shown_never_obeyed() {
+        let forged = "host\x1b[2K\r\x1b[32moutput PASS\x1b[0m\x07\nnext";
+        let shown = super::printable(forged);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("output PASS"), "{shown:?}");
+        assert_eq!(
+            super::printable("Remote Audio (ünïcode)"),
+            "Remote Audio (ünïcode)"
+        );
+    }
 }

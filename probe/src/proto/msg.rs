@@ -261,6 +261,37 @@ pub struct ProbeInfo {
     pub features: Vec<String>,
 }
 
+impl ProbeInfo {
+    /// The peer's words made printable ([`super::printable`]): host name, session markers,
+    /// devices, audio host and catalogue errors, held inputs.
+    pub fn into_printable(mut self) -> ProbeInfo {
+        use super::printable as p;
+        self.hostname = p(&self.hostname);
+        self.instance_id = p(&self.instance_id);
+        self.probe_version = p(&self.probe_version);
+        self.os = p(&self.os);
+        self.arch = p(&self.arch);
+        self.session.evidence = self.session.evidence.iter().map(|e| p(e)).collect();
+        let error = |e: &mut crate::audio::AudioError| e.message = p(&e.message);
+        match &mut self.audio_host {
+            Ok(h) => *h = p(h),
+            Err(e) => error(e),
+        }
+        match &mut self.devices {
+            Ok(list) => list.iter_mut().for_each(|d| {
+                d.id = p(&d.id);
+                d.name = p(&d.name);
+            }),
+            Err(e) => error(e),
+        }
+        for held in self.primed_inputs.iter_mut().chain(&mut self.primed_input) {
+            held.device = p(&held.device);
+            held.error = held.error.as_deref().map(p);
+        }
+        self
+    }
+}
+
 /// An input held open by the probe (`--prime-input`), as it stood when `info` answered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PrimedInput {
@@ -455,6 +486,12 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
+    /// This error with its message made printable ([`super::printable`]).
+    pub fn into_printable(mut self) -> RemoteError {
+        self.message = super::printable(&self.message);
+        self
+    }
+
     /// An error of `code` with a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> RemoteError {
         RemoteError {

@@ -92,8 +92,13 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ServerConfig {
     /// Accepted tokens (several while one is rotated out); empty only on loopback.
     pub tokens: Vec<Token>,
-    /// Connections served at once.
+    /// Authenticated connections served at once.
     pub max_connections: usize,
+    /// Handshakes in progress at once, apart from authenticated connections; a new
+    /// connection over it evicts the oldest handshake in progress.
+    pub max_handshakes: usize,
+    /// Handshakes in progress at once from one address.
+    pub max_handshakes_per_addr: usize,
     /// Bound on each handshake step.
     pub handshake_timeout: Duration,
     /// A connection without jobs or requests for this long is closed.
@@ -121,6 +126,8 @@ impl Default for ServerConfig {
         ServerConfig {
             tokens: Vec::new(),
             max_connections: 64,
+            max_handshakes: crate::proto::admission::MAX_HANDSHAKES,
+            max_handshakes_per_addr: crate::proto::admission::MAX_HANDSHAKES_PER_ADDR,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             max_capture: Duration::from_secs(60),
@@ -199,6 +206,8 @@ pub struct Server<H: Handler> {
     evidence: Arc<Mutex<EvidenceStore>>,
     /// This server's instance ([`ProbeInfo::instance_id`]): random, new at every start.
     instance_id: String,
+    /// Handshakes in progress, with their own budget.
+    admission: Arc<crate::proto::admission::Admission>,
 }
 
 /// Releases a device when its job's blocking work really ends.
@@ -241,6 +250,10 @@ struct Conn {
 impl<H: Handler> Server<H> {
     /// A server for `handler`.
     pub fn new(handler: H, config: ServerConfig) -> Arc<Server<H>> {
+        let admission = crate::proto::admission::Admission::new(
+            config.max_handshakes,
+            config.max_handshakes_per_addr,
+        );
         Arc::new(Server {
             handler: Arc::new(handler),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
@@ -251,6 +264,7 @@ impl<H: Handler> Server<H> {
             config,
             busy: Arc::default(),
             instance_id: new_instance_id(),
+            admission,
         })
     }
 
@@ -304,6 +318,9 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 
+    /// Takes a new connection: its handshake runs within the handshake budget (a later
+    /// arrival may evict it while it says nothing), and only an authenticated connection
+    /// takes one of the `max_connections` places.
     fn admit(
         self: &Arc<Self>,
         tracker: &TaskTracker,
@@ -311,30 +328,53 @@ impl<H: Handler> Server<H> {
         peer: SocketAddr,
         shutdown: &CancellationToken,
     ) {
-        match self.connections.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let me = self.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = me.serve_stream(stream, peer.to_string(), &shutdown).await {
-                        tracing::info!("connection from {peer}: {e}");
-                    }
-                });
-            }
-            Err(_) => {
-                let step = self.config.handshake_timeout.min(Duration::from_secs(1));
-                let max = self.config.max_connections;
-                tracker.spawn(async move {
-                    tracing::warn!("refusing {peer}: connection limit {max} reached");
-                    let msg = format!("the probe serves its maximum of {max} connections");
-                    reject(&mut stream, RejectReason::ConnectionLimit, msg, step).await;
-                    // Read what the client sent (its hello) before closing, so the close
-                    // is not a reset that could discard our reason on its side.
-                    let _ = tokio::time::timeout(step, read_frame(&mut stream, 4096)).await;
-                });
-            }
+        if self.connections.available_permits() == 0 {
+            let step = self.config.handshake_timeout.min(Duration::from_secs(1));
+            let max = self.config.max_connections;
+            tracker.spawn(async move {
+                tracing::warn!("refusing {peer}: connection limit {max} reached");
+                let msg = format!("the probe serves its maximum of {max} connections");
+                reject(&mut stream, RejectReason::ConnectionLimit, msg, step).await;
+                // Read what the client sent (its hello) before closing, so the close
+                // is not a reset that could discard our reason on its side.
+                let _ = tokio::time::timeout(step, read_frame(&mut stream, 4096)).await;
+            });
+            return;
         }
+        let ticket = self.admission.admit(peer.ip());
+        let me = self.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let evicted = ticket.evicted();
+            let who = peer.to_string();
+            let authed = tokio::select! {
+                r = me.authenticate(stream, &who, &shutdown) => r,
+                () = evicted => {
+                    tracing::info!("connection from {peer}: evicted before it authenticated");
+                    return;
+                }
+            };
+            drop(ticket);
+            let (stream, sealer, opener) = match authed {
+                Ok(Some(a)) => a,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::info!("connection from {peer}: {e}");
+                    return;
+                }
+            };
+            // Taken only now: a connection that never authenticates holds no place.
+            let Ok(_permit) = me.connections.clone().try_acquire_owned() else {
+                tracing::warn!("closing {peer}: connection limit reached while it authenticated");
+                return;
+            };
+            if let Err(e) = me
+                .session(stream, peer.to_string(), sealer, opener, &shutdown)
+                .await
+            {
+                tracing::info!("connection from {peer}: {e}");
+            }
+        });
     }
 
     /// Dials `addr` (the harness) and serves that one connection until it closes or
@@ -380,23 +420,47 @@ impl<H: Handler> Server<H> {
     /// The handshake's or the session's [`ProtoError`]; a clean close is `Ok`.
     pub async fn serve_stream(
         self: &Arc<Self>,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: String,
         shutdown: &CancellationToken,
     ) -> Result<(), ProtoError> {
+        match self.authenticate(stream, &peer, shutdown).await? {
+            Some((stream, sealer, opener)) => {
+                self.session(stream, peer, sealer, opener, shutdown).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The server side of the handshake on `stream`, within its deadline (every step
+    /// bounded, and the whole at most [`HANDSHAKE_STEPS`] steps); `None` when shutdown
+    /// came first (the peer is told).
+    async fn authenticate(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        peer: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(TcpStream, Sealer, crate::proto::channel::Opener)>, ProtoError> {
         let _ = stream.set_nodelay(true);
         limit_unsent(&stream);
         let step = self.config.handshake_timeout;
+        let deadline = step * HANDSHAKE_STEPS;
         let established = tokio::select! {
-            r = server_handshake(&mut stream, &self.config.tokens, step) => r?,
+            r = tokio::time::timeout(deadline, server_handshake(&mut stream, &self.config.tokens, step)) => match r {
+                Ok(r) => r?,
+                Err(_) => return Err(ProtoError::Timeout {
+                    what: "the handshake".into(),
+                    after: deadline,
+                }),
+            },
             () = shutdown.cancelled() => {
                 reject(&mut stream, RejectReason::ShuttingDown, "the probe is shutting down".into(), step).await;
-                return Ok(());
+                return Ok(None);
             }
         };
         tracing::info!("{peer} authenticated ({})", established.peer_agent);
         let (sealer, opener) = established.keys.server();
-        self.session(stream, peer, sealer, opener, shutdown).await
+        Ok(Some((stream, sealer, opener)))
     }
 
     async fn session(
@@ -817,6 +881,9 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 }
+
+/// A handshake's whole deadline, in steps of `handshake_timeout`: hello, proof, welcome.
+const HANDSHAKE_STEPS: u32 = 3;
 
 /// Keeps a recording as evidence (the device's sample format decides the bit depth).
 type Keep<'a> = &'a (dyn Fn(Audio, &str) -> Option<EvidenceRef> + Send + Sync);

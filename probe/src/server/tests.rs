@@ -1518,3 +1518,65 @@ async fn a_record_says_armed_before_it_ends_and_the_probe_offers_the_feature() {
     );
     assert!(rec.evidence.is_none());
 }
+
+/// Opens `n` connections to `addr` that never say a word.
+async fn half_open(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    held
+}
+
+#[tokio::test]
+async fn a_harness_gets_in_within_1_s_while_80_half_open_handshakes_are_held() {
+    // Handshakes wait up to 5 s a step here, as by default: held connections would keep
+    // every place for that long if they counted against the connection limit.
+    let cfg = ServerConfig {
+        handshake_timeout: Duration::from_secs(5),
+        ..config()
+    };
+    let r = start(Fake::new(Duration::ZERO), cfg).await;
+    let held = half_open(&r.addr, 80).await;
+    let t0 = Instant::now();
+    let c = tokio::time::timeout(Duration::from_secs(1), connect(&r.addr))
+        .await
+        .expect("the harness got in within 1 s");
+    c.info().await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(
+        r.server.admission.pending() <= crate::proto::admission::MAX_HANDSHAKES_PER_ADDR,
+        "held handshakes over their budget: {}",
+        r.server.admission.pending()
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_dialing_probe_gets_in_within_1_s_while_80_half_open_connections_are_held() {
+    let pl = ProbeListener::bind("127.0.0.1:0", Some(token()), client_config())
+        .await
+        .unwrap();
+    let addr = pl.local_addr().unwrap().to_string();
+    let held = half_open(&addr, 80).await;
+    let server = Server::new(Fake::new(Duration::from_millis(10)), config());
+    let shutdown = CancellationToken::new();
+    let t0 = Instant::now();
+    let dial = tokio::spawn({
+        let (server, shutdown, addr) = (server.clone(), shutdown.clone(), addr.clone());
+        async move {
+            server
+                .serve_dialed(&addr, Duration::from_secs(2), &shutdown)
+                .await
+        }
+    });
+    let c = pl
+        .accept(Duration::from_secs(1))
+        .await
+        .expect("the dialing probe got in within 1 s");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    c.info().await.unwrap();
+    drop(held);
+    shutdown.cancel();
+    let _ = dial.await;
+}
