@@ -913,3 +913,38 @@ fn a_control_link_delayed_2_s_never_turns_a_policy_that_did_not_apply_into_a_pas
     assert_eq!(got[1].1, ["pass", "pass"], "{}\n{}", r.stdout, r.stderr);
     assert_ne!(r.code, Some(0), "{r:?}");
 }
+
+#[test]
+fn a_dead_session_audio_service_is_inconclusive_and_a_restarted_one_is_taken_again() {
+    // Nothing is redirected and the policy blocks both directions; the session has no
+    // output endpoint, which is a finding only while its audio service is up.
+    let lab = Lab::up(&["--output", "none", "--capture", "none"]).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let file = scenario("avd-do-not-play");
+    let out = tempfile::tempdir().unwrap();
+    let (_, report) = run(&lab, std::slice::from_ref(&file), out.path());
+    assert_eq!(verdicts(&report)[0].1, ["pass", "pass"], "{report}");
+
+    lab.kill(Host::Session).unwrap();
+    let (r, report) = run(&lab, std::slice::from_ref(&file), out.path());
+    let checks = report["scenarios"][0]["checks"].as_array().unwrap();
+    assert!(!checks.is_empty(), "{report}");
+    for c in checks {
+        assert_eq!(c["verdict"], "inconclusive", "{c}");
+        assert!(
+            c["cause"]
+                .as_str()
+                .unwrap()
+                .contains("audio service unavailable"),
+            "{c}"
+        );
+    }
+    assert_eq!(r.code, Some(2), "{r:?}");
+
+    // The same probe, not restarted, takes the server back at its next request.
+    lab.restart(Host::Session).unwrap();
+    let (r, report) = run(&lab, std::slice::from_ref(&file), out.path());
+    assert_eq!(verdicts(&report)[0].1, ["pass", "pass"], "{report}");
+    assert_eq!(r.code, Some(0), "{r:?}");
+}

@@ -349,6 +349,19 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts a killed host's daemon again from its configuration (its tunnels are not
+    /// restored: for a lab brought up with nothing redirected).
+    pub fn restart(&self, host: Host) -> Result<()> {
+        let st = Command::new(repo_root().join("lab/lab"))
+            .args(["restart", host.name(), "--state-dir"])
+            .arg(self.state.path())
+            .status()?;
+        if !st.success() {
+            bail!("lab/lab restart {} failed", host.name());
+        }
+        Ok(())
+    }
+
     /// Records `seconds` from `source` on `record_host` while `file` plays on `sink` of
     /// `play_host`, `lead_ms` after the recording starts. The recording asks for 20 ms of
     /// latency: a PulseAudio source left to choose delivers in chunks of up to 2 s, and what
