@@ -40,7 +40,8 @@ def scenario(dir_, name, policy):
         '[timeouts]\nconnect = "30s"\n'
         '[probes.local]\naddress = "10.77.0.1:7701"\ntoken_env = "EARSHOT_LAB_TOKEN"\n'
         'output_loopback = "speakers.monitor"\nmic_feed = "micfeed"\n'
-        f'[probes.remote]\naddress = "{VIA}"\ntoken_env = "EARSHOT_LAB_TOKEN"\n')
+        f'[probes.remote]\naddress = "{VIA}"\ntoken_env = "EARSHOT_LAB_TOKEN"\n'
+        'session = "any"\n')
     return path
 
 

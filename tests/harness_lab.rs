@@ -753,7 +753,7 @@ fn a_fleet_run_over_lab_hosts_names_the_host_without_the_policy_and_the_one_neve
              [timeouts]\nconnect = \"10s\"\n\
              [probes.local]\naddress = \"127.0.0.1:1\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n\
              output_loopback = \"speakers.monitor\"\nmic_feed = \"micfeed\"\n\
-             [probes.remote]\ndial_in = \"0.0.0.0:{port}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n"
+             [probes.remote]\ndial_in = \"0.0.0.0:{port}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\nsession = \"any\"\n"
         ),
     )
     .unwrap();
@@ -851,7 +851,7 @@ fn lab_scenario(dir: &Path, file: &str, policy: &str, remote: &str) -> PathBuf {
              [timeouts]\nconnect = \"20s\"\n\
              [probes.local]\naddress = \"{}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n\
              output_loopback = \"speakers.monitor\"\nmic_feed = \"micfeed\"\n\
-             [probes.remote]\naddress = \"{remote}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\n",
+             [probes.remote]\naddress = \"{remote}\"\ntoken_env = \"EARSHOT_LAB_TOKEN\"\nsession = \"any\"\n",
             agent_addr(Host::Client)
         ),
     )

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::policy::{self, Expectation, PolicyError};
 use crate::proof::{ListenSpan, PlayTiming, SilenceBound, SilenceProof};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
-use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError};
+use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError, SessionRequirement};
 use crate::verdict::{
     expected_on, judge, needs_sound, Judgement, Observation, RigProof, Side, Verdict,
 };
@@ -400,6 +400,18 @@ fn wrong_probes(s: &Scenario, local: &Probe, remote: &Probe) -> Option<String> {
             remote.info.hostname
         ));
     }
+    let session = &remote.info.session;
+    if s.probes.remote.session == SessionRequirement::Remote && session.kind != SessionKind::Remote
+    {
+        return Some(format!(
+            "the remote probe on {} shows no remote desktop session ({}): its checks would \
+             measure that machine's own audio, not redirection; start earshot-probe inside \
+             the user's RDP session (on Windows, not on the console), or for a lab without \
+             RDP set probes.remote.session = \"any\"",
+            remote.info.hostname,
+            session_words(session)
+        ));
+    }
     for (role, spec, p) in [
         ("local", &s.probes.local, local),
         ("remote", &s.probes.remote, remote),
@@ -433,21 +445,31 @@ fn preflight_warnings(local: &Probe, remote: &Probe) -> Vec<String> {
             w.push(format!("{} probe has no usable audio host: {e}", p.role));
         }
     }
-    match remote.info.session.kind {
-        SessionKind::Remote => {}
-        SessionKind::Local => w.push(format!(
-            "the remote probe on {} is NOT in a remote desktop session (it runs on the \
-             console): start it inside the user's session, or the checks test the wrong audio \
-             path",
-            remote.info.hostname
-        )),
-        SessionKind::Unknown => w.push(format!(
-            "the remote probe on {} cannot tell whether it runs in a remote desktop session; \
-             make sure it does",
-            remote.info.hostname
-        )),
+    if remote.info.session.kind != SessionKind::Remote {
+        // Only with probes.remote.session = "any": otherwise the scenario ended before.
+        w.push(format!(
+            "the remote probe on {} shows no remote desktop session ({}); the scenario accepts \
+             any (probes.remote.session = \"any\"), so the verdicts are about the audio path \
+             between the two probes, not an RDP session",
+            remote.info.hostname,
+            session_words(&remote.info.session)
+        ));
     }
     w
+}
+
+/// A probe's session as it showed it, in words: its kind and markers.
+fn session_words(session: &earshot_probe::proto::msg::RemoteSession) -> String {
+    let kind = match session.kind {
+        SessionKind::Remote => "remote",
+        SessionKind::Local => "the console",
+        SessionKind::Unknown => "kind unknown",
+    };
+    if session.evidence.is_empty() {
+        format!("{kind}, no markers")
+    } else {
+        format!("{kind}: {}", session.evidence.join(", "))
+    }
 }
 
 /// The local (client rig) endpoints a check needs, as (scenario key, selector, direction).

@@ -540,6 +540,24 @@ pub struct ProbeSpec {
     /// compare inventory names: case and domain suffix aside). A probe on another machine
     /// makes the scenario inconclusive: its verdicts would be about the wrong host.
     pub host: Option<String>,
+    /// Remote probe: whether it must show a remote desktop session (`remote`, the default:
+    /// a probe that shows none makes the scenario inconclusive, since its checks would
+    /// measure a local desktop's audio) or any session will do (`any`: a lab without RDP,
+    /// such as the tunnel lab; the report says so).
+    #[serde(default)]
+    pub session: SessionRequirement,
+}
+
+/// What session the remote probe must show (`probes.remote.session`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRequirement {
+    /// A remote desktop session, proven by its markers (xrdp's environment, Windows'
+    /// SM_REMOTESESSION or session ids).
+    #[default]
+    Remote,
+    /// Any: the path between the two probes is what is measured (a lab without RDP).
+    Any,
 }
 
 fn default_device() -> String {
@@ -881,6 +899,13 @@ impl Scenario {
             if self.checks[..i].contains(c) {
                 return Err(self.invalid("checks", format!("`{c}` is listed twice")));
             }
+        }
+        if self.probes.local.session != SessionRequirement::Remote {
+            return Err(self.invalid(
+                "probes.local.session",
+                "is for the remote probe (the session it must show); remove it from \
+                 [probes.local]",
+            ));
         }
         let host = &self.policy.session_host;
         let windows_policy_set = host.f_disable_cam.is_some()

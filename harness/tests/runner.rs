@@ -14,6 +14,7 @@ use earshot_harness::runner::{self, RunOptions};
 use earshot_harness::scenario::Check;
 use earshot_harness::verdict::Verdict;
 use earshot_probe::audio::{AudioError, AudioErrorKind, DeviceInfo};
+use earshot_probe::proto::msg::SessionKind;
 use earshot_probe::server::{Server, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -116,6 +117,7 @@ impl Rig {
             reconnects_at: None,
             made: std::time::Instant::now(),
             hostname: None,
+            session: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -132,6 +134,7 @@ impl Rig {
                 .map(|after| std::time::Instant::now() + after),
             made: std::time::Instant::now(),
             hostname: None,
+            session: None,
         })
         .await;
         let remote = match self.remote_link {
@@ -1587,5 +1590,48 @@ async fn escape_codes_from_a_probe_never_reach_the_report() {
     assert!(!json.contains("\\u001b"), "{json}");
     for e in &o.events {
         assert!(!e.contains("\\u{1b}"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_remote_probe_that_shows_no_remote_session_is_inconclusive_unless_any_will_do() {
+    for (kind, words) in [
+        (SessionKind::Local, "the console"),
+        (SessionKind::Unknown, "kind unknown"),
+    ] {
+        let world = Arc::new(Rig::redirected().world);
+        let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+        let (remote, stop_r) =
+            serve(FakeProbe::new("remote", world, session_devices(true, true)).showing(kind)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let run = |extra: &str| {
+            write_scenario(
+                dir.path(),
+                "avd",
+                REDIRECT_BOTH,
+                &format!("address = \"{local}\""),
+                &format!("address = \"{remote}\"\n{extra}"),
+            )
+        };
+        let o = run_files(&[run("")], None).await;
+        let s = &o.run.scenarios[0];
+        let why = s.error.as_deref().unwrap_or_default();
+        assert!(s.checks.is_empty(), "{:?}", s.checks);
+        assert!(
+            why.contains("shows no remote desktop session") && why.contains(words),
+            "{why}"
+        );
+        assert_eq!(o.run.exit_code(), 2);
+        // A lab without RDP says any session will do: the checks run, and the report says
+        // what they are about.
+        let o = run_files(&[run("session = \"any\"")], None).await;
+        assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(0));
+        let warned = o.run.scenarios[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("not an RDP session"));
+        assert!(warned, "{:?}", o.run.scenarios[0].warnings);
+        stop_l.cancel();
+        stop_r.cancel();
     }
 }

@@ -110,6 +110,8 @@ pub struct FakeProbe {
     pub made: Instant,
     /// The host name it reports, when not its name in the world.
     pub hostname: Option<String>,
+    /// The session it shows (default: `remote` for the probe named "remote", else local).
+    pub session: Option<SessionKind>,
 }
 
 pub fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
@@ -183,7 +185,14 @@ impl FakeProbe {
             reconnects_at: None,
             made: Instant::now(),
             hostname: None,
+            session: None,
         }
+    }
+
+    /// This probe, showing a session of `kind`.
+    pub fn showing(mut self, kind: SessionKind) -> FakeProbe {
+        self.session = Some(kind);
+        self
     }
 
     /// This probe, reporting `host` as its host name.
@@ -233,11 +242,11 @@ impl Handler for FakeProbe {
         i.audio_host = Ok("Fake".into());
         i.devices = self.devices.clone();
         i.session = RemoteSession {
-            kind: if self.name == "remote" {
+            kind: self.session.unwrap_or(if self.name == "remote" {
                 SessionKind::Remote
             } else {
                 SessionKind::Local
-            },
+            }),
             evidence: vec![],
         };
         i.now_unix_ms = self.now();
