@@ -271,16 +271,84 @@ impl Run {
         }
     }
 
-    /// The exit code: 0 all passed, 1 any failed, 2 any inconclusive (and none failed).
+    /// The exit code: 0 all passed, 1 any failed, 2 any inconclusive or did not run (and
+    /// none failed), or nothing ran. Made from [`Run::tally`], as every artifact's counts
+    /// are, so they cannot disagree.
     pub fn exit_code(&self) -> i32 {
-        let verdicts: Vec<_> = self.scenarios.iter().map(ScenarioRecord::verdict).collect();
-        if verdicts.contains(&Verdict::Fail) {
+        self.tally().exit_code()
+    }
+
+    /// What the run counts: every check's verdict, and every scenario that did not run
+    /// (a setup error, an unreached host, or no check finished), which counts as
+    /// inconclusive wherever the counts are shown.
+    pub fn tally(&self) -> Tally {
+        let mut t = Tally {
+            scenarios: self.scenarios.len(),
+            ..Tally::default()
+        };
+        for s in &self.scenarios {
+            for c in &s.checks {
+                match c.verdict {
+                    Verdict::Pass => t.pass += 1,
+                    Verdict::Fail => t.fail += 1,
+                    Verdict::Inconclusive => t.inconclusive += 1,
+                }
+            }
+            if s.error.is_some() || s.checks.is_empty() {
+                t.did_not_run += 1;
+            }
+        }
+        t
+    }
+}
+
+/// A run's counts, from which the terminal's closing line, the HTML headline and the exit
+/// code are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Scenarios (one per host and scenario in a fleet run).
+    pub scenarios: usize,
+    /// Checks that passed.
+    pub pass: usize,
+    /// Checks that failed.
+    pub fail: usize,
+    /// Checks that were inconclusive.
+    pub inconclusive: usize,
+    /// Scenarios that did not run (a setup error, an unreached host, no check finished).
+    pub did_not_run: usize,
+}
+
+impl Tally {
+    /// Inconclusive checks plus scenarios that did not run.
+    pub fn inconclusive_total(&self) -> usize {
+        self.inconclusive + self.did_not_run
+    }
+
+    /// The exit code these counts give.
+    pub fn exit_code(&self) -> i32 {
+        if self.fail > 0 {
             1
-        } else if verdicts.contains(&Verdict::Inconclusive) || verdicts.is_empty() {
+        } else if self.inconclusive_total() > 0 || self.scenarios == 0 {
             2
         } else {
             0
         }
+    }
+
+    /// The counts in words: "3 scenario(s): 2 pass, 0 fail, 2 inconclusive (2 did not run)".
+    pub fn words(&self) -> String {
+        let not_run = if self.did_not_run > 0 {
+            format!(" ({} did not run)", self.did_not_run)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} scenario(s): {} pass, {} fail, {} inconclusive{not_run}",
+            self.scenarios,
+            self.pass,
+            self.fail,
+            self.inconclusive_total()
+        )
     }
 }
 

@@ -89,23 +89,23 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>earshot report</title><style>{STYLE}</style></head><body>"
     );
-    let total = |v: &str| {
-        run.scenarios
-            .iter()
-            .flat_map(|s| &s.checks)
-            .filter(|c| c.verdict.to_string() == v)
-            .count()
+    let t = run.tally();
+    let not_run = if t.did_not_run > 0 {
+        format!(" ({} did not run)", t.did_not_run)
+    } else {
+        String::new()
     };
     let _ = writeln!(
         h,
         "<h1>earshot: audio redirection report</h1>\n<p class=\"meta\">earshot {}, run started \
-         {}; {} scenario(s): <b>{}</b> pass, <b>{}</b> fail, <b>{}</b> inconclusive</p>",
+         {}; {} scenario(s): <b>{}</b> pass, <b>{}</b> fail, <b>{}</b> inconclusive{}</p>",
         esc(&run.earshot_version),
         esc(&crate::host::when(run.started_unix_ms)),
-        run.scenarios.len(),
-        total("pass"),
-        total("fail"),
-        total("inconclusive"),
+        t.scenarios,
+        t.pass,
+        t.fail,
+        t.inconclusive_total(),
+        esc(&not_run),
     );
     // The matrix.
     let columns: Vec<Check> = [

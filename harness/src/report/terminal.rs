@@ -170,9 +170,16 @@ impl<W: Write> Reporter for TerminalReporter<W> {
     }
 
     fn finish(&mut self, run: &Run) -> Result<(), ReportError> {
-        writeln!(self.out, "\n{}", summary_table(run))
-            .and_then(|()| self.out.flush())
-            .map_err(terminal_error)
+        let t = run.tally();
+        writeln!(
+            self.out,
+            "\n{}\n{} (exit {})",
+            summary_table(run),
+            t.words(),
+            t.exit_code()
+        )
+        .and_then(|()| self.out.flush())
+        .map_err(terminal_error)
     }
 }
 

@@ -229,3 +229,101 @@ fn the_host_facts_reach_junit_and_the_terminal() {
         "{text}"
     );
 }
+
+/// A run made of `n` scenarios drawn from `seed`: each may fail to run (a setup error),
+/// carry a fleet host, and finish 0-3 checks of any verdict.
+fn random_run(seed: u64) -> Run {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut run = Run::new();
+    for si in 0..next(5) {
+        let host = (next(2) == 0).then(|| format!("host-{si}"));
+        run.apply(&Event::ScenarioStarted(ScenarioRecord {
+            name: format!("scenario {si}"),
+            file: "s.toml".into(),
+            product: Some(Product::Avd),
+            expectation: None,
+            probes: vec![],
+            warnings: vec![],
+            checks: vec![],
+            error: None,
+            host,
+            started_unix_ms: 1_764_000_000_000.0,
+            finished_unix_ms: None,
+        }));
+        if next(4) == 0 {
+            run.apply(&Event::ScenarioError("no probe answered".into()));
+        } else {
+            let verdicts = [Verdict::Pass, Verdict::Fail, Verdict::Inconclusive];
+            let template = run_with(&[Verdict::Pass]).scenarios[0].checks[0].clone();
+            for ci in 0..next(4) {
+                let mut c = template.clone();
+                c.check = [Check::Output, Check::Capture, Check::Continuity][ci as usize % 3];
+                c.verdict = verdicts[next(3) as usize];
+                run.apply(&Event::CheckFinished(c));
+            }
+        }
+        run.apply(&Event::ScenarioFinished);
+    }
+    run
+}
+
+#[test]
+fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
+    let runs = 2000;
+    for seed in 0..runs {
+        let run = random_run(seed);
+        let t = run.tally();
+        // The exit code as the scenarios' own verdicts give it.
+        let verdicts: Vec<Verdict> = run.scenarios.iter().map(ScenarioRecord::verdict).collect();
+        let by_scenario = if verdicts.contains(&Verdict::Fail) {
+            1
+        } else if verdicts.is_empty() || verdicts.contains(&Verdict::Inconclusive) {
+            2
+        } else {
+            0
+        };
+        assert_eq!(run.exit_code(), by_scenario, "seed {seed}: {t:?}");
+        // HTML headline.
+        let html = html::render(&run, &mut std::collections::HashMap::new());
+        let headline = format!(
+            "{} scenario(s): <b>{}</b> pass, <b>{}</b> fail, <b>{}</b> inconclusive",
+            t.scenarios,
+            t.pass,
+            t.fail,
+            t.inconclusive_total()
+        );
+        assert!(html.contains(&headline), "seed {seed}: {headline}");
+        assert_eq!(
+            html.contains("did not run)"),
+            t.did_not_run > 0,
+            "seed {seed}"
+        );
+        // JUnit: a failure per failed check, an error per inconclusive one and per
+        // scenario that did not run.
+        let xml = junit_xml(&run).unwrap();
+        assert_eq!(
+            xml.matches("<failure").count(),
+            t.fail,
+            "seed {seed}: {xml}"
+        );
+        assert_eq!(
+            xml.matches("<error").count(),
+            t.inconclusive_total(),
+            "seed {seed}: {xml}"
+        );
+        // The terminal's closing lines.
+        let mut out = Vec::new();
+        TerminalReporter::new(&mut out, false).finish(&run).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(&format!("{} (exit {})", t.words(), run.exit_code())),
+            "seed {seed}: {text}"
+        );
+    }
+}
