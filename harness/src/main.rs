@@ -439,12 +439,7 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         let (s, e) = (&p.scenario, &p.expectation);
         text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
         for c in [Check::Output, Check::Capture] {
-            let d = match c {
-                Check::Output | Check::Continuity | Check::Quality => {
-                    (&e.output.decided_by, &e.output.trail)
-                }
-                Check::Capture => (&e.capture.decided_by, &e.capture.trail),
-            };
+            let d = (e.decided_by(c), e.trail(c));
             text += &format!(
                 "  {:<8} {}, decided by {}\n",
                 format!("{c}:"),

@@ -284,6 +284,15 @@ impl Expectation {
             Check::Quality => &self.quality.decided_by,
         }
     }
+
+    /// What every layer said about a check on `path`, in order.
+    pub fn trail(&self, path: Check) -> &[String] {
+        match path {
+            Check::Output | Check::Continuity => &self.output.trail,
+            Check::Capture => &self.capture.trail,
+            Check::Quality => &self.quality.trail,
+        }
+    }
 }
 
 /// Rank for "most restrictive": a larger value restricts more.

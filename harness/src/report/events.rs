@@ -60,6 +60,10 @@ pub struct ProbeSummary {
 pub struct CheckRecord {
     /// Which check.
     pub check: Check,
+    /// The path it measured, whose expectation applies (`output` or `capture`; the
+    /// continuity check streams on either); absent from a report that predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Check>,
     /// The expectation in words.
     pub expected: String,
     /// The layer that decided it.

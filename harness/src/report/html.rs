@@ -196,11 +196,7 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
                 esc(&c.decided_by)
             );
             if let Some(e) = &s.expectation {
-                let trail = match c.check {
-                    Check::Output | Check::Continuity => &e.output.trail,
-                    Check::Capture => &e.capture.trail,
-                    Check::Quality => &e.quality.trail,
-                };
+                let trail = e.trail(c.path.unwrap_or(c.check));
                 if !trail.is_empty() {
                     h.push_str("<ul class=\"trail\">");
                     for t in trail {

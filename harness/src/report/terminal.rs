@@ -33,10 +33,7 @@ impl<W: Write> TerminalReporter<W> {
 
     fn write_expectation(&mut self, e: &crate::policy::Expectation) -> std::io::Result<()> {
         for c in [Check::Output, Check::Capture] {
-            let by = match c {
-                Check::Output | Check::Continuity | Check::Quality => &e.output.decided_by,
-                Check::Capture => &e.capture.decided_by,
-            };
+            let by = e.decided_by(c);
             writeln!(
                 self.out,
                 "   expect {c:<8} {}, by {by}",

@@ -26,6 +26,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
             } else {
                 Check::Capture
             },
+            path: None,
             expected: "heard on the client".into(),
             decided_by: "default".into(),
             observation: Observation::Detected {

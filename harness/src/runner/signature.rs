@@ -1,0 +1,307 @@
+//! The signature checks (output, capture): how long a check listens, what proves its
+//! plays fell inside the listen, and the verdict with its proofs.
+
+use super::*;
+
+/// What proves a play fell inside a check's listen: the path may start carrying sound at
+/// any moment up to `opens` after the listener's device delivers audio (an on-demand
+/// microphone channel: what is left of `timeouts.channel_open`; an output channel is open
+/// already), and a signature that crossed is heard at most `timeouts.latency` after it
+/// has played out. An absence decides a check only with such a play: a check that should
+/// hear nothing passes on it, one that should hear sound fails on it.
+///
+/// `settled` is how long the session's microphone request has stood on the current
+/// connection (see [`settled_for`]): the channel's opening time counts from then, not from
+/// the listen, so only what is left of `timeouts.channel_open` is waited for.
+pub(super) fn proof_bound(c: Check, s: &Scenario, settled: Option<Duration>) -> SilenceBound {
+    let opens = match s.path_of(c) {
+        Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
+        Check::Capture => s
+            .timeouts
+            .channel_open
+            .saturating_sub(settled.unwrap_or(Duration::ZERO)),
+    };
+    SilenceBound {
+        opens,
+        latency: s.timeouts.latency,
+    }
+}
+
+/// How long a check listens at most: `listen` (`timeouts.listen`, or twice that for a
+/// second listen) or the check's proof window, whichever is longer, plus `links`, the
+/// control links' round trips (a play's request and answer cross the player's link, the
+/// `armed` note the listener's): a slow link delays the plays, and must not end the listen
+/// before them. Never longer than `most` (what the listener accepts).
+///
+/// The proof window is how long a fast link's plays take to put one whole inside the
+/// listen ([`SilenceBound::proven_at`]): the first play starts within a signature's length
+/// of the listener's first audio; each play holds its stream a while past its signature
+/// for the server to play it out, so they repeat about every two signatures' lengths, and
+/// a whole one starts within that of the path opening. A check that should hear nothing
+/// ends as soon as a play has proven the silence; one that should hear sound as soon as it
+/// is heard. An absence without a play inside the listen is inconclusive.
+pub(super) fn listen_window(
+    b: SilenceBound,
+    listen: Duration,
+    links: Duration,
+    most: Duration,
+) -> Duration {
+    let start = if b.opens.is_zero() {
+        Signature::DURATION
+    } else {
+        b.opens + Signature::DURATION * 2
+    };
+    ((start + Signature::DURATION + b.latency).max(listen) + links).min(most)
+}
+
+/// The longest listen a check asks for.
+pub(super) const MAX_LISTEN: Duration = Duration::from_secs(120);
+
+/// How long the session probe's input `device` has been held open on the current RDP
+/// connection (`--prime-input`): the shorter of how long it has delivered audio and how
+/// long the connection has stood unchanged. Both are needed: an input held open since
+/// before a reconnect proves nothing about the new connection's microphone channel, which
+/// opens anew when the session's audio asks for it. `None` when the probe holds another
+/// input, none, or cannot tell the connection's age (Windows, a desktop, an older probe):
+/// the window then waits the whole `timeouts.channel_open`.
+pub(super) fn settled_for(info: &ProbeInfo, device: &str) -> Option<Duration> {
+    let held = info
+        .primed_inputs
+        .iter()
+        .chain(&info.primed_input)
+        .find(|held| held.device == device)?;
+    let ms = held.open_ms?.min(held.connection_ms?);
+    Some(Duration::from_millis(ms))
+}
+
+/// What a shortened capture window credits less than the session's ages say: the ages
+/// are measured at the probe, a moment before the harness has them, and the check after
+/// the window compares a second measurement with the first; this much of a difference
+/// between the two is the measuring, not a reconnect.
+pub(super) const SETTLED_ALLOWANCE: Duration = Duration::from_millis(250);
+
+/// Whether the credit a shortened capture window took still holds after the window: asked
+/// again, the session's input and connection have stood unchanged since at least
+/// `needed_before` before `window_start`, so no reconnect or reopening fell in or just
+/// before the window. The probe measures its answer at some moment before it arrives:
+/// taking it as of the arrival asks for the most.
+pub(super) async fn settled_through(
+    remote: &Probe,
+    device: &str,
+    window_start: Instant,
+    needed_before: Duration,
+) -> bool {
+    let Ok(info) = remote.client.info().await else {
+        return false;
+    };
+    let Some(settled) = settled_for(&info, device) else {
+        return false;
+    };
+    settled >= window_start.elapsed() + needed_before
+}
+
+/// Runs one check and judges it.
+pub(super) async fn check(
+    c: Check,
+    s: &Scenario,
+    e: &Expectation,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
+    seed: u64,
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    let local_spec = &s.probes.local;
+    let feed = local_spec.mic_feed.as_deref().unwrap_or("default");
+    let (leg, rig_out, rig_in) = match c {
+        Check::Output | Check::Continuity | Check::Quality => (
+            Leg {
+                player: remote,
+                play_on: &s.probes.remote.output,
+                listener: local,
+                listen_on: &local_spec.output_loopback,
+                direction: Direction::Output,
+                seed,
+            },
+            local_spec.output.as_str(),
+            local_spec.output_loopback.as_str(),
+        ),
+        Check::Capture => (
+            Leg {
+                player: local,
+                play_on: feed,
+                listener: remote,
+                listen_on: &s.probes.remote.input,
+                direction: Direction::Capture,
+                seed,
+            },
+            feed,
+            local_spec.input.as_str(),
+        ),
+    };
+    // Capture proves the rig with its own plays (the client's microphone hears the feed);
+    // output proves it afterwards, since the check holds the loopback it would listen on.
+    let needs = needs_sound(c, e.output.value, e.capture.value);
+    let run = |listen_for: Duration, bound: SilenceBound| {
+        let leg = &leg;
+        // A check that should hear nothing stops listening once a play proves it.
+        let proof = Proof {
+            bound,
+            stop_when_proven: !needs,
+        };
+        async move {
+            match c {
+                Check::Capture => {
+                    let (m, rig) =
+                        measure_capture_with_rig(leg, listen_for, Some(proof), local, rig_in).await;
+                    (m, Some(rig))
+                }
+                Check::Output | Check::Continuity | Check::Quality => {
+                    (measure(leg, listen_for, Some(proof)).await, None)
+                }
+            }
+        }
+    };
+    // A blocked capture's window is shorter when the session has held its input open on
+    // the current connection for a while (--prime-input); the credit is checked again
+    // after the window, and a window it no longer covers is listened to again in full.
+    let settled = match c {
+        Check::Capture if !needs => settled_for(&remote.info, &s.probes.remote.input)
+            .map(|d| d.saturating_sub(SETTLED_ALLOWANCE)),
+        _ => None,
+    };
+    let (bound, full_bound) = (proof_bound(c, s, settled), proof_bound(c, s, None));
+    let links = local.rtt + remote.rtt;
+    let most = Duration::from_millis(leg.listener.info.max_capture_ms).min(MAX_LISTEN);
+    let window = listen_window(bound, s.timeouts.listen, links, most);
+    let full_window = listen_window(full_bound, s.timeouts.listen, links, most);
+    tracing::debug!(
+        "{c}: listen window {:.2} s (whole {:.2} s), credited {settled:?}",
+        window.as_secs_f64(),
+        full_window.as_secs_f64()
+    );
+    let mut relistened = None;
+    let (m, rig_seen) = match rig_fault {
+        Some(observation) => (
+            Measured {
+                observation,
+                evidence: None,
+                proof: None,
+            },
+            None,
+        ),
+        None => {
+            let window_start = Instant::now();
+            let (m, rig_seen) = run(window, bound).await;
+            let credit = settled.unwrap_or_default().min(s.timeouts.channel_open);
+            if bound != full_bound
+                && m.observation.is_absence()
+                && !settled_through(remote, &s.probes.remote.input, window_start, credit).await
+            {
+                relistened = Some(full_window);
+                run(full_window, full_bound).await
+            } else {
+                (m, rig_seen)
+            }
+        }
+    };
+    // A path that should carry sound but brought none may be slow (a starved link, a
+    // channel that opens late): before that absence can fail the check, listen once more,
+    // twice as long. A fail after a rollout sends an admin hunting; it is worth the wait.
+    let mut second_listen = None;
+    let (m, rig_seen) = if needs && m.observation.is_absence() {
+        let longer = listen_window(full_bound, s.timeouts.listen * 2, links, most);
+        let (again, rig_again) = run(longer, full_bound).await;
+        second_listen = Some(longer);
+        match again.observation {
+            // A second attempt that failed outright says nothing new: keep the first.
+            Observation::Error { .. } | Observation::NoDevice { .. } => (m, rig_seen),
+            _ => (again, rig_again),
+        }
+    } else {
+        (m, rig_seen)
+    };
+    // An absence decides nothing until the rig proves it could have heard.
+    let rig = match (m.observation.is_absence(), rig_seen) {
+        (false, _) => RigProof::NotTried,
+        (true, Some(RigProof::Heard)) => RigProof::Heard,
+        // The check's plays stop with its window, which can end before the client's own
+        // microphone (slower to start than a primed session input) has heard a whole
+        // signature: that says nothing about the rig yet. Prove it on its own, as output
+        // does, before calling it broken.
+        (true, _) => {
+            rig_hears_itself(
+                local,
+                rig_out,
+                rig_in,
+                leg.direction,
+                seed ^ 0x5eed,
+                s.timeouts.listen,
+            )
+            .await
+        }
+    };
+    let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    // An absence decides only with its proof: a play confirmed whole inside the listen.
+    if let (true, Verdict::Pass | Verdict::Fail, Some(proof)) = (
+        m.observation.is_absence(),
+        judgement.verdict,
+        m.proof.as_ref(),
+    ) {
+        if !proof.holds() {
+            judgement = Judgement {
+                verdict: Verdict::Inconclusive,
+                cause: format!(
+                    "expected {} ({}); observed {}, but {}; so the absence proves nothing: is \
+                     the control link to the {} probe slow or congested (a VPN, a satellite \
+                     link)? Raise timeouts.listen or run the harness nearer the probes",
+                    expected_on(c, s.path_of(c), e),
+                    e.decided_by(s.path_of(c)),
+                    m.observation.describe(),
+                    proof.shortfall(),
+                    leg.player.role,
+                ),
+            };
+        }
+    }
+    if let Some(full) = relistened {
+        judgement.cause = format!(
+            "{} (the session's RDP connection or held input changed around the shortened \
+             window: listened again, crediting none of its age, for up to {:.2} s)",
+            judgement.cause,
+            full.as_secs_f64()
+        );
+    }
+    if let Some(longer) = second_listen {
+        judgement.cause = format!(
+            "{} (after a second listen of {:.0} s)",
+            judgement.cause,
+            longer.as_secs_f64()
+        );
+    }
+    if let Some(fact) = host_fact(s, &remote.info, c) {
+        judgement.cause = format!("{} ({fact})", judgement.cause);
+    }
+    let host = remote
+        .info
+        .host_config
+        .as_ref()
+        .filter(|_| s.product != Product::Xrdp)
+        .map(|cfg| crate::host::view(&s.policy.session_host, cfg, c, judgement.verdict));
+    if let Some(h) = &host {
+        judgement = judgement.without_restart_guess();
+        judgement.cause = format!("{}; on the session host: {}", judgement.cause, h.cause);
+    }
+    CheckOutcome {
+        check: c,
+        observation: m.observation,
+        rig,
+        judgement,
+        silence_proof: m.proof,
+        host,
+        evidence: m.evidence,
+        seed,
+        started_unix_ms,
+        duration: started.elapsed(),
+    }
+}
