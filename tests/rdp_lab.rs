@@ -387,3 +387,52 @@ fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     }
     assert!(r.elapsed < Duration::from_secs(30), "{r:?}");
 }
+
+/// The output check's latency on the RDP lab with `delay_ms` added on the RDP link (each
+/// way, through the lab's delay proxy): its median over `runs` runs.
+fn output_latency_with_delay(lab: &RdpLab, delay_ms: u32, runs: usize) -> f64 {
+    let out = tempfile::tempdir().unwrap();
+    let delay = delay_ms.to_string();
+    eprintln!(
+        "{}",
+        lab.apply_with(&scenario("audiomode-0-capture-0"), &["--delay-ms", &delay])
+            .unwrap()
+    );
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let mut latencies: Vec<f64> = (0..runs)
+        .map(|_| {
+            let (r, report) = run(lab, &scenario("audiomode-0-capture-0"), out.path());
+            let c = &report["scenarios"][0]["checks"][0];
+            assert_eq!(c["verdict"], "pass", "{delay_ms} ms: {c:#}\n{}", r.stderr);
+            c["observation"]["latency_ms"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{delay_ms} ms: no latency: {c:#}"))
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    eprintln!("output latency with {delay_ms} ms added: {latencies:?} ms");
+    assert!(latencies[0] >= 0.0, "{delay_ms} ms: {latencies:?}");
+    latencies[runs / 2]
+}
+
+#[test]
+fn latency_is_never_negative_and_grows_by_the_delay_added_on_the_rdp_link() {
+    // Latency runs from before the play's first sample left the player to the delivery
+    // that carried it to the listener: with a delay added on the link, it is at least that
+    // delay more than without, within a stated error (a delivery and the link's jitter).
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let base = output_latency_with_delay(&lab, 0, 3);
+    assert!((0.0..1000.0).contains(&base), "no delay added: {base} ms");
+    for added in [100, 300] {
+        let l = output_latency_with_delay(&lab, added, 3);
+        let grew = l - base;
+        assert!(
+            l >= f64::from(added)
+                && grew >= f64::from(added) - 50.0
+                && grew <= f64::from(added) * 2.0 + 150.0,
+            "{added} ms added each way: {l} ms, {grew} ms more than without ({base} ms)"
+        );
+    }
+}

@@ -1060,7 +1060,11 @@ async fn continuity_on_the_capture_path_is_recorded_in_the_session() {
     // (they once showed the output path's).
     assert_eq!(c.path, Some(Check::Capture));
     assert_eq!(c.expected, "heard in the session, whole");
-    assert!(c.decided_by.contains("audiocapturemode:i:1"), "{}", c.decided_by);
+    assert!(
+        c.decided_by.contains("audiocapturemode:i:1"),
+        "{}",
+        c.decided_by
+    );
     // The AVD default does not redirect the microphone: nothing to measure.
     let policy = CONTINUITY.replace("\"output\", \"continuity\"", "\"capture\", \"continuity\"")
         + "path = \"capture\"\n";

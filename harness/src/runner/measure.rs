@@ -259,8 +259,11 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
                 // On the harness's clock: the play heard is the last one started before
                 // the onset (a little slack for the onset estimate).
                 let onset = r.onset_unix_ms.map(|o| o - leg.listener.clock_offset_ms);
-                // An onset estimated before every start (a stream that delivers its first
-                // audio in a late burst) is put on the first play, negative as measured.
+                // The onset is when the signature reached the listener, never before it
+                // was played on one clock; across two machines the clocks' offset is known
+                // to within half the `info` round trip, so an onset a little before every
+                // start is put on the first play, its latency 0 (below what the clocks can
+                // tell), never negative.
                 let heard_play = onset.and_then(|o| {
                     starts
                         .iter()
@@ -268,7 +271,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
                         .rev()
                         .find(|(_, s)| **s <= o + 20.0)
                         .or_else(|| starts.first().map(|s| (0, s)))
-                        .map(|(i, s)| (i, o - s))
+                        .map(|(i, s)| (i, (o - s).max(0.0)))
                 });
                 Observation::Detected {
                     side: leg.listener.side,

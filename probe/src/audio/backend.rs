@@ -694,6 +694,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(4);
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long past its duration a recording may wait for audio still in the server.
 const TAIL_GRACE: Duration = Duration::from_millis(2500);
+/// Deliveries a capture remembers for [`Pump::heard_unix_ms`]: 100 minutes of 10 ms
+/// fragments, 1.6 MB.
+const MAX_DELIVERIES: usize = 600_000;
+
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
 const POLL: Duration = Duration::from_millis(10);
 /// How long an input may deliver nothing before it counts as lost ([`Live::no_audio_limit`]).
@@ -999,10 +1003,10 @@ struct Pump {
     opened: Instant,
     last_audio: Instant,
     frames: u64,
-    /// Earliest wall-clock time (unix ms) consistent with every delivery so far for the
-    /// stream's first frame: a delivery at time T holding frames up to N puts frame 0 at or
-    /// before T - N / rate; the smallest such bound is the least delayed delivery.
-    epoch_unix_ms: Option<f64>,
+    /// Each delivery: the frames delivered so far after it, and when it arrived (unix ms).
+    /// A frame was heard when the delivery carrying it arrived: never before it was
+    /// captured, late by at most one delivery (10 ms on a native PulseAudio stream).
+    deliveries: Vec<(u64, f64)>,
     armed_ms: Option<f64>,
     dropped_seen: u64,
     xruns: u64,
@@ -1027,7 +1031,7 @@ impl Pump {
             opened,
             last_audio: Instant::now(),
             frames: 0,
-            epoch_unix_ms: None,
+            deliveries: Vec::new(),
             armed_ms: None,
             dropped_seen: 0,
             xruns: 0,
@@ -1043,8 +1047,10 @@ impl Pump {
             self.armed_ms
                 .get_or_insert(now.duration_since(self.opened).as_secs_f64() * 1000.0);
             self.frames += (n / self.channels) as u64;
-            let bound = unix_ms() - self.frames as f64 * 1000.0 / self.rate;
-            self.epoch_unix_ms = Some(self.epoch_unix_ms.map_or(bound, |e| e.min(bound)));
+            let arrived = unix_ms();
+            if self.deliveries.len() < MAX_DELIVERIES {
+                self.deliveries.push((self.frames, arrived));
+            }
         }
         let dropped = self.cons.dropped();
         if dropped > self.dropped_seen {
@@ -1077,6 +1083,16 @@ impl Pump {
             ));
         }
         Ok(n)
+    }
+
+    /// When the delivery carrying the frame at `ms` into the stream arrived (unix ms);
+    /// `None` past what was recorded.
+    fn heard_unix_ms(&self, ms: f64) -> Option<f64> {
+        let frame = (ms.max(0.0) * self.rate / 1000.0) as u64;
+        let i = self
+            .deliveries
+            .partition_point(|(after, _)| *after <= frame);
+        self.deliveries.get(i).map(|(_, at)| *at)
     }
 
     fn health(&self, mut health: StreamHealth) -> StreamHealth {
@@ -1310,8 +1326,11 @@ pub fn listen_with(
     let analyses: Vec<_> = detectors.iter_mut().map(Detector::analysis).collect();
     let channel = best_channel(&analyses).unwrap_or(0);
     let analysis = analyses[channel].clone();
-    let onset_unix_ms = match (analysis.detected, analysis.onset_ms, pump.epoch_unix_ms) {
-        (true, Some(onset), Some(epoch)) => Some(epoch + onset),
+    // When the onset reached this probe, not when it was played into the stream: a
+    // source can deliver ahead of the wall clock (a null sink's monitor renders a block
+    // at once), and an epoch reckoned from the frame count put onsets before their plays.
+    let onset_unix_ms = match (analysis.detected, analysis.onset_ms) {
+        (true, Some(onset)) => pump.heard_unix_ms(onset),
         _ => None,
     };
     let report = ListenReport {

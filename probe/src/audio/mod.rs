@@ -180,9 +180,10 @@ pub struct ListenReport {
     /// Time from the start of listening to the first audio from the device, in ms: only
     /// what is played after this can be heard.
     pub armed_ms: Option<f64>,
-    /// When the signature's first sample reached the device, as unix time in ms (estimated
-    /// from the deliveries; a fragment late at most). With the player's
-    /// [`PlayReport::started_unix_ms`] on the same clock, the path's latency.
+    /// When the signature's first sample reached this probe, as unix time in ms: when the
+    /// delivery carrying it arrived (never before it was captured; late by one delivery at
+    /// most). With the player's [`PlayReport::started_unix_ms`] (taken before its stream
+    /// starts) on the same clock, the path's latency, never below the true one.
     pub onset_unix_ms: Option<f64>,
     /// When the verdict was reached, as unix time in ms.
     pub verdict_unix_ms: f64,

@@ -548,7 +548,7 @@ fn selftest(
     let (report, _) = heard;
     let latency_ms = report
         .onset_unix_ms
-        .map(|onset| onset - played.started_unix_ms);
+        .map(|onset| (onset - played.started_unix_ms).max(0.0));
     let code = if report.analysis.detected { 0 } else { 1 };
     if json {
         let v = serde_json::json!({
