@@ -1644,3 +1644,47 @@ async fn a_remote_probe_that_shows_no_remote_session_is_inconclusive_unless_any_
         stop_r.cancel();
     }
 }
+
+#[tokio::test]
+async fn a_probe_with_another_token_is_named_as_such_once_never_as_a_firewall() {
+    let world = Arc::new(Rig::redirected().world);
+    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    let (remote, stop_r) =
+        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The scenario's remote token is not the probes'.
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        BLOCK_BOTH,
+        &format!("address = \"{local}\""),
+        &format!("address = \"{remote}\"\ntoken_env = \"EARSHOT_TEST_OTHER_TOKEN\""),
+    );
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "token_env = \"EARSHOT_TEST_OTHER_TOKEN\"\ntoken_file = \"token\"\n",
+        "",
+    );
+    let other = dir.path().join("other");
+    std::fs::write(&other, "another-token-0123456789abcdef\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = text.replace(
+        &format!("address = \"{remote}\"\n"),
+        &format!("address = \"{remote}\"\ntoken_file = \"other\"\n"),
+    );
+    std::fs::write(&file, text).unwrap();
+    let o = run_files(&[file], None).await;
+    stop_l.cancel();
+    stop_r.cancel();
+    let e = o.run.scenarios[0].error.as_deref().unwrap_or_default();
+    assert!(
+        e.contains("remote probe") && e.contains("another token"),
+        "{e}"
+    );
+    assert_eq!(e.matches("authentication failed").count(), 1, "{e}");
+    assert!(!e.contains("firewall"), "{e}");
+    assert_eq!(o.run.exit_code(), 2);
+}

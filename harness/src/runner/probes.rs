@@ -39,6 +39,28 @@ pub(super) fn token_for(
     Err(message("no token configured".into()))
 }
 
+/// What to try when connecting to the probe at `addr` failed with `error`: a wrong token
+/// or another version is not a network problem.
+fn connect_hint(error: &ClientError, addr: &str, role: &str) -> String {
+    use earshot_probe::proto::ProtoError;
+    match error.proto() {
+        Some(ProtoError::AuthFailed(_)) => format!(
+            "the probe on {addr} holds another token than probes.{role}'s: give both the same \
+             token file (`earshot-probe token new FILE`, then `serve --token-file FILE`)"
+        ),
+        Some(ProtoError::VersionMismatch { .. }) => {
+            "install the same earshot version on the harness and the probe".into()
+        }
+        Some(ProtoError::Refused { .. }) => {
+            format!("the probe on {addr} turned this harness away: see its reason above")
+        }
+        _ => format!(
+            "is `earshot-probe serve` running on {addr}, and does a firewall let this machine \
+             in?"
+        ),
+    }
+}
+
 /// What the runner tells the reader while it waits for a probe to dial in.
 pub(super) fn dial_in_hint(bind: &str, spec: &ProbeSpec) -> String {
     let port = bind.rsplit_once(':').map_or("PORT", |(_, p)| p);
@@ -68,11 +90,8 @@ pub(super) async fn connect(
             .await
             .map_err(|error| SetupError::Connect {
                 role,
+                hint: connect_hint(&error, addr, role),
                 error,
-                hint: format!(
-                    "is `earshot-probe serve` running on {addr}, with the same token, and does \
-                     a firewall let this machine in?"
-                ),
             })?,
         (None, Some(bind)) => {
             let hint = dial_in_hint(bind, spec);
@@ -80,8 +99,18 @@ pub(super) async fn connect(
                 .await
                 .map_err(|error| SetupError::Connect {
                     role,
+                    hint: match &error {
+                        ClientError::Connect { error: e, .. }
+                            if e.kind() == std::io::ErrorKind::AddrInUse =>
+                        {
+                            format!(
+                                "something else listens on {bind} (another earshot run?): \
+                                 stop it, or give probes.{role}.dial_in another port"
+                            )
+                        }
+                        _ => format!("is {bind} an address of this machine, and free?"),
+                    },
                     error,
-                    hint: format!("is {bind} an address of this machine, and free?"),
                 })?;
             listener
                 .accept(s.timeouts.connect)

@@ -174,7 +174,12 @@ fn refused(reason: RejectReason, message: String) -> ProtoError {
     // Before authentication anyone can say anything: keep it printable.
     let message = super::printable(&message);
     match reason {
-        RejectReason::AuthFailed => ProtoError::AuthFailed(message),
+        // The peer's words often start with what the variant says already.
+        RejectReason::AuthFailed => ProtoError::AuthFailed(
+            message
+                .strip_prefix("authentication failed: ")
+                .map_or(message.clone(), str::to_string),
+        ),
         _ => ProtoError::Refused { reason, message },
     }
 }
