@@ -10,7 +10,7 @@ use earshot_probe::proto::msg::{HostConfig, RegistryData, RegistryValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{AppAccess, Check, Flag, QualityPolicy, SessionHostPolicy};
+use crate::scenario::{AppAccess, Check, Consent, Flag, QualityPolicy, SessionHostPolicy};
 use crate::verdict::Verdict;
 
 /// Where Group Policy and Intune write the Remote Desktop session host settings, the
@@ -274,6 +274,7 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
                 None
             }
         }),
+        desktop_apps_microphone: desktop_consent(cfg, &mut notes),
         let_apps_access_microphone: apps.and_then(|a| match a {
             0..=2 => Some(AppAccess(a)),
             _ => {
@@ -287,6 +288,38 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
         ..SessionHostPolicy::default()
     };
     (layer, notes)
+}
+
+/// The session's desktop-app microphone consent as the host has it: `Deny` in the user's
+/// or the machine's `microphone\NonPackaged` store denies; `Allow` in one that is read
+/// allows; none read, or another value, is unknown (a note says which).
+fn desktop_consent(cfg: &HostConfig, notes: &mut Vec<String>) -> Option<Consent> {
+    use earshot_probe::server::host_config::{
+        MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY,
+    };
+    let mut seen = None;
+    for key in [
+        MIC_CONSENT_USER_DESKTOP_KEY,
+        MIC_CONSENT_MACHINE_DESKTOP_KEY,
+    ] {
+        let Some(v) = cfg.value(key, "Value") else {
+            continue;
+        };
+        match &v.data {
+            RegistryData::Other { text, .. } if text.eq_ignore_ascii_case("deny") => {
+                return Some(Consent::Deny)
+            }
+            RegistryData::Other { text, .. } if text.eq_ignore_ascii_case("allow") => {
+                seen = Some(Consent::Allow);
+            }
+            RegistryData::Absent | RegistryData::KeyMissing => {}
+            other => notes.push(format!(
+                "the desktop-app microphone consent ({key}) is {}: taken as not known",
+                host_has(other)
+            )),
+        }
+    }
+    seen
 }
 
 /// A session host layer in words: `fDisableCam=1, fDisableAudioCapture not configured, ...`.

@@ -11,8 +11,10 @@
 //! - The most restrictive layer wins: a session host policy that disables a redirection
 //!   beats RDP properties that enable it, and so does a client device that disables its
 //!   microphone.
-//! - `LetAppsAccessMicrophone = 2` (force deny) leaves the redirection in place but denies
-//!   apps the microphone.
+//! - `LetAppsAccessMicrophone = 2` (force deny) governs Windows (packaged) apps only: the
+//!   probe, a desktop app, is not denied by it (the trail says so). The session's
+//!   desktop-app microphone consent set to Deny leaves the redirection in place but denies
+//!   desktop apps the microphone.
 //!
 //! - An xrdp session host (`product = "xrdp"`) has no Windows policy: its session host
 //!   layer is xrdp.ini's channel switches (`[policy.xrdp]`): `rdpsnd=false` blocks
@@ -34,7 +36,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{CaptureExpect, Check, OutputExpect, Product, Scenario, Toggle, XrdpPolicy};
+use crate::scenario::{
+    CaptureExpect, Check, Consent, OutputExpect, Product, Scenario, Toggle, XrdpPolicy,
+};
 
 /// A policy input that cannot be understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -598,12 +602,23 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         }
         None => {}
     }
-    let denied = matches!(host.let_apps_access_microphone, Some(a) if a.0 == 2);
+    // LetAppsAccessMicrophone governs Windows (packaged) apps only: the probe, a desktop
+    // app, records a redirected microphone whatever it says. What can deny a desktop app
+    // is the session's desktop-app consent.
+    if matches!(host.let_apps_access_microphone, Some(a) if a.0 == 2) {
+        trail.push(
+            "session host privacy LetAppsAccessMicrophone=2 (force deny): Windows (packaged) \
+             apps are denied the microphone; desktop apps, the probe among them, are not \
+             governed by it"
+                .into(),
+        );
+    }
+    let denied = host.desktop_apps_microphone == Some(Consent::Deny);
     let capture = if let Some(first) = blockers.first() {
         if denied {
             trail.push(
-                "session host privacy LetAppsAccessMicrophone=2 (force deny): moot, the \
-                 microphone is not redirected"
+                "the session's desktop-app microphone consent is Deny: moot, the microphone \
+                 is not redirected"
                     .into(),
             );
         }
@@ -614,13 +629,13 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         }
     } else if denied {
         trail.push(
-            "session host privacy LetAppsAccessMicrophone=2: the microphone is redirected, but \
-             apps are denied it"
+            "the session's desktop-app microphone consent (\"Let desktop apps access your \
+             microphone\") is Deny: the microphone is redirected, but desktop apps are denied it"
                 .into(),
         );
         Decision {
             value: CaptureExpect::RedirectedAppsDenied,
-            decided_by: "session host privacy LetAppsAccessMicrophone=2".into(),
+            decided_by: "the session's desktop-app microphone consent Deny".into(),
             trail,
         }
     } else {

@@ -208,6 +208,16 @@ impl TryFrom<i64> for QualityPolicy {
     }
 }
 
+/// A privacy consent as Windows stores it (`Allow`, `Deny`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    /// Allowed.
+    Allow,
+    /// Denied.
+    Deny,
+}
+
 /// `LetAppsAccessMicrophone`: 0 user in control, 1 force allow, 2 force deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
@@ -372,6 +382,11 @@ pub struct SessionHostPolicy {
     /// "Let Windows apps access the microphone": User is in control, Force Allow, Force Deny.
     #[serde(rename = "Let Windows apps access the microphone")]
     pub let_apps_mic: Option<AppAccessChoice>,
+    /// "Let desktop apps access your microphone" in the session (the consent store's
+    /// `microphone\NonPackaged` value): `allow` or `deny`. It, not LetAppsAccessMicrophone
+    /// (which governs Windows packaged apps only), decides whether a desktop app such as
+    /// the probe may record a redirected microphone. Read from the host with `from_host`.
+    pub desktop_apps_microphone: Option<Consent>,
     /// Take this whole layer from the session host instead: the values its registry really
     /// has, as the Windows probe in the session reads them (no other key of this table may
     /// be given with it).
@@ -659,8 +674,8 @@ pub enum CaptureExpect {
     Redirected,
     /// Not available in the session.
     Blocked,
-    /// Redirected, but apps are denied the microphone (privacy policy): an app in the
-    /// session records nothing.
+    /// Redirected, but desktop apps are denied the microphone (the session's desktop-app
+    /// consent): the probe in the session records nothing.
     RedirectedAppsDenied,
 }
 

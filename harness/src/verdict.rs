@@ -524,7 +524,7 @@ pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect
         Check::Capture => match capture {
             CaptureExpect::Redirected => "microphone heard in the session",
             CaptureExpect::Blocked => "microphone not available in the session",
-            CaptureExpect::RedirectedAppsDenied => "microphone redirected, apps denied it",
+            CaptureExpect::RedirectedAppsDenied => "microphone redirected, desktop apps denied it",
         },
     }
 }
@@ -693,8 +693,10 @@ pub fn judge(
         (false, Ob::Detected { .. } | Ob::Degraded { .. }) => j(
             Verdict::Fail,
             if check == Check::Capture && capture.value == CaptureExpect::RedirectedAppsDenied {
-                "an app recorded the client's microphone although LetAppsAccessMicrophone=2 \
-                 should deny it; is the privacy policy applied?"
+                "the probe, a desktop app, recorded the client's microphone although the \
+                 session's desktop-app consent should deny it; is the consent as the scenario \
+                 says (Settings > Privacy > Microphone > Let desktop apps access your \
+                 microphone)?"
                     .into()
             } else {
                 format!("the policy is not in effect; {RESTART_HINT}")
@@ -714,8 +716,8 @@ pub fn judge(
             Verdict::Pass,
             match check {
                 Check::Capture if capture.value == CaptureExpect::RedirectedAppsDenied => format!(
-                    "the microphone is there but apps hear nothing, as the privacy policy \
-                     says{proven}"
+                    "the microphone is there but desktop apps hear nothing, as the session's \
+                     consent says{proven}"
                 ),
                 Check::Capture => {
                     format!("the microphone does not reach the session, as the policy says{proven}")
@@ -728,7 +730,7 @@ pub fn judge(
         (false, Ob::NoDevice { .. }) => match (check, output.value, capture.value) {
             (Check::Capture, _, CaptureExpect::RedirectedAppsDenied) => j(
                 Verdict::Fail,
-                "the privacy policy denies apps a redirected microphone, but none is \
+                "the desktop-app consent denies apps a redirected microphone, but none is \
                  redirected; check audiocapturemode and fDisableAudioCapture"
                     .into(),
             ),

@@ -35,7 +35,7 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("windows365-defaults", O::Client, C::Redirected),
     ("devbox-defaults", O::Client, C::Redirected),
     ("client-disables-microphone", O::Client, C::Blocked),
-    ("privacy-denies-apps", O::Client, C::RedirectedAppsDenied),
+    ("privacy-denies-apps", O::Client, C::Redirected),
     ("rollout-not-in-effect", O::None, C::Blocked),
     ("audiomode-0-capture-0", O::Client, C::Blocked),
     ("audiomode-0-capture-1", O::Client, C::Redirected),
@@ -50,11 +50,7 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("policy-blocks-playback", O::None, C::Redirected),
     // Before the host's own layer is read (from_host): the RDP properties alone.
     ("policy-from-host", O::Client, C::Redirected),
-    (
-        "avd-imported-gpo-blocks-playback",
-        O::None,
-        C::RedirectedAppsDenied,
-    ),
+    ("avd-imported-gpo-blocks-playback", O::None, C::Redirected),
     (
         "avd-imported-reg-export-blocks-recording",
         O::Client,

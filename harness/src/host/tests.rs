@@ -213,3 +213,49 @@ fn summary_lines_mark_writes_after_boot() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn the_desktop_app_consent_is_taken_from_the_host_and_deny_wins() {
+    use earshot_probe::server::host_config::{
+        MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY,
+    };
+    let sz = |text: &str| RegistryData::Other {
+        reg_type: "REG_SZ".into(),
+        text: text.into(),
+    };
+    let consent = |user: &str, machine: &str| {
+        let cfg = host(vec![
+            value(MIC_CONSENT_USER_DESKTOP_KEY, "Value", sz(user), BOOT),
+            value(MIC_CONSENT_MACHINE_DESKTOP_KEY, "Value", sz(machine), BOOT),
+        ]);
+        layer_from_host(&cfg).0.desktop_apps_microphone
+    };
+    assert_eq!(consent("Allow", "Allow"), Some(Consent::Allow));
+    assert_eq!(consent("Allow", "Deny"), Some(Consent::Deny));
+    assert_eq!(consent("Deny", "Allow"), Some(Consent::Deny));
+    let (layer, notes) = layer_from_host(&host(vec![value(
+        MIC_CONSENT_USER_DESKTOP_KEY,
+        "Value",
+        sz("Prompt"),
+        BOOT,
+    )]));
+    assert_eq!(layer.desktop_apps_microphone, None);
+    assert!(
+        notes[0].contains("desktop-app microphone consent"),
+        "{notes:?}"
+    );
+    // Denied on the host, the probe's capture expects nothing heard.
+    let mut s = crate::scenario::Scenario::parse(
+        "name = \"x\"\nproduct = \"windows365\"\n[probes.local]\naddress = \"127.0.0.1:1\"\n\
+         token_env = \"X\"\nmic_feed = \"m\"\n[probes.remote]\naddress = \"127.0.0.1:2\"\n\
+         token_env = \"X\"\n",
+        std::path::Path::new("x.toml"),
+    )
+    .unwrap();
+    s.policy.session_host.desktop_apps_microphone = Some(Consent::Deny);
+    let e = crate::policy::expect(&s).unwrap();
+    assert_eq!(
+        e.capture.value,
+        crate::scenario::CaptureExpect::RedirectedAppsDenied
+    );
+}

@@ -160,13 +160,22 @@ const ROWS: &[Row] = &[
         capture_by: "client device",
     },
     Row {
-        rule: "Privacy force deny: redirected, but apps are denied the microphone",
+        rule: "Privacy force deny governs packaged apps: the probe, a desktop app, still hears",
         product: "windows365",
         policy: "[policy.session_host]\nLetAppsAccessMicrophone = 2",
         output: O::Client,
         output_by: "default",
+        capture: C::Redirected,
+        capture_by: "Windows 365 default",
+    },
+    Row {
+        rule: "The desktop-app consent denied: redirected, but desktop apps are denied it",
+        product: "windows365",
+        policy: "[policy.session_host]\ndesktop_apps_microphone = \"deny\"",
+        output: O::Client,
+        output_by: "default",
         capture: C::RedirectedAppsDenied,
-        capture_by: "LetAppsAccessMicrophone=2",
+        capture_by: "desktop-app microphone consent",
     },
     Row {
         rule: "Privacy force allow changes nothing",
@@ -382,7 +391,16 @@ fn group_policy_display_names_mean_the_registry_values() {
         "{}",
         e.output.decided_by
     );
-    assert_eq!(e.capture.value, C::RedirectedAppsDenied);
+    // Force Deny governs Windows (packaged) apps, not the probe: the trail says so.
+    assert_eq!(e.capture.value, C::Redirected);
+    assert!(
+        e.capture
+            .trail
+            .iter()
+            .any(|t| t.contains("not governed by it")),
+        "{:?}",
+        e.capture.trail
+    );
     assert_eq!(e.quality.value, Quality::Medium);
     let unset = scenario(
         "avd",
