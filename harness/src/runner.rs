@@ -40,6 +40,7 @@ use earshot_probe::proto::client::{
 use earshot_probe::proto::msg::{
     ListenRequest, PlayRequest, ProbeInfo, RecordRequest, SessionKind,
 };
+use earshot_probe::proto::token::TokenRole;
 use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;

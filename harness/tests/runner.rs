@@ -1688,3 +1688,30 @@ async fn a_probe_with_another_token_is_named_as_such_once_never_as_a_firewall() 
     assert!(!e.contains("firewall"), "{e}");
     assert_eq!(o.run.exit_code(), 2);
 }
+
+#[tokio::test]
+async fn a_token_bound_to_the_client_role_is_refused_for_the_session_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        "avd",
+        BLOCK_BOTH,
+        "address = \"127.0.0.1:9\"",
+        "address = \"127.0.0.1:9\"",
+    );
+    // Both probes' token file holds a token made with `token new --role client`.
+    std::fs::write(
+        dir.path().join("token"),
+        "earshot-client-0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let o = run_files(&[file], None).await;
+    let e = o.run.scenarios[0].error.as_deref().unwrap_or_default();
+    assert!(
+        e.contains("probes.remote")
+            && e.contains("bound to the client role")
+            && e.contains("give it a `session` token"),
+        "{e}"
+    );
+    assert_eq!(o.run.exit_code(), 2);
+}

@@ -23,20 +23,45 @@ pub(super) fn token_for(
     role: &'static str,
 ) -> Result<Token, SetupError> {
     let message = |m: String| SetupError::Token { role, message: m };
-    if let Some(f) = &spec.token_file {
+    let (token, from) = if let Some(f) = &spec.token_file {
         let path = s.resolve(f);
-        return Token::from_file(&path).map_err(|e| message(format!("token_file: {e}")));
-    }
-    if let Some(var) = &spec.token_env {
-        let text = std::env::var(var).map_err(|_| {
-            message(format!(
-                "token_env: the environment variable {var} is not set; export it with the \
-                 probe's token"
-            ))
+        let t = Token::from_file(&path).map_err(|e| message(format!("token_file: {e}")))?;
+        (t, format!("token_file {}", path.display()))
+    } else if let Some(var) = &spec.token_env {
+        let text = std::env::var(var).map_err(|e| {
+            message(match e {
+                std::env::VarError::NotPresent => format!(
+                    "token_env: the environment variable {var} is not set; export it with the \
+                     probe's token"
+                ),
+                std::env::VarError::NotUnicode(_) => format!(
+                    "token_env: the environment variable {var} is not valid UTF-8 text; \
+                     expected the probe's token"
+                ),
+            })
         })?;
-        return Token::new(&text, var).map_err(|e| message(format!("token_env: {e}")));
+        let t = Token::new(&text, var).map_err(|e| message(format!("token_env: {e}")))?;
+        (t, format!("token_env {var}"))
+    } else {
+        return Err(message("no token configured".into()));
+    };
+    // A token bound to a role serves only a probe in that role.
+    let wanted = if role == "remote" {
+        TokenRole::Session
+    } else {
+        TokenRole::Client
+    };
+    match token.role() {
+        Some(bound) if bound != wanted => Err(message(format!(
+            "{from} holds a token bound to the {} role (made with `token new --role {}`), \
+             but probes.{role} is the {} probe: give it a `{}` token",
+            bound.name(),
+            bound.name(),
+            wanted.name(),
+            wanted.name()
+        ))),
+        _ => Ok(token),
     }
-    Err(message("no token configured".into()))
 }
 
 /// What to try when connecting to the probe at `addr` failed with `error`: a wrong token

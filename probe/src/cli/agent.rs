@@ -65,6 +65,11 @@ pub enum TokenCommand {
     New {
         /// The file to create.
         file: PathBuf,
+        /// Bind the token to one probe role: a harness then refuses to use it for a probe
+        /// in the other role, so a client rig's probe cannot answer as the session. Give
+        /// the session's probes a `session` token and the client rig's a `client` one.
+        #[arg(long, value_enum)]
+        role: Option<earshot_probe::proto::token::TokenRole>,
     },
 }
 
@@ -165,10 +170,10 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 /// Runs an agent subcommand; returns the exit code.
 pub fn run(cmd: AgentCommand, host: HostChoice) -> anyhow::Result<i32> {
     if let AgentCommand::Token {
-        command: TokenCommand::New { file },
+        command: TokenCommand::New { file, role },
     } = &cmd
     {
-        Token::create_file(file)?;
+        Token::create_file_for(file, *role)?;
         // The token itself is not printed: it stays in the file.
         println!("earshot-probe: wrote a new token to {}", file.display());
         return Ok(0);

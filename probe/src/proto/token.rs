@@ -76,6 +76,33 @@ pub enum TokenError {
     },
 }
 
+/// The probe role a token can be bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenRole {
+    /// The probe inside the remote session.
+    Session,
+    /// The probe on the client rig.
+    Client,
+}
+
+impl TokenRole {
+    /// What a token bound to this role starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenRole::Session => "earshot-session-",
+            TokenRole::Client => "earshot-client-",
+        }
+    }
+
+    /// The role in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenRole::Session => "session",
+            TokenRole::Client => "client",
+        }
+    }
+}
+
 /// The shared secret. Its `Debug` output never shows the bytes; the bytes are wiped when
 /// the token is dropped.
 #[derive(Clone)]
@@ -101,6 +128,24 @@ impl Token {
             });
         }
         Ok(Token(zeroize::Zeroizing::new(t.as_bytes().to_vec())))
+    }
+
+    /// The role the token is bound to, if it was made for one (`token new --role`): its
+    /// text starts with `earshot-session-` or `earshot-client-`. A harness refuses to use a
+    /// token bound to one role for a probe in the other, so a client rig's probe, holding
+    /// only a client token, can never answer as the session.
+    pub fn role(&self) -> Option<TokenRole> {
+        [TokenRole::Session, TokenRole::Client]
+            .into_iter()
+            .find(|r| self.0.starts_with(r.prefix().as_bytes()))
+    }
+
+    /// A fresh random token bound to `role`.
+    pub fn generate_for(role: TokenRole) -> Token {
+        let plain = Token::generate();
+        let mut text = role.prefix().as_bytes().to_vec();
+        text.extend_from_slice(&plain.0);
+        Token(zeroize::Zeroizing::new(text))
     }
 
     /// The secret bytes, for the handshake's MACs and key derivation only.
@@ -216,7 +261,15 @@ impl Token {
     /// # Errors
     /// [`TokenError::Create`] naming the file.
     pub fn create_file(path: &Path) -> Result<Token, TokenError> {
-        let token = Token::generate();
+        Token::create_file_for(path, None)
+    }
+
+    /// As [`Token::create_file`], the token bound to `role` when given.
+    ///
+    /// # Errors
+    /// As [`Token::create_file`].
+    pub fn create_file_for(path: &Path, role: Option<TokenRole>) -> Result<Token, TokenError> {
+        let token = role.map_or_else(Token::generate, Token::generate_for);
         let mut text = zeroize::Zeroizing::new(token.0.to_vec());
         text.push(b'\n');
         write_private(path, &text).map_err(|error| TokenError::Create {
@@ -382,6 +435,23 @@ mod windows_acl {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_token_made_for_a_role_says_so_and_a_plain_one_says_nothing() {
+        let session = Token::generate_for(TokenRole::Session);
+        assert_eq!(session.role(), Some(TokenRole::Session));
+        assert_eq!(
+            Token::generate_for(TokenRole::Client).role(),
+            Some(TokenRole::Client)
+        );
+        assert_eq!(Token::generate().role(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        Token::create_file_for(&path, Some(TokenRole::Client)).unwrap();
+        let read = Token::from_file(&path).unwrap();
+        assert_eq!(read.role(), Some(TokenRole::Client));
+    }
+
     use super::*;
 
     #[test]
