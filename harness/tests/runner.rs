@@ -548,13 +548,24 @@ async fn every_scenario_is_checked_before_any_probe_is_touched() {
     );
 }
 
+/// What a relay does to the probe's frames after the first few.
+#[derive(Clone, Copy)]
+enum Meddle {
+    /// Passes them on as they are.
+    Nothing,
+    /// Flips one bit in each.
+    Tamper,
+    /// Holds each this long (whole and in order).
+    Delay(Duration),
+}
+
 /// A TCP relay in front of `upstream` that sees every byte. After `clean_frames` frames
-/// from the probe have passed, it flips one bit in each later frame (when `tamper`).
-/// Returns its address and everything the probe sent through it.
+/// from the probe have passed, it does `meddle` to each later frame. Returns its address
+/// and everything the probe sent through it.
 async fn relay(
     upstream: String,
     clean_frames: usize,
-    tamper: bool,
+    meddle: Meddle,
 ) -> (String, Arc<Mutex<Vec<u8>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -586,9 +597,13 @@ async fn relay(
                             s.extend_from_slice(&body);
                         }
                         n += 1;
-                        if tamper && n > clean_frames && !body.is_empty() {
-                            let i = body.len() / 2;
-                            body[i] ^= 0x10;
+                        match meddle {
+                            Meddle::Tamper if n > clean_frames && !body.is_empty() => {
+                                let i = body.len() / 2;
+                                body[i] ^= 0x10;
+                            }
+                            Meddle::Delay(d) if n > clean_frames => tokio::time::sleep(d).await,
+                            _ => {}
                         }
                         if dw.write_all(&len).await.is_err() || dw.write_all(&body).await.is_err() {
                             break;
@@ -610,7 +625,12 @@ async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
         serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
     // Handshake (challenge, welcome) and the info reply pass untouched; every later reply
     // of the session host's probe is altered on the way.
-    let (via, seen) = relay(remote, 3, tamper).await;
+    let meddle = if tamper {
+        Meddle::Tamper
+    } else {
+        Meddle::Nothing
+    };
+    let (via, seen) = relay(remote, 3, meddle).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario(
         dir.path(),
@@ -1453,7 +1473,7 @@ async fn a_silence_the_plays_could_not_reach_is_inconclusive_with_the_round_trip
     let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
     let (remote, stop_r) =
         serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
-    let via = late_replies(remote, 3, Duration::from_millis(1500)).await;
+    let (via, _) = relay(remote, 3, Meddle::Delay(Duration::from_millis(1500))).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario_timed(
         dir.path(),
@@ -1479,48 +1499,6 @@ async fn a_silence_the_plays_could_not_reach_is_inconclusive_with_the_round_trip
     assert_eq!(proof.proven_by, None, "{proof:?}");
 }
 
-/// A relay in front of `upstream` whose replies after the first `clean` frames arrive
-/// `delay` late (frames kept whole and in order).
-async fn late_replies(upstream: String, clean: usize, delay: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut down, _)) = listener.accept().await {
-            let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let (mut dr, mut dw) = down.split();
-                let (mut ur, mut uw) = up.split();
-                let to_probe = tokio::io::copy(&mut dr, &mut uw);
-                let from_probe = async {
-                    let mut n = 0usize;
-                    loop {
-                        let mut len = [0u8; 4];
-                        if ur.read_exact(&mut len).await.is_err() {
-                            break;
-                        }
-                        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                        if ur.read_exact(&mut body).await.is_err() {
-                            break;
-                        }
-                        n += 1;
-                        if n > clean {
-                            tokio::time::sleep(delay).await;
-                        }
-                        if dw.write_all(&len).await.is_err() || dw.write_all(&body).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                tokio::select! { _ = to_probe => {}, _ = from_probe => {} }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn two_addresses_that_reach_one_probe_are_inconclusive_never_a_verdict() {
     // An admin's typo: the remote address reaches the client's own probe (here through a
@@ -1528,7 +1506,7 @@ async fn two_addresses_that_reach_one_probe_are_inconclusive_never_a_verdict() {
     let rig = Rig::redirected();
     let world = Arc::new(rig.world);
     let (local, stop) = serve(FakeProbe::new("local", world, client_devices())).await;
-    let (via, _) = relay(local.clone(), usize::MAX, false).await;
+    let (via, _) = relay(local.clone(), usize::MAX, Meddle::Nothing).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario(
         dir.path(),
