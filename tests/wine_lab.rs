@@ -70,13 +70,26 @@ fn wine_matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) -> serde_json::
     let files: Vec<PathBuf> = cases.iter().map(|(n, _)| scenario(n)).collect();
     let (r, report) = run(&lab, &files, out.path());
     let got = verdicts(&report);
-    let want: Vec<Vec<String>> = cases
-        .iter()
-        .map(|(_, v)| v.iter().map(|s| s.to_string()).collect())
-        .collect();
-    assert_eq!(got, want, "{lab_args:?}\n{}\n{}", r.stdout, r.stderr);
+    // A wanted verdict may name alternatives: `pass|inconclusive`.
+    let matches = got.len() == cases.len()
+        && got.iter().zip(cases).all(|(g, (_, w))| {
+            g.len() == w.len() && g.iter().zip(*w).all(|(g, w)| w.split('|').any(|w| w == g))
+        });
+    assert!(
+        matches,
+        "{lab_args:?}: got {got:?}, want {cases:?}\n{}\n{}",
+        r.stdout, r.stderr
+    );
     let any_fail = cases.iter().any(|(_, v)| v.contains(&"fail"));
-    assert_eq!(r.code, Some(if any_fail { 1 } else { 0 }), "{r:?}");
+    let any_inconclusive = got.iter().flatten().any(|v| v == "inconclusive");
+    let code = if any_fail {
+        1
+    } else if any_inconclusive {
+        2
+    } else {
+        0
+    };
+    assert_eq!(r.code, Some(code), "{r:?}");
     // The session host's probe is the Windows one, and it knows it is in a remote session.
     for s in report["scenarios"].as_array().unwrap() {
         let remote_probe = s["probes"]
@@ -122,13 +135,21 @@ fn the_windows_probe_as_the_session_hosts_probe_on_a_redirected_lab() {
 
 #[test]
 fn the_windows_probe_as_the_session_hosts_probe_on_a_blocked_lab() {
-    // The session plays on its own speakers and has no microphone redirected.
+    // The session plays on its own speakers and has no microphone redirected. PulseAudio
+    // then makes the monitor of those speakers the session's default input. The native
+    // probe refuses a monitor as a microphone (no device: pass); Wine's WASAPI does not
+    // mark it, so the capture check listens to the session's own output, and hears the
+    // output check's signature whenever the two checks overlap: sound with no trace of its
+    // own signature, which proves no silence (inconclusive), never a pass on it nor a fail.
     wine_matrix_row(
         &["--output", "session", "--capture", "none"],
         &[
-            ("avd-play-on-remote-computer", &["pass", "pass"]),
+            (
+                "avd-play-on-remote-computer",
+                &["pass", "pass|inconclusive"],
+            ),
             // Expected on the client, but the session plays it itself.
-            ("avd-defaults", &["fail", "pass"]),
+            ("avd-defaults", &["fail", "pass|inconclusive"]),
         ],
     );
 }
