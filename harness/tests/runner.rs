@@ -548,6 +548,31 @@ async fn every_scenario_is_checked_before_any_probe_is_touched() {
     );
 }
 
+/// Stops the fake probes it holds when dropped.
+struct Serving(Vec<CancellationToken>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.iter().for_each(CancellationToken::cancel);
+    }
+}
+
+/// A working local probe and a remote one (`remote` may change it) in `world`, serving:
+/// their addresses, and what stops both.
+async fn serve_pair(
+    world: Arc<World>,
+    remote: impl FnOnce(FakeProbe) -> FakeProbe,
+) -> (String, String, Serving) {
+    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
+    let (remote, stop_r) = serve(remote(FakeProbe::new(
+        "remote",
+        world,
+        session_devices(true, true),
+    )))
+    .await;
+    (local, remote, Serving(vec![stop_l, stop_r]))
+}
+
 /// What a relay does to the probe's frames after the first few.
 #[derive(Clone, Copy)]
 enum Meddle {
@@ -620,9 +645,7 @@ async fn relay(
 async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
     let rig = Rig::redirected();
     let world = Arc::new(rig.world);
-    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
-    let (remote, stop_r) =
-        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
+    let (local, remote, _serving) = serve_pair(world, |p| p).await;
     // Handshake (challenge, welcome) and the info reply pass untouched; every later reply
     // of the session host's probe is altered on the way.
     let meddle = if tamper {
@@ -640,8 +663,6 @@ async fn run_through_relay(tamper: bool) -> (Outcome, Vec<u8>) {
         &format!("address = \"{via}\""),
     );
     let o = run_files(&[file], None).await;
-    stop_l.cancel();
-    stop_r.cancel();
     let bytes = seen.lock().unwrap().clone();
     (o, bytes)
 }
@@ -1470,9 +1491,7 @@ async fn a_silence_the_plays_could_not_reach_is_inconclusive_with_the_round_trip
     // only the replies after the handshake and the `info` answer).
     let rig = Rig::blocked();
     let world = Arc::new(rig.world);
-    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
-    let (remote, stop_r) =
-        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
+    let (local, remote, _serving) = serve_pair(world, |p| p).await;
     let (via, _) = relay(remote, 3, Meddle::Delay(Duration::from_millis(1500))).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario_timed(
@@ -1484,8 +1503,6 @@ async fn a_silence_the_plays_could_not_reach_is_inconclusive_with_the_round_trip
         "connect = \"5s\"\nlisten = \"300ms\"\nlatency = \"200ms\"",
     );
     let o = run_files(&[file], None).await;
-    stop_l.cancel();
-    stop_r.cancel();
     let output = &o.run.scenarios[0].checks[0];
     assert_eq!(output.verdict, Inconclusive, "{}", output.cause);
     assert!(
@@ -1528,9 +1545,7 @@ async fn two_addresses_that_reach_one_probe_are_inconclusive_never_a_verdict() {
 async fn a_remote_probe_on_another_host_than_the_scenario_names_is_inconclusive() {
     let rig = Rig::redirected();
     let world = Arc::new(rig.world);
-    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
-    let (remote, stop_r) =
-        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
+    let (local, remote, _serving) = serve_pair(world, |p| p).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario(
         dir.path(),
@@ -1540,8 +1555,6 @@ async fn a_remote_probe_on_another_host_than_the_scenario_names_is_inconclusive(
         &format!("address = \"{remote}\"\nhost = \"avd-host-7\""),
     );
     let o = run_files(&[file], None).await;
-    stop_l.cancel();
-    stop_r.cancel();
     let why = o.run.scenarios[0].error.as_deref().unwrap_or_default();
     assert!(
         why.contains("runs on `remote`") && why.contains("probes.remote.host says `avd-host-7`"),
@@ -1556,10 +1569,8 @@ async fn escape_codes_from_a_probe_never_reach_the_report() {
     // into a forged verdict.
     let rig = Rig::redirected();
     let world = Arc::new(rig.world);
-    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
     let forged = "host\u{1b}[2K\r\u{1b}[32m  output   PASS\u{1b}[0m";
-    let (remote, stop_r) =
-        serve(FakeProbe::new("remote", world, session_devices(true, true)).on(forged)).await;
+    let (local, remote, _serving) = serve_pair(world, |p| p.on(forged)).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_scenario(
         dir.path(),
@@ -1569,8 +1580,6 @@ async fn escape_codes_from_a_probe_never_reach_the_report() {
         &format!("address = \"{remote}\""),
     );
     let o = run_files(&[file], None).await;
-    stop_l.cancel();
-    stop_r.cancel();
     // JSON writes an escape character as \u001b, Debug as \u{1b}.
     let json = serde_json::to_string(&o.run).unwrap();
     assert!(json.contains("output   PASS"), "the name is shown: {json}");
@@ -1587,9 +1596,7 @@ async fn a_remote_probe_that_shows_no_remote_session_is_inconclusive_unless_any_
         (SessionKind::Unknown, "kind unknown"),
     ] {
         let world = Arc::new(Rig::redirected().world);
-        let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
-        let (remote, stop_r) =
-            serve(FakeProbe::new("remote", world, session_devices(true, true)).showing(kind)).await;
+        let (local, remote, _serving) = serve_pair(world, |p| p.showing(kind)).await;
         let dir = tempfile::tempdir().unwrap();
         let run = |extra: &str| {
             write_scenario(
@@ -1618,17 +1625,13 @@ async fn a_remote_probe_that_shows_no_remote_session_is_inconclusive_unless_any_
             .iter()
             .any(|w| w.contains("not an RDP session"));
         assert!(warned, "{:?}", o.run.scenarios[0].warnings);
-        stop_l.cancel();
-        stop_r.cancel();
     }
 }
 
 #[tokio::test]
 async fn a_probe_with_another_token_is_named_as_such_once_never_as_a_firewall() {
     let world = Arc::new(Rig::redirected().world);
-    let (local, stop_l) = serve(FakeProbe::new("local", world.clone(), client_devices())).await;
-    let (remote, stop_r) =
-        serve(FakeProbe::new("remote", world, session_devices(true, true))).await;
+    let (local, remote, _serving) = serve_pair(world, |p| p).await;
     let dir = tempfile::tempdir().unwrap();
     // The scenario's remote token is not the probes'.
     let file = write_scenario(
@@ -1655,8 +1658,6 @@ async fn a_probe_with_another_token_is_named_as_such_once_never_as_a_firewall() 
     );
     std::fs::write(&file, text).unwrap();
     let o = run_files(&[file], None).await;
-    stop_l.cancel();
-    stop_r.cancel();
     let e = o.run.scenarios[0].error.as_deref().unwrap_or_default();
     assert!(
         e.contains("remote probe") && e.contains("another token"),
