@@ -26,13 +26,13 @@ pub(super) struct Measured {
 /// failure, is about the side that failed.
 pub(super) fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -> Observation {
     match e.audio() {
-        Some(a)
-            if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch)
-                && who.side == Side::Session =>
-        {
-            if let Some(down) = audio_service_down(&who.info) {
-                // "No endpoint" is a finding only from a live audio service.
-                return Observation::Error {
+        Some(a) if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch) => {
+            // "No endpoint" in the session is a finding only from a live audio service.
+            let down = (who.side == Side::Session)
+                .then(|| audio_service_down(&who.info))
+                .flatten();
+            match down {
+                Some(down) => Observation::Error {
                     side: who.side,
                     detail: format!(
                         "{} probe ({}): audio service unavailable: {down}, so `{endpoint}` \
@@ -40,19 +40,12 @@ pub(super) fn failed(who: &Probe, what: &str, endpoint: &str, e: &ClientError) -
                          again",
                         who.role, who.info.hostname
                     ),
-                };
-            }
-            Observation::NoDevice {
-                side: who.side,
-                endpoint: endpoint.to_string(),
-                detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
-            }
-        }
-        Some(a) if matches!(a.kind, AudioErrorKind::NoDevice | AudioErrorKind::NoMatch) => {
-            Observation::NoDevice {
-                side: who.side,
-                endpoint: endpoint.to_string(),
-                detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
+                },
+                None => Observation::NoDevice {
+                    side: who.side,
+                    endpoint: endpoint.to_string(),
+                    detail: format!("{} probe ({}): {}", who.role, who.info.hostname, a.message),
+                },
             }
         }
         _ => Observation::Error {

@@ -18,6 +18,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub const MAX_HANDSHAKES: usize = 32;
 /// Handshakes in progress at once from one address.
 pub const MAX_HANDSHAKES_PER_ADDR: usize = 8;
+/// A handshake's whole deadline, in steps of its per-step timeout: hello, proof, welcome.
+pub const HANDSHAKE_STEPS: u32 = 3;
 
 /// The handshakes in progress and their budgets.
 #[derive(Debug)]

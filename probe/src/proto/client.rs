@@ -873,7 +873,7 @@ impl ProbeListener {
     }
 
     /// The handshake of a connection from `peer`, within the budget and its deadline
-    /// (three steps); `None` when a later arrival evicted it.
+    /// ([`super::admission::HANDSHAKE_STEPS`] steps); `None` when a later arrival evicted it.
     fn handshake(
         &self,
         stream: TcpStream,
@@ -884,7 +884,7 @@ impl ProbeListener {
         let (token, config) = (self.token.clone(), self.config.clone());
         async move {
             let evicted = ticket.evicted();
-            let deadline = config.handshake_timeout * 3;
+            let deadline = config.handshake_timeout * super::admission::HANDSHAKE_STEPS;
             let handshake =
                 AuthedClient::handshake(stream, peer.to_string(), token.as_ref(), &config);
             tokio::select! {

@@ -433,8 +433,8 @@ impl<H: Handler> Server<H> {
     }
 
     /// The server side of the handshake on `stream`, within its deadline (every step
-    /// bounded, and the whole at most [`HANDSHAKE_STEPS`] steps); `None` when shutdown
-    /// came first (the peer is told).
+    /// bounded, and the whole at most [`crate::proto::admission::HANDSHAKE_STEPS`] steps);
+    /// `None` when shutdown came first (the peer is told).
     async fn authenticate(
         self: &Arc<Self>,
         mut stream: TcpStream,
@@ -444,7 +444,7 @@ impl<H: Handler> Server<H> {
         let _ = stream.set_nodelay(true);
         limit_unsent(&stream);
         let step = self.config.handshake_timeout;
-        let deadline = step * HANDSHAKE_STEPS;
+        let deadline = step * crate::proto::admission::HANDSHAKE_STEPS;
         let established = tokio::select! {
             r = tokio::time::timeout(deadline, server_handshake(&mut stream, &self.config.tokens, step)) => match r {
                 Ok(r) => r?,
@@ -881,9 +881,6 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 }
-
-/// A handshake's whole deadline, in steps of `handshake_timeout`: hello, proof, welcome.
-const HANDSHAKE_STEPS: u32 = 3;
 
 /// Keeps a recording as evidence (the device's sample format decides the bit depth).
 type Keep<'a> = &'a (dyn Fn(Audio, &str) -> Option<EvidenceRef> + Send + Sync);
