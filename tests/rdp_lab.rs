@@ -15,6 +15,7 @@ use earshot_e2e::rdp::{RdpHost, RdpLab};
 use earshot_e2e::{finish_with_report, harness_bin, repo_root, Finished, Running};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{Client, ClientConfig};
+use earshot_probe::proto::msg::{SessionKind, SessionServer};
 
 const TOKEN: &str = "rdp-e2e-token-0123456789abcdef";
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -115,6 +116,23 @@ fn every_rdp_lab_state_gives_the_measured_verdicts_and_the_probe_reports_xrdp_in
         // The remote probe reads the lab's xrdp.ini: what it reports is what the
         // scenario's session host layer set.
         let info = remote_info(&remote_addr);
+        // The session knows it is an xrdp session from xrdp's own process serving its
+        // display, not only from the variables xrdp sets.
+        assert_eq!(
+            info.session.kind,
+            SessionKind::Remote,
+            "{name}: {:?}",
+            info.session
+        );
+        assert_eq!(info.session.server, Some(SessionServer::Xrdp), "{name}");
+        assert!(
+            info.session
+                .evidence
+                .iter()
+                .any(|e| e.starts_with("xrdp-chansrv (pid ") && e.contains("serves this display")),
+            "{name}: {:?}",
+            info.session
+        );
         let xrdp = info
             .xrdp
             .as_ref()

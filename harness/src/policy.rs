@@ -252,6 +252,31 @@ impl Quality {
     }
 }
 
+/// The layer of configuration that decided a value: where an admin changes it, and what
+/// makes a change take effect, differ from one layer to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The session host's policy (Group Policy, Intune, the registry): read by the host.
+    SessionHostPolicy,
+    /// xrdp.ini on the session host: read when xrdp starts.
+    XrdpIni,
+    /// An Azure Virtual Desktop host pool's RDP properties: applied at each new connection.
+    HostPoolProperties,
+    /// The RDP properties of the client's connection (its .rdp file): applied at each new
+    /// connection.
+    RdpFile,
+    /// The client device setting (Intune app configuration of a mobile client).
+    ClientDevice,
+    /// The session's desktop-app microphone consent (Windows privacy settings).
+    DesktopAppConsent,
+    /// No layer configured it: the product's default.
+    #[default]
+    ProductDefault,
+    /// The scenario's own `[expect]` section.
+    ScenarioExpect,
+}
+
 /// One value the engine settled on, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision<T> {
@@ -259,6 +284,9 @@ pub struct Decision<T> {
     pub value: T,
     /// The layer and setting that decided, e.g. "session host policy fDisableCam=1".
     pub decided_by: String,
+    /// The layer that decided, as a kind: what a cause's hint is derived from.
+    #[serde(default)]
+    pub layer: Layer,
     /// What every layer said, in order.
     pub trail: Vec<String>,
 }
@@ -368,6 +396,7 @@ pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
             ));
             e.output.value = v;
             e.output.decided_by = format!("[expect] in the scenario: {why}");
+            e.output.layer = Layer::ScenarioExpect;
         }
         if let Some(v) = o.capture {
             e.capture
@@ -375,6 +404,7 @@ pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
                 .push(format!("overridden by [expect]: capture {v:?} ({why})"));
             e.capture.value = v;
             e.capture.decided_by = format!("[expect] in the scenario: {why}");
+            e.capture.layer = Layer::ScenarioExpect;
         }
     }
     Ok(e)
@@ -383,6 +413,7 @@ pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
 /// What the session host layer says about playback and recording: a blocker's name for
 /// each direction, and the trail lines.
 struct HostLayer {
+    layer: Layer,
     blocks_output: Option<String>,
     blocks_capture: Option<String>,
     output_trail: Vec<String>,
@@ -393,6 +424,7 @@ fn windows_host_layer(scenario: &Scenario) -> HostLayer {
     let product = scenario.product;
     let host = &scenario.policy.session_host;
     let mut l = HostLayer {
+        layer: Layer::SessionHostPolicy,
         blocks_output: None,
         blocks_capture: None,
         output_trail: vec![],
@@ -441,6 +473,7 @@ fn windows_host_layer(scenario: &Scenario) -> HostLayer {
 
 fn xrdp_host_layer(x: &XrdpPolicy) -> HostLayer {
     let mut l = HostLayer {
+        layer: Layer::XrdpIni,
         blocks_output: None,
         blocks_capture: None,
         output_trail: vec![],
@@ -510,6 +543,10 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         Product::Xrdp => ".rdp file property",
         _ => "RDP property",
     };
+    let rdp_kind = match product {
+        Product::Avd => Layer::HostPoolProperties,
+        _ => Layer::RdpFile,
+    };
     let has_rdp_layer = !matches!(product, Product::Windows365 | Product::Devbox);
     let host_layer = match (&scenario.policy.xrdp, product) {
         (Some(x), Product::Xrdp) => xrdp_host_layer(x),
@@ -519,14 +556,18 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
 
     // Output: each layer proposes; the most restrictive proposal wins, the first layer
     // proposing it is named.
-    let mut proposals: Vec<(OutputExpect, String)> = Vec::new();
+    let mut proposals: Vec<(OutputExpect, String, Layer)> = Vec::new();
     let mut trail = host_layer.output_trail;
     if let Some(by) = host_layer.blocks_output {
-        proposals.push((OutputExpect::None, by));
+        proposals.push((OutputExpect::None, by, host_layer.layer));
     }
     match (has_rdp_layer, int("audiomode")) {
         (false, _) => {
-            proposals.push((OutputExpect::Client, format!("{product} default")));
+            proposals.push((
+                OutputExpect::Client,
+                format!("{product} default"),
+                Layer::ProductDefault,
+            ));
             trail.push(format!(
                 "{product} default: playback redirection enabled (no host pool properties)"
             ));
@@ -537,13 +578,14 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
                 1 => OutputExpect::Session,
                 _ => OutputExpect::None,
             };
-            proposals.push((v, format!("{rdp_layer} audiomode:i:{m}")));
+            proposals.push((v, format!("{rdp_layer} audiomode:i:{m}"), rdp_kind));
             trail.push(format!("{rdp_layer} audiomode:i:{m}: {}", output_words(v)));
         }
         (true, None) => {
             proposals.push((
                 OutputExpect::Client,
                 format!("{product} default audiomode:i:0"),
+                Layer::ProductDefault,
             ));
             trail.push(format!(
                 "{rdp_layer} audiomode not configured: the default plays sound on the local \
@@ -551,37 +593,43 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
             ));
         }
     }
-    let (out_value, out_by) = most_restrictive(proposals);
+    let (out_value, out_by, out_layer) = most_restrictive(proposals);
     let output = Decision {
         value: out_value,
         decided_by: out_by,
+        layer: out_layer,
         trail,
     };
 
     // Capture: blocked if any layer blocks.
-    let mut blockers: Vec<String> = host_layer.blocks_capture.into_iter().collect();
-    let mut enabler: Option<String> = None;
+    let mut blockers: Vec<(String, Layer)> = host_layer
+        .blocks_capture
+        .map(|b| (b, host_layer.layer))
+        .into_iter()
+        .collect();
+    let mut enabler: Option<(String, Layer)> = None;
     let mut trail = host_layer.capture_trail;
     match (has_rdp_layer, int("audiocapturemode")) {
         (false, _) => {
-            enabler = Some(format!("{product} default"));
+            enabler = Some((format!("{product} default"), Layer::ProductDefault));
             trail.push(format!("{product} default: recording redirection enabled"));
         }
         (true, Some(1)) => {
-            enabler = Some(format!("{rdp_layer} audiocapturemode:i:1"));
+            enabler = Some((format!("{rdp_layer} audiocapturemode:i:1"), rdp_kind));
             trail.push(format!(
                 "{rdp_layer} audiocapturemode:i:1: the local microphone is redirected"
             ));
         }
         (true, Some(m)) => {
-            blockers.push(format!("{rdp_layer} audiocapturemode:i:{m}"));
+            blockers.push((format!("{rdp_layer} audiocapturemode:i:{m}"), rdp_kind));
             trail.push(format!(
                 "{rdp_layer} audiocapturemode:i:{m}: microphone redirection disabled"
             ));
         }
         (true, None) => {
-            blockers.push(format!(
-                "{rdp_layer} audiocapturemode not configured (default 0, off)"
+            blockers.push((
+                format!("{rdp_layer} audiocapturemode not configured (default 0, off)"),
+                rdp_kind,
             ));
             trail.push(format!(
                 "{rdp_layer} audiocapturemode not configured: the default does not redirect \
@@ -594,7 +642,10 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         such setting)";
     match scenario.policy.client.microphone {
         Some(Toggle::Disabled) => {
-            blockers.push("client device: audio input redirection disabled".into());
+            blockers.push((
+                "client device: audio input redirection disabled".into(),
+                Layer::ClientDevice,
+            ));
             trail.push(format!("{CLIENT_DEVICE}: audio input redirection disabled"));
         }
         Some(Toggle::Enabled) => {
@@ -614,7 +665,7 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         );
     }
     let denied = host.desktop_apps_microphone == Some(Consent::Deny);
-    let capture = if let Some(first) = blockers.first() {
+    let capture = if let Some((first, layer)) = blockers.first() {
         if denied {
             trail.push(
                 "the session's desktop-app microphone consent is Deny: moot, the microphone \
@@ -625,6 +676,7 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         Decision {
             value: CaptureExpect::Blocked,
             decided_by: first.clone(),
+            layer: *layer,
             trail,
         }
     } else if denied {
@@ -636,12 +688,16 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         Decision {
             value: CaptureExpect::RedirectedAppsDenied,
             decided_by: "the session's desktop-app microphone consent Deny".into(),
+            layer: Layer::DesktopAppConsent,
             trail,
         }
     } else {
+        let (decided_by, layer) =
+            enabler.unwrap_or_else(|| ("no layer blocks it".into(), Layer::ProductDefault));
         Decision {
             value: CaptureExpect::Redirected,
-            decided_by: enabler.unwrap_or_else(|| "no layer blocks it".into()),
+            decided_by,
+            layer,
             trail,
         }
     };
@@ -731,32 +787,52 @@ fn quality_decision(
     };
     let want = asked.unwrap_or(Quality::Dynamic);
     let value = limit.min(want);
-    let decided_by = match (policy, asked) {
-        (None, None) if product == Product::Xrdp => "the client's default request (dynamic)".into(),
-        (None, None) => "the defaults (dynamic)".into(),
+    let rdp_kind = match product {
+        Product::Avd => Layer::HostPoolProperties,
+        _ => Layer::RdpFile,
+    };
+    let (decided_by, layer) = match (policy, asked) {
+        (None, None) if product == Product::Xrdp => (
+            "the client's default request (dynamic)".into(),
+            Layer::ProductDefault,
+        ),
+        (None, None) => ("the defaults (dynamic)".into(), Layer::ProductDefault),
         // The client's request stands when the host allows it.
-        (_, Some(_)) if want <= limit => {
-            format!("{rdp_layer} audioqualitymode:i:{}", requested.unwrap_or(0))
-        }
+        (_, Some(_)) if want <= limit => (
+            format!("{rdp_layer} audioqualitymode:i:{}", requested.unwrap_or(0)),
+            rdp_kind,
+        ),
         // Otherwise the host caps it.
-        (None, Some(_)) => "session host policy AllowedAudioQualityMode not configured \
-                            (Windows then plays at dynamic quality)"
-            .into(),
-        (Some((_, v)), Some(_)) => format!("session host policy AllowedAudioQualityMode={v}"),
-        (Some((_, v)), None) => format!(
-            "the client's default request (dynamic), within session host policy \
-             AllowedAudioQualityMode={v}"
+        (None, Some(_)) => (
+            "session host policy AllowedAudioQualityMode not configured (Windows then plays \
+             at dynamic quality)"
+                .into(),
+            Layer::ProductDefault,
+        ),
+        (Some((_, v)), Some(_)) => (
+            format!("session host policy AllowedAudioQualityMode={v}"),
+            Layer::SessionHostPolicy,
+        ),
+        (Some((_, v)), None) => (
+            format!(
+                "the client's default request (dynamic), within session host policy \
+                 AllowedAudioQualityMode={v}"
+            ),
+            Layer::ProductDefault,
         ),
     };
     Decision {
         value,
         decided_by,
+        layer,
         trail,
     }
 }
 
 /// The most restrictive proposal; the earliest layer wins a tie (it is listed first).
-fn most_restrictive(proposals: Vec<(OutputExpect, String)>) -> (OutputExpect, String) {
+fn most_restrictive(
+    proposals: Vec<(OutputExpect, String, Layer)>,
+) -> (OutputExpect, String, Layer) {
     proposals
         .into_iter()
         .reduce(|best, p| {
@@ -766,7 +842,11 @@ fn most_restrictive(proposals: Vec<(OutputExpect, String)>) -> (OutputExpect, St
                 best
             }
         })
-        .unwrap_or((OutputExpect::Client, "the RDP default".into()))
+        .unwrap_or((
+            OutputExpect::Client,
+            "the RDP default".into(),
+            Layer::ProductDefault,
+        ))
 }
 
 #[cfg(test)]

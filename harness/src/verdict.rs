@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Decision, Quality};
 use crate::scenario::{CaptureExpect, Check, OutputExpect};
 use earshot_probe::signal::quality::QualityClass;
+pub use hints::{SessionEndpoint, RESTART_HINT};
 
 /// Symbols of this run's signature (of 16) that must stand out for sound that was not
 /// detected to count as a damaged copy of it. Noise, speech and other seeds' signatures
@@ -552,21 +553,23 @@ pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -
     }
 }
 
-const RESTART_HINT: &str = "has the session host restarted since the rollout?";
-
-/// Judges `observed` against the expectation for `check`, given what the rig proved.
+/// Judges `observed` against the expectation for `check`, given what the rig proved and
+/// what the session showed of its redirected endpoint on the check's path.
 pub fn judge(
     check: Check,
     output: &Decision<OutputExpect>,
     capture: &Decision<CaptureExpect>,
     observed: &Observation,
     rig: &RigProof,
+    endpoint: &SessionEndpoint,
 ) -> Judgement {
     let expected = expected_words(check, output.value, capture.value);
-    let by = match check {
-        Check::Output | Check::Continuity | Check::Quality => &output.decided_by,
-        Check::Capture => &capture.decided_by,
+    let (by, layer) = match check {
+        Check::Output | Check::Continuity | Check::Quality => (&output.decided_by, output.layer),
+        Check::Capture => (&capture.decided_by, capture.layer),
     };
+    // Where the deciding layer lives and what makes it take effect.
+    let arrival = hints::arrival(layer, by);
     let head = format!(
         "expected {expected} ({by}); observed {}",
         observed.describe()
@@ -666,13 +669,17 @@ pub fn judge(
             Verdict::Fail,
             match check {
                 Check::Output | Check::Continuity | Check::Quality => format!(
-                    "the session played but the client heard nothing{proven}: playback is not \
-                     redirected (session host policy, RDP properties, client settings); \
-                     {RESTART_HINT}"
+                    "the session played but the client heard nothing{proven}: {}; {arrival}",
+                    endpoint
+                        .silence_words(false)
+                        .unwrap_or_else(|| "playback is not redirected".into())
                 ),
                 Check::Capture => format!(
-                    "the session's microphone does not hear the client's{proven}: is the right \
-                     client microphone redirected, or is it muted? {RESTART_HINT}"
+                    "the session's microphone does not hear the client's{proven}: {}; \
+                     {arrival}",
+                    endpoint.silence_words(true).unwrap_or_else(|| {
+                        "is the right client microphone redirected, or is it muted?".into()
+                    })
                 ),
             },
         ),
@@ -680,13 +687,16 @@ pub fn judge(
             Verdict::Fail,
             match check {
                 Check::Output | Check::Continuity | Check::Quality => format!(
-                    "the session has no audio output, so playback is not redirected; check \
-                     audiomode and fDisableCam on the session host; {RESTART_HINT}"
+                    "the session has no audio output, so playback is not redirected; {arrival}"
                 ),
                 Check::Capture => format!(
-                    "the session has no microphone, so recording is not redirected; check \
-                     audiocapturemode, fDisableAudioCapture and the client device settings; \
-                     {RESTART_HINT}"
+                    "the session has no microphone, so recording is not redirected{}; \
+                     {arrival}",
+                    match endpoint.silence_words(true) {
+                        Some(w) if matches!(endpoint, SessionEndpoint::Never { .. }) =>
+                            format!(" ({w})"),
+                        _ => String::new(),
+                    }
                 ),
             },
         ),
@@ -699,7 +709,7 @@ pub fn judge(
                  microphone)?"
                     .into()
             } else {
-                format!("the policy is not in effect; {RESTART_HINT}")
+                format!("the policy is not in effect: {arrival}")
             },
         ),
         // Sound during the plays that carries no trace of the signature may be the
@@ -983,6 +993,8 @@ pub fn judge_quality(
         _ => j(Verdict::Inconclusive, "not a quality measurement".into()),
     }
 }
+
+pub mod hints;
 
 #[cfg(test)]
 mod tests;

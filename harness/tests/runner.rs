@@ -13,7 +13,7 @@ use earshot_harness::report::{Event, Run};
 use earshot_harness::runner::{self, RunOptions};
 use earshot_harness::scenario::Check;
 use earshot_harness::verdict::Verdict;
-use earshot_probe::audio::{AudioError, AudioErrorKind, DeviceInfo};
+use earshot_probe::audio::{AudioError, AudioErrorKind, DeviceDirection, DeviceInfo};
 use earshot_probe::proto::msg::SessionKind;
 use earshot_probe::server::{Server, ServerConfig};
 use tokio::net::TcpListener;
@@ -40,6 +40,8 @@ struct Rig {
     timeouts: &'static str,
     /// The session probe's control link delays every byte this long (to the probe, back).
     remote_link: Option<(Duration, Duration)>,
+    /// The server the session probe names as serving its session.
+    remote_server: Option<earshot_probe::proto::msg::SessionServer>,
 }
 
 /// Short waits for the fake world: a listen that should hear sound lasts 800 ms; one that
@@ -64,6 +66,7 @@ impl Rig {
             remote_reconnects_after: None,
             timeouts: QUICK,
             remote_link: None,
+            remote_server: None,
         }
     }
 
@@ -118,6 +121,7 @@ impl Rig {
             made: std::time::Instant::now(),
             hostname: None,
             session: None,
+            server: None,
         })
         .await;
         let (remote, stop_r) = serve(FakeProbe {
@@ -135,6 +139,7 @@ impl Rig {
             made: std::time::Instant::now(),
             hostname: None,
             session: None,
+            server: self.remote_server,
         })
         .await;
         let remote = match self.remote_link {
@@ -282,6 +287,42 @@ async fn redirected_but_expected_blocked_fail_as_not_in_effect() {
     let o = Rig::redirected().run("avd", BLOCK_BOTH).await;
     assert_eq!(o.verdicts(), [Fail, Fail]);
     assert!(o.cause(0).contains("not in effect"), "{}", o.cause(0));
+}
+
+#[tokio::test]
+async fn a_session_that_never_had_a_redirected_microphone_is_named_as_such() {
+    use earshot_probe::proto::msg::SessionServer;
+    // A Windows session host whose session shows its redirected speaker but never a
+    // redirected microphone: the server, not the client's microphone, is the place to look.
+    let mut rig = Rig::blocked();
+    rig.remote_server = Some(SessionServer::WindowsRds);
+    rig.remote_devices = vec![
+        sim::dev(
+            "Speakers (Remote Audio)",
+            DeviceDirection::Output,
+            true,
+            false,
+        ),
+        sim::dev("Stereo Mix", DeviceDirection::Input, true, false),
+    ];
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert_eq!(o.verdicts()[1], Fail, "{}", o.cause(1));
+    assert!(
+        o.cause(1).contains(
+            "the session has no redirected microphone (no `Remote Audio` input at any time): \
+             the server (Remote Desktop Services) may not support microphone redirection, or \
+             its channel is off"
+        ),
+        "{}",
+        o.cause(1)
+    );
+    assert!(!o.cause(1).contains("muted"), "{}", o.cause(1));
+    // The hint comes from the layer that said "redirect": the host pool's properties.
+    assert!(
+        o.cause(1).contains("refresh the workspace"),
+        "{}",
+        o.cause(1)
+    );
 }
 
 #[tokio::test]

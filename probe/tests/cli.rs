@@ -245,19 +245,36 @@ fn info_prints_the_agents_answer_with_the_hosts_own_configuration() {
     let tmp = tempfile::tempdir().unwrap();
     let ini = tmp.path().join("xrdp.ini");
     std::fs::write(&ini, "[Channels]\nrdpsnd=false\n").unwrap();
-    let out = probe()
-        .arg("info")
-        .env("EARSHOT_XRDP_INI", &ini)
-        // No audio server to find: the catalogue's failure is part of the answer.
-        .env("PULSE_SERVER", "unix:/nonexistent/earshot-test")
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let info: earshot_probe::proto::msg::ProbeInfo = serde_json::from_slice(&out).unwrap();
-    assert_eq!(info.probe_version, earshot_probe::VERSION);
-    assert_eq!(info.xrdp.and_then(|x| x.rdpsnd), Some(false));
+    let info = |xrdp_session: bool| {
+        let mut cmd = probe();
+        cmd.arg("info")
+            .env("EARSHOT_XRDP_INI", &ini)
+            .env_remove("XRDP_SESSION")
+            // No audio server to find: the catalogue's failure is part of the answer.
+            .env("PULSE_SERVER", "unix:/nonexistent/earshot-test");
+        if xrdp_session {
+            cmd.env("XRDP_SESSION", "1");
+        }
+        let out = cmd.assert().code(0).get_output().stdout.clone();
+        serde_json::from_slice::<earshot_probe::proto::msg::ProbeInfo>(&out).unwrap()
+    };
+    let xrdp = info(true);
+    assert_eq!(xrdp.probe_version, earshot_probe::VERSION);
+    if cfg!(target_os = "linux") {
+        assert_eq!(
+            xrdp.session.server,
+            Some(earshot_probe::proto::msg::SessionServer::Xrdp)
+        );
+        assert_eq!(xrdp.xrdp.as_ref().and_then(|x| x.rdpsnd), Some(false));
+        // Not an xrdp session: the xrdp.ini on the machine is no evidence about it.
+        let other = info(false);
+        assert_ne!(
+            other.session.server,
+            Some(earshot_probe::proto::msg::SessionServer::Xrdp)
+        );
+        assert_eq!(other.xrdp, None);
+    }
+    let info = xrdp;
     // The registry, services and boot time are Windows facts; elsewhere there are none.
     assert_eq!(info.host_config.is_some(), cfg!(windows));
 }

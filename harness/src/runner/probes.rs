@@ -292,15 +292,15 @@ pub(super) fn summary(p: &Probe) -> ProbeSummary {
             Err(e) => format!("unavailable: {e}"),
         },
         remote_session: format!(
-            "{:?} ({})",
-            i.session.kind,
+            "{}{} ({})",
+            format!("{:?}", i.session.kind).to_lowercase(),
+            served_by(&i.session),
             if i.session.evidence.is_empty() {
                 "no markers".into()
             } else {
                 i.session.evidence.join(", ")
             }
-        )
-        .to_lowercase(),
+        ),
         devices,
         // Only the session host's settings govern redirection.
         host_settings: if p.side == Side::Session {
@@ -394,11 +394,20 @@ pub(super) fn session_words(session: &earshot_probe::proto::msg::RemoteSession) 
         SessionKind::Local => "the console",
         SessionKind::Unknown => "kind unknown",
     };
+    let kind = format!("{kind}{}", served_by(session));
     if session.evidence.is_empty() {
         format!("{kind}, no markers")
     } else {
         format!("{kind}: {}", session.evidence.join(", "))
     }
+}
+
+/// ", served by xrdp" when the probe named the session's server.
+fn served_by(session: &earshot_probe::proto::msg::RemoteSession) -> String {
+    session
+        .server
+        .map(|s| format!(", served by {}", s.name()))
+        .unwrap_or_default()
 }
 
 /// The local (client rig) endpoints a check needs, as (scenario key, selector, direction).

@@ -2,6 +2,7 @@
 //! plays fell inside the listen, and the verdict with its proofs.
 
 use super::*;
+use crate::verdict::SessionEndpoint;
 
 /// What proves a play fell inside a check's listen: the path may start carrying sound at
 /// any moment up to `opens` after the listener's device delivers audio (an on-demand
@@ -241,7 +242,8 @@ pub(super) async fn check(
             .await
         }
     };
-    let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig);
+    let endpoint = session_endpoint_seen(remote, c, needs, &m.observation).await;
+    let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig, &endpoint);
     // An absence decides only with its proof: a play confirmed whole inside the listen.
     if let (true, Verdict::Pass | Verdict::Fail, Some(proof)) = (
         m.observation.is_absence(),
@@ -304,4 +306,25 @@ pub(super) async fn check(
         started_unix_ms,
         duration: started.elapsed(),
     }
+}
+
+/// What the session showed of its redirected endpoint on `c`'s path, when it can explain an
+/// absence where sound should have arrived: its catalogue at connection and, looked at again
+/// now, after the check (an endpoint that came late still counts as there).
+async fn session_endpoint_seen(
+    remote: &Probe,
+    c: Check,
+    needs: bool,
+    observed: &Observation,
+) -> SessionEndpoint {
+    if !needs || !observed.is_absence() {
+        return SessionEndpoint::Unknown;
+    }
+    let direction = match c {
+        Check::Capture => DeviceDirection::Input,
+        Check::Output | Check::Continuity | Check::Quality => DeviceDirection::Output,
+    };
+    let now = remote.client.info().await.ok();
+    let looks: Vec<&ProbeInfo> = std::iter::once(&remote.info).chain(now.as_ref()).collect();
+    crate::verdict::hints::session_endpoint(&looks, direction)
 }

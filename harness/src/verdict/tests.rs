@@ -1,11 +1,17 @@
 //! The verdict table, row by row, and the rules that hold across it.
 
 use super::*;
+use crate::policy::Layer;
 
 fn d<T>(value: T, by: &str) -> Decision<T> {
+    layered(value, by, Layer::ProductDefault)
+}
+
+fn layered<T>(value: T, by: &str, layer: Layer) -> Decision<T> {
     Decision {
         value,
         decided_by: by.into(),
+        layer,
         trail: vec![],
     }
 }
@@ -71,6 +77,7 @@ fn judge_output(exp: OutputExpect, obs: &Observation, rig: &RigProof) -> Judgeme
         &d(CaptureExpect::Blocked, "y"),
         obs,
         rig,
+        &SessionEndpoint::Unknown,
     )
 }
 
@@ -81,6 +88,7 @@ fn judge_capture(exp: CaptureExpect, obs: &Observation, rig: &RigProof) -> Judge
         &d(exp, "policy X"),
         obs,
         rig,
+        &SessionEndpoint::Unknown,
     )
 }
 
@@ -318,17 +326,125 @@ fn a_client_rig_without_a_device_names_the_endpoint() {
 fn a_rollout_not_in_effect_says_so_with_figures() {
     let j = judge(
         Check::Output,
-        &d(OutputExpect::None, "session host policy fDisableCam=1"),
+        &layered(
+            OutputExpect::None,
+            "session host policy fDisableCam=1",
+            Layer::SessionHostPolicy,
+        ),
         &d(CaptureExpect::Blocked, "x"),
         &detected(0),
         &RigProof::NotTried,
+        &SessionEndpoint::Unknown,
     );
     assert_eq!(j.verdict, Verdict::Fail);
-    assert_eq!(
-        j.cause,
-        "expected not played on the client (session host policy fDisableCam=1); observed \
-         detected at -12 dBFS after 104 ms, SNR 50 dB, 16/16 symbols: the policy is not in \
-         effect; has the session host restarted since the rollout?"
+    assert!(
+        j.cause.starts_with(
+            "expected not played on the client (session host policy fDisableCam=1); observed \
+             detected at -12 dBFS after 104 ms, SNR 50 dB, 16/16 symbols: the policy is not in \
+             effect: session host policy fDisableCam=1 has not taken effect on the session \
+             host: confirm it arrived (`gpresult /r`"
+        ),
+        "{}",
+        j.cause
+    );
+    assert!(j.cause.ends_with(RESTART_HINT), "{}", j.cause);
+}
+
+#[test]
+fn the_hint_comes_from_the_layer_that_decided_never_a_restart_for_a_client_setting() {
+    // A client whose .rdp file says "do not play" (audiomode:i:2) but plays: the file and a
+    // new connection, not a session host restart.
+    let rdp = judge(
+        Check::Output,
+        &layered(
+            OutputExpect::None,
+            ".rdp file property audiomode:i:2",
+            Layer::RdpFile,
+        ),
+        &d(CaptureExpect::Blocked, "x"),
+        &detected(0),
+        &RigProof::NotTried,
+        &SessionEndpoint::Unknown,
+    );
+    assert_eq!(rdp.verdict, Verdict::Fail);
+    assert!(
+        rdp.cause
+            .contains("the client reads its .rdp file when it connects"),
+        "{}",
+        rdp.cause
+    );
+    assert!(!rdp.cause.contains("restarted"), "{}", rdp.cause);
+    // Each blocking layer, on a capture that was heard anyway.
+    for (layer, words) in [
+        (
+            Layer::HostPoolProperties,
+            "refresh the workspace in the client",
+        ),
+        (Layer::ClientDevice, "app configuration policy assigned"),
+        (Layer::XrdpIni, "systemctl restart xrdp"),
+        (Layer::SessionHostPolicy, RESTART_HINT),
+    ] {
+        let j = judge(
+            Check::Capture,
+            &d(OutputExpect::Client, "y"),
+            &layered(CaptureExpect::Blocked, "the blocker", layer),
+            &detected(0),
+            &RigProof::NotTried,
+            &SessionEndpoint::Unknown,
+        );
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.cause.contains(words), "{layer:?}: {}", j.cause);
+        assert_eq!(
+            j.cause.contains(RESTART_HINT),
+            layer == Layer::SessionHostPolicy
+        );
+    }
+}
+
+#[test]
+fn a_silent_capture_says_whether_the_session_ever_had_a_redirected_microphone() {
+    use earshot_probe::proto::msg::SessionServer;
+    let judge_with = |endpoint: SessionEndpoint| {
+        judge(
+            Check::Capture,
+            &d(OutputExpect::Client, "y"),
+            &layered(
+                CaptureExpect::Redirected,
+                ".rdp file property audiocapturemode:i:1",
+                Layer::RdpFile,
+            ),
+            &silent(),
+            &RigProof::Heard,
+            &endpoint,
+        )
+    };
+    let never = judge_with(SessionEndpoint::Never {
+        server: SessionServer::GnomeRemoteDesktop,
+        looked_for: "remote desktop",
+    });
+    assert_eq!(never.verdict, Verdict::Fail);
+    assert!(
+        never.cause.contains(
+            "the session has no redirected microphone (no `remote desktop` input at any \
+             time): the server (GNOME Remote Desktop) may not support microphone \
+             redirection, or its channel is off"
+        ),
+        "{}",
+        never.cause
+    );
+    assert!(!never.cause.contains("muted"), "{}", never.cause);
+    let there = judge_with(SessionEndpoint::Present {
+        name: "Microphone (Remote Audio)".into(),
+        always_there: false,
+    });
+    assert!(there.cause.contains("stayed silent"), "{}", there.cause);
+    assert!(there.cause.contains("muted"), "{}", there.cause);
+    // Where the server's naming is unknown, the old question stands.
+    let unknown = judge_with(SessionEndpoint::Unknown);
+    assert!(
+        unknown.cause.contains("or is it muted?"),
+        "{}",
+        unknown.cause
     );
 }
 

@@ -112,6 +112,8 @@ pub struct FakeProbe {
     pub hostname: Option<String>,
     /// The session it shows (default: `remote` for the probe named "remote", else local).
     pub session: Option<SessionKind>,
+    /// The server it names as serving its session.
+    pub server: Option<earshot_probe::proto::msg::SessionServer>,
 }
 
 pub fn dev(id: &str, direction: DeviceDirection, is_default: bool, is_monitor: bool) -> DeviceInfo {
@@ -186,6 +188,7 @@ impl FakeProbe {
             made: Instant::now(),
             hostname: None,
             session: None,
+            server: None,
         }
     }
 
@@ -248,6 +251,7 @@ impl Handler for FakeProbe {
                 SessionKind::Local
             }),
             evidence: vec![],
+            server: self.server,
         };
         i.now_unix_ms = self.now();
         i.xrdp = self.xrdp.clone();

@@ -197,13 +197,58 @@ pub enum SessionKind {
     Unknown,
 }
 
+/// The server stack that serves a remote session: it decides which host facts mean
+/// anything (xrdp.ini only for xrdp) and how the session's redirected endpoints are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionServer {
+    /// Windows Remote Desktop Services (a session whose protocol is RDP).
+    WindowsRds,
+    /// xrdp with its sesman and chansrv.
+    Xrdp,
+    /// GNOME Remote Desktop (a headless session, or the remote login's handover).
+    GnomeRemoteDesktop,
+    /// FreeRDP's shadow server, sharing an existing display.
+    FreerdpShadow,
+    /// Chrome Remote Desktop.
+    ChromeRemoteDesktop,
+    /// NoMachine / NX.
+    Nx,
+    /// X2Go.
+    X2go,
+    /// A server a newer probe recognised and this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl SessionServer {
+    /// The server's name as an admin knows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionServer::WindowsRds => "Remote Desktop Services",
+            SessionServer::Xrdp => "xrdp",
+            SessionServer::GnomeRemoteDesktop => "GNOME Remote Desktop",
+            SessionServer::FreerdpShadow => "FreeRDP shadow server",
+            SessionServer::ChromeRemoteDesktop => "Chrome Remote Desktop",
+            SessionServer::Nx => "NX",
+            SessionServer::X2go => "X2Go",
+            SessionServer::Other => "another remote desktop server",
+        }
+    }
+}
+
 /// The remote-session verdict and the markers it rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSession {
     /// The verdict.
     pub kind: SessionKind,
-    /// What was checked and found, e.g. `XRDP_SESSION=1`, `SM_REMOTESESSION=1`.
+    /// What was checked and what it showed, e.g. `XRDP_SESSION=1`, `SM_REMOTESESSION=1`,
+    /// `logind session 4: REMOTE=0 SEAT=seat0 TYPE=wayland`: for every kind, `unknown`
+    /// included, so that a report says what was looked at.
     pub evidence: Vec<String>,
+    /// The stack that serves the session, when the evidence names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<SessionServer>,
 }
 
 /// Answer to `info`.

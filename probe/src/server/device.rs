@@ -9,7 +9,9 @@ use crate::audio::{
     backend, AudioError, CancelFlag, CaptureOptions, HostChoice, ListenReport, PlayReport,
     RecordReport,
 };
-use crate::proto::msg::{ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest};
+use crate::proto::msg::{
+    ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest, SessionServer,
+};
 use crate::signal::{continuity, quality, Signature};
 use crate::wav::Audio;
 
@@ -185,7 +187,11 @@ impl Handler for DeviceHandler {
         let mut info = base_info(self.max_capture);
         info.audio_host = audio_host;
         info.devices = devices;
-        info.xrdp = super::xrdp_ini::read(&self.xrdp_ini);
+        // Host facts only from the stack that serves the session: an xrdp.ini on a machine
+        // whose session another server serves (GNOME Remote Desktop, say) is not evidence.
+        info.xrdp = (info.session.server == Some(SessionServer::Xrdp))
+            .then(|| super::xrdp_ini::read(&self.xrdp_ini))
+            .flatten();
         // Windows only: the registry, services and boot time; the redirected endpoints are
         // picked from the catalogue.
         info.host_config = super::host_config::read(&info.devices);

@@ -367,7 +367,7 @@ fn all_values(key: &str, names: &[&str], data: &RegistryData) -> Vec<RegistryVal
 }
 
 #[cfg(windows)]
-pub use windows::read_values;
+pub use windows::{read_values, session_protocol};
 
 #[cfg(windows)]
 mod windows {
@@ -748,7 +748,7 @@ mod windows {
         Some(String::from_utf16_lossy(&units[..len]))
     }
 
-    fn session_protocol() -> Result<u16, String> {
+    pub fn session_protocol() -> Result<u16, String> {
         let mut buf: windows_sys::core::PWSTR = std::ptr::null_mut();
         let mut bytes = 0u32;
         // SAFETY: the out pointers are valid; on success the API allocates `buf`, which is

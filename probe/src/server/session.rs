@@ -1,47 +1,417 @@
-//! Is the probe running inside a remote desktop session?
+//! Is the probe running inside a remote desktop session, and which server serves it?
 //!
 //! - Windows: `GetSystemMetrics(SM_REMOTESESSION)`; and, because that reads 0 in a
 //!   RemoteFX session with a virtual GPU, the process's session id compared with
 //!   `HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\GlassSessionId` (the console
-//!   session): a different id means remote. `SESSIONNAME` (`RDP-Tcp#N`) and `CLIENTNAME`
-//!   are reported as supporting markers.
-//! - Linux: xrdp sets `XRDP_SESSION` and friends; other remote stacks leave markers too.
-//!   Without one the answer is `unknown` (a local X or Wayland session has no positive sign).
+//!   session): a different id means remote. The session's protocol
+//!   (`WTSQuerySessionInformation` `WTSClientProtocolType`: 0 console, 2 RDP) confirms
+//!   either. `SESSIONNAME` (`RDP-Tcp#N`) and `CLIENTNAME` are reported as supporting markers.
+//! - Linux: three sources, none of which depends on one server's habits:
+//!   1. the login session's own record, as logind keeps it for `loginctl show-session`
+//!      (`/run/systemd/sessions/ID`: `REMOTE`, `REMOTE_HOST`, `SERVICE`, `TYPE`, `SEAT`),
+//!      read from the file so that no D-Bus and no child process is needed. A graphical
+//!      session with `REMOTE=1`, or one opened by a remote desktop service, is remote; one
+//!      on a seat with `REMOTE=0` is local. A remote *shell* (`sshd`, `TYPE=tty`) is not a
+//!      remote desktop and decides nothing;
+//!   2. the server processes that serve this session: xrdp's `xrdp-chansrv` on this
+//!      process's X display (or sesman among its ancestors), GNOME Remote Desktop's daemon
+//!      running headless or as a remote login's handover for this user, FreeRDP's shadow
+//!      server on this display;
+//!   3. the variables remote stacks set (`XRDP_SESSION`, `CHROME_REMOTE_DESKTOP_SESSION`, ...).
+//!
+//!   Any one remote sign makes the session remote; without one, a seat makes it local and
+//!   the answer is otherwise `unknown`. Every kind carries what was looked at.
 //! - Elsewhere: `unknown`.
 
-use crate::proto::msg::{RemoteSession, SessionKind};
+use std::collections::BTreeMap;
+use std::path::Path;
 
-/// Environment variables that only a remote desktop session sets, on Linux.
-pub const LINUX_MARKERS: &[&str] = &[
-    "XRDP_SESSION",
-    "XRDP_SOCKET_PATH",
-    "XRDP_PULSE_SINK_SOCKET",
-    "XRDP_PULSE_SOURCE_SOCKET",
-    "CHROME_REMOTE_DESKTOP_SESSION",
-    "NXSESSIONID",
-    "X2GO_SESSION",
+use crate::proto::msg::{RemoteSession, SessionKind, SessionServer};
+
+/// Environment variables that only a remote desktop session sets, on Linux, and the
+/// server each names.
+pub const LINUX_MARKERS: &[(&str, SessionServer)] = &[
+    ("XRDP_SESSION", SessionServer::Xrdp),
+    ("XRDP_SOCKET_PATH", SessionServer::Xrdp),
+    ("XRDP_PULSE_SINK_SOCKET", SessionServer::Xrdp),
+    ("XRDP_PULSE_SOURCE_SOCKET", SessionServer::Xrdp),
+    (
+        "CHROME_REMOTE_DESKTOP_SESSION",
+        SessionServer::ChromeRemoteDesktop,
+    ),
+    ("NXSESSIONID", SessionServer::Nx),
+    ("X2GO_SESSION", SessionServer::X2go),
 ];
 
-/// Classifies a Linux environment (`get` reads a variable).
-pub fn classify_linux(get: impl Fn(&str) -> Option<String>) -> RemoteSession {
-    let evidence: Vec<String> = LINUX_MARKERS
+/// Process names that can serve a session (as `argv[0]`'s file name).
+const SERVER_PROCESSES: &[&str] = &[
+    "xrdp-chansrv",
+    "xrdp-sesman",
+    "xrdp-sessvc",
+    "xrdp",
+    "gnome-remote-desktop-daemon",
+    "freerdp-shadow-cli",
+    "freerdp-shadow",
+    "sshd",
+];
+
+/// The kernel keeps 15 bytes of a process's name in `comm`.
+const COMM_LEN: usize = 15;
+
+/// How many parents are followed from this process.
+const MAX_ANCESTORS: usize = 64;
+
+/// A process that may serve this session, as [`linux_facts`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerProcess {
+    /// Its process id.
+    pub pid: u32,
+    /// `argv[0]`'s file name (or the kernel's short name when the command line is hidden).
+    pub name: String,
+    /// The rest of its command line.
+    pub args: Vec<String>,
+    /// It is this process's parent, or a parent's parent...
+    pub ancestor: bool,
+    /// It runs as this process's user.
+    pub same_user: bool,
+    /// Its `DISPLAY`, when its environment is readable.
+    pub display: Option<String>,
+}
+
+/// What a Linux process can read about its own session; [`classify_linux`] judges it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinuxFacts {
+    /// The marker variables that are set, with their values.
+    pub markers: Vec<(String, String)>,
+    /// This process's `DISPLAY`.
+    pub display: Option<String>,
+    /// The login session's id and where it was read (`XDG_SESSION_ID`,
+    /// `/proc/self/sessionid`), if any.
+    pub session_id: Option<(String, &'static str)>,
+    /// logind's record of that session (its keys as written), or why it could not be read.
+    pub logind: Option<Result<BTreeMap<String, String>, String>>,
+    /// The server processes found: this process's ancestors and its user's.
+    pub servers: Vec<ServerProcess>,
+}
+
+/// Reads the facts of process `self_pid` from `proc` (normally `/proc`) and logind's
+/// records from `sessions` (normally `/run/systemd/sessions`); `env` reads a variable of
+/// this process.
+pub fn linux_facts(
+    proc: &Path,
+    sessions: &Path,
+    self_pid: u32,
+    env: impl Fn(&str) -> Option<String>,
+) -> LinuxFacts {
+    let markers = LINUX_MARKERS
         .iter()
-        .filter_map(|k| get(k).map(|v| format!("{k}={v}")))
+        .filter_map(|(k, _)| env(k).map(|v| (k.to_string(), v)))
         .collect();
-    let kind = if evidence.is_empty() {
-        SessionKind::Unknown
+    let session_id = env("XDG_SESSION_ID")
+        .filter(|v| !v.is_empty())
+        .map(|v| (v, "XDG_SESSION_ID"))
+        .or_else(|| {
+            let id =
+                std::fs::read_to_string(proc.join(self_pid.to_string()).join("sessionid")).ok()?;
+            let id = id.trim();
+            // 4294967295 (-1): the process belongs to no audit session.
+            (!id.is_empty() && id != "4294967295").then(|| (id.to_string(), "/proc/self/sessionid"))
+        });
+    let logind = session_id.as_ref().map(|(id, _)| {
+        if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("session id {id:?} is not a logind id"));
+        }
+        let path = sessions.join(id);
+        std::fs::read_to_string(&path)
+            .map(|text| parse_logind_record(&text))
+            .map_err(|e| format!("no record at {}: {e}", path.display()))
+    });
+    let my_uid = uid_of(&proc.join(self_pid.to_string()));
+    let ancestors = ancestors(proc, self_pid);
+    let mut servers = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(proc) {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == self_pid {
+                continue;
+            }
+            let at = entry.path();
+            let Ok(comm) = std::fs::read_to_string(at.join("comm")) else {
+                continue;
+            };
+            let comm = comm.trim_end_matches('\n');
+            if !SERVER_PROCESSES
+                .iter()
+                .any(|n| *n == comm || (comm.len() == COMM_LEN && n.starts_with(comm)))
+            {
+                continue;
+            }
+            let (name, args) = command_line(&at).unwrap_or_else(|| (comm.to_string(), vec![]));
+            if !SERVER_PROCESSES.contains(&name.as_str()) {
+                continue;
+            }
+            let ancestor = ancestors.contains(&pid);
+            let same_user = my_uid.is_some() && uid_of(&at) == my_uid;
+            // Another user's sshd or xrdp says nothing about this session.
+            if !ancestor && !same_user && !name.starts_with("freerdp-shadow") {
+                continue;
+            }
+            servers.push(ServerProcess {
+                pid,
+                name,
+                args,
+                ancestor,
+                same_user,
+                display: environ_var(&at, "DISPLAY"),
+            });
+        }
+    }
+    servers.sort_by_key(|p| p.pid);
+    LinuxFacts {
+        markers,
+        display: env("DISPLAY").filter(|d| !d.is_empty()),
+        session_id,
+        logind,
+        servers,
+    }
+}
+
+/// `KEY=value` lines of a logind session record.
+pub fn parse_logind_record(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[cfg(unix)]
+fn uid_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn uid_of(_path: &Path) -> Option<u32> {
+    None
+}
+
+/// `argv[0]`'s file name and the other arguments; `None` when the command line is empty
+/// (a kernel thread, a zombie) or unreadable.
+fn command_line(at: &Path) -> Option<(String, Vec<String>)> {
+    let raw = std::fs::read(at.join("cmdline")).ok()?;
+    let mut parts = raw
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let first = parts.next()?;
+    let name = first.rsplit('/').next().unwrap_or(&first).to_string();
+    Some((name, parts.collect()))
+}
+
+fn environ_var(at: &Path, key: &str) -> Option<String> {
+    let raw = std::fs::read(at.join("environ")).ok()?;
+    raw.split(|b| *b == 0).find_map(|kv| {
+        let kv = String::from_utf8_lossy(kv);
+        kv.strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+            .map(str::to_string)
+    })
+}
+
+/// The parent chain of `pid` (its parent first), from each `stat`'s fourth field.
+fn ancestors(proc: &Path, pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut at = pid;
+    while out.len() < MAX_ANCESTORS {
+        let Ok(stat) = std::fs::read_to_string(proc.join(at.to_string()).join("stat")) else {
+            break;
+        };
+        // "pid (name) state ppid ...": the name may hold spaces and parentheses.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            break;
+        };
+        if ppid <= 1 || out.contains(&ppid) {
+            break;
+        }
+        out.push(ppid);
+        at = ppid;
+    }
+    out
+}
+
+/// What one process says about this session.
+enum Sign {
+    /// It serves this session.
+    Serves(SessionServer, String),
+    /// It is worth saying, but decides nothing.
+    Note(String),
+}
+
+fn sign_of(p: &ServerProcess, display: Option<&str>) -> Option<Sign> {
+    let same_display = display.is_some() && p.display.as_deref() == display;
+    let shown = display.unwrap_or("");
+    let with_args = if p.args.is_empty() {
+        p.name.clone()
     } else {
-        SessionKind::Remote
+        format!("{} {}", p.name, p.args.join(" "))
     };
-    RemoteSession { kind, evidence }
+    let arg = |a: &str| p.args.iter().any(|x| x == a);
+    match p.name.as_str() {
+        "xrdp-chansrv" if same_display => Some(Sign::Serves(
+            SessionServer::Xrdp,
+            format!(
+                "xrdp-chansrv (pid {}) serves this display (DISPLAY={shown})",
+                p.pid
+            ),
+        )),
+        "xrdp-chansrv" | "xrdp-sesman" | "xrdp-sessvc" | "xrdp" if p.ancestor => {
+            Some(Sign::Serves(
+                SessionServer::Xrdp,
+                format!("{} (pid {}) started this process", p.name, p.pid),
+            ))
+        }
+        "gnome-remote-desktop-daemon" if p.same_user && arg("--headless") => Some(Sign::Serves(
+            SessionServer::GnomeRemoteDesktop,
+            format!(
+                "{with_args} (pid {}) runs for this user: a headless remote session",
+                p.pid
+            ),
+        )),
+        "gnome-remote-desktop-daemon" if p.same_user && arg("--handover") => Some(Sign::Serves(
+            SessionServer::GnomeRemoteDesktop,
+            format!(
+                "{with_args} (pid {}) runs for this user: a remote login's session",
+                p.pid
+            ),
+        )),
+        "gnome-remote-desktop-daemon" if p.same_user => Some(Sign::Note(format!(
+            "{with_args} (pid {}) runs for this user: screen sharing of a desktop, not a \
+             session of its own",
+            p.pid
+        ))),
+        "freerdp-shadow-cli" | "freerdp-shadow" if same_display => Some(Sign::Serves(
+            SessionServer::FreerdpShadow,
+            format!(
+                "{} (pid {}) shares this display (DISPLAY={shown})",
+                p.name, p.pid
+            ),
+        )),
+        "sshd" if p.ancestor => Some(Sign::Note(format!(
+            "started over SSH (sshd, pid {}, is among this process's parents): a remote \
+             shell, not a remote desktop",
+            p.pid
+        ))),
+        _ => None,
+    }
+}
+
+/// The server a logind `SERVICE` (the PAM service that opened the session) names.
+fn server_of_service(service: &str) -> Option<SessionServer> {
+    let s = service.to_ascii_lowercase();
+    if s.contains("xrdp") {
+        Some(SessionServer::Xrdp)
+    } else if s.contains("gnome-remote-desktop") {
+        Some(SessionServer::GnomeRemoteDesktop)
+    } else if s.contains("freerdp") {
+        Some(SessionServer::FreerdpShadow)
+    } else {
+        None
+    }
+}
+
+/// Judges Linux facts: any remote sign makes the session remote, a seat without one local,
+/// anything else unknown; the evidence lists what was looked at either way.
+pub fn classify_linux(facts: &LinuxFacts) -> RemoteSession {
+    let mut evidence = Vec::new();
+    let mut server = None;
+    let mut remote = false;
+    let mut local = false;
+    for (k, v) in &facts.markers {
+        evidence.push(format!("{k}={v}"));
+        remote = true;
+        let named = LINUX_MARKERS.iter().find(|(m, _)| m == k).map(|(_, s)| *s);
+        server = server.or(named);
+    }
+    let mut served = false;
+    for p in &facts.servers {
+        match sign_of(p, facts.display.as_deref()) {
+            Some(Sign::Serves(s, words)) => {
+                evidence.push(words);
+                remote = true;
+                served = true;
+                server = server.or(Some(s));
+            }
+            Some(Sign::Note(words)) => evidence.push(words),
+            None => {}
+        }
+    }
+    match (&facts.session_id, &facts.logind) {
+        (None, _) | (_, None) => evidence.push(
+            "no login session (XDG_SESSION_ID unset, no audit session in \
+             /proc/self/sessionid)"
+                .into(),
+        ),
+        (Some((id, from)), Some(Err(e))) => {
+            evidence.push(format!("login session {id} (from {from}): {e}"))
+        }
+        (Some((id, _)), Some(Ok(record))) => {
+            let get = |k: &str| record.get(k).map(String::as_str).unwrap_or("");
+            let shown: Vec<String> = ["REMOTE", "REMOTE_HOST", "SERVICE", "TYPE", "SEAT"]
+                .iter()
+                .filter(|k| !get(k).is_empty())
+                .map(|k| format!("{k}={}", get(k)))
+                .collect();
+            evidence.push(format!("logind session {id}: {}", shown.join(" ")));
+            let by_service = server_of_service(get("SERVICE"));
+            let graphical = matches!(get("TYPE"), "x11" | "wayland" | "mir");
+            // Opened by a remote desktop server's own login, or graphical and remote.
+            if by_service.is_some() || (get("REMOTE") == "1" && graphical) {
+                remote = true;
+                server = server.or(by_service);
+            } else if get("REMOTE") != "1" && !get("SEAT").is_empty() {
+                local = true;
+            }
+        }
+    }
+    if !served && facts.markers.is_empty() {
+        evidence.push(match &facts.display {
+            Some(d) => format!("no remote desktop server process serves DISPLAY={d}"),
+            None => "no remote desktop server process for this user, and no DISPLAY".into(),
+        });
+    }
+    let kind = if remote {
+        SessionKind::Remote
+    } else if local {
+        SessionKind::Local
+    } else {
+        SessionKind::Unknown
+    };
+    RemoteSession {
+        kind,
+        evidence,
+        server: if remote { server } else { None },
+    }
 }
 
 /// Classifies Windows facts: `SM_REMOTESESSION`, the process's and the console (glass)
-/// session ids, and the `SESSIONNAME`/`CLIENTNAME` variables.
+/// session ids, the session's protocol (`WTSClientProtocolType`: 0 console, 1 ICA, 2 RDP,
+/// or why it could not be read) and the `SESSIONNAME`/`CLIENTNAME` variables.
 pub fn classify_windows(
     sm_remote: bool,
     session_id: Option<u32>,
     glass_session_id: Option<u32>,
+    protocol: Result<u16, String>,
     session_name: Option<String>,
     client_name: Option<String>,
 ) -> RemoteSession {
@@ -60,6 +430,19 @@ pub fn classify_windows(
             false
         }
     };
+    let by_protocol = match protocol {
+        Ok(p) => {
+            evidence.push(format!(
+                "WTSClientProtocolType={p} ({})",
+                super::host_config::session_protocol_name(p)
+            ));
+            p == 2
+        }
+        Err(e) => {
+            evidence.push(format!("WTSClientProtocolType unreadable: {e}"));
+            false
+        }
+    };
     let rdp_name = session_name
         .as_deref()
         .is_some_and(|n| n.to_ascii_uppercase().starts_with("RDP-"));
@@ -69,12 +452,16 @@ pub fn classify_windows(
     if let Some(c) = client_name {
         evidence.push(format!("CLIENTNAME={c}"));
     }
-    let kind = if sm_remote || glass_differs || rdp_name {
-        SessionKind::Remote
-    } else {
-        SessionKind::Local
-    };
-    RemoteSession { kind, evidence }
+    let remote = sm_remote || glass_differs || rdp_name || by_protocol;
+    RemoteSession {
+        kind: if remote {
+            SessionKind::Remote
+        } else {
+            SessionKind::Local
+        },
+        evidence,
+        server: remote.then_some(SessionServer::WindowsRds),
+    }
 }
 
 /// Detects the session kind of this process.
@@ -85,13 +472,19 @@ pub fn detect() -> RemoteSession {
     }
     #[cfg(target_os = "linux")]
     {
-        classify_linux(|k| std::env::var(k).ok())
+        classify_linux(&linux_facts(
+            Path::new("/proc"),
+            Path::new("/run/systemd/sessions"),
+            std::process::id(),
+            |k| std::env::var(k).ok(),
+        ))
     }
     #[cfg(not(any(windows, target_os = "linux")))]
     {
         RemoteSession {
             kind: SessionKind::Unknown,
             evidence: vec![format!("no detection for {}", std::env::consts::OS)],
+            server: None,
         }
     }
 }
@@ -144,6 +537,7 @@ mod windows {
             sm,
             session_id(),
             glass_session_id(),
+            super::super::host_config::session_protocol(),
             std::env::var("SESSIONNAME").ok(),
             std::env::var("CLIENTNAME").ok(),
         )
@@ -153,28 +547,261 @@ mod windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    #[test]
-    fn xrdp_markers_mean_remote_and_are_reported() {
-        let r = classify_linux(|k| (k == "XRDP_SESSION").then(|| "1".to_string()));
-        assert_eq!(r.kind, SessionKind::Remote);
-        assert_eq!(r.evidence, vec!["XRDP_SESSION=1".to_string()]);
-        let r = classify_linux(|_| None);
-        assert_eq!(r.kind, SessionKind::Unknown);
-        assert!(r.evidence.is_empty());
+    /// A host's `/proc` and logind records in a folder: processes with their parent, command
+    /// line and environment, and session records.
+    struct FakeHost {
+        dir: tempfile::TempDir,
+    }
+
+    /// The process whose session is asked about.
+    const ME: u32 = 900;
+
+    impl FakeHost {
+        fn new() -> FakeHost {
+            let h = FakeHost {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            std::fs::create_dir_all(h.sessions()).unwrap();
+            h.process(1, 0, &["/sbin/init"], &[]);
+            h
+        }
+        fn proc(&self) -> PathBuf {
+            self.dir.path().join("proc")
+        }
+        fn sessions(&self) -> PathBuf {
+            self.dir.path().join("sessions")
+        }
+        fn process(&self, pid: u32, ppid: u32, argv: &[&str], env: &[(&str, &str)]) {
+            let at = self.proc().join(pid.to_string());
+            std::fs::create_dir_all(&at).unwrap();
+            let base = argv[0].rsplit('/').next().unwrap();
+            let comm: String = base.chars().take(COMM_LEN).collect();
+            std::fs::write(at.join("comm"), format!("{comm}\n")).unwrap();
+            let nul = |items: Vec<String>| items.join("\0") + "\0";
+            std::fs::write(
+                at.join("cmdline"),
+                nul(argv.iter().map(|a| a.to_string()).collect()),
+            )
+            .unwrap();
+            std::fs::write(
+                at.join("environ"),
+                nul(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            )
+            .unwrap();
+            std::fs::write(
+                at.join("stat"),
+                format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1"),
+            )
+            .unwrap();
+        }
+        fn logind(&self, id: &str, record: &str) {
+            std::fs::write(self.sessions().join(id), record).unwrap();
+        }
+        /// The session of [`ME`] with `env` as its environment.
+        fn judge(&self, env: &[(&str, &str)]) -> RemoteSession {
+            let env: BTreeMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            classify_linux(&linux_facts(&self.proc(), &self.sessions(), ME, |k| {
+                env.get(k).cloned()
+            }))
+        }
+    }
+
+    fn has(r: &RemoteSession, words: &str) -> bool {
+        r.evidence.iter().any(|e| e.contains(words))
     }
 
     #[test]
-    fn windows_remote_by_metric_by_glass_id_or_by_session_name() {
-        let local = classify_windows(false, Some(1), Some(1), Some("Console".into()), None);
+    fn xrdp_markers_mean_remote_and_are_reported() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        let r = h.judge(&[("XRDP_SESSION", "1")]);
+        assert_eq!(r.kind, SessionKind::Remote);
+        assert_eq!(r.server, Some(SessionServer::Xrdp));
+        assert_eq!(r.evidence[0], "XRDP_SESSION=1");
+    }
+
+    #[test]
+    fn xrdp_chansrv_on_this_display_means_an_xrdp_session_without_any_variable() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        h.process(40, 1, &["/usr/sbin/xrdp-chansrv"], &[("DISPLAY", ":10")]);
+        // Another session's chansrv does not serve this one.
+        h.process(41, 1, &["/usr/sbin/xrdp-chansrv"], &[("DISPLAY", ":11")]);
+        let r = h.judge(&[("DISPLAY", ":10")]);
+        assert_eq!(r.kind, SessionKind::Remote, "{r:?}");
+        assert_eq!(r.server, Some(SessionServer::Xrdp));
+        assert!(
+            has(
+                &r,
+                "xrdp-chansrv (pid 40) serves this display (DISPLAY=:10)"
+            ),
+            "{r:?}"
+        );
+        assert!(!has(&r, "pid 41"), "{r:?}");
+        // On display :12 neither serves it.
+        let r = h.judge(&[("DISPLAY", ":12")]);
+        assert_eq!(r.kind, SessionKind::Unknown, "{r:?}");
+        assert!(
+            has(&r, "no remote desktop server process serves DISPLAY=:12"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn sesman_among_the_parents_means_xrdp() {
+        let h = FakeHost::new();
+        h.process(30, 1, &["/usr/sbin/xrdp-sesman", "--nodaemon"], &[]);
+        h.process(31, 30, &["/bin/sh", "startwm.sh"], &[]);
+        h.process(ME, 31, &["earshot-probe"], &[]);
+        let r = h.judge(&[]);
+        assert_eq!(r.kind, SessionKind::Remote, "{r:?}");
+        assert_eq!(r.server, Some(SessionServer::Xrdp));
+        assert!(
+            has(&r, "xrdp-sesman (pid 30) started this process"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_headless_gnome_remote_desktop_session_is_remote_and_screen_sharing_is_not() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        h.process(
+            50,
+            1,
+            &["/usr/libexec/gnome-remote-desktop-daemon", "--headless"],
+            &[],
+        );
+        let r = h.judge(&[("WAYLAND_DISPLAY", "wayland-0")]);
+        assert_eq!(r.kind, SessionKind::Remote, "{r:?}");
+        assert_eq!(r.server, Some(SessionServer::GnomeRemoteDesktop));
+        assert!(has(&r, "--headless (pid 50) runs for this user"), "{r:?}");
+
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        h.process(50, 1, &["/usr/libexec/gnome-remote-desktop-daemon"], &[]);
+        h.logind(
+            "3",
+            "# logind\nREMOTE=0\nSEAT=seat0\nTYPE=wayland\nSERVICE=gdm-password\n",
+        );
+        let r = h.judge(&[("XDG_SESSION_ID", "3")]);
+        assert_eq!(r.kind, SessionKind::Local, "{r:?}");
+        assert_eq!(r.server, None);
+        assert!(has(&r, "screen sharing of a desktop"), "{r:?}");
+        assert!(
+            has(
+                &r,
+                "logind session 3: REMOTE=0 SERVICE=gdm-password TYPE=wayland SEAT=seat0"
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_freerdp_shadow_server_on_this_display_is_remote() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        h.process(
+            60,
+            1,
+            &["freerdp-shadow-cli", "/port:3389"],
+            &[("DISPLAY", ":0")],
+        );
+        let r = h.judge(&[("DISPLAY", ":0")]);
+        assert_eq!(r.kind, SessionKind::Remote, "{r:?}");
+        assert_eq!(r.server, Some(SessionServer::FreerdpShadow));
+    }
+
+    #[test]
+    fn logind_says_remote_for_a_graphical_remote_session_and_not_for_a_shell() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        h.logind(
+            "7",
+            "REMOTE=1\nREMOTE_HOST=10.0.0.5\nSERVICE=xrdp-sesman\nTYPE=x11\n",
+        );
+        let r = h.judge(&[("XDG_SESSION_ID", "7")]);
+        assert_eq!(r.kind, SessionKind::Remote, "{r:?}");
+        assert_eq!(r.server, Some(SessionServer::Xrdp));
+        assert!(has(&r, "REMOTE_HOST=10.0.0.5"), "{r:?}");
+
+        // An SSH login is remote, but no desktop: it decides nothing.
+        let h = FakeHost::new();
+        h.process(20, 1, &["sshd: admin@pts/0"], &[]);
+        h.process(ME, 20, &["earshot-probe"], &[]);
+        h.logind(
+            "8",
+            "REMOTE=1\nREMOTE_HOST=10.0.0.9\nSERVICE=sshd\nTYPE=tty\n",
+        );
+        let r = h.judge(&[("XDG_SESSION_ID", "8")]);
+        assert_eq!(r.kind, SessionKind::Unknown, "{r:?}");
+        assert!(has(&r, "SERVICE=sshd TYPE=tty"), "{r:?}");
+    }
+
+    #[test]
+    fn the_audit_session_id_finds_the_record_when_the_variable_is_unset() {
+        let h = FakeHost::new();
+        h.process(ME, 1, &["earshot-probe"], &[]);
+        std::fs::write(h.proc().join(ME.to_string()).join("sessionid"), "5").unwrap();
+        h.logind("5", "REMOTE=0\nSEAT=seat0\nTYPE=x11\n");
+        let r = h.judge(&[]);
+        assert_eq!(r.kind, SessionKind::Local, "{r:?}");
+        // No session at all: unknown, and it says what it looked at.
+        std::fs::write(
+            h.proc().join(ME.to_string()).join("sessionid"),
+            "4294967295",
+        )
+        .unwrap();
+        let r = h.judge(&[]);
+        assert_eq!(r.kind, SessionKind::Unknown, "{r:?}");
+        assert!(has(&r, "no login session"), "{r:?}");
+        assert!(has(&r, "no remote desktop server process"), "{r:?}");
+        // A record that is missing is said, with its path.
+        let r = h.judge(&[("XDG_SESSION_ID", "9")]);
+        assert!(
+            has(&r, "login session 9 (from XDG_SESSION_ID): no record at"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn this_machines_own_session_is_judged_with_evidence() {
+        // Whatever this process runs in, the answer names what it looked at.
+        let r = detect();
+        assert!(!r.evidence.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn windows_remote_by_metric_by_glass_id_by_protocol_or_by_session_name() {
+        let local = classify_windows(false, Some(1), Some(1), Ok(0), Some("Console".into()), None);
         assert_eq!(local.kind, SessionKind::Local);
-        let metric = classify_windows(true, Some(2), Some(1), None, None);
+        assert_eq!(local.server, None);
+        assert!(local
+            .evidence
+            .iter()
+            .any(|e| e == "WTSClientProtocolType=0 (console)"));
+        let metric = classify_windows(true, Some(2), Some(1), Ok(2), None, None);
         assert_eq!(metric.kind, SessionKind::Remote);
+        assert_eq!(metric.server, Some(SessionServer::WindowsRds));
         // RemoteFX vGPU: the metric says local, the glass session id says otherwise.
-        let glass = classify_windows(false, Some(3), Some(1), None, Some("LAPTOP".into()));
+        let glass = classify_windows(false, Some(3), Some(1), Ok(0), None, Some("LAPTOP".into()));
         assert_eq!(glass.kind, SessionKind::Remote);
         assert!(glass.evidence.iter().any(|e| e == "CLIENTNAME=LAPTOP"));
-        let name = classify_windows(false, None, None, Some("RDP-Tcp#4".into()), None);
+        let protocol = classify_windows(false, Some(1), Some(1), Ok(2), None, None);
+        assert_eq!(protocol.kind, SessionKind::Remote);
+        let name = classify_windows(
+            false,
+            None,
+            None,
+            Err("no WTS".into()),
+            Some("RDP-Tcp#4".into()),
+            None,
+        );
         assert_eq!(name.kind, SessionKind::Remote);
         assert!(name.evidence.iter().any(|e| e.contains("unreadable")));
     }
