@@ -101,7 +101,11 @@ fn wine_matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) -> serde_json::
         let os = remote_probe["os"].as_str().unwrap();
         assert!(os.starts_with("windows"), "remote probe os {os}");
         let session = remote_probe["remote_session"].as_str().unwrap();
-        assert!(session.starts_with("remote"), "remote_session {session}");
+        assert!(
+            session.starts_with("remote, served by Remote Desktop Services (")
+                && session.contains("WTSClientProtocolType="),
+            "remote_session {session}"
+        );
     }
     // Ctrl-C (SIGINT to the Wine process) ends the Windows probe cleanly.
     let stopped = interrupt(remote);
@@ -158,6 +162,17 @@ fn the_windows_probe_as_the_session_hosts_probe_on_a_blocked_lab() {
 fn the_windows_probe_lists_plays_and_listens_through_winepulse() {
     let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
     let wine = lab.wine(Host::Session, &[]).unwrap();
+
+    // A prefix not marked as a remote session is a console session, and says why.
+    let r = Running::start(wine.probe(&["info"])).finish(COMMAND_LIMIT);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let session = &r.json()["session"];
+    assert_eq!(session["kind"], "local", "{session}");
+    let evidence = session["evidence"].to_string();
+    assert!(
+        evidence.contains("SM_REMOTESESSION=0") && evidence.contains("WTSClientProtocolType"),
+        "{session}"
+    );
 
     // The catalogue: WASAPI endpoints, each direction with a default, and the session's
     // PulseAudio devices among them (the tunnels to the client).

@@ -625,6 +625,8 @@ mod tests {
         assert_eq!(r.evidence[0], "XRDP_SESSION=1");
     }
 
+    // Whose process it is comes from the owner of its /proc folder: a Unix fact.
+    #[cfg(unix)]
     #[test]
     fn xrdp_chansrv_on_this_display_means_an_xrdp_session_without_any_variable() {
         let h = FakeHost::new();
@@ -667,6 +669,8 @@ mod tests {
         );
     }
 
+    // Whose process it is comes from the owner of its /proc folder: a Unix fact.
+    #[cfg(unix)]
     #[test]
     fn a_headless_gnome_remote_desktop_session_is_remote_and_screen_sharing_is_not() {
         let h = FakeHost::new();
