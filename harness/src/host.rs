@@ -259,6 +259,27 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
     let capture = dword(POLICY_KEY, "fDisableAudioCapture");
     let quality = dword(POLICY_KEY, "AllowedAudioQualityMode");
     let apps = dword(PRIVACY_KEY, "LetAppsAccessMicrophone");
+    // The per-app lists: REG_MULTI_SZ, one package family name per line as the probe reads
+    // it (a REG_SZ holds one).
+    let mut lists: Vec<(crate::import::AppList, Vec<String>)> = Vec::new();
+    for list in crate::import::AppList::ALL {
+        let Some(v) = cfg.value(PRIVACY_KEY, list.name()) else {
+            continue;
+        };
+        match &v.data {
+            RegistryData::Other { reg_type, text }
+                if reg_type == "REG_MULTI_SZ" || reg_type == "REG_SZ" =>
+            {
+                lists.push((list, text.lines().map(str::to_string).collect()))
+            }
+            RegistryData::Absent | RegistryData::KeyMissing => {}
+            other => notes.push(format!(
+                "{} on the host is {}: not read",
+                list.name(),
+                host_has(other)
+            )),
+        }
+    }
     // Windows reads any non-zero switch as set.
     let flag = |v: Option<u32>| v.map(|v| Flag(u32::from(v != 0)));
     let layer = SessionHostPolicy {
@@ -287,6 +308,10 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
         }),
         ..SessionHostPolicy::default()
     };
+    let mut layer = layer;
+    for (list, apps) in lists {
+        *layer.app_list_mut(list) = Some(apps);
+    }
     (layer, notes)
 }
 

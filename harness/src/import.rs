@@ -24,7 +24,8 @@ pub use error::{ImportError, ParseError, Place};
 pub use hostpool::{load_hostpool, read_hostpool, HostPoolRdp};
 pub use record::{reg_type_name, RegOp, RegRecord, RegValue};
 pub use session_host::{
-    load_session_host, read_session_host, HostImport, ImportFormat, ImportedSetting, Setting,
+    load_session_host, read_session_host, AppList, HostImport, ImportFormat, ImportedList,
+    ImportedSetting, Setting,
 };
 
 #[cfg(test)]

@@ -664,6 +664,18 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
                 .into(),
         );
     }
+    // The per-app lists are reported, apps by name: they govern Windows apps too.
+    for list in crate::import::AppList::ALL {
+        if let Some(apps) = host.app_list(list).filter(|a| !a.is_empty()) {
+            trail.push(format!(
+                "session host privacy {}: Windows (packaged) apps {}: {}; desktop apps, the \
+                 probe among them, are in no such list",
+                list.name(),
+                list.words(),
+                apps.join(", ")
+            ));
+        }
+    }
     let denied = host.desktop_apps_microphone == Some(Consent::Deny);
     let capture = if let Some((first, layer)) = blockers.first() {
         if denied {

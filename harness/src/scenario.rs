@@ -370,6 +370,20 @@ pub struct SessionHostPolicy {
     /// App privacy: microphone access.
     #[serde(rename = "LetAppsAccessMicrophone")]
     pub let_apps_access_microphone: Option<AppAccess>,
+    /// App privacy, per app: Windows (packaged) apps always allowed the microphone,
+    /// whatever LetAppsAccessMicrophone says (package family names, e.g.
+    /// `Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe`). Reported; desktop apps, the probe
+    /// among them, are in no such list.
+    #[serde(rename = "LetAppsAccessMicrophone_ForceAllowTheseApps")]
+    pub mic_force_allow_apps: Option<Vec<String>>,
+    /// App privacy, per app: Windows (packaged) apps denied the microphone. Reported; it
+    /// does not deny the probe, a desktop app.
+    #[serde(rename = "LetAppsAccessMicrophone_ForceDenyTheseApps")]
+    pub mic_force_deny_apps: Option<Vec<String>>,
+    /// App privacy, per app: Windows (packaged) apps whose microphone access the user
+    /// decides. Reported.
+    #[serde(rename = "LetAppsAccessMicrophone_UserInControlOfTheseApps")]
+    pub mic_user_in_control_apps: Option<Vec<String>>,
     /// "Allow audio and video playback redirection" (Enabled: fDisableCam=0, Disabled: 1).
     #[serde(rename = "Allow audio and video playback redirection")]
     pub allow_playback: Option<GpoState>,
@@ -405,6 +419,26 @@ pub struct SessionHostPolicy {
 }
 
 impl SessionHostPolicy {
+    /// The per-app microphone list `list`.
+    pub fn app_list(&self, list: crate::import::AppList) -> Option<&Vec<String>> {
+        use crate::import::AppList;
+        match list {
+            AppList::ForceAllow => self.mic_force_allow_apps.as_ref(),
+            AppList::ForceDeny => self.mic_force_deny_apps.as_ref(),
+            AppList::UserInControl => self.mic_user_in_control_apps.as_ref(),
+        }
+    }
+
+    /// The per-app microphone list `list`, to set.
+    pub fn app_list_mut(&mut self, list: crate::import::AppList) -> &mut Option<Vec<String>> {
+        use crate::import::AppList;
+        match list {
+            AppList::ForceAllow => &mut self.mic_force_allow_apps,
+            AppList::ForceDeny => &mut self.mic_force_deny_apps,
+            AppList::UserInControl => &mut self.mic_user_in_control_apps,
+        }
+    }
+
     /// Folds the display-name settings into the registry fields; a setting given both
     /// ways is an error naming both keys.
     fn fold_display_names(&mut self) -> Result<(), (String, String)> {
@@ -927,6 +961,9 @@ impl Scenario {
             || host.f_disable_audio_capture.is_some()
             || host.allowed_audio_quality_mode.is_some()
             || host.let_apps_access_microphone.is_some()
+            || crate::import::AppList::ALL
+                .iter()
+                .any(|l| host.app_list(*l).is_some())
             || host.import.is_some();
         if host.from_host {
             if windows_policy_set {

@@ -184,8 +184,21 @@ fn the_layer_taken_from_the_host() {
         value(POLICY_KEY, "fDisableAudioCapture", dword(0), BOOT),
         value(POLICY_KEY, "AllowedAudioQualityMode", dword(5), BOOT),
         value(PRIVACY_KEY, "LetAppsAccessMicrophone", dword(2), BOOT),
+        value(
+            PRIVACY_KEY,
+            "LetAppsAccessMicrophone_ForceDenyTheseApps",
+            RegistryData::Other {
+                reg_type: "REG_MULTI_SZ".into(),
+                text: "Contoso.Recorder_1\nFabrikam.Notes_2".into(),
+            },
+            BOOT,
+        ),
     ]);
     let (layer, notes) = layer_from_host(&cfg);
+    assert_eq!(
+        layer.mic_force_deny_apps,
+        Some(vec!["Contoso.Recorder_1".into(), "Fabrikam.Notes_2".into()])
+    );
     assert_eq!(layer.f_disable_cam, Some(Flag(1)));
     assert_eq!(layer.f_disable_audio_capture, Some(Flag(0)));
     assert_eq!(layer.allowed_audio_quality_mode, None);

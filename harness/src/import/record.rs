@@ -62,6 +62,8 @@ pub enum RegValue {
         /// The string, without its terminating NUL.
         text: String,
     },
+    /// REG_MULTI_SZ (7): its strings, in order, without the empty one that ends the list.
+    MultiText(Vec<String>),
     /// Anything else, or a DWORD whose data is not four bytes: kept as its type and size.
     Other {
         /// The type, as in WinNT.h.
@@ -81,11 +83,40 @@ impl RegValue {
                 let more = if shown.len() < text.len() { "..." } else { "" };
                 format!("{} {shown:?}{more}", reg_type_name(*type_code))
             }
+            RegValue::MultiText(items) => {
+                let shown: Vec<String> = items.iter().take(4).map(|i| format!("{i:?}")).collect();
+                let more = if items.len() > 4 { ", ..." } else { "" };
+                format!("REG_MULTI_SZ [{}{more}]", shown.join(", "))
+            }
             RegValue::Other { type_code, len } => {
                 format!("{} ({len} bytes of data)", reg_type_name(*type_code))
             }
         }
     }
+}
+
+/// The strings of REG_MULTI_SZ data: UTF-16LE (`utf16`) or single bytes, each ended by a
+/// NUL, the list by an empty one; `None` for UTF-16 that does not decode.
+pub(crate) fn multi_sz(data: &[u8], utf16: bool) -> Option<Vec<String>> {
+    let text = if utf16 {
+        if data.len() % 2 != 0 {
+            return None;
+        }
+        let units = data
+            .chunks_exact(2)
+            .map(|u| u16::from_le_bytes([u[0], u[1]]));
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .ok()?
+    } else {
+        data.iter().map(|&b| char::from(b)).collect()
+    };
+    Some(
+        text.split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 /// A registry type's name (WinNT.h), or `type N` for one without a name.

@@ -263,6 +263,13 @@ fn value_op(name: String, data: &str, utf16_strings: bool) -> Result<RegOp, Stri
                     },
                 }
             }
+            (7, _) => match super::record::multi_sz(&bytes, utf16_strings) {
+                Some(items) => RegValue::MultiText(items),
+                None => RegValue::Other {
+                    type_code,
+                    len: bytes.len(),
+                },
+            },
             _ => RegValue::Other {
                 type_code,
                 len: bytes.len(),
@@ -356,10 +363,7 @@ mod tests {
                 ts.clone(),
                 RegOp::Set {
                     name: "Multi".into(),
-                    value: RegValue::Other {
-                        type_code: 7,
-                        len: 6,
-                    },
+                    value: RegValue::MultiText(vec!["A".into()]),
                 },
             ),
             (

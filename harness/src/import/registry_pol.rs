@@ -282,6 +282,13 @@ fn decode_value(type_code: u32, data: &[u8]) -> RegValue {
                 len: data.len(),
             },
         },
+        (7, _) => match super::record::multi_sz(data, true) {
+            Some(items) => RegValue::MultiText(items),
+            None => RegValue::Other {
+                type_code,
+                len: data.len(),
+            },
+        },
         _ => RegValue::Other {
             type_code,
             len: data.len(),

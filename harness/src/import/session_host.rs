@@ -83,6 +83,58 @@ impl Setting {
     }
 }
 
+/// A per-app list of "Let Windows apps access the microphone": package family names whose
+/// access the list decides, whatever `LetAppsAccessMicrophone` sets as the default. Like
+/// that default, the lists govern Windows (packaged) apps only: the probe, a desktop app,
+/// is in none of them. They are read so that a report says which apps the policy denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AppList {
+    /// `LetAppsAccessMicrophone_ForceAllowTheseApps`.
+    ForceAllow,
+    /// `LetAppsAccessMicrophone_ForceDenyTheseApps`.
+    ForceDeny,
+    /// `LetAppsAccessMicrophone_UserInControlOfTheseApps`.
+    UserInControl,
+}
+
+impl AppList {
+    /// Every list, in the order reports give them.
+    pub const ALL: [AppList; 3] = [
+        AppList::ForceAllow,
+        AppList::ForceDeny,
+        AppList::UserInControl,
+    ];
+
+    /// The registry value's name (also the scenario key).
+    pub fn name(self) -> &'static str {
+        match self {
+            AppList::ForceAllow => "LetAppsAccessMicrophone_ForceAllowTheseApps",
+            AppList::ForceDeny => "LetAppsAccessMicrophone_ForceDenyTheseApps",
+            AppList::UserInControl => "LetAppsAccessMicrophone_UserInControlOfTheseApps",
+        }
+    }
+
+    /// What the list does to the apps it names, in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            AppList::ForceAllow => "always allowed the microphone",
+            AppList::ForceDeny => "denied the microphone",
+            AppList::UserInControl => "left to the user's choice",
+        }
+    }
+}
+
+/// What a file says about one per-app list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedList {
+    /// Which.
+    pub list: AppList,
+    /// The package family names after every record of the file; `None`: deleted.
+    pub apps: Option<Vec<String>>,
+    /// The record that decided it.
+    pub place: Place,
+}
+
 /// The file format, told from the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportFormat {
@@ -122,9 +174,11 @@ pub struct HostImport {
     /// The settings the file sets or deletes, in [`Setting::ALL`] order; a setting it
     /// does not mention is absent.
     pub settings: Vec<ImportedSetting>,
+    /// The per-app microphone lists the file sets or deletes, in [`AppList::ALL`] order.
+    pub lists: Vec<ImportedList>,
     /// Records (entries of a .pol; key, value and deletion lines of a .reg) in the file.
     pub records: usize,
-    /// Records that touch none of the four settings.
+    /// Records that touch none of the four settings and none of the per-app lists.
     pub ignored: usize,
 }
 
@@ -133,6 +187,11 @@ impl HostImport {
     /// `Some(None)` if it deletes it.
     pub fn get(&self, setting: Setting) -> Option<&ImportedSetting> {
         self.settings.iter().find(|s| s.setting == setting)
+    }
+
+    /// What the file says about `list`, if it mentions it.
+    pub fn list(&self, list: AppList) -> Option<&ImportedList> {
+        self.lists.iter().find(|l| l.list == list)
     }
 
     /// One line for reports: where the layer came from, what was taken, what ignored.
@@ -148,6 +207,15 @@ impl HostImport {
                     s.place.short()
                 ),
             })
+            .chain(self.lists.iter().map(|l| match &l.apps {
+                Some(apps) => format!(
+                    "{}=[{}] ({})",
+                    l.list.name(),
+                    apps.join(", "),
+                    l.place.short()
+                ),
+                None => format!("{} deleted ({})", l.list.name(), l.place.short()),
+            }))
             .collect();
         format!(
             "session host policy imported from {} ({}): {}; {} of its {} entries ignored (not \
@@ -211,6 +279,7 @@ pub(crate) fn merge(
             ));
         }
         // The values were checked against each setting's range when the file was read.
+        // (Lists are merged below.)
         match s.setting {
             Setting::FDisableCam => host.f_disable_cam = s.value.map(Flag),
             Setting::FDisableAudioCapture => host.f_disable_audio_capture = s.value.map(Flag),
@@ -221,6 +290,21 @@ pub(crate) fn merge(
                 host.let_apps_access_microphone = s.value.map(AppAccess)
             }
         }
+    }
+    for l in &import.lists {
+        let slot = host.app_list_mut(l.list);
+        if slot.is_some() {
+            return Err((
+                format!("policy.session_host.{}", l.list.name()),
+                format!(
+                    "is given here and in the imported {} ({}): keep one of the two",
+                    import.file,
+                    l.place.short()
+                ),
+            ));
+        }
+        // A deleted list is not configured.
+        *slot = l.apps.clone();
     }
     host.imported = Some(import);
     Ok(())
@@ -324,14 +408,24 @@ fn is_at_or_below(key: &str, ancestor: &str) -> bool {
 /// Replays `records` onto the four settings.
 fn replay(records: &[RegRecord]) -> Result<HostImport, ParseError> {
     let mut state: Vec<ImportedSetting> = Vec::new();
+    let mut lists: Vec<ImportedList> = Vec::new();
     let mut ignored = 0;
     for r in records {
-        let touched = match &r.key {
-            None => vec![],
-            Some(key) => apply(key, &r.op, r.place)?,
+        let (touched, listed) = match &r.key {
+            None => (vec![], vec![]),
+            Some(key) => (
+                apply(key, &r.op, r.place)?,
+                apply_lists(key, &r.op, r.place)?,
+            ),
         };
-        if touched.is_empty() {
+        if touched.is_empty() && listed.is_empty() {
             ignored += 1;
+        }
+        for l in listed {
+            match lists.iter_mut().find(|x| x.list == l.list) {
+                Some(x) => *x = l,
+                None => lists.push(l),
+            }
         }
         for t in touched {
             match state.iter_mut().find(|s| s.setting == t.setting) {
@@ -341,10 +435,12 @@ fn replay(records: &[RegRecord]) -> Result<HostImport, ParseError> {
         }
     }
     state.sort_by_key(|s| s.setting);
+    lists.sort_by_key(|l| l.list);
     Ok(HostImport {
         file: String::new(),
         format: ImportFormat::RegistryPol,
         settings: state,
+        lists,
         records: records.len(),
         ignored,
     })
@@ -396,6 +492,62 @@ fn apply(key: &str, op: &RegOp, place: Place) -> Result<Vec<ImportedSetting>, Pa
             .map(deleted)
             .collect(),
         RegOp::KeyOnly => vec![],
+    })
+}
+
+/// What one record does to the per-app lists (all under the app privacy key).
+fn apply_lists(key: &str, op: &RegOp, place: Place) -> Result<Vec<ImportedList>, ParseError> {
+    let in_key = key.trim_matches('\\').eq_ignore_ascii_case(APP_PRIVACY);
+    let named = |name: &str| {
+        AppList::ALL
+            .into_iter()
+            .find(|l| in_key && l.name().eq_ignore_ascii_case(name))
+    };
+    let deleted = |list: AppList| ImportedList {
+        list,
+        apps: None,
+        place,
+    };
+    let under = |ancestor: &str| is_at_or_below(APP_PRIVACY, ancestor);
+    Ok(match op {
+        RegOp::Set { name, value } => match named(name) {
+            Some(list) => vec![ImportedList {
+                list,
+                apps: Some(match value {
+                    RegValue::MultiText(items) => items.clone(),
+                    // Group Policy writes a one-app list as REG_SZ on some paths.
+                    RegValue::Text { text, .. } => vec![text.clone()],
+                    other => {
+                        return Err(ParseError::new(
+                            place,
+                            format!(
+                                "`{}` is {}: expected a REG_MULTI_SZ of package family names \
+                                 (in a .reg file `\"{}\"=hex(7):...`)",
+                                list.name(),
+                                other.describe(),
+                                list.name()
+                            ),
+                        ))
+                    }
+                }),
+                place,
+            }],
+            None => vec![],
+        },
+        RegOp::DeleteValue { name } => named(name).map(deleted).into_iter().collect(),
+        RegOp::DeleteValues { names } => {
+            names.iter().filter_map(|n| named(n)).map(deleted).collect()
+        }
+        RegOp::DeleteAllValues if in_key => AppList::ALL.into_iter().map(deleted).collect(),
+        RegOp::DeleteSubkeys { names }
+            if names
+                .iter()
+                .any(|n| under(&format!("{}\\{n}", key.trim_matches('\\')))) =>
+        {
+            AppList::ALL.into_iter().map(deleted).collect()
+        }
+        RegOp::DeleteKey if under(key) => AppList::ALL.into_iter().map(deleted).collect(),
+        _ => vec![],
     })
 }
 
@@ -465,7 +617,12 @@ mod tests {
                 ("LetAppsAccessMicrophone", Some(2)),
             ]
         );
-        assert_eq!((i.records, i.ignored), (8, 4));
+        // The per-app list is read: a REG_MULTI_SZ of package family names.
+        assert_eq!((i.records, i.ignored), (8, 3));
+        assert_eq!(
+            i.list(AppList::ForceAllow).and_then(|l| l.apps.clone()),
+            Some(vec!["a".to_string()])
+        );
         assert_eq!(
             i.get(Setting::FDisableCam).map(|s| s.place),
             Some(Place::Entry {
@@ -479,7 +636,7 @@ mod tests {
             summary.contains("AllowedAudioQualityMode deleted"),
             "{summary}"
         );
-        assert!(summary.contains("4 of its 8 entries ignored"), "{summary}");
+        assert!(summary.contains("3 of its 8 entries ignored"), "{summary}");
     }
 
     #[test]
@@ -628,5 +785,62 @@ mod tests {
         assert!(!is_at_or_below(TERMINAL_SERVICES, r"SOFTWARE\Pol"));
         assert!(!is_at_or_below(r"SOFTWARE", TERMINAL_SERVICES));
         assert!(!is_at_or_below("é", "e"));
+    }
+
+    #[test]
+    fn the_per_app_microphone_lists_are_read_from_both_formats_and_reported() {
+        // The project's own Group Policy object: a Force Allow list of two apps.
+        let gpo = load_session_host(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/import/gpo/Registry.pol"),
+        )
+        .unwrap();
+        let allow = gpo.list(AppList::ForceAllow).unwrap();
+        assert_eq!(
+            allow.apps.as_deref(),
+            Some(
+                &[
+                    "Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe".to_string(),
+                    "Contoso.Dictation_1234".to_string()
+                ][..]
+            )
+        );
+        assert!(
+            gpo.summary().contains(
+                "LetAppsAccessMicrophone_ForceAllowTheseApps=[Microsoft.WindowsSoundRecorder_\
+                 8wekyb3d8bbwe, Contoso.Dictation_1234]"
+            ),
+            "{}",
+            gpo.summary()
+        );
+        // A .reg export: hex(7) is UTF-16LE strings, each ended by a NUL, then an empty one.
+        let utf16 = |s: &str| -> String {
+            s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let reg = format!(
+            "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\{APP_PRIVACY}]\r\n\
+             \"LetAppsAccessMicrophone_ForceDenyTheseApps\"=hex(7):{}\r\n",
+            utf16("Contoso.Recorder_1\0Fabrikam.Notes_2\0\0")
+        );
+        let i = read_session_host(reg.as_bytes(), "deny.reg").unwrap();
+        assert_eq!(
+            i.list(AppList::ForceDeny).and_then(|l| l.apps.clone()),
+            Some(vec!["Contoso.Recorder_1".into(), "Fabrikam.Notes_2".into()])
+        );
+        // A list that is not a list is an error naming the value and what was expected.
+        let bad = format!(
+            "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\{APP_PRIVACY}]\r\n\
+             \"LetAppsAccessMicrophone_ForceDenyTheseApps\"=dword:00000001\r\n"
+        );
+        let e = read_session_host(bad.as_bytes(), "bad.reg")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.reg") && e.contains("expected a REG_MULTI_SZ of package family names"),
+            "{e}"
+        );
     }
 }

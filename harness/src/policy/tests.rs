@@ -528,3 +528,40 @@ fn rdp_file_errors_name_the_file_and_line_and_odd_encodings_read() {
         "{e}"
     );
 }
+
+#[test]
+fn the_per_app_microphone_lists_are_reported_by_name_and_do_not_deny_the_probe() {
+    let s = scenario(
+        "avd",
+        "[policy.rdp]\nproperties = \"audiocapturemode:i:1\"\n[policy.session_host]\n\
+         LetAppsAccessMicrophone = 2\n\
+         LetAppsAccessMicrophone_ForceDenyTheseApps = [\"Contoso.Recorder_1\", \"Fabrikam.Notes_2\"]\n\
+         LetAppsAccessMicrophone_ForceAllowTheseApps = [\"Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe\"]",
+    );
+    let e = expect(&s).unwrap();
+    assert_eq!(e.capture.value, CaptureExpect::Redirected);
+    let trail = e.capture.trail.join("\n");
+    assert!(
+        trail.contains(
+            "LetAppsAccessMicrophone_ForceDenyTheseApps: Windows (packaged) apps denied the \
+             microphone: Contoso.Recorder_1, Fabrikam.Notes_2"
+        ),
+        "{trail}"
+    );
+    assert!(
+        trail.contains("always allowed the microphone: Microsoft.WindowsSoundRecorder"),
+        "{trail}"
+    );
+}
+
+#[test]
+fn the_imported_gpo_brings_its_force_allow_list_into_the_trail() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/import/avd-imported-gpo-blocks-playback.toml");
+    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let trail = expect(&s).unwrap().capture.trail.join("\n");
+    assert!(
+        trail.contains("ForceAllowTheseApps") && trail.contains("Contoso.Dictation_1234"),
+        "{trail}"
+    );
+}

@@ -72,7 +72,15 @@ pub const WATCHED: &[(&str, &[&str])] = &[
         RDP_TCP_KEY,
         &["fDisableCam", "fDisableAudioCapture", "AudioEnumeratorDll"],
     ),
-    (APP_PRIVACY_KEY, &["LetAppsAccessMicrophone"]),
+    (
+        APP_PRIVACY_KEY,
+        &[
+            "LetAppsAccessMicrophone",
+            "LetAppsAccessMicrophone_ForceAllowTheseApps",
+            "LetAppsAccessMicrophone_ForceDenyTheseApps",
+            "LetAppsAccessMicrophone_UserInControlOfTheseApps",
+        ],
+    ),
     (MIC_CONSENT_MACHINE_KEY, &["Value"]),
     (MIC_CONSENT_MACHINE_DESKTOP_KEY, &["Value"]),
     (MIC_CONSENT_USER_KEY, &["Value"]),
