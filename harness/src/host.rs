@@ -10,7 +10,8 @@ use earshot_probe::proto::msg::{HostConfig, RegistryData, RegistryValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{AppAccess, Check, Consent, Flag, QualityPolicy, SessionHostPolicy};
+use crate::check::AudioPath;
+use crate::scenario::{AppAccess, Consent, Flag, QualityPolicy, SessionHostPolicy};
 use crate::verdict::Verdict;
 
 /// Where Group Policy and Intune write the Remote Desktop session host settings, the
@@ -103,11 +104,11 @@ fn fact(
     }
 }
 
-/// The settings check `c` depends on, as the scenario's session host layer and the host
-/// have them.
-pub fn facts(layer: &SessionHostPolicy, cfg: &HostConfig, c: Check) -> Vec<SettingFact> {
-    match c {
-        Check::Output | Check::Continuity | Check::Quality => vec![
+/// The settings a check on `path` depends on, as the scenario's session host layer and the
+/// host have them.
+pub fn facts(layer: &SessionHostPolicy, cfg: &HostConfig, path: AudioPath) -> Vec<SettingFact> {
+    match path {
+        AudioPath::Output => vec![
             fact(
                 cfg,
                 POLICY_KEY,
@@ -117,7 +118,7 @@ pub fn facts(layer: &SessionHostPolicy, cfg: &HostConfig, c: Check) -> Vec<Setti
             ),
             fact(cfg, WINSTATION_KEY, "fDisableCam", None, false),
         ],
-        Check::Capture => vec![
+        AudioPath::Capture => vec![
             fact(
                 cfg,
                 POLICY_KEY,
@@ -148,8 +149,13 @@ fn written(f: &SettingFact) -> String {
 
 /// What the host says about a check that came out `verdict`: the cause of a fail on the
 /// host, or the host's agreement as a fact.
-pub fn view(layer: &SessionHostPolicy, cfg: &HostConfig, c: Check, verdict: Verdict) -> HostView {
-    let facts = facts(layer, cfg, c);
+pub fn view(
+    layer: &SessionHostPolicy,
+    cfg: &HostConfig,
+    path: AudioPath,
+    verdict: Verdict,
+) -> HostView {
+    let facts = facts(layer, cfg, path);
     let boot = cfg.boot_unix_ms;
     let boot_words = boot.map_or("an unknown time".into(), when);
     let described: Vec<&SettingFact> = facts.iter().filter(|f| f.key != WINSTATION_KEY).collect();

@@ -13,6 +13,7 @@
 //! - [`verdict`]: expectation + observation -> pass / fail / inconclusive, with the cause.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod compare;
 pub mod host;
 pub mod import;

@@ -17,7 +17,6 @@ use earshot_harness::report::{
 };
 use earshot_harness::runner::{self, RunOptions};
 use earshot_harness::scenario::Check;
-use earshot_harness::verdict::expected_words;
 
 /// Every check passed.
 const EXIT_PASS: u8 = 0;
@@ -439,14 +438,14 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         let (s, e) = (&p.scenario, &p.expectation);
         text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
         for c in [Check::Output, Check::Capture] {
-            let d = (e.decided_by(c), e.trail(c));
+            let p = earshot_harness::check::Planned::new(c, c.default_path(), e);
             text += &format!(
                 "  {:<8} {}, decided by {}\n",
                 format!("{c}:"),
-                expected_words(c, e.output.value, e.capture.value),
-                d.0
+                p.expected(),
+                p.decided_by()
             );
-            for t in d.1 {
+            for t in p.trail() {
                 text += &format!("           - {t}\n");
             }
         }

@@ -37,7 +37,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{
-    CaptureExpect, Check, Consent, OutputExpect, Product, Scenario, Toggle, XrdpPolicy,
+    CaptureExpect, Consent, OutputExpect, Product, Scenario, Toggle, XrdpPolicy,
 };
 
 /// A policy input that cannot be understood.
@@ -304,27 +304,6 @@ pub struct Expectation {
     pub warnings: Vec<String>,
     /// Reminders that apply to every rollout.
     pub notes: Vec<String>,
-}
-
-impl Expectation {
-    /// The layer that decided what a check on `path` must observe: a check's path is
-    /// [`Scenario::path_of`] (continuity follows the path it streams on).
-    pub fn decided_by(&self, path: Check) -> &str {
-        match path {
-            Check::Output | Check::Continuity => &self.output.decided_by,
-            Check::Capture => &self.capture.decided_by,
-            Check::Quality => &self.quality.decided_by,
-        }
-    }
-
-    /// What every layer said about a check on `path`, in order.
-    pub fn trail(&self, path: Check) -> &[String] {
-        match path {
-            Check::Output | Check::Continuity => &self.output.trail,
-            Check::Capture => &self.capture.trail,
-            Check::Quality => &self.quality.trail,
-        }
-    }
 }
 
 /// Rank for "most restrictive": a larger value restricts more.

@@ -45,13 +45,12 @@ use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
+use crate::check::AudioPath;
 use crate::policy::{self, Expectation, PolicyError};
 use crate::proof::{ListenSpan, PlayTiming, SilenceBound, SilenceProof};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError, SessionRequirement};
-use crate::verdict::{
-    expected_on, judge, needs_sound, Judgement, Observation, RigProof, Side, Verdict,
-};
+use crate::verdict::{judge, Judgement, Observation, RigProof, Side, Verdict};
 
 mod evidence;
 mod fleet;
@@ -281,12 +280,8 @@ async fn run_connected(
         .checks
         .iter()
         .filter_map(|c| {
-            // Continuity and quality need the rig of their path's check.
-            let needs = match s.path_of(*c) {
-                Check::Quality => Check::Output,
-                path => path,
-            };
-            rig_preflight(s, &local, needs).map(|o| (*c, o))
+            // Continuity and quality need the rig of their path.
+            rig_preflight(s, &local, s.path_of(*c)).map(|o| (*c, o))
         })
         .collect();
     for (c, o) in &rig_faults {
@@ -313,12 +308,12 @@ async fn run_connected(
         if let (Some(dir), Some(at), false) = (&options.evidence_dir, &o.evidence, clean_pass) {
             to_fetch.push((i, o.check, dir.clone(), at.clone()));
         }
-        let path = s.path_of(o.check);
+        let planned = crate::check::Planned::of(s, o.check, expectation);
         emit(Event::CheckFinished(CheckRecord {
             check: o.check,
-            path: Some(path),
-            expected: expected_on(o.check, path, expectation).into(),
-            decided_by: expectation.decided_by(path).to_string(),
+            path: Some(planned.path),
+            expected: planned.expected().into(),
+            decided_by: planned.decided_by().to_string(),
             observation: o.observation,
             rig_proof: match o.rig {
                 RigProof::NotTried => None,

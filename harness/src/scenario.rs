@@ -142,37 +142,7 @@ impl std::fmt::Display for Product {
     }
 }
 
-/// A check the runner can make.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Check {
-    /// Sound played in the session comes out of the client.
-    Output,
-    /// The client's microphone is heard in the session.
-    Capture,
-    /// Sound played in the session reaches the client whole: a longer stream whose every
-    /// sample is accounted for (gaps, glitches, lost or repeated samples, drift, level).
-    /// Opt-in; runs after the other checks, on the output path.
-    Continuity,
-    /// Sound played in the session reaches the client as well as the playback quality
-    /// policy allows: a wideband probe signal measured for band edge, SINAD, noise floor
-    /// and codec signs, classed, and compared with the expected quality. Opt-in; runs after
-    /// the other checks, on the output path.
-    Quality,
-}
-
-impl std::fmt::Display for Check {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Check::Output => "output",
-            Check::Capture => "capture",
-            Check::Continuity => "continuity",
-            Check::Quality => "quality",
-        })
-    }
-}
+pub use crate::check::{AudioPath, Check};
 
 /// A registry DWORD that is 0 or 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -765,7 +735,7 @@ pub struct ContinuitySpec {
     /// records; default) or `capture` (the client's microphone feed plays, the session's
     /// input records).
     #[serde(default)]
-    pub path: StreamPath,
+    pub path: AudioPath,
     /// How long the stream plays (a duration; default 10s, 1s to 10min; the probes'
     /// `--max-capture-secs` must allow it plus 3 s).
     #[serde(with = "humantime_serde", default = "default_stream")]
@@ -780,17 +750,6 @@ pub struct ContinuitySpec {
     /// Largest standard deviation of the stream's level, in dB (default 3).
     #[serde(default = "default_max_level_std_db")]
     pub max_level_std_db: f64,
-}
-
-/// The path a continuity stream takes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StreamPath {
-    /// Session output to the client.
-    #[default]
-    Output,
-    /// Client microphone to the session.
-    Capture,
 }
 
 fn default_stream() -> Duration {
@@ -808,7 +767,7 @@ fn default_max_level_std_db() -> f64 {
 impl Default for ContinuitySpec {
     fn default() -> ContinuitySpec {
         ContinuitySpec {
-            path: StreamPath::Output,
+            path: AudioPath::Output,
             duration: default_stream(),
             max_breaks: 0,
             max_drift_ppm: default_max_drift_ppm(),
@@ -818,14 +777,6 @@ impl Default for ContinuitySpec {
 }
 
 impl ContinuitySpec {
-    /// The signature check of the same path: its policy, host settings and rig apply.
-    pub fn check(&self) -> Check {
-        match self.path {
-            StreamPath::Output => Check::Output,
-            StreamPath::Capture => Check::Capture,
-        }
-    }
-
     /// The limits as the probe's analysis takes them.
     pub fn limits(&self) -> earshot_probe::signal::continuity::Limits {
         earshot_probe::signal::continuity::Limits {
@@ -848,12 +799,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Scenario {
-    /// The path check `c` measures, whose policy, host settings and rig apply: continuity
-    /// streams on the path `[continuity] path` names; every other check is its own path.
-    pub fn path_of(&self, c: Check) -> Check {
+    /// The path check `c` follows, whose policy, host settings and rig apply: continuity
+    /// streams on the path `[continuity] path` names; every other check on its own.
+    pub fn path_of(&self, c: Check) -> AudioPath {
         match c {
-            Check::Continuity => self.continuity.check(),
-            c => c,
+            Check::Continuity => self.continuity.path,
+            c => c.default_path(),
         }
     }
 
@@ -1076,7 +1027,7 @@ impl Scenario {
         }
         let plays_into_mic = self.checks.contains(&Check::Capture)
             || (self.checks.contains(&Check::Continuity)
-                && self.continuity.path == StreamPath::Capture);
+                && self.continuity.path == AudioPath::Capture);
         if plays_into_mic && self.probes.local.mic_feed.is_none() {
             return Err(self.invalid(
                 "probes.local.mic_feed",

@@ -25,8 +25,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::check::{AudioPath, Planned};
 use crate::policy::{Decision, Quality};
-use crate::scenario::{CaptureExpect, Check, OutputExpect};
+use crate::scenario::{CaptureExpect, OutputExpect};
 use earshot_probe::signal::quality::QualityClass;
 pub use hints::{SessionEndpoint, RESTART_HINT};
 
@@ -506,68 +507,18 @@ impl Judgement {
     }
 }
 
-/// What the check expects, in words (for tables and causes).
-pub fn expected_words(check: Check, output: OutputExpect, capture: CaptureExpect) -> &'static str {
-    match check {
-        Check::Continuity => match output {
-            OutputExpect::Client => "heard on the client, whole",
-            OutputExpect::Session | OutputExpect::None => "nothing to measure: not redirected",
-        },
-        Check::Quality => match output {
-            OutputExpect::Client => "heard on the client as well as the quality policy allows",
-            OutputExpect::Session | OutputExpect::None => "nothing to measure: not redirected",
-        },
-        Check::Output => match output {
-            OutputExpect::Client => "heard on the client",
-            OutputExpect::Session => "plays in the session, not on the client",
-            OutputExpect::None => "not played on the client",
-        },
-        Check::Capture => match capture {
-            CaptureExpect::Redirected => "microphone heard in the session",
-            CaptureExpect::Blocked => "microphone not available in the session",
-            CaptureExpect::RedirectedAppsDenied => "microphone redirected, desktop apps denied it",
-        },
-    }
-}
-
-/// What `check`, measuring `path` ([`crate::scenario::Scenario::path_of`]), expects, in
-/// words: continuity on the capture path follows the microphone's expectation.
-pub fn expected_on(check: Check, path: Check, e: &crate::policy::Expectation) -> &'static str {
-    match (check, path) {
-        (Check::Continuity, Check::Capture) => match e.capture.value {
-            CaptureExpect::Redirected => "heard in the session, whole",
-            CaptureExpect::Blocked | CaptureExpect::RedirectedAppsDenied => {
-                "nothing to measure: not redirected"
-            }
-        },
-        _ => expected_words(check, e.output.value, e.capture.value),
-    }
-}
-
-/// Whether the policy wants sound to arrive for `check` (redirected), so that an absence
-/// would fail it.
-pub fn needs_sound(check: Check, output: OutputExpect, capture: CaptureExpect) -> bool {
-    match check {
-        Check::Output | Check::Continuity | Check::Quality => output == OutputExpect::Client,
-        Check::Capture => capture == CaptureExpect::Redirected,
-    }
-}
-
-/// Judges `observed` against the expectation for `check`, given what the rig proved and
-/// what the session showed of its redirected endpoint on the check's path.
+/// Judges `observed` against what the planned check `p` must observe, given what the rig
+/// proved and what the session showed of its redirected endpoint on the check's path.
 pub fn judge(
-    check: Check,
-    output: &Decision<OutputExpect>,
-    capture: &Decision<CaptureExpect>,
+    p: &Planned,
     observed: &Observation,
     rig: &RigProof,
     endpoint: &SessionEndpoint,
 ) -> Judgement {
-    let expected = expected_words(check, output.value, capture.value);
-    let (by, layer) = match check {
-        Check::Output | Check::Continuity | Check::Quality => (&output.decided_by, output.layer),
-        Check::Capture => (&capture.decided_by, capture.layer),
-    };
+    let expected = p.expected();
+    let (by, layer) = (p.decided_by(), p.layer());
+    let capture = &p.expectation().capture;
+    let output = &p.expectation().output;
     // Where the deciding layer lives and what makes it take effect.
     let arrival = hints::arrival(layer, by);
     let head = format!(
@@ -609,7 +560,8 @@ pub fn judge(
     let degraded_hint =
         "check the network between client and session host (loss, bandwidth) and the RDP audio \
          quality";
-    match (needs_sound(check, output.value, capture.value), observed) {
+    let on_capture = p.path == AudioPath::Capture;
+    match (p.needs_sound(), observed) {
         // A continuity measurement is judged against its limits, by judge_continuity.
         (_, Ob::Continuity { .. }) => Judgement {
             verdict: Verdict::Inconclusive,
@@ -667,14 +619,14 @@ pub fn judge(
         ),
         (true, Ob::Silent { .. }) => j(
             Verdict::Fail,
-            match check {
-                Check::Output | Check::Continuity | Check::Quality => format!(
+            match p.path {
+                AudioPath::Output => format!(
                     "the session played but the client heard nothing{proven}: {}; {arrival}",
                     endpoint
                         .silence_words(false)
                         .unwrap_or_else(|| "playback is not redirected".into())
                 ),
-                Check::Capture => format!(
+                AudioPath::Capture => format!(
                     "the session's microphone does not hear the client's{proven}: {}; \
                      {arrival}",
                     endpoint.silence_words(true).unwrap_or_else(|| {
@@ -685,11 +637,11 @@ pub fn judge(
         ),
         (true, Ob::NoDevice { .. }) => j(
             Verdict::Fail,
-            match check {
-                Check::Output | Check::Continuity | Check::Quality => format!(
+            match p.path {
+                AudioPath::Output => format!(
                     "the session has no audio output, so playback is not redirected; {arrival}"
                 ),
-                Check::Capture => format!(
+                AudioPath::Capture => format!(
                     "the session has no microphone, so recording is not redirected{}; \
                      {arrival}",
                     match endpoint.silence_words(true) {
@@ -702,7 +654,7 @@ pub fn judge(
         ),
         (false, Ob::Detected { .. } | Ob::Degraded { .. }) => j(
             Verdict::Fail,
-            if check == Check::Capture && capture.value == CaptureExpect::RedirectedAppsDenied {
+            if on_capture && capture.value == CaptureExpect::RedirectedAppsDenied {
                 "the probe, a desktop app, recorded the client's microphone although the \
                  session's desktop-app consent should deny it; is the consent as the scenario \
                  says (Settings > Privacy > Microphone > Let desktop apps access your \
@@ -724,39 +676,39 @@ pub fn judge(
         ),
         (false, Ob::Silent { .. }) => j(
             Verdict::Pass,
-            match check {
-                Check::Capture if capture.value == CaptureExpect::RedirectedAppsDenied => format!(
-                    "the microphone is there but desktop apps hear nothing, as the session's \
-                     consent says{proven}"
-                ),
-                Check::Capture => {
+            match p.path {
+                AudioPath::Capture if capture.value == CaptureExpect::RedirectedAppsDenied => {
+                    format!(
+                        "the microphone is there but desktop apps hear nothing, as the \
+                         session's consent says{proven}"
+                    )
+                }
+                AudioPath::Capture => {
                     format!("the microphone does not reach the session, as the policy says{proven}")
                 }
-                Check::Output | Check::Continuity | Check::Quality => {
-                    format!("not redirected, as the policy says{proven}")
-                }
+                AudioPath::Output => format!("not redirected, as the policy says{proven}"),
             },
         ),
-        (false, Ob::NoDevice { .. }) => match (check, output.value, capture.value) {
-            (Check::Capture, _, CaptureExpect::RedirectedAppsDenied) => j(
+        (false, Ob::NoDevice { .. }) => match (p.path, output.value, capture.value) {
+            (AudioPath::Capture, _, CaptureExpect::RedirectedAppsDenied) => j(
                 Verdict::Fail,
                 "the desktop-app consent denies apps a redirected microphone, but none is \
                  redirected; check audiocapturemode and fDisableAudioCapture"
                     .into(),
             ),
-            (Check::Capture, _, _) => j(
+            (AudioPath::Capture, _, _) => j(
                 Verdict::Pass,
                 "the session has no microphone, so the client's does not reach it, as the \
                  policy says"
                     .into(),
             ),
-            (Check::Output | Check::Continuity | Check::Quality, OutputExpect::Session, _) => j(
+            (AudioPath::Output, OutputExpect::Session, _) => j(
                 Verdict::Pass,
                 "not redirected, as the policy says (the session host has no audio device of \
                  its own to play on)"
                     .into(),
             ),
-            (Check::Output | Check::Continuity | Check::Quality, _, _) => j(
+            (AudioPath::Output, _, _) => j(
                 Verdict::Pass,
                 "the session has no audio output, as the policy says".into(),
             ),
@@ -764,32 +716,12 @@ pub fn judge(
     }
 }
 
-/// Judges a continuity observation on `path` (output or capture): the stream must arrive
-/// whole where the policy redirects that path; `reasons` are the limits it broke (empty:
-/// whole).
-pub fn judge_continuity(
-    path: Check,
-    output: &Decision<OutputExpect>,
-    capture: &Decision<CaptureExpect>,
-    observed: &Observation,
-    reasons: &[String],
-) -> Judgement {
-    let redirected = needs_sound(path, output.value, capture.value);
-    let (expected, by) = match (path, redirected) {
-        (Check::Capture, true) => (
-            "the microphone heard in the session, whole",
-            &capture.decided_by,
-        ),
-        (Check::Capture, false) => (
-            "nothing to measure: the microphone is not redirected",
-            &capture.decided_by,
-        ),
-        (_, true) => ("heard on the client, whole", &output.decided_by),
-        (_, false) => (
-            "nothing to measure: output is not redirected",
-            &output.decided_by,
-        ),
-    };
+/// Judges a continuity observation of the planned continuity check `p` (on the output or
+/// the capture path): the stream must arrive whole where the policy redirects that path;
+/// `reasons` are the limits it broke (empty: whole).
+pub fn judge_continuity(p: &Planned, observed: &Observation, reasons: &[String]) -> Judgement {
+    let redirected = p.needs_sound();
+    let (expected, by, path) = (p.expected(), p.decided_by(), p.path);
     let head = format!(
         "expected {expected} ({by}); observed {}",
         observed.describe()

@@ -33,7 +33,17 @@ fn a_registry_pol_written_by_samba_gives_the_four_settings_and_counts_the_rest()
             (Setting::LetAppsAccessMicrophone, Some(2)),
         ]
     );
-    assert_eq!((i.records, i.ignored), (12, 8));
+    // The two per-app lists (an empty User in control one, a Force Allow of two apps) are
+    // read too.
+    assert_eq!((i.records, i.ignored), (12, 6));
+    assert_eq!(
+        i.list(earshot_harness::import::AppList::ForceAllow)
+            .and_then(|l| l.apps.clone()),
+        Some(vec![
+            "Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe".to_string(),
+            "Contoso.Dictation_1234".to_string()
+        ])
+    );
 }
 
 #[test]
@@ -124,7 +134,11 @@ fn an_imported_layer_decides_like_a_typed_one() {
         dir.path(),
         "avd",
         "[policy.session_host]\nfDisableCam = 1\nfDisableAudioCapture = 0\n\
-         LetAppsAccessMicrophone = 2\n[policy.rdp]\nproperties = \"audiocapturemode:i:1\"",
+         LetAppsAccessMicrophone = 2\n\
+         LetAppsAccessMicrophone_UserInControlOfTheseApps = []\n\
+         LetAppsAccessMicrophone_ForceAllowTheseApps = \
+         [\"Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe\", \"Contoso.Dictation_1234\"]\n\
+         [policy.rdp]\nproperties = \"audiocapturemode:i:1\"",
     );
     let typed = expect(&Scenario::load(&typed).unwrap()).unwrap();
     let imported = scenario_in(
@@ -145,7 +159,7 @@ fn an_imported_layer_decides_like_a_typed_one() {
         w.contains("samba-gpo-blocks-playback.pol (Registry.pol)"),
         "{w}"
     );
-    assert!(w.contains("8 of its 12 entries ignored"), "{w}");
+    assert!(w.contains("6 of its 12 entries ignored"), "{w}");
 }
 
 #[test]

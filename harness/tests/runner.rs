@@ -1125,9 +1125,10 @@ async fn continuity_on_the_capture_path_is_recorded_in_the_session() {
     );
     let o = Rig::redirected().run("avd", &policy).await;
     assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+    // The cause and the record say the same expectation: it is written once.
     assert!(
         o.cause(1)
-            .starts_with("expected the microphone heard in the session, whole"),
+            .starts_with("expected heard in the session, whole (host pool RDP property"),
         "{}",
         o.cause(1)
     );
@@ -1140,7 +1141,7 @@ async fn continuity_on_the_capture_path_is_recorded_in_the_session() {
     );
     // Every artifact shows the capture path's expectation and the layer that decided it
     // (they once showed the output path's).
-    assert_eq!(c.path, Some(Check::Capture));
+    assert_eq!(c.path, Some(earshot_harness::check::AudioPath::Capture));
     assert_eq!(c.expected, "heard in the session, whole");
     assert!(
         c.decided_by.contains("audiocapturemode:i:1"),

@@ -40,7 +40,7 @@ fn a_policy_written_after_boot_asks_for_a_restart_when_the_check_fails() {
         dword(1),
         BOOT + HOUR,
     )]);
-    let v = view(&blocks_output(), &cfg, Check::Output, Verdict::Fail);
+    let v = view(&blocks_output(), &cfg, AudioPath::Output, Verdict::Fail);
     assert!(
         v.cause.contains("written after its last boot"),
         "{}",
@@ -60,7 +60,7 @@ fn a_policy_older_than_boot_points_elsewhere_when_the_check_fails() {
         dword(1),
         BOOT - HOUR,
     )]);
-    let v = view(&blocks_output(), &cfg, Check::Output, Verdict::Fail);
+    let v = view(&blocks_output(), &cfg, AudioPath::Output, Verdict::Fail);
     assert!(v.cause.contains("behaviour still differs"), "{}", v.cause);
     assert!(
         v.cause.contains("host pool's RDP properties"),
@@ -79,7 +79,7 @@ fn a_policy_missing_from_the_host_says_the_rollout_did_not_apply() {
             data.clone(),
             BOOT - HOUR,
         )]);
-        let v = view(&blocks_output(), &cfg, Check::Output, Verdict::Fail);
+        let v = view(&blocks_output(), &cfg, AudioPath::Output, Verdict::Fail);
         assert!(
             v.cause.contains("does not have the policy"),
             "{data:?}: {}",
@@ -92,7 +92,7 @@ fn a_policy_missing_from_the_host_says_the_rollout_did_not_apply() {
     let v = view(
         &blocks_output(),
         &host(vec![]),
-        Check::Output,
+        AudioPath::Output,
         Verdict::Fail,
     );
     assert!(v.cause.contains("not read by the probe"), "{}", v.cause);
@@ -105,7 +105,7 @@ fn a_wrong_type_is_named_and_counts_as_not_having_the_policy() {
         text: "1".into(),
     };
     let cfg = host(vec![value(POLICY_KEY, "fDisableCam", sz, BOOT - HOUR)]);
-    let v = view(&blocks_output(), &cfg, Check::Output, Verdict::Fail);
+    let v = view(&blocks_output(), &cfg, AudioPath::Output, Verdict::Fail);
     assert!(
         v.cause.contains("REG_SZ \"1\" where a DWORD is expected"),
         "{}",
@@ -125,7 +125,7 @@ fn a_pass_states_what_the_host_has() {
         dword(1),
         BOOT - HOUR,
     )]);
-    let v = view(&blocks_output(), &cfg, Check::Output, Verdict::Pass);
+    let v = view(&blocks_output(), &cfg, AudioPath::Output, Verdict::Pass);
     assert!(
         v.cause.starts_with("the host has fDisableCam=1"),
         "{}",
@@ -145,7 +145,7 @@ fn not_configured_on_both_sides_agrees() {
     let v = view(
         &SessionHostPolicy::default(),
         &cfg,
-        Check::Output,
+        AudioPath::Output,
         Verdict::Pass,
     );
     assert!(v.facts.iter().all(|f| f.agrees), "{v:?}");
@@ -166,7 +166,7 @@ fn the_listener_blocking_without_a_policy_is_told() {
     let v = view(
         &SessionHostPolicy::default(),
         &cfg,
-        Check::Capture,
+        AudioPath::Capture,
         Verdict::Fail,
     );
     assert!(

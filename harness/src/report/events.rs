@@ -63,7 +63,7 @@ pub struct CheckRecord {
     /// The path it measured, whose expectation applies (`output` or `capture`; the
     /// continuity check streams on either); absent from a report that predates the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<Check>,
+    pub path: Option<crate::check::AudioPath>,
     /// The expectation in words.
     pub expected: String,
     /// The layer that decided it.

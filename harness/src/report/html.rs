@@ -196,7 +196,8 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
                 esc(&c.decided_by)
             );
             if let Some(e) = &s.expectation {
-                let trail = e.trail(c.path.unwrap_or(c.check));
+                let path = c.path.unwrap_or(c.check.default_path());
+                let trail = crate::check::Planned::new(c.check, path, e).trail();
                 if !trail.is_empty() {
                     h.push_str("<ul class=\"trail\">");
                     for t in trail {

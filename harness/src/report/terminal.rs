@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use super::{Event, ReportError, Reporter, Run};
+use crate::check::Planned;
 use crate::scenario::Check;
-use crate::verdict::{expected_words, Verdict};
+use crate::verdict::Verdict;
 
 /// The terminal report: a line per event as it happens, a table at the end.
 pub struct TerminalReporter<W: Write> {
@@ -33,11 +34,12 @@ impl<W: Write> TerminalReporter<W> {
 
     fn write_expectation(&mut self, e: &crate::policy::Expectation) -> std::io::Result<()> {
         for c in [Check::Output, Check::Capture] {
-            let by = e.decided_by(c);
+            let p = Planned::new(c, c.default_path(), e);
             writeln!(
                 self.out,
-                "   expect {c:<8} {}, by {by}",
-                expected_words(c, e.output.value, e.capture.value)
+                "   expect {c:<8} {}, by {}",
+                p.expected(),
+                p.decided_by()
             )?;
         }
         writeln!(

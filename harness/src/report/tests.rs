@@ -199,7 +199,7 @@ fn the_host_facts_reach_junit_and_the_terminal() {
         ..Default::default()
     };
     let mut run = run_with(&[Verdict::Fail]);
-    let view = crate::host::view(&layer, &cfg, Check::Output, Verdict::Fail);
+    let view = crate::host::view(&layer, &cfg, crate::check::AudioPath::Output, Verdict::Fail);
     run.scenarios[0].checks[0].host = Some(view);
     let xml = junit_xml(&run).unwrap();
     assert!(

@@ -221,16 +221,16 @@ pub(super) fn host_settings(i: &ProbeInfo) -> Vec<String> {
 ///
 /// Only for the xrdp product: a Windows or AVD scenario's verdict does not rest on an
 /// xrdp.ini the host happens to have (it stays in the probe's summary).
-pub(super) fn host_fact(s: &Scenario, remote: &ProbeInfo, c: Check) -> Option<String> {
+pub(super) fn host_fact(s: &Scenario, remote: &ProbeInfo, path: AudioPath) -> Option<String> {
     if s.product != Product::Xrdp {
         return None;
     }
     let x = remote.xrdp.as_ref().filter(|x| x.error.is_none())?;
     let said = s.policy.xrdp.clone().unwrap_or_default();
     // allow_channels governs both directions; each has its own channel switch.
-    let channel = match c {
-        Check::Output | Check::Continuity | Check::Quality => ("rdpsnd", x.rdpsnd, said.rdpsnd),
-        Check::Capture => ("drdynvc", x.drdynvc, said.drdynvc),
+    let channel = match path {
+        AudioPath::Output => ("rdpsnd", x.rdpsnd, said.rdpsnd),
+        AudioPath::Capture => ("drdynvc", x.drdynvc, said.drdynvc),
     };
     let switches = [
         ("allow_channels", x.allow_channels, said.allow_channels),
@@ -410,12 +410,16 @@ fn served_by(session: &earshot_probe::proto::msg::RemoteSession) -> String {
         .unwrap_or_default()
 }
 
-/// The local (client rig) endpoints a check needs, as (scenario key, selector, direction).
-pub(super) fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, DeviceDirection)> {
+/// The local (client rig) endpoints a check on `path` needs, as (scenario key, selector,
+/// direction).
+pub(super) fn rig_endpoints(
+    s: &Scenario,
+    path: AudioPath,
+) -> Vec<(&'static str, &str, DeviceDirection)> {
     let local = &s.probes.local;
     let feed = local.mic_feed.as_deref().unwrap_or("default");
-    match c {
-        Check::Output | Check::Continuity | Check::Quality => vec![
+    match path {
+        AudioPath::Output => vec![
             (
                 "probes.local.output_loopback",
                 local.output_loopback.as_str(),
@@ -427,7 +431,7 @@ pub(super) fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, 
                 DeviceDirection::Output,
             ),
         ],
-        Check::Capture => vec![
+        AudioPath::Capture => vec![
             ("probes.local.mic_feed", feed, DeviceDirection::Output),
             (
                 "probes.local.input",
@@ -438,9 +442,9 @@ pub(super) fn rig_endpoints(s: &Scenario, c: Check) -> Vec<(&'static str, &str, 
     }
 }
 
-/// Whether the client rig has every endpoint check `c` needs: the first one missing, as
-/// the observation that makes the check inconclusive.
-pub(super) fn rig_preflight(s: &Scenario, local: &Probe, c: Check) -> Option<Observation> {
+/// Whether the client rig has every endpoint a check on `path` needs: the first one
+/// missing, as the observation that makes the check inconclusive.
+pub(super) fn rig_preflight(s: &Scenario, local: &Probe, path: AudioPath) -> Option<Observation> {
     let catalog = match &local.info.devices {
         Ok(list) => list,
         Err(e) => {
@@ -453,7 +457,7 @@ pub(super) fn rig_preflight(s: &Scenario, local: &Probe, c: Check) -> Option<Obs
             })
         }
     };
-    for (key, selector, direction) in rig_endpoints(s, c) {
+    for (key, selector, direction) in rig_endpoints(s, path) {
         if let Err(e) = audio::select(catalog, &DeviceSelector::parse(selector), direction) {
             return Some(Observation::NoDevice {
                 side: Side::Client,

@@ -2,6 +2,7 @@
 //! plays fell inside the listen, and the verdict with its proofs.
 
 use super::*;
+use crate::check::{AudioPath, Planned};
 use crate::verdict::SessionEndpoint;
 
 /// What proves a play fell inside a check's listen: the path may start carrying sound at
@@ -16,8 +17,8 @@ use crate::verdict::SessionEndpoint;
 /// the listen, so only what is left of `timeouts.channel_open` is waited for.
 pub(super) fn proof_bound(c: Check, s: &Scenario, settled: Option<Duration>) -> SilenceBound {
     let opens = match s.path_of(c) {
-        Check::Output | Check::Continuity | Check::Quality => Duration::ZERO,
-        Check::Capture => s
+        AudioPath::Output => Duration::ZERO,
+        AudioPath::Capture => s
             .timeouts
             .channel_open
             .saturating_sub(settled.unwrap_or(Duration::ZERO)),
@@ -114,8 +115,9 @@ pub(super) async fn check(
     let started = Instant::now();
     let local_spec = &s.probes.local;
     let feed = local_spec.mic_feed.as_deref().unwrap_or("default");
-    let (leg, rig_out, rig_in) = match c {
-        Check::Output | Check::Continuity | Check::Quality => (
+    let planned = Planned::of(s, c, e);
+    let (leg, rig_out, rig_in) = match planned.path {
+        AudioPath::Output => (
             Leg {
                 player: remote,
                 play_on: &s.probes.remote.output,
@@ -127,7 +129,7 @@ pub(super) async fn check(
             local_spec.output.as_str(),
             local_spec.output_loopback.as_str(),
         ),
-        Check::Capture => (
+        AudioPath::Capture => (
             Leg {
                 player: local,
                 play_on: feed,
@@ -142,7 +144,7 @@ pub(super) async fn check(
     };
     // Capture proves the rig with its own plays (the client's microphone hears the feed);
     // output proves it afterwards, since the check holds the loopback it would listen on.
-    let needs = needs_sound(c, e.output.value, e.capture.value);
+    let needs = planned.needs_sound();
     let run = |listen_for: Duration, bound: SilenceBound| {
         let leg = &leg;
         // A check that should hear nothing stops listening once a play proves it.
@@ -151,23 +153,21 @@ pub(super) async fn check(
             stop_when_proven: !needs,
         };
         async move {
-            match c {
-                Check::Capture => {
+            match planned.path {
+                AudioPath::Capture => {
                     let (m, rig) =
                         measure_capture_with_rig(leg, listen_for, Some(proof), local, rig_in).await;
                     (m, Some(rig))
                 }
-                Check::Output | Check::Continuity | Check::Quality => {
-                    (measure(leg, listen_for, Some(proof)).await, None)
-                }
+                AudioPath::Output => (measure(leg, listen_for, Some(proof)).await, None),
             }
         }
     };
     // A blocked capture's window is shorter when the session has held its input open on
     // the current connection for a while (--prime-input); the credit is checked again
     // after the window, and a window it no longer covers is listened to again in full.
-    let settled = match c {
-        Check::Capture if !needs => settled_for(&remote.info, &s.probes.remote.input)
+    let settled = match planned.path {
+        AudioPath::Capture if !needs => settled_for(&remote.info, &s.probes.remote.input)
             .map(|d| d.saturating_sub(SETTLED_ALLOWANCE)),
         _ => None,
     };
@@ -242,8 +242,8 @@ pub(super) async fn check(
             .await
         }
     };
-    let endpoint = session_endpoint_seen(remote, c, needs, &m.observation).await;
-    let mut judgement = judge(c, &e.output, &e.capture, &m.observation, &rig, &endpoint);
+    let endpoint = session_endpoint_seen(remote, &planned, &m.observation).await;
+    let mut judgement = judge(&planned, &m.observation, &rig, &endpoint);
     // An absence decides only with its proof: a play confirmed whole inside the listen.
     if let (true, Verdict::Pass | Verdict::Fail, Some(proof)) = (
         m.observation.is_absence(),
@@ -257,8 +257,8 @@ pub(super) async fn check(
                     "expected {} ({}); observed {}, but {}; so the absence proves nothing: is \
                      the control link to the {} probe slow or congested (a VPN, a satellite \
                      link)? Raise timeouts.listen or run the harness nearer the probes",
-                    expected_on(c, s.path_of(c), e),
-                    e.decided_by(s.path_of(c)),
+                    planned.expected(),
+                    planned.decided_by(),
                     m.observation.describe(),
                     proof.shortfall(),
                     leg.player.role,
@@ -281,7 +281,7 @@ pub(super) async fn check(
             longer.as_secs_f64()
         );
     }
-    if let Some(fact) = host_fact(s, &remote.info, c) {
+    if let Some(fact) = host_fact(s, &remote.info, planned.path) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }
     let host = remote
@@ -289,7 +289,7 @@ pub(super) async fn check(
         .host_config
         .as_ref()
         .filter(|_| s.product != Product::Xrdp)
-        .map(|cfg| crate::host::view(&s.policy.session_host, cfg, c, judgement.verdict));
+        .map(|cfg| crate::host::view(&s.policy.session_host, cfg, planned.path, judgement.verdict));
     if let Some(h) = &host {
         judgement = judgement.without_restart_guess();
         judgement.cause = format!("{}; on the session host: {}", judgement.cause, h.cause);
@@ -308,22 +308,18 @@ pub(super) async fn check(
     }
 }
 
-/// What the session showed of its redirected endpoint on `c`'s path, when it can explain an
+/// What the session showed of its redirected endpoint on the check's path, when it can explain an
 /// absence where sound should have arrived: its catalogue at connection and, looked at again
 /// now, after the check (an endpoint that came late still counts as there).
 async fn session_endpoint_seen(
     remote: &Probe,
-    c: Check,
-    needs: bool,
+    planned: &Planned<'_>,
     observed: &Observation,
 ) -> SessionEndpoint {
-    if !needs || !observed.is_absence() {
+    if !planned.needs_sound() || !observed.is_absence() {
         return SessionEndpoint::Unknown;
     }
-    let direction = match c {
-        Check::Capture => DeviceDirection::Input,
-        Check::Output | Check::Continuity | Check::Quality => DeviceDirection::Output,
-    };
+    let direction = planned.path.session_direction();
     let now = remote.client.info().await.ok();
     let looks: Vec<&ProbeInfo> = std::iter::once(&remote.info).chain(now.as_ref()).collect();
     crate::verdict::hints::session_endpoint(&looks, direction)

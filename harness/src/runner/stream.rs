@@ -2,6 +2,7 @@
 //! recorded on the other side and analysed there.
 
 use super::*;
+use crate::check::{AudioPath, Planned};
 
 /// How long the recorder runs, from its first audio, before the continuity stream starts
 /// (from the request, with a probe that cannot say when its device delivers: longer than a
@@ -28,9 +29,8 @@ pub(super) async fn continuity_check(
     let started = Instant::now();
     let (observation, reasons, evidence) =
         measure_continuity(s, e, (local, remote), rig_fault).await;
-    let path = s.continuity.check();
-    let judgement =
-        crate::verdict::judge_continuity(path, &e.output, &e.capture, &observation, &reasons);
+    let planned = Planned::of(s, Check::Continuity, e);
+    let judgement = crate::verdict::judge_continuity(&planned, &observation, &reasons);
     let outcome = CheckOutcome {
         check: Check::Continuity,
         observation,
@@ -43,7 +43,7 @@ pub(super) async fn continuity_check(
         started_unix_ms,
         duration: started.elapsed(),
     };
-    with_host_fact(outcome, s, &remote.info, path)
+    with_host_fact(outcome, s, &remote.info, planned.path)
 }
 
 /// A stream check's outcome with what an xrdp host has for its path added to the cause.
@@ -51,7 +51,7 @@ pub(super) fn with_host_fact(
     mut o: CheckOutcome,
     s: &Scenario,
     remote: &ProbeInfo,
-    path: Check,
+    path: AudioPath,
 ) -> CheckOutcome {
     if let Some(fact) = host_fact(s, remote, path) {
         o.judgement.cause = format!("{} ({fact})", o.judgement.cause);
@@ -211,8 +211,9 @@ pub(super) async fn measure_continuity(
     rig_fault: Option<Observation>,
 ) -> (Observation, Vec<String>, Option<EvidenceAt>) {
     let nothing = |o: Observation| (o, Vec::new(), None);
-    let path = s.continuity.check();
-    if !needs_sound(path, e.output.value, e.capture.value) {
+    let planned = Planned::of(s, Check::Continuity, e);
+    let path = planned.path;
+    if !planned.needs_sound() {
         return nothing(Observation::Error {
             side: Side::Session,
             detail: format!("not measured: the policy does not redirect {path}"),
@@ -225,14 +226,14 @@ pub(super) async fn measure_continuity(
     // (player, its device, recorder, its device); a capture path's recorder waits for the
     // on-demand microphone channel before the stream starts.
     let (player, play_on, recorder, record_on, lead) = match path {
-        Check::Capture => (
+        AudioPath::Capture => (
             local,
             feed,
             remote,
             s.probes.remote.input.as_str(),
             STREAM_LEAD.max(s.timeouts.channel_open + Duration::from_millis(500)),
         ),
-        _ => (
+        AudioPath::Output => (
             remote,
             s.probes.remote.output.as_str(),
             local,
@@ -250,8 +251,8 @@ pub(super) async fn measure_continuity(
             device: DeviceSelector::parse(play_on),
             seed: 0,
             direction: match path {
-                Check::Capture => Direction::Capture,
-                _ => Direction::Output,
+                AudioPath::Capture => Direction::Capture,
+                AudioPath::Output => Direction::Output,
             },
             continuity_ms: Some(stream.as_millis() as u64),
             quality: false,
@@ -336,7 +337,8 @@ pub(super) async fn quality_check(
 ) -> CheckOutcome {
     let started_unix_ms = unix_ms();
     let started = Instant::now();
-    let (observation, evidence) = if !needs_sound(Check::Quality, e.output.value, e.capture.value) {
+    let planned = Planned::of(s, Check::Quality, e);
+    let (observation, evidence) = if !planned.needs_sound() {
         (
             Observation::Error {
                 side: Side::Session,
@@ -362,7 +364,7 @@ pub(super) async fn quality_check(
         started_unix_ms,
         duration: started.elapsed(),
     };
-    with_host_fact(outcome, s, &remote.info, Check::Quality)
+    with_host_fact(outcome, s, &remote.info, planned.path)
 }
 
 /// What the quality check observed, and where its recording waits.

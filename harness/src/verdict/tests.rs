@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::policy::Layer;
+use crate::scenario::Check;
 
 fn d<T>(value: T, by: &str) -> Decision<T> {
     layered(value, by, Layer::ProductDefault)
@@ -68,6 +69,30 @@ fn all_observations() -> Vec<(&'static str, Observation)> {
         ("error/session", error(Side::Session)),
         ("error/client", error(Side::Client)),
     ]
+}
+
+/// Judges as the runner does: `check` on its default path under these two decisions.
+fn judge(
+    check: crate::scenario::Check,
+    output: &Decision<OutputExpect>,
+    capture: &Decision<CaptureExpect>,
+    observed: &Observation,
+    rig: &RigProof,
+    endpoint: &SessionEndpoint,
+) -> Judgement {
+    let e = crate::policy::Expectation {
+        output: output.clone(),
+        capture: capture.clone(),
+        quality: d(Quality::Dynamic, "the quality default"),
+        warnings: vec![],
+        notes: vec![],
+    };
+    super::judge(
+        &crate::check::Planned::new(check, check.default_path(), &e),
+        observed,
+        rig,
+        endpoint,
+    )
 }
 
 fn judge_output(exp: OutputExpect, obs: &Observation, rig: &RigProof) -> Judgement {
