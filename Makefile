@@ -13,12 +13,13 @@ APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils
 	libsox-fmt-mp3 opus-tools espeak-ng nftables iproute2 libxml2-utils chromium \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 
-.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline test lint unit windows dist bench soak rdp-bench
+.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline check test lint unit windows dist bench soak rdp-bench
 
 help:
 	@echo "make demo           the demo on real RDP (xrdp + PipeWire + FreeRDP): verdicts, reports in out/demo-rdp/ (root)"
 	@echo "make demo-tunnel    the same on the fast tunnel lab (PulseAudio tunnels): reports in out/demo/ (root)"
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
+	@echo "make check          before every commit: fmt, clippy, unit and in-process tests (any user, no lab, minutes)"
 	@echo "make test           fmt, clippy -D warnings, the Windows build and its tests under Wine, every test"
 	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
 	@echo "make windows        earshot-probe.exe and earshot.exe (x86_64-pc-windows-gnu), the probe's unit tests under Wine"
@@ -64,6 +65,14 @@ unit: deps rdp-deps windows
 	$(CARGO) test --workspace
 
 test: lint unit
+
+# The fast tier: what a change to the policy engine, the verdicts or the signal core needs
+# before a commit. No root, no lab, no Wine, nothing installed (it needs the ALSA headers
+# cpal builds against: `make deps` once).
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test -p earshot-probe -p earshot-harness
 
 # The Windows build (Debian's rustc-web, -Zbuild-std, mingw-w64; target/windows) and the
 # probe's unit tests under Wine 8 (.ci/windows). Root, to install what it needs.
