@@ -948,3 +948,79 @@ fn a_dead_session_audio_service_is_inconclusive_and_a_restarted_one_is_taken_aga
     assert_eq!(verdicts(&report)[0].1, ["pass", "pass"], "{report}");
     assert_eq!(r.code, Some(0), "{r:?}");
 }
+
+#[test]
+fn a_signal_mid_run_keeps_what_was_decided_in_every_artifact_and_exits_by_the_signal() {
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let _local = lab.serve(Host::Client, TOKEN).unwrap();
+    let _remote = lab.serve(Host::Session, TOKEN).unwrap();
+    // Three scenarios of about 2 s each (continuity streams for 2 s after the signatures).
+    let files = [
+        scenario("avd-microphone-enabled"),
+        scenario("avd-continuity"),
+        scenario("avd-microphone-enabled"),
+    ];
+    for (signal, after, code) in [
+        ("-INT", Duration::from_millis(1000), 130),
+        ("-TERM", Duration::from_millis(3000), 143),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let json = out.path().join("report.json");
+        let mut cmd = lab.in_netns(Host::Client, &harness_bin()).unwrap();
+        cmd.arg("run")
+            .args(&files)
+            .arg("--json")
+            .arg(&json)
+            .arg("--junit")
+            .arg(out.path().join("junit.xml"))
+            .arg("--html")
+            .arg(out.path().join("report.html"))
+            .env("EARSHOT_LAB_TOKEN", TOKEN)
+            .env("NO_COLOR", "1");
+        let running = Running::start(cmd);
+        std::thread::sleep(after);
+        let pid = running.pid().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {signal} {pid}");
+        let r = running.finish(after + Duration::from_secs(15));
+        assert_eq!(r.code, Some(code), "{signal} after {after:?}: {r:?}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let i = &report["interrupted"];
+        assert_eq!(i["exit_code"], code, "{report:#}");
+        let started = report["scenarios"].as_array().unwrap().len();
+        assert!(
+            started >= 1 && started < files.len(),
+            "{started} scenarios started"
+        );
+        assert_eq!(i["not_started"], files.len() - started);
+        // Every check in the report is either decided or says it was interrupted.
+        let checks: Vec<&serde_json::Value> = report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["checks"].as_array().unwrap())
+            .collect();
+        for c in &checks {
+            let cause = c["cause"].as_str().unwrap();
+            assert!(
+                c["verdict"] == "pass" || cause.starts_with("interrupted by"),
+                "{c:#}"
+            );
+        }
+        let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+        assert!(junit.contains("the run was interrupted by"), "{junit}");
+        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+        assert!(
+            html.contains("INTERRUPTED by"),
+            "no interruption in the page"
+        );
+        assert!(r.stdout.contains("INTERRUPTED"), "{}", r.stdout);
+        eprintln!(
+            "{signal} after {after:?}: exit {code} in {:?}, {started} scenario(s) started, \
+             {} check(s) decided",
+            r.elapsed,
+            checks.iter().filter(|c| c["verdict"] == "pass").count()
+        );
+    }
+}

@@ -12,7 +12,9 @@ mod json;
 mod junit;
 mod terminal;
 
-pub use events::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord, Tally, SCHEMA_VERSION};
+pub use events::{
+    CheckRecord, Event, Interruption, ProbeSummary, Run, ScenarioRecord, Tally, SCHEMA_VERSION,
+};
 pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};

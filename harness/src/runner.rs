@@ -63,12 +63,14 @@ use evidence::keep_evidence;
 pub use evidence::{EvidenceAt, EVIDENCE_FETCH_BUDGET};
 pub use fleet::Fleet;
 use measure::*;
+mod interrupt;
+pub use interrupt::{Interrupt, Pulled};
 use probes::*;
 use signature::*;
 use stream::*;
 
 /// How a run is done.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Where evidence recordings go (FLAC, created when needed); none keeps no evidence.
     pub evidence_dir: Option<PathBuf>,
@@ -77,6 +79,8 @@ pub struct RunOptions {
     /// Every scenario against each of these session hosts (`--inventory`); none: against
     /// the scenario's own remote probe.
     pub fleet: Option<Fleet>,
+    /// The stop switch a signal handler pulls (see [`Interrupt`]).
+    pub interrupt: Interrupt,
 }
 
 /// Why a scenario could not be run at all (before or while reaching its probes).
@@ -201,30 +205,66 @@ pub async fn run(
         // Unique per run: a stale recording of an earlier run can never match.
         (unix_ms() * 1000.0) as u64 ^ u64::from(std::process::id()).rotate_left(32)
     });
-    if let Some(fleet) = &options.fleet {
-        fleet::run(scenarios, options, fleet, base_seed, &mut run, sink).await;
-        return run;
-    }
-    for (si, p) in scenarios.iter().enumerate() {
-        let mut emit = |e: Event| {
-            run.apply(&e);
-            sink(&e, &run);
-        };
-        run_scenario(
-            p,
-            options,
-            base_seed.wrapping_add(si as u64 * 16),
-            &mut emit,
-        )
-        .await;
+    let not_started = if let Some(fleet) = &options.fleet {
+        fleet::run(scenarios, options, fleet, base_seed, &mut run, sink).await
+    } else {
+        let mut not_started = 0;
+        for (si, p) in scenarios.iter().enumerate() {
+            if options.interrupt.is_pulled() {
+                not_started = scenarios.len() - si;
+                break;
+            }
+            let mut emit = |e: Event| {
+                run.apply(&e);
+                sink(&e, &run);
+            };
+            run_scenario(
+                p,
+                options,
+                base_seed.wrapping_add(si as u64 * 16),
+                &mut emit,
+            )
+            .await;
+        }
+        not_started
+    };
+    if let Some(p) = options.interrupt.cause() {
+        let e = Event::Interrupted(crate::report::Interruption {
+            signal: p.signal,
+            exit_code: p.exit_code,
+            at_unix_ms: p.at_unix_ms,
+            not_started,
+        });
+        run.apply(&e);
+        sink(&e, &run);
     }
     run
+}
+
+/// The words of a check or a wait that a signal cut short.
+fn interrupted_words(interrupt: &Interrupt, what: &str) -> String {
+    let signal = interrupt
+        .cause()
+        .map_or_else(|| "a signal".to_string(), |p| p.signal);
+    format!("interrupted by {signal} {what}: nothing is concluded from it")
 }
 
 async fn run_scenario(p: &Prepared, options: &RunOptions, seed: u64, emit: &mut dyn FnMut(Event)) {
     let (s, expectation) = (&p.scenario, &p.expectation);
     emit(Event::ScenarioStarted(record(s, expectation)));
-    let (local, remote) = match connect_both(s, emit).await {
+    let connected = tokio::select! {
+        c = connect_both(s, emit) => Some(c),
+        () = options.interrupt.pulled() => None,
+    };
+    let Some(connected) = connected else {
+        emit(Event::ScenarioError(interrupted_words(
+            &options.interrupt,
+            "while reaching the probes",
+        )));
+        emit(Event::ScenarioFinished);
+        return;
+    };
+    let (local, remote) = match connected {
         (Ok(l), Ok(r)) => (l, r),
         (l, r) => {
             let why: Vec<String> = [l.err(), r.err()]
@@ -295,7 +335,15 @@ async fn run_connected(
         warnings,
     });
     // The checks use disjoint devices and disjoint tone alphabets: they run together.
-    let outcomes = run_checks(s, expectation, (&local, &remote), &rig_faults, seed).await;
+    let outcomes = run_checks(
+        s,
+        expectation,
+        (&local, &remote),
+        &rig_faults,
+        seed,
+        &options.interrupt,
+    )
+    .await;
     // The verdicts first; the evidence after them, each fetch on its own budget.
     let mut to_fetch = Vec::new();
     for (i, o) in outcomes.into_iter().enumerate() {
@@ -332,6 +380,16 @@ async fn run_connected(
         }));
     }
     for (index, check, dir, at) in to_fetch {
+        if options.interrupt.is_pulled() {
+            emit(Event::Evidence {
+                index,
+                outcome: Err(format!(
+                    "the {check} evidence was not fetched: {}; the verdict stands",
+                    interrupted_words(&options.interrupt, "before it was fetched")
+                )),
+            });
+            continue;
+        }
         let started = Instant::now();
         let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -346,7 +404,11 @@ async fn run_connected(
         tick.tick().await;
         let kept = loop {
             tokio::select! {
-                r = &mut fetch => break r,
+                r = &mut fetch => break r.map_err(|e| e.to_string()),
+                () = options.interrupt.pulled() => break Err(interrupted_words(
+                    &options.interrupt,
+                    "while it was fetched",
+                )),
                 _ = tick.tick() => emit(Event::Waiting(format!(
                     "fetching the {check} evidence: {} of {} kB after {:.0} s (verdict already \
                      given)",
@@ -376,6 +438,7 @@ async fn run_checks(
     probes: (&Probe, &Probe),
     rig_faults: &[(Check, Observation)],
     seed: u64,
+    interrupt: &Interrupt,
 ) -> Vec<CheckOutcome> {
     let fault_for = |c: Check| {
         rig_faults
@@ -387,7 +450,15 @@ async fn run_checks(
         if !s.checks.contains(&c) {
             return None;
         }
-        Some(check(c, s, e, probes, fault_for(c), seed).await)
+        Some(
+            guarded(
+                c,
+                seed,
+                interrupt,
+                check(c, s, e, probes, fault_for(c), seed),
+            )
+            .await,
+        )
     };
     let (o, c) = tokio::join!(
         one(Check::Output, seed),
@@ -396,19 +467,58 @@ async fn run_checks(
     // Continuity and quality hold their path's devices: after the others, one at a time.
     let stream = if s.checks.contains(&Check::Continuity) {
         let fault = fault_for(Check::Continuity);
-        Some(continuity_check(s, e, probes, fault, seed.wrapping_add(2)).await)
+        let seed = seed.wrapping_add(2);
+        let fut = continuity_check(s, e, probes, fault, seed);
+        Some(guarded(Check::Continuity, seed, interrupt, fut).await)
     } else {
         None
     };
     let quality = if s.checks.contains(&Check::Quality) {
         let fault = fault_for(Check::Quality);
-        Some(quality_check(s, e, probes, fault, seed.wrapping_add(3)).await)
+        let seed = seed.wrapping_add(3);
+        let fut = quality_check(s, e, probes, fault, seed);
+        Some(guarded(Check::Quality, seed, interrupt, fut).await)
     } else {
         None
     };
     let mut results: Vec<CheckOutcome> = [o, c, stream, quality].into_iter().flatten().collect();
     results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
     results
+}
+
+/// Check `c` as `fut` makes it, unless a signal cuts it short: it then ends inconclusive,
+/// while a check decided before the signal keeps its verdict. Dropping a check's future
+/// drops its requests; the probes stop their plays and listens when the run closes their
+/// connections.
+async fn guarded(
+    c: Check,
+    seed: u64,
+    interrupt: &Interrupt,
+    fut: impl std::future::Future<Output = CheckOutcome>,
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    tokio::select! {
+        o = fut => o,
+        () = interrupt.pulled() => CheckOutcome {
+            check: c,
+            observation: Observation::Error {
+                side: Side::Client,
+                detail: interrupted_words(interrupt, "before the check finished"),
+            },
+            rig: RigProof::NotTried,
+            judgement: Judgement {
+                verdict: Verdict::Inconclusive,
+                cause: interrupted_words(interrupt, "before the check finished"),
+            },
+            silence_proof: None,
+            host: None,
+            evidence: None,
+            seed,
+            started_unix_ms,
+            duration: started.elapsed(),
+        },
+    }
 }
 
 fn record(s: &Scenario, e: &Expectation) -> ScenarioRecord {

@@ -42,6 +42,8 @@ struct Rig {
     remote_link: Option<(Duration, Duration)>,
     /// The server the session probe names as serving its session.
     remote_server: Option<earshot_probe::proto::msg::SessionServer>,
+    /// A signal stops the run this long after it starts; the scenario is given twice.
+    interrupt_after: Option<Duration>,
 }
 
 /// Short waits for the fake world: a listen that should hear sound lasts 800 ms; one that
@@ -67,6 +69,7 @@ impl Rig {
             timeouts: QUICK,
             remote_link: None,
             remote_server: None,
+            interrupt_after: None,
         }
     }
 
@@ -155,7 +158,10 @@ impl Rig {
             &format!("address = \"{remote}\""),
             self.timeouts,
         );
-        let out = run_files(&[file], evidence).await;
+        let out = match self.interrupt_after {
+            Some(after) => run_interrupted(&[file.clone(), file], evidence, after).await,
+            None => run_files(&[file], evidence).await,
+        };
         stop_l.cancel();
         stop_r.cancel();
         out
@@ -232,7 +238,7 @@ async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
             &RunOptions {
                 evidence_dir: evidence,
                 seed: Some(42),
-                fleet: None,
+                ..RunOptions::default()
             },
             &mut sink,
         ),
@@ -240,6 +246,88 @@ async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
     .await
     .expect("the runner finishes within its bounds");
     Outcome { run, events }
+}
+
+/// Runs `files`, pulling the run's interrupt as SIGINT would, `after` its start.
+async fn run_interrupted(files: &[PathBuf], evidence: Option<PathBuf>, after: Duration) -> Outcome {
+    let prepared = runner::prepare(files).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut events = Vec::new();
+    let mut sink = |e: &Event, _: &Run| events.push(format!("{e:?}"));
+    let interrupt = runner::Interrupt::new();
+    let pull = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        pull.pull("SIGINT (Ctrl-C)", 130);
+    });
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        runner::run(
+            &prepared,
+            &RunOptions {
+                evidence_dir: evidence,
+                seed: Some(42),
+                interrupt,
+                ..RunOptions::default()
+            },
+            &mut sink,
+        ),
+    )
+    .await
+    .expect("an interrupted run ends at once");
+    Outcome { run, events }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_keeps_the_decided_checks_and_says_so_everywhere() {
+    // Output crosses at once; the microphone does not, so the capture check is still
+    // listening (a redirected path that brings nothing listens twice) when SIGINT comes.
+    let mut rig = Rig::redirected();
+    rig.world
+        .routes
+        .retain(|(from, to, _)| !(from.0 == "local" && to.0 == "remote"));
+    rig.interrupt_after = Some(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let o = rig.run("avd", REDIRECT_BOTH).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
+    assert!(
+        o.cause(1)
+            .starts_with("interrupted by SIGINT (Ctrl-C) before the check finished"),
+        "{}",
+        o.cause(1)
+    );
+    // The second scenario never started; the run says so, and exits 130.
+    assert_eq!(o.run.scenarios.len(), 1);
+    let i = o
+        .run
+        .interrupted
+        .as_ref()
+        .expect("the run is marked interrupted");
+    assert_eq!(
+        (i.signal.as_str(), i.exit_code, i.not_started),
+        ("SIGINT (Ctrl-C)", 130, 1)
+    );
+    assert_eq!(o.run.exit_code(), 130);
+    // Every artifact: the terminal's closing words, the page's headline, JUnit, JSON.
+    assert!(
+        o.run.tally().words().contains("INTERRUPTED"),
+        "{}",
+        o.run.tally().words()
+    );
+    let page = earshot_harness::report::html_report(&o.run, &mut HashMap::new());
+    assert!(
+        page.contains("INTERRUPTED by SIGINT (Ctrl-C)"),
+        "headline missing"
+    );
+    let xml = earshot_harness::report::junit_xml(&o.run).unwrap();
+    assert!(xml.contains("interrupted by SIGINT (Ctrl-C)"), "{xml}");
+    let json = serde_json::to_value(&o.run).unwrap();
+    assert_eq!(json["interrupted"]["exit_code"], 130);
+    assert_eq!(json["scenarios"][0]["checks"][0]["verdict"], "pass");
 }
 
 const REDIRECT_BOTH: &str = "[policy.rdp]\nproperties = \"audiomode:i:0;audiocapturemode:i:1\"";
@@ -1343,6 +1431,7 @@ async fn a_fleet_run_gives_each_host_its_own_verdict_and_names_the_hosts_it_coul
                     concurrency: 4,
                     shard: earshot_harness::inventory::Shard::ALL,
                 }),
+                ..RunOptions::default()
             },
             &mut sink,
         ),

@@ -188,6 +188,8 @@ pub enum Event {
     Warning(String),
     /// The current scenario finished.
     ScenarioFinished,
+    /// The run was stopped by a signal: what was decided is kept, the rest is not started.
+    Interrupted(Interruption),
     /// A fleet run finished a host's scenario (its events came before this): `done` of
     /// `total` (hosts × scenarios).
     Progress {
@@ -198,6 +200,21 @@ pub enum Event {
         /// In all.
         total: usize,
     },
+}
+
+/// A run stopped by a signal before its end (SIGINT, SIGTERM, Ctrl-C or Ctrl-Break):
+/// the checks decided before it are kept, the running ones are inconclusive ("interrupted"),
+/// and the scenarios not started are counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Interruption {
+    /// The signal in words: `SIGINT (Ctrl-C)`, `SIGTERM`, `Ctrl-Break`.
+    pub signal: String,
+    /// The exit code it gives the run: 130 for SIGINT and Ctrl-C, 143 for SIGTERM.
+    pub exit_code: i32,
+    /// When it arrived (unix ms).
+    pub at_unix_ms: f64,
+    /// Scenarios (hosts × scenarios in a fleet run) that were never started.
+    pub not_started: usize,
 }
 
 /// Every scenario so far: what the file reporters write.
@@ -211,6 +228,9 @@ pub struct Run {
     pub started_unix_ms: f64,
     /// The scenarios.
     pub scenarios: Vec<ScenarioRecord>,
+    /// Set when a signal stopped the run before its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
 }
 
 impl Run {
@@ -221,6 +241,7 @@ impl Run {
             earshot_version: env!("CARGO_PKG_VERSION").into(),
             started_unix_ms: unix_ms(),
             scenarios: Vec::new(),
+            interrupted: None,
         }
     }
 
@@ -272,6 +293,7 @@ impl Run {
                     s.finished_unix_ms = Some(unix_ms());
                 }
             }
+            Event::Interrupted(i) => self.interrupted = Some(i.clone()),
         }
     }
 
@@ -302,6 +324,9 @@ impl Run {
                 t.did_not_run += 1;
             }
         }
+        if let Some(i) = &self.interrupted {
+            t.interrupted = Some((i.exit_code, i.not_started));
+        }
         t
     }
 }
@@ -320,6 +345,8 @@ pub struct Tally {
     pub inconclusive: usize,
     /// Scenarios that did not run (a setup error, an unreached host, no check finished).
     pub did_not_run: usize,
+    /// A signal stopped the run: its exit code and the scenarios never started.
+    pub interrupted: Option<(i32, usize)>,
 }
 
 impl Tally {
@@ -330,7 +357,9 @@ impl Tally {
 
     /// The exit code these counts give.
     pub fn exit_code(&self) -> i32 {
-        if self.fail > 0 {
+        if let Some((code, _)) = self.interrupted {
+            code
+        } else if self.fail > 0 {
             1
         } else if self.inconclusive_total() > 0 || self.scenarios == 0 {
             2
@@ -346,8 +375,13 @@ impl Tally {
         } else {
             String::new()
         };
+        let interrupted = match self.interrupted {
+            Some((_, 0)) => "; INTERRUPTED before its end".to_string(),
+            Some((_, n)) => format!("; INTERRUPTED before its end, {n} scenario(s) not started"),
+            None => String::new(),
+        };
         format!(
-            "{} scenario(s): {} pass, {} fail, {} inconclusive{not_run}",
+            "{} scenario(s): {} pass, {} fail, {} inconclusive{not_run}{interrupted}",
             self.scenarios,
             self.pass,
             self.fail,

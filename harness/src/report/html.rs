@@ -90,11 +90,19 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
          <title>earshot report</title><style>{STYLE}</style></head><body>"
     );
     let t = run.tally();
-    let not_run = if t.did_not_run > 0 {
+    let mut not_run = if t.did_not_run > 0 {
         format!(" ({} did not run)", t.did_not_run)
     } else {
         String::new()
     };
+    if let Some(i) = &run.interrupted {
+        not_run.push_str(&format!(
+            "; INTERRUPTED by {} at {}, {} scenario(s) not started",
+            i.signal,
+            crate::host::when(i.at_unix_ms),
+            i.not_started
+        ));
+    }
     let _ = writeln!(
         h,
         "<h1>earshot: audio redirection report</h1>\n<p class=\"meta\">earshot {}, run started \

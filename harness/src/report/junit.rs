@@ -23,6 +23,21 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
     if let Some(t) = timestamp(run.started_unix_ms) {
         report.set_timestamp(t);
     }
+    // An interrupted run says so in a suite of its own, as an error.
+    if let Some(i) = &run.interrupted {
+        let mut suite = TestSuite::new("interrupted");
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(format!(
+            "the run was interrupted by {}: checks decided before it are kept, the running \
+             ones are inconclusive, {} scenario(s) not started (exit {})",
+            i.signal, i.not_started, i.exit_code
+        ));
+        status.set_type("interrupted");
+        let mut case = TestCase::new("run", status);
+        case.set_classname("interrupted");
+        suite.add_test_case(case);
+        report.add_test_suite(suite);
+    }
     for s in &run.scenarios {
         // A fleet run has a suite per host and scenario: the host is in its name.
         let name = match &s.host {

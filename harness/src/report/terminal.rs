@@ -144,6 +144,12 @@ impl<W: Write> TerminalReporter<W> {
                 writeln!(self.out, "   {v}: {e}")?;
             }
             Event::Warning(w) => writeln!(self.out, "   warning: {w}")?,
+            Event::Interrupted(i) => writeln!(
+                self.out,
+                "\nINTERRUPTED by {}: the checks decided before it are kept, the running ones \
+                 are inconclusive, {} scenario(s) not started; the reports are written",
+                i.signal, i.not_started
+            )?,
             Event::ScenarioFinished => {
                 if let Some(s) = run.scenarios.last() {
                     let v = self.paint(s.verdict());

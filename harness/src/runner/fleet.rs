@@ -44,7 +44,7 @@ pub(super) async fn run(
     base_seed: u64,
     run: &mut Run,
     sink: &mut dyn FnMut(&Event, &Run),
-) {
+) -> usize {
     let total = scenarios.len() * fleet.hosts.len();
     let mut done = 0;
     let mut emit = |e: Event, run: &mut Run| {
@@ -52,6 +52,9 @@ pub(super) async fn run(
         sink(&e, run);
     };
     for (si, p) in scenarios.iter().enumerate() {
+        if options.interrupt.is_pulled() {
+            return total - done;
+        }
         let hub = DialHub::start(&p.scenario, &fleet.hosts).await;
         if let Some(Ok(h)) = &hub {
             emit(
@@ -74,13 +77,21 @@ pub(super) async fn run(
                 .as_ref()
                 .map(|d| d.join(file_safe(&host.name)));
             let (hub, rig) = (hub.as_ref(), &rig);
+            let interrupt = options.interrupt.clone();
             async move {
-                let events = host_run(p, host, evidence_dir, seed, hub, rig).await;
-                (host.name.clone(), events)
+                // Not started after a signal: counted as such at the end.
+                if interrupt.is_pulled() {
+                    return None;
+                }
+                let events = host_run(p, host, evidence_dir, seed, hub, rig, &interrupt).await;
+                Some((host.name.clone(), events))
             }
         });
         let mut running = futures::stream::iter(hosts).buffer_unordered(fleet.concurrency.max(1));
-        while let Some((host, events)) = running.next().await {
+        while let Some(finished) = running.next().await {
+            let Some((host, events)) = finished else {
+                continue;
+            };
             for e in events {
                 emit(e, run);
             }
@@ -89,6 +100,7 @@ pub(super) async fn run(
         }
         // The hub (and its acceptors) ends with the scenario: see its Drop.
     }
+    total - done
 }
 
 /// A host name as a folder name.
@@ -112,6 +124,7 @@ async fn host_run(
     seed: u64,
     hub: Option<&Result<DialHub, String>>,
     rig: &tokio::sync::Mutex<()>,
+    interrupt: &super::Interrupt,
 ) -> Vec<Event> {
     let mut events = Vec::new();
     let mut s = p.scenario.clone();
@@ -175,6 +188,7 @@ async fn host_run(
         evidence_dir,
         seed: Some(seed),
         fleet: None,
+        interrupt: interrupt.clone(),
     };
     let mut emit = |e: Event| events.push(e);
     run_connected(
