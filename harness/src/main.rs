@@ -414,7 +414,8 @@ fn quietly(r: std::io::Result<()>) -> anyhow::Result<()> {
 }
 
 fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
-    let prepared = match runner::prepare(files) {
+    // The policy layers are all `expect` needs: a draft without its probes is fine.
+    let prepared = match runner::prepare_for(files, earshot_harness::scenario::Purpose::Expect) {
         Ok(p) => p,
         Err(errors) => return Ok(setup_failed(&errors)),
     };

@@ -589,7 +589,10 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
             .chain(rdp.iter().flat_map(|r| r.warnings.iter().cloned()))
             .collect(),
         notes: vec![
-            "policy takes effect after the session host restarts".into(),
+            "session host policy takes effect after the session host restarts (or \
+             `gpupdate /force` and a new sign-in); RDP properties and client settings at the \
+             client's next connection"
+                .into(),
             "Teams and multimedia redirection bypass these settings: keep them out of the test \
              path"
                 .into(),

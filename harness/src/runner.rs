@@ -140,10 +140,21 @@ pub struct Prepared {
 /// # Errors
 /// Every file's [`SetupError`], in order.
 pub fn prepare(files: &[PathBuf]) -> Result<Vec<Prepared>, Vec<SetupError>> {
+    prepare_for(files, crate::scenario::Purpose::Run)
+}
+
+/// [`prepare`] for `purpose`: `expect` needs the policy layers only, not the probes.
+///
+/// # Errors
+/// Every file's [`SetupError`], in order.
+pub fn prepare_for(
+    files: &[PathBuf],
+    purpose: crate::scenario::Purpose,
+) -> Result<Vec<Prepared>, Vec<SetupError>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match prepare_one(file) {
+        match prepare_one(file, purpose) {
             Ok(p) => ok.push(p),
             Err(e) => errors.push(e),
         }
@@ -155,8 +166,8 @@ pub fn prepare(files: &[PathBuf]) -> Result<Vec<Prepared>, Vec<SetupError>> {
     }
 }
 
-fn prepare_one(file: &Path) -> Result<Prepared, SetupError> {
-    let scenario = Scenario::load(file)?;
+fn prepare_one(file: &Path, purpose: crate::scenario::Purpose) -> Result<Prepared, SetupError> {
+    let scenario = Scenario::load_for(file, purpose)?;
     let expectation = policy::expect(&scenario).map_err(|error| SetupError::Policy {
         path: file.to_path_buf(),
         error,

@@ -203,14 +203,84 @@ fn default_loopback() -> String {
     "loopback:default".into()
 }
 
-/// Both probes.
+/// A TOML or serde message with what to write instead: a duration's form, a number
+/// without quotes, a value's expected case.
+fn explain(message: &str) -> String {
+    // A quoted value is cut after 60 characters: the line is named already.
+    let mut out: String = message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.chars().count() > 60 {
+                part.chars().take(60).chain("...".chars()).collect()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<String>>()
+        .join("`");
+    if message.ends_with("expected a duration") {
+        out.push_str(": write it in quotes with its unit, e.g. \"5s\", \"800ms\", \"2m\"");
+    } else if message.ends_with("expected i64") || message.ends_with("expected u32") {
+        out.push_str(": write the number without quotes, e.g. `fDisableCam = 1`");
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let given = rest.split('`').next().unwrap_or("");
+        let lower = given.to_lowercase();
+        if lower != given && message.contains(&format!("`{lower}`")) {
+            out.push_str(&format!("; values are written in lowercase: `{lower}`"));
+        }
+    }
+    out
+}
+
+impl ProbeSpec {
+    /// A probe table that gives nothing: every device the default, no address, no token.
+    /// What `expect` works with when a draft has no [probes] yet.
+    pub fn unset() -> ProbeSpec {
+        ProbeSpec {
+            address: None,
+            dial_in: None,
+            token_file: None,
+            token_env: None,
+            output: default_device(),
+            input: default_device(),
+            output_loopback: default_loopback(),
+            mic_feed: None,
+            host: None,
+            session: SessionRequirement::default(),
+        }
+    }
+}
+
+/// Both probes (needed to run a scenario; `expect` does without them).
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probes {
     /// On the client.
+    #[serde(default = "ProbeSpec::unset")]
     pub local: ProbeSpec,
     /// In the session.
+    #[serde(default = "ProbeSpec::unset")]
     pub remote: ProbeSpec,
+}
+
+impl Default for Probes {
+    fn default() -> Probes {
+        Probes {
+            local: ProbeSpec::unset(),
+            remote: ProbeSpec::unset(),
+        }
+    }
+}
+
+/// What a scenario is read for: a run needs the probes and the client rig; `expect` works
+/// from the policy layers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `earshot run`: everything is checked.
+    Run,
+    /// `earshot expect`: the policy layers and the checks; the probes may be absent.
+    Expect,
 }
 
 /// Bounds on every wait.
@@ -325,6 +395,7 @@ pub struct Scenario {
     #[serde(default)]
     pub policy: PolicyLayers,
     /// The probes.
+    #[serde(default)]
     pub probes: Probes,
     /// Which checks, in order.
     #[serde(default = "default_checks")]
@@ -429,6 +500,14 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] naming the file, line and key.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_for(path, Purpose::Run)
+    }
+
+    /// Reads and validates `path` for `purpose`.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the file, line and key.
+    pub fn load_for(path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
         let bytes = std::fs::read(path).map_err(|error| ScenarioError::Read {
             path: path.to_path_buf(),
             error,
@@ -437,7 +516,7 @@ impl Scenario {
             path: path.to_path_buf(),
             message: format!("{message}; save the scenario as UTF-8 (in PowerShell: `Set-Content -Encoding utf8`)"),
         })?;
-        Scenario::parse(&text, path)
+        Scenario::parse_for(&text, path, purpose)
     }
 
     /// Parses and validates `text` as if read from `path`.
@@ -445,14 +524,29 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] naming the file, line and key.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_for(text, path, Purpose::Run)
+    }
+
+    /// Parses and validates `text` as if read from `path`, for `purpose`.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the file, line and key.
+    pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
         let mut s: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |r| line_col(text, r.start));
             // The offending line names the key (and the table header names its section).
             let source = text.lines().nth(line - 1).unwrap_or("").trim();
-            let message = if source.is_empty() {
-                e.message().trim().to_string()
+            // A long line is cut: the error names it, it need not repeat it.
+            let source: String = if source.chars().count() > 120 {
+                source.chars().take(120).chain("...".chars()).collect()
             } else {
-                format!("`{source}`: {}", e.message().trim())
+                source.to_string()
+            };
+            let said = explain(e.message().trim());
+            let message = if source.is_empty() {
+                said
+            } else {
+                format!("`{source}`: {said}")
             };
             ScenarioError::Parse {
                 path: path.to_path_buf(),
@@ -467,6 +561,9 @@ impl Scenario {
             return Err(s.invalid(&key, message));
         }
         s.validate()?;
+        if purpose == Purpose::Run {
+            s.validate_rig(text)?;
+        }
         Ok(s)
     }
 
@@ -515,13 +612,6 @@ impl Scenario {
             if self.checks[..i].contains(c) {
                 return Err(self.invalid("checks", format!("`{c}` is listed twice")));
             }
-        }
-        if self.probes.local.session != SessionRequirement::Remote {
-            return Err(self.invalid(
-                "probes.local.session",
-                "is for the remote probe (the session it must show); remove it from \
-                 [probes.local]",
-            ));
         }
         let host = &self.policy.session_host;
         let windows_policy_set = host.f_disable_cam.is_some()
@@ -600,6 +690,72 @@ impl Scenario {
                 }
             }
         }
+        for (k, d) in [
+            ("timeouts.connect", self.timeouts.connect),
+            ("timeouts.listen", self.timeouts.listen),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(120) {
+                return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
+            }
+        }
+        let c = &self.continuity;
+        if c.duration < Duration::from_secs(1) || c.duration > Duration::from_secs(600) {
+            return Err(self.invalid(
+                "continuity.duration",
+                "expected a duration from 1s to 10min",
+            ));
+        }
+        for (k, v) in [
+            ("continuity.max_drift_ppm", c.max_drift_ppm),
+            ("continuity.max_level_std_db", c.max_level_std_db),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.invalid(k, "expected a number of 0 or more"));
+            }
+        }
+        for (k, d) in [
+            ("timeouts.latency", self.timeouts.latency),
+            ("timeouts.channel_open", self.timeouts.channel_open),
+        ] {
+            if d > Duration::from_secs(60) {
+                return Err(self.invalid(k, "expected a duration of at most 60s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a run needs beyond the policy: both probes reachable with a token, each key
+    /// on the probe it belongs to, and the client rig's microphone feed when something
+    /// plays into it. `text` is the file's, to tell a key given from one defaulted.
+    fn validate_rig(&self, text: &str) -> Result<(), ScenarioError> {
+        if self.probes.local.session != SessionRequirement::Remote {
+            return Err(self.invalid(
+                "probes.local.session",
+                "is for the remote probe (the session it must show); remove it from \
+                 [probes.local]",
+            ));
+        }
+        // Keys of the client rig, given for the session's probe: refused, not ignored.
+        let given: Option<toml::Table> = toml::from_str(text).ok();
+        let remote = given
+            .as_ref()
+            .and_then(|t| t.get("probes"))
+            .and_then(|p| p.get("remote"))
+            .and_then(|r| r.as_table());
+        for (key, what) in [
+            ("mic_feed", "the device that feeds the client's microphone"),
+            ("output_loopback", "where the client's output is heard"),
+        ] {
+            if remote.is_some_and(|r| r.contains_key(key)) {
+                return Err(self.invalid(
+                    &format!("probes.remote.{key}"),
+                    format!(
+                        "is for the client rig ({what}): the session's probe plays on \
+                         `output` and records from `input`; move it to [probes.local]"
+                    ),
+                ));
+            }
+        }
         for (name, p) in [
             ("local", &self.probes.local),
             ("remote", &self.probes.remote),
@@ -651,37 +807,6 @@ impl Scenario {
                  feeds it (a virtual cable, a null sink whose monitor is the mic, or a speaker \
                  next to the mic)",
             ));
-        }
-        for (k, d) in [
-            ("timeouts.connect", self.timeouts.connect),
-            ("timeouts.listen", self.timeouts.listen),
-        ] {
-            if d.is_zero() || d > Duration::from_secs(120) {
-                return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
-            }
-        }
-        let c = &self.continuity;
-        if c.duration < Duration::from_secs(1) || c.duration > Duration::from_secs(600) {
-            return Err(self.invalid(
-                "continuity.duration",
-                "expected a duration from 1s to 10min",
-            ));
-        }
-        for (k, v) in [
-            ("continuity.max_drift_ppm", c.max_drift_ppm),
-            ("continuity.max_level_std_db", c.max_level_std_db),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(self.invalid(k, "expected a number of 0 or more"));
-            }
-        }
-        for (k, d) in [
-            ("timeouts.latency", self.timeouts.latency),
-            ("timeouts.channel_open", self.timeouts.channel_open),
-        ] {
-            if d > Duration::from_secs(60) {
-                return Err(self.invalid(k, "expected a duration of at most 60s"));
-            }
         }
         Ok(())
     }

@@ -84,3 +84,55 @@ fn a_bad_duration_names_the_key() {
     .to_string();
     assert!(e.starts_with("s.toml:4:"), "{e}");
 }
+
+#[test]
+fn a_client_rig_key_on_the_sessions_probe_is_refused_by_name() {
+    for key in ["mic_feed", "output_loopback"] {
+        let text = format!("name = \"x\"\nproduct = \"avd\"\n{PROBES}").replace(
+            "[probes.remote]\n",
+            &format!("[probes.remote]\n{key} = \"cable\"\n"),
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("probes.remote.{key}")) && e.contains("move it to [probes.local]"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_policy_only_draft_is_enough_for_expect_but_not_for_a_run() {
+    let text = "name = \"draft\"\nproduct = \"avd\"\n[policy.session_host]\nfDisableCam = 1\n";
+    let s = Scenario::parse_for(text, Path::new("s.toml"), Purpose::Expect).unwrap();
+    assert_eq!(s.policy.session_host.f_disable_cam, Some(Flag(1)));
+    let e = parse(text).unwrap_err().to_string();
+    assert!(e.contains("probes.local"), "{e}");
+}
+
+#[test]
+fn a_value_of_the_wrong_form_says_what_to_write() {
+    for (line, words) in [
+        ("[timeouts]\nlisten = 5", "e.g. \"5s\", \"800ms\""),
+        (
+            "[policy.session_host]\nfDisableCam = \"1\"",
+            "without quotes, e.g. `fDisableCam = 1`",
+        ),
+    ] {
+        let e = parse(&format!(
+            "name = \"x\"\nproduct = \"avd\"\n{line}\n{PROBES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(words), "{e}");
+    }
+    let e = parse(&format!("name = \"x\"\nproduct = \"AVD\"\n{PROBES}"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("values are written in lowercase: `avd`"), "{e}");
+    // A very long line is cut in the message.
+    let long = format!("name = \"{}\"\nproduct = 7\n{PROBES}", "x".repeat(10));
+    let e = parse(&long.replace("product = 7", &format!("product = \"{}\"", "y".repeat(500))))
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 400, "{} characters: {e}", e.len());
+}
