@@ -237,6 +237,7 @@ mod tests {
             capture: decision(capture, "the capture setting"),
             quality: decision(Quality::High, "the quality setting"),
             warnings: vec![],
+            info: vec![],
             notes: vec![],
         }
     }

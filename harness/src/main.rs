@@ -462,6 +462,9 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         for w in &e.warnings {
             text += &format!("  warning: {w}\n");
         }
+        for i in &e.info {
+            text += &format!("  info:    {i}\n");
+        }
         for n in &e.notes {
             text += &format!("  note:    {n}\n");
         }

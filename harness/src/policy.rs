@@ -81,8 +81,40 @@ pub enum RdpValue {
 pub struct RdpProperties {
     /// By lower-case name.
     pub values: BTreeMap<String, RdpValue>,
-    /// One line per property that was kept but ignored.
+    /// What deserves a second look (a property given twice).
     pub warnings: Vec<String>,
+    /// Properties that are not about audio redirection, as given: kept and ignored,
+    /// reported in one line.
+    pub ignored: Vec<String>,
+}
+
+impl RdpProperties {
+    /// The ignored properties in one line, if any.
+    pub fn ignored_line(&self) -> Option<String> {
+        const SHOWN: usize = 6;
+        if self.ignored.is_empty() {
+            return None;
+        }
+        let more = self.ignored.len().saturating_sub(SHOWN);
+        let mut names: Vec<&str> = self
+            .ignored
+            .iter()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect();
+        let more = if more > 0 {
+            names.push("...");
+            format!(" ({more} more)")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "{} RDP propert{} not about audio redirection, ignored: {}{more}",
+            self.ignored.len(),
+            if self.ignored.len() == 1 { "y" } else { "ies" },
+            names.join(", ")
+        ))
+    }
 }
 
 /// The properties the engine reads, with their valid integer values and what they mean.
@@ -205,9 +237,7 @@ fn parse_item(item: &str, location: &str, out: &mut RdpProperties) -> Result<(),
                     "`{name}` is not an RDP property; did you mean `{k}`?"
                 )));
             }
-            out.warnings.push(format!(
-                "RDP property `{item}` is not about audio redirection: kept and ignored"
-            ));
+            out.ignored.push(name.clone());
         }
     }
     if out.values.insert(name.clone(), value).is_some() {
@@ -300,8 +330,12 @@ pub struct Expectation {
     pub capture: Decision<CaptureExpect>,
     /// Resulting playback quality (reported, not yet checked).
     pub quality: Decision<Quality>,
-    /// Ignored inputs and other notes.
+    /// What deserves a second look (a property given twice).
     pub warnings: Vec<String>,
+    /// What the engine read and left aside, for the record (an import's summary, the RDP
+    /// properties that are not about audio): information, not warnings.
+    #[serde(default)]
+    pub info: Vec<String>,
     /// Reminders that apply to every rollout.
     pub notes: Vec<String>,
 }
@@ -582,11 +616,15 @@ pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation
         output,
         capture,
         quality,
-        warnings: host
+        warnings: rdp
+            .iter()
+            .flat_map(|r| r.warnings.iter().cloned())
+            .collect(),
+        info: host
             .imported
             .iter()
             .map(|i| i.summary())
-            .chain(rdp.iter().flat_map(|r| r.warnings.iter().cloned()))
+            .chain(rdp.and_then(RdpProperties::ignored_line))
             .collect(),
         notes: vec![
             "session host policy takes effect after the session host restarts (or \

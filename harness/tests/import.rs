@@ -154,7 +154,9 @@ fn an_imported_layer_decides_like_a_typed_one() {
     assert_eq!(imported.output.value, OutputExpect::None);
     // LetAppsAccessMicrophone=2 denies Windows packaged apps, not the probe.
     assert_eq!(imported.capture.value, CaptureExpect::Redirected);
-    let w = &imported.warnings[0];
+    // The import is information, not a warning.
+    assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+    let w = &imported.info[0];
     assert!(
         w.contains("samba-gpo-blocks-playback.pol (Registry.pol)"),
         "{w}"

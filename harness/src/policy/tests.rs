@@ -285,17 +285,29 @@ fn an_explicit_expectation_overrides_the_engine() {
 }
 
 #[test]
-fn unknown_properties_are_kept_with_a_warning() {
+fn properties_not_about_audio_are_kept_and_summed_up_in_one_line_of_information() {
     let p =
         parse_rdp_properties("audiomode:i:0;drivestoredirect:s:*;redirectclipboard:i:1").unwrap();
     assert_eq!(p.values.len(), 3);
-    assert_eq!(p.warnings.len(), 2);
-    assert!(p.warnings[0].contains("drivestoredirect"));
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(
+        p.ignored_line().unwrap(),
+        "2 RDP properties not about audio redirection, ignored: drivestoredirect, \
+         redirectclipboard"
+    );
+    // A real host pool's many properties: one line, not one warning each.
+    let many: Vec<String> = (0..20).map(|i| format!("prop{i}:i:1")).collect();
     let s = scenario(
         "avd",
-        "[policy.rdp]\nproperties = \"camerastoredirect:s:*\"",
+        &format!("[policy.rdp]\nproperties = \"{}\"", many.join(";")),
     );
-    assert_eq!(expect(&s).unwrap().warnings.len(), 1);
+    let e = expect(&s).unwrap();
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    assert_eq!(e.info.len(), 1, "{:?}", e.info);
+    assert!(e.info[0].starts_with("20 RDP properties") && e.info[0].ends_with("(14 more)"));
+    // A property given twice is still worth a warning.
+    let p = parse_rdp_properties("audiomode:i:0;audiomode:i:1").unwrap();
+    assert_eq!(p.warnings.len(), 1);
 }
 
 #[test]

@@ -85,6 +85,7 @@ fn judge(
         capture: capture.clone(),
         quality: d(Quality::Dynamic, "the quality default"),
         warnings: vec![],
+        info: vec![],
         notes: vec![],
     };
     super::judge(
