@@ -1024,3 +1024,43 @@ fn a_signal_mid_run_keeps_what_was_decided_in_every_artifact_and_exits_by_the_si
         );
     }
 }
+
+#[test]
+fn a_probes_checks_leave_no_audio_server_error_and_no_connection_behind() {
+    let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
+    let mut local = lab.serve(Host::Client, TOKEN).unwrap();
+    let mut remote = lab.serve(Host::Session, TOKEN).unwrap();
+    let clients = |host: Host| -> usize {
+        lab.pactl(host, &["list", "short", "clients"])
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("pactl"))
+            .count()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let one = scenario("avd-microphone-enabled");
+    let (r, _) = run(&lab, &[one.clone()], out.path());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let after_one = (clients(Host::Client), clients(Host::Session));
+    // Four more scenarios: a dozen more listens on each probe.
+    let (r, _) = run(
+        &lab,
+        &[one.clone(), one.clone(), one.clone(), one],
+        out.path(),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let after_five = (clients(Host::Client), clients(Host::Session));
+    eprintln!("audio server clients after 1 run: {after_one:?}, after 5: {after_five:?}");
+    assert!(
+        after_five.0 <= after_one.0 && after_five.1 <= after_one.1,
+        "connections grow with the checks: {after_one:?} -> {after_five:?}"
+    );
+    // A listen that ends is no error: the probes' logs stay free of the audio library's
+    // "Reactor error: Client disconnected" (once one per listen).
+    for (probe, name) in [(&mut local, "client"), (&mut remote, "session")] {
+        assert!(
+            !probe.wait_for_stderr("Reactor error", Duration::from_millis(300)),
+            "the {name} probe logged a reactor error"
+        );
+    }
+}

@@ -34,10 +34,42 @@ fn err(kind: AudioErrorKind, message: String) -> AudioError {
     AudioError { kind, message }
 }
 
+/// The process's one connection to the PulseAudio server for native record streams.
+///
+/// The `pulseaudio` crate's connection runs a protocol thread that ends only when the
+/// server closes the socket: a connection per stream would leave a thread and a server
+/// connection behind after every listen (PulseAudio serves a bounded number of native
+/// clients), and each would log a "Client disconnected" error when the server goes. One
+/// shared connection carries every stream instead; a connection the server closed is
+/// replaced at the next stream.
+static SHARED: std::sync::Mutex<Option<pulseaudio::Client>> = std::sync::Mutex::new(None);
+
+/// The shared connection; a new one when `fresh` (the last one failed) or when there is
+/// none yet.
+fn shared_client(fresh: bool) -> Result<pulseaudio::Client, AudioError> {
+    let mut slot = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if fresh {
+        *slot = None;
+    }
+    if let Some(c) = slot.as_ref() {
+        return Ok(c.clone());
+    }
+    let client = pulseaudio::Client::from_env(c"earshot-probe").map_err(|e| {
+        err(
+            AudioErrorKind::HostUnavailable,
+            format!("no PulseAudio server answers (PULSE_SERVER / XDG_RUNTIME_DIR): {e}"),
+        )
+    })?;
+    *slot = Some(client.clone());
+    Ok(client)
+}
+
 /// A running record stream. Dropping it deletes the stream (without waiting for the server).
 pub struct Capture {
     stream: Option<pulseaudio::RecordStream>,
-    // Keeps the connection (and its reactor thread) alive as long as the stream.
+    // The shared connection, kept as long as the stream even if another replaces it.
     _client: pulseaudio::Client,
     rate: u32,
     channels: u16,
@@ -80,24 +112,27 @@ impl Capture {
         mut on_data: impl FnMut(&[f32]) + Send + 'static,
         on_error: impl FnOnce(String) + Send + 'static,
     ) -> Result<Capture, AudioError> {
-        let client = pulseaudio::Client::from_env(c"earshot-probe").map_err(|e| {
-            err(
-                AudioErrorKind::HostUnavailable,
-                format!("no PulseAudio server answers (PULSE_SERVER / XDG_RUNTIME_DIR): {e}"),
-            )
-        })?;
         let name = CString::new(source).map_err(|_| {
             err(
                 AudioErrorKind::NoMatch,
                 format!("source name `{source}` contains a NUL byte"),
             )
         })?;
-        let info = block_on(client.source_info_by_name(name)).map_err(|e| {
-            err(
-                AudioErrorKind::DeviceNotAvailable,
-                format!("source `{source}` is not on the server: {e}"),
-            )
-        })?;
+        // The shared connection may be one the server has closed since (a restarted
+        // server): asked again on a new one before the source counts as missing.
+        let mut client = shared_client(false)?;
+        let info = match block_on(client.source_info_by_name(name.clone())) {
+            Ok(info) => info,
+            Err(_) => {
+                client = shared_client(true)?;
+                block_on(client.source_info_by_name(name)).map_err(|e| {
+                    err(
+                        AudioErrorKind::DeviceNotAvailable,
+                        format!("source `{source}` is not on the server: {e}"),
+                    )
+                })?
+            }
+        };
         let spec = protocol::SampleSpec {
             format: protocol::SampleFormat::Float32Le,
             channels: info.sample_spec.channels.max(1),

@@ -756,6 +756,8 @@ mod windows {
         Some(String::from_utf16_lossy(&units[..len]))
     }
 
+    /// The protocol of this process's session (`WTSClientProtocolType`: 0 console, 1 ICA,
+    /// 2 RDP), or why it could not be read.
     pub fn session_protocol() -> Result<u16, String> {
         let mut buf: windows_sys::core::PWSTR = std::ptr::null_mut();
         let mut bytes = 0u32;
