@@ -1039,7 +1039,7 @@ fn a_probes_checks_leave_no_audio_server_error_and_no_connection_behind() {
     };
     let out = tempfile::tempdir().unwrap();
     let one = scenario("avd-microphone-enabled");
-    let (r, _) = run(&lab, &[one.clone()], out.path());
+    let (r, _) = run(&lab, std::slice::from_ref(&one), out.path());
     assert_eq!(r.code, Some(0), "{r:?}");
     let after_one = (clients(Host::Client), clients(Host::Session));
     // Four more scenarios: a dozen more listens on each probe.
