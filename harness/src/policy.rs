@@ -380,7 +380,7 @@ pub fn rdp_of(scenario: &Scenario) -> Result<Option<RdpProperties>, PolicyError>
                 path: path.display().to_string(),
                 message,
             };
-            let bytes = std::fs::read(&path).map_err(|e| file(e.to_string()))?;
+            let bytes = crate::text::read_input(&path).map_err(|e| file(e.to_string()))?;
             let text = crate::text::decode(&bytes)
                 .map_err(|m| file(format!("{m}; save it from the Remote Desktop client again")))?;
             let name = path.display().to_string();

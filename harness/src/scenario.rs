@@ -508,7 +508,7 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] naming the file, line and key.
     pub fn load_for(path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
-        let bytes = std::fs::read(path).map_err(|error| ScenarioError::Read {
+        let bytes = crate::text::read_input(path).map_err(|error| ScenarioError::Read {
             path: path.to_path_buf(),
             error,
         })?;

@@ -32,7 +32,7 @@ const FIELD: &str = "customRdpProperty";
 /// no `customRdpProperty`, or one that is not a string.
 pub fn load_hostpool(path: &Path) -> Result<HostPoolRdp, ImportError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Read {
+    let bytes = crate::text::read_input(path).map_err(|e| ImportError::Read {
         file: file.clone(),
         message: e.to_string(),
     })?;

@@ -168,17 +168,22 @@ fn local_machine_path(path: &str) -> Option<String> {
 /// Lines with their 1-based numbers, hex data continued over lines ending in `\` joined.
 fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
+    // Whether the logical line being built is hex data (decided once, on its first line:
+    // asking the joined line again for every continuation would be quadratic).
+    let mut hex = false;
     let mut open = false;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
         match out.last_mut() {
             Some((_, joined)) if open => joined.push_str(line.trim_start()),
-            _ => out.push((i + 1, line.to_string())),
+            _ => {
+                hex = line.to_ascii_lowercase().contains("=hex");
+                out.push((i + 1, line.to_string()));
+            }
         }
-        let last = out.last_mut().map(|(_, l)| l);
         open = false;
-        if let Some(l) = last {
-            if l.ends_with('\\') && l.to_ascii_lowercase().contains("=hex") {
+        if let Some((_, l)) = out.last_mut() {
+            if hex && l.ends_with('\\') {
                 l.pop();
                 open = true;
             }
@@ -450,5 +455,35 @@ mod tests {
             assert!(e.starts_with(&format!("line {line}: ")), "{body}: {e}");
             assert!(e.contains(needle), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn a_value_continued_over_a_hundred_thousand_lines_is_joined_whole() {
+        // Joined line by line without asking the joined text again (once quadratic).
+        let mut text = String::from(
+            "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\X]\r\n\"Blob\"=hex:00,\\\r\n",
+        );
+        for _ in 0..100_000 {
+            text.push_str("  01,02,03,\\\r\n");
+        }
+        text.push_str("  04\r\n\"After\"=dword:00000002\r\n");
+        let records = parse(&text).unwrap();
+        let values: Vec<&RegValue> = records
+            .iter()
+            .filter_map(|r| match &r.op {
+                RegOp::Set { value, .. } => Some(value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [
+                &RegValue::Other {
+                    type_code: 3,
+                    len: 300_002
+                },
+                &RegValue::Dword(2)
+            ]
+        );
     }
 }

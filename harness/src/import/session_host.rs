@@ -317,7 +317,7 @@ pub(crate) fn merge(
 /// a value of the wrong type or out of range.
 pub fn load_session_host(path: &Path) -> Result<HostImport, ImportError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Read {
+    let bytes = crate::text::read_input(path).map_err(|e| ImportError::Read {
         file: file.clone(),
         message: e.to_string(),
     })?;

@@ -176,3 +176,26 @@ fn shards_cover_every_host_once_and_keep_their_hosts_when_others_come() {
     }
     assert_eq!(Shard::parse(" 2 / 4 ").unwrap().to_string(), "2/4");
 }
+
+#[test]
+fn a_utf16_csv_as_excel_and_powershell_save_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hosts.csv");
+    let text = "name,address\r\navd-0,10.0.0.10:7702\r\navd-1,10.0.0.11:7702\r\n";
+    let mut bytes = vec![0xff, 0xfe];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&p, bytes).unwrap();
+    let inv = Inventory::load(&p).unwrap();
+    assert_eq!(names(&inv), ["avd-0", "avd-1"]);
+}
+
+#[test]
+fn a_file_larger_than_any_input_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hosts.csv");
+    let f = std::fs::File::create(&p).unwrap();
+    // Sparse: the size without the bytes.
+    f.set_len(crate::text::MAX_INPUT_BYTES + 10).unwrap();
+    let e = Inventory::load(&p).unwrap_err().to_string();
+    assert!(e.contains("hosts.csv") && e.contains("larger than any input"), "{e}");
+}
