@@ -179,6 +179,13 @@ impl RecordingReader {
             // AIFF file, and report a codec the file does not hold.
             return Err(unsupported(path, &head));
         }
+        if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+            check_wave_header(path).map_err(|message| RecordingError::Damaged {
+                path: path.to_path_buf(),
+                at_ms: 0.0,
+                message,
+            })?;
+        }
         let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -558,7 +565,9 @@ fn unsupported(path: &Path, head: &[u8]) -> RecordingError {
 }
 
 /// The format tag of a WAV file's `fmt ` chunk (the sub-format's for WAVE_FORMAT_EXTENSIBLE).
-fn wave_format_tag(path: &Path) -> Option<u16> {
+/// The first 26 bytes of a WAV file's `fmt ` chunk (fewer if the chunk is shorter), and
+/// how many were read.
+fn wave_fmt(path: &Path) -> Option<([u8; 26], usize)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = File::open(path).ok()?;
     f.seek(SeekFrom::Start(12)).ok()?;
@@ -570,15 +579,56 @@ fn wave_format_tag(path: &Path) -> Option<u16> {
         if &hdr[0..4] == b"fmt " {
             let mut fmt = [0u8; 26];
             let n = f.read(&mut fmt).ok()?;
-            let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
-            if tag == 0xfffe && n >= 26 {
-                return Some(u16::from_le_bytes([fmt[24], fmt[25]]));
-            }
-            return Some(tag);
+            return Some((fmt, n));
         }
-        f.seek(SeekFrom::Current(i64::from(len + (len & 1)))).ok()?;
+        f.seek(SeekFrom::Current(i64::from(len) + i64::from(len & 1)))
+            .ok()?;
     }
     None
+}
+
+fn wave_format_tag(path: &Path) -> Option<u16> {
+    let (fmt, n) = wave_fmt(path)?;
+    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
+    if tag == 0xfffe && n >= 26 {
+        return Some(u16::from_le_bytes([fmt[24], fmt[25]]));
+    }
+    Some(tag)
+}
+
+/// Most channels a recording earshot reads may have (surround formats stop well below).
+const MAX_CHANNELS: u16 = 64;
+
+/// A WAV header's figures checked before a decoder sees them: a header declaring 40,000
+/// channels makes a decoder's size arithmetic overflow. `Err` says what is wrong.
+fn check_wave_header(path: &Path) -> Result<(), String> {
+    let Some((fmt, n)) = wave_fmt(path) else {
+        return Ok(()); // No `fmt ` chunk found: the decoder says what is missing.
+    };
+    if n < 16 {
+        return Err(format!(
+            "its `fmt ` chunk is {n} bytes, shorter than the 16 of any WAV"
+        ));
+    }
+    let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(format!(
+            "the header declares {channels} channels: expected 1 to {MAX_CHANNELS}"
+        ));
+    }
+    if rate == 0 || rate > 1_536_000 {
+        return Err(format!(
+            "the header declares a sample rate of {rate} Hz: expected 1 Hz to 1536 kHz"
+        ));
+    }
+    if bits == 0 || bits > 64 {
+        return Err(format!(
+            "the header declares {bits} bits per sample: expected 1 to 64"
+        ));
+    }
+    Ok(())
 }
 
 fn wave_format_name(tag: u16) -> &'static str {
@@ -757,6 +807,31 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("of the 1000 ms its header declares"), "{msg}");
+    }
+
+    #[test]
+    fn a_wav_header_with_absurd_figures_is_refused_before_any_decoder_sees_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = wav::to_bytes(&Audio::mono(8_000, vec![0.0; 800]), WavEncoding::I16).unwrap();
+        for (offset, value, words) in [
+            (
+                22usize,
+                40_000u32.to_le_bytes()[..2].to_vec(),
+                "declares 40000 channels",
+            ),
+            (24, 0u32.to_le_bytes().to_vec(), "sample rate of 0 Hz"),
+            (34, 200u16.to_le_bytes().to_vec(), "200 bits per sample"),
+        ] {
+            let mut bytes = good.clone();
+            bytes[offset..offset + value.len()].copy_from_slice(&value);
+            let path = tmp.path().join("odd.wav");
+            std::fs::write(&path, &bytes).unwrap();
+            let e = RecordingReader::open(&path).unwrap_err();
+            assert!(
+                matches!(e, RecordingError::Damaged { .. }) && e.to_string().contains(words),
+                "{e}"
+            );
+        }
     }
 
     #[test]

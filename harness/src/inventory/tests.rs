@@ -197,5 +197,8 @@ fn a_file_larger_than_any_input_is_refused_unread() {
     // Sparse: the size without the bytes.
     f.set_len(crate::text::MAX_INPUT_BYTES + 10).unwrap();
     let e = Inventory::load(&p).unwrap_err().to_string();
-    assert!(e.contains("hosts.csv") && e.contains("larger than any input"), "{e}");
+    assert!(
+        e.contains("hosts.csv") && e.contains("larger than any input"),
+        "{e}"
+    );
 }
