@@ -65,6 +65,33 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16, name: &str) -> Result<String, S
     String::from_utf16(&units).map_err(|_| format!("the file looks like {name} but is not valid"))
 }
 
+/// The largest input file earshot reads: a scenario, an .rdp file, a host pool's JSON, an
+/// inventory or a Registry.pol / .reg export is kilobytes in practice; 64 MiB leaves room
+/// for a fleet's inventory and refuses a wrong file before it is read into memory.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads `path` whole, refusing a file above [`MAX_INPUT_BYTES`] without reading it.
+///
+/// # Errors
+/// The I/O error, or `InvalidData` naming the size and the limit.
+pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit: a file that grows while it is read is caught too.
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "more than {} MiB, larger than any input earshot reads: is it the right file?",
+                MAX_INPUT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,31 +133,4 @@ mod tests {
         let e = decode(&[0xff, 0xfe, 0x41]).unwrap_err();
         assert!(e.contains("odd number of bytes"), "{e}");
     }
-}
-
-/// The largest input file earshot reads: a scenario, an .rdp file, a host pool's JSON, an
-/// inventory or a Registry.pol / .reg export is kilobytes in practice; 64 MiB leaves room
-/// for a fleet's inventory and refuses a wrong file before it is read into memory.
-pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Reads `path` whole, refusing a file above [`MAX_INPUT_BYTES`] without reading it.
-///
-/// # Errors
-/// The I/O error, or `InvalidData` naming the size and the limit.
-pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    // Read one byte past the limit: a file that grows while it is read is caught too.
-    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "more than {} MiB, larger than any input earshot reads: is it the right file?",
-                MAX_INPUT_BYTES / (1024 * 1024)
-            ),
-        ));
-    }
-    Ok(bytes)
 }
