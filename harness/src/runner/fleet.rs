@@ -105,7 +105,8 @@ pub(super) async fn run(
 
 /// A host name as a folder name.
 fn file_safe(name: &str) -> String {
-    name.chars()
+    let safe: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
                 c
@@ -113,7 +114,14 @@ fn file_safe(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    // `.` and `..` (or any leading dot) would name this folder, its parent or a hidden one.
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() {
+        "_".into()
+    } else {
+        safe.to_string()
+    }
 }
 
 /// One scenario on one host: its events, from `ScenarioStarted` to `ScenarioFinished`.
@@ -360,5 +368,21 @@ async fn hand_over(client: AuthedClient, arrived: &Arrivals, bind: &str) {
             "a probe on host `{hostname}` ({peer}) dialed in on {bind}, but the inventory \
              names no such host, or its host has started already; it was turned away"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_host_name_never_leaves_the_evidence_folder() {
+        for (name, safe) in [
+            ("..", "_"),
+            (".", "_"),
+            ("../etc", "_etc"),
+            ("avd-0.contoso.com", "avd-0.contoso.com"),
+            ("a/b\\c", "a_b_c"),
+        ] {
+            assert_eq!(super::file_safe(name), safe, "{name}");
+        }
     }
 }
