@@ -716,6 +716,92 @@ pub fn judge(
     }
 }
 
+/// Judges sound that arrived while a blocked check's signature played but carried no
+/// trace of it, given the level of the same input listened to with no play (`quiet`): the
+/// sound is unrelated to the plays, and the check passes, only when the same sound is
+/// there without them (within 3 dB, above silence), the rig proved it hears its own
+/// signature on that input, and a play was proven inside the listen (`play_proven`).
+/// Anything else is inconclusive, with the figures.
+pub fn judge_unrelated(
+    p: &Planned,
+    observed: &Observation,
+    quiet: Result<f64, String>,
+    rig: &RigProof,
+    play_proven: bool,
+) -> Judgement {
+    let head = format!(
+        "expected {} ({}); observed {}",
+        p.expected(),
+        p.decided_by(),
+        observed.describe()
+    );
+    let j = |verdict, why: String| Judgement {
+        verdict,
+        cause: format!("{head}: {why}"),
+    };
+    let Observation::Unrecognised { rms_dbfs, .. } = observed else {
+        return j(Verdict::Inconclusive, "not an unrecognised sound".into());
+    };
+    let during = *rms_dbfs;
+    let quiet = match quiet {
+        Ok(q) => q,
+        Err(e) => {
+            return j(
+                Verdict::Inconclusive,
+                format!(
+                    "sound arrived while the signature played but carries no trace of it, and \
+                     whether it is there without the plays could not be told ({e}); silence \
+                     other sources on the input and run again"
+                ),
+            )
+        }
+    };
+    let same = quiet > SILENCE_DBFS && (during - quiet).abs() <= 3.0;
+    if !same {
+        return j(
+            Verdict::Inconclusive,
+            format!(
+                "sound arrived while the signature played ({during:.0} dBFS) but carries no \
+                 trace of it, and without the plays the input is at {quiet:.0} dBFS: it came \
+                 with the plays, so it may be the signature garbled on its way, which proves \
+                 no silence; check the path's quality, or silence other sources, and run again"
+            ),
+        );
+    }
+    match (rig, play_proven) {
+        (RigProof::Heard, true) => j(
+            Verdict::Pass,
+            format!(
+                "the same sound is on the input with no play at all ({quiet:.0} dBFS; \
+                 {during:.0} dBFS during the plays), so it is not the signature: not \
+                 redirected, as the policy says (the rig heard its own test signature on this \
+                 input, and a play was proven inside the listen)"
+            ),
+        ),
+        (RigProof::Failed(why), _) => j(
+            Verdict::Inconclusive,
+            format!(
+                "the sound on the input is there without the plays too ({quiet:.0} dBFS), but \
+                 {why}, so it proves nothing; fix the client rig and run again"
+            ),
+        ),
+        (RigProof::NotTried, _) => j(
+            Verdict::Inconclusive,
+            "the sound on the input is there without the plays too, but the client rig did \
+             not prove it could hear the signature through it, so it proves nothing"
+                .into(),
+        ),
+        (RigProof::Heard, false) => j(
+            Verdict::Inconclusive,
+            format!(
+                "the sound on the input is there without the plays too ({quiet:.0} dBFS), but \
+                 no play was proven inside the listen, so nothing was there to hear; is the \
+                 control link slow? Raise timeouts.listen and run again"
+            ),
+        ),
+    }
+}
+
 mod streams;
 pub use streams::{judge_continuity, judge_quality, least_class};
 

@@ -546,13 +546,38 @@ async fn other_sound_on_the_loopback_is_unrecognised_and_never_a_verdict() {
     let o = rig.run("avd", REDIRECT_BOTH).await;
     assert_eq!(o.kinds()[0], "unrecognised");
     assert_eq!(o.verdicts()[0], Inconclusive, "{}", o.cause(0));
+    // Under a blocked policy, sound that is on the input with no play at all (the same
+    // level, listened to again without plays) is unrelated to the plays: not redirected.
     let mut rig = Rig::blocked();
     rig.world.noisy = vec![("local", "speakers.monitor")];
     let o = rig.run("avd", BLOCK_BOTH).await;
-    // Sound during the plays that carries no trace of the signature may be the signature
-    // garbled on its way: no proof of silence, whatever the rig heard.
+    assert_eq!(o.verdicts()[0], Pass, "{}", o.cause(0));
+    assert!(
+        o.cause(0)
+            .contains("the same sound is on the input with no play at all (-20 dBFS"),
+        "{}",
+        o.cause(0)
+    );
+    assert!(o.run.scenarios[0].checks[0].rig_proof.is_some());
+}
+
+#[tokio::test]
+async fn sound_that_comes_only_with_the_plays_is_never_taken_for_unrelated() {
+    // The blocked path leaks the signature garbled past recognition: sound during the
+    // plays, none without them. It may be the signature: no proof of silence.
+    let rig = Rig::blocked().route(
+        ("remote", "rdp-sink"),
+        ("local", "speakers.monitor"),
+        Carry::Garbled,
+    );
+    let o = rig.run("avd", BLOCK_BOTH).await;
+    assert_eq!(o.kinds()[0], "unrecognised");
     assert_eq!(o.verdicts()[0], Inconclusive, "{}", o.cause(0));
-    assert!(o.cause(0).contains("proves no silence"), "{}", o.cause(0));
+    assert!(
+        o.cause(0).contains("it came with the plays") && o.cause(0).contains("-25 dBFS"),
+        "{}",
+        o.cause(0)
+    );
 }
 
 #[tokio::test]

@@ -344,6 +344,34 @@ pub(super) async fn measure_capture_with_rig(
 }
 
 /// Whether the local rig hears its own signature on `input` when it plays on `output`.
+/// How loud `leg`'s input is with nothing played on it, listened to for `listen_for`:
+/// the level of whatever sound is there regardless of the check's plays (dBFS), or why
+/// the listen failed.
+pub(super) async fn quiet_level(leg: &Leg<'_>, listen_for: Duration) -> Result<f64, String> {
+    let req = ListenRequest {
+        device: DeviceSelector::parse(leg.listen_on),
+        // No play carries this seed: only the level matters.
+        seed: leg.seed ^ 0x9e37_79b9,
+        direction: leg.direction,
+        timeout_ms: listen_for.as_millis() as u64,
+        evidence: false,
+    };
+    let cancel = CancellationToken::new();
+    let (armed_tx, _armed_rx) = tokio::sync::oneshot::channel();
+    match leg
+        .listener
+        .client
+        .listen_armed(&req, &cancel, armed_tx)
+        .await
+    {
+        Ok(heard) => Ok(heard.report.analysis.rms_dbfs),
+        Err(e) => Err(format!(
+            "the {} probe could not listen on `{}` again: {e}",
+            leg.listener.role, leg.listen_on
+        )),
+    }
+}
+
 pub(super) async fn rig_hears_itself(
     local: &Probe,
     output: &str,

@@ -222,8 +222,20 @@ pub(super) async fn check(
     } else {
         (m, rig_seen)
     };
-    // An absence decides nothing until the rig proves it could have heard.
-    let rig = match (m.observation.is_absence(), rig_seen) {
+    // Sound during a blocked check's plays that carries no trace of the signature is
+    // unrelated to them only if the input carries the same sound with no play at all:
+    // listened to now, as long as the check listened (only when it happens).
+    let unrelated_sound = !needs && matches!(m.observation, Observation::Unrecognised { .. });
+    let quiet = match &m.observation {
+        Observation::Unrecognised { listened_ms, .. } if unrelated_sound => {
+            let span = Duration::from_secs_f64(listened_ms.max(1000.0) / 1000.0);
+            Some(quiet_level(&leg, span.min(most)).await)
+        }
+        _ => None,
+    };
+    // An absence (or an unrelated sound) decides nothing until the rig proves it could
+    // have heard.
+    let rig = match (m.observation.is_absence() || unrelated_sound, rig_seen) {
         (false, _) => RigProof::NotTried,
         (true, Some(RigProof::Heard)) => RigProof::Heard,
         // The check's plays stop with its window, which can end before the client's own
@@ -265,6 +277,15 @@ pub(super) async fn check(
                 ),
             };
         }
+    }
+    if let Some(quiet) = quiet {
+        judgement = crate::verdict::judge_unrelated(
+            &planned,
+            &m.observation,
+            quiet,
+            &rig,
+            m.proof.as_ref().is_some_and(|p| p.holds()),
+        );
     }
     if let Some(full) = relistened {
         judgement.cause = format!(

@@ -539,3 +539,38 @@ fn audio_at_the_wrong_speed_fails_quality_and_says_why() {
     );
     assert!(!j.cause.contains("nothing above"), "{}", j.cause);
 }
+
+#[test]
+fn unrelated_sound_passes_only_with_the_same_level_without_plays_the_rig_and_a_proven_play() {
+    let e = crate::policy::Expectation {
+        output: d(OutputExpect::None, "session host policy fDisableCam=1"),
+        capture: d(CaptureExpect::Blocked, "x"),
+        quality: d(Quality::Dynamic, "q"),
+        warnings: vec![],
+        info: vec![],
+        notes: vec![],
+    };
+    let p = crate::check::Planned::new(Check::Output, crate::check::AudioPath::Output, &e);
+    let heard = Observation::not_detected(Side::Client, -30.0, 2, 0.2, 5000.0);
+    let v = |quiet: Result<f64, String>, rig: RigProof, proven: bool| {
+        judge_unrelated(&p, &heard, quiet, &rig, proven).verdict
+    };
+    assert_eq!(v(Ok(-31.0), RigProof::Heard, true), Verdict::Pass);
+    // Louder with the plays than without: it came with them.
+    assert_eq!(v(Ok(-40.0), RigProof::Heard, true), Verdict::Inconclusive);
+    // Silent without the plays: it came with them.
+    assert_eq!(v(Ok(-120.0), RigProof::Heard, true), Verdict::Inconclusive);
+    assert_eq!(
+        v(Ok(-31.0), RigProof::Failed("no loopback".into()), true),
+        Verdict::Inconclusive
+    );
+    assert_eq!(
+        v(Ok(-31.0), RigProof::NotTried, true),
+        Verdict::Inconclusive
+    );
+    assert_eq!(v(Ok(-31.0), RigProof::Heard, false), Verdict::Inconclusive);
+    assert_eq!(
+        v(Err("gone".into()), RigProof::Heard, true),
+        Verdict::Inconclusive
+    );
+}

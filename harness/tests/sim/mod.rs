@@ -33,6 +33,8 @@ pub enum Carry {
     Damaged,
     /// Opens only after the input has been open this long (RDP's on-demand microphone).
     OnDemand(Duration),
+    /// Garbled past recognition: sound at -25 dBFS while it plays, 2 of 16 symbols.
+    Garbled,
 }
 
 /// A sound that reached an input.
@@ -392,6 +394,7 @@ impl Handler for FakeProbe {
         let limit = Duration::from_millis(req.timeout_ms);
         let noisy = self.world.noisy.contains(&(self.name, d.id.as_str()));
         let mut damaged = false;
+        let mut garbled = false;
         let mut heard_at = None;
         while opened.elapsed() < limit && !cancel.is_cancelled() {
             let arrivals = self.arrived_at(&d.id);
@@ -404,6 +407,7 @@ impl Handler for FakeProbe {
                     Carry::OnDemand(after) if a.at >= opened + after => heard_at = Some(a.at),
                     Carry::OnDemand(_) => {}
                     Carry::Damaged => damaged = true,
+                    Carry::Garbled => garbled = true,
                 }
             }
             if heard_at.is_some() {
@@ -424,6 +428,7 @@ impl Handler for FakeProbe {
             }
             None if damaged => (analysis(false, 10, -25.0, listened), None),
             None if noisy => (analysis(false, 1, -20.0, listened), None),
+            None if garbled => (analysis(false, 2, -25.0, listened), None),
             None => (analysis(false, 0, -200.0, listened), None),
         };
         let detected = a.detected;
