@@ -13,7 +13,7 @@
 //! | --- | --- | --- |
 //! | `detected` | pass | fail (the policy is not in effect) |
 //! | `degraded` (sound carrying part of this run's signature) | pass, degraded | fail |
-//! | `unrecognised` (sound, no trace of the signature) | inconclusive | inconclusive (it may be the signature, garbled) |
+//! | `unrecognised` (sound, no trace of the signature) | inconclusive | pass when the same sound is on the input with no play (and the rig heard itself, a play was proven), else inconclusive (it may be the signature, garbled) |
 //! | `silent` | fail once the rig proved it hears | pass once the rig proved it hears and a play fell inside the listen |
 //! | `no_device` in the session | fail | pass |
 //! | `no_device` on the client rig | inconclusive | inconclusive |
