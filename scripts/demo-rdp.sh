@@ -72,7 +72,20 @@ run_state audiomode-0-capture-1 audiomode-0-capture-1=pass,pass server-rdpsnd-of
 run_state audiomode-2-capture-0 audiomode-2-capture-0=pass,pass
 run_state server-drdynvc-off server-drdynvc-off=pass,pass
 
+# One page for the whole demo: every state's run joined. Its exit status is the verdicts'
+# (1: the rollout not in effect fails, as the demo expects); a report that cannot be made
+# is an error.
+set +e
+"$bins/earshot" merge "$out"/*--*.json --html "$out/report.html" --junit "$out/junit.xml" \
+  --json "$out/report.json" >/dev/null
+merged=$?
+set -e
+if [ "$merged" -gt 2 ] || [ ! -s "$out/report.html" ]; then
+  echo "demo-rdp: joining the reports into $out/report.html failed (exit $merged)" >&2
+  exit 1
+fi
 say "reports: $out (JSON, JUnit XML, evidence/ for anything but a clean pass)"
+say "open the page: $out/report.html"
 if [ "$failures" -ne 0 ]; then
   echo "demo-rdp: $failures scenario(s) gave verdicts the demo did not expect" >&2
   exit 1
