@@ -35,6 +35,7 @@ fn run(lab: &Lab, files: &[PathBuf], out: &Path) -> (Finished, serde_json::Value
         .arg(out.join("evidence"))
         .arg("--html")
         .arg(out.join("report.html"))
+        .arg("--summary-line")
         .env("EARSHOT_LAB_TOKEN", TOKEN)
         .env("NO_COLOR", "1");
     finish_with_report(Running::start(cmd), RUN_LIMIT, &json)
@@ -447,7 +448,7 @@ fn the_fail_explains_itself() {
     let _local = lab.serve(Host::Client, TOKEN).unwrap();
     let _remote = lab.serve(Host::Session, TOKEN).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let (_, report) = run(&lab, &[scenario("rollout-not-in-effect")], out.path());
+    let (_r, report) = run(&lab, &[scenario("rollout-not-in-effect")], out.path());
     let output = &report["scenarios"][0]["checks"][0];
     assert_eq!(output["verdict"], "fail");
     let cause = output["cause"].as_str().unwrap();
@@ -463,6 +464,18 @@ fn the_fail_explains_itself() {
     }
     let latency = output["observation"]["latency_ms"].as_f64().unwrap();
     assert!((20.0..600.0).contains(&latency), "latency {latency} ms");
+    // The Intune line: last on standard output, one line of at most 2,048 characters,
+    // naming the failing check; standard error stays empty (the run itself did not fail).
+    let r = &_r;
+    let last = r.stdout.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("earshot FAIL: 1 scenario(s): ")
+            && last.contains("(exit 1); first failing: ")
+            && last.contains("the policy is not in effect")
+            && last.chars().count() <= 2048,
+        "{last}"
+    );
+    assert!(r.stderr.trim().is_empty(), "stderr: {}", r.stderr);
     assert_eq!(report["schema_version"], 6);
 }
 

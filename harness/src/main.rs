@@ -96,6 +96,12 @@ enum Command {
         /// depends on its name only); `earshot merge` joins the shares' JSON reports.
         #[arg(long, value_name = "K/N", requires = "inventory")]
         shard: Option<String>,
+        /// Print the run in one line (at most 2,048 characters) as the very last line of
+        /// standard output: the overall verdict, the counts, the exit code and the first
+        /// failing check with its cause. For Intune detection scripts, whose console shows
+        /// that line.
+        #[arg(long)]
+        summary_line: bool,
     },
     /// Joins the JSON reports of several runs (the shards of one fleet run) into one
     /// report, and writes its JSON, JUnit and HTML.
@@ -333,12 +339,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             inventory,
             concurrency,
             shard,
+            summary_line,
         } => {
             let fleet = match inventory {
                 None => None,
                 Some(file) => Some(fleet(&file, concurrency, shard.as_deref())?),
             };
-            run(scenarios, json, (junit, html), evidence, seed, fleet)
+            run(
+                scenarios,
+                json,
+                (junit, html),
+                evidence,
+                seed,
+                fleet,
+                summary_line,
+            )
         }
         Command::Merge {
             reports,
@@ -521,6 +536,7 @@ fn run(
     evidence: Option<PathBuf>,
     seed: Option<u64>,
     fleet: Option<runner::Fleet>,
+    summary_line: bool,
 ) -> anyhow::Result<u8> {
     // `--json -`: the report on standard output at the end, the live table on standard error.
     let json_to_stdout = json.as_deref() == Some(Path::new("-"));
@@ -655,6 +671,10 @@ fn run(
         quietly(writeln!(std::io::stdout(), "{text}"))?;
     }
     write_errors.dedup();
+    if summary_line {
+        // Last on standard output, whatever else was written there.
+        quietly(writeln!(std::io::stdout(), "{}", finished.summary_line()))?;
+    }
     if !write_errors.is_empty() {
         anyhow::bail!("writing a report failed: {}", write_errors.join("; "));
     }

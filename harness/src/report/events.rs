@@ -331,6 +331,65 @@ impl Run {
     }
 }
 
+/// The most characters of [`Run::summary_line`]: what Intune shows of a detection
+/// script's output.
+pub const SUMMARY_LINE_MAX: usize = 2048;
+
+impl Run {
+    /// The run in one line for consoles that show one (Intune shows a detection script's
+    /// last line of output, at most 2,048 characters): the overall word, the counts and
+    /// the exit code, then the first failing check (else the first inconclusive one, or a
+    /// scenario that did not run) with its cause.
+    pub fn summary_line(&self) -> String {
+        let t = self.tally();
+        let word = match t.exit_code() {
+            0 => "PASS",
+            1 => "FAIL",
+            130 | 143 => "INTERRUPTED",
+            _ => "INCONCLUSIVE",
+        };
+        let named = |s: &ScenarioRecord| match &s.host {
+            Some(h) => format!("{} on {h}", s.name),
+            None => s.name.clone(),
+        };
+        let first = |v: Verdict| {
+            self.scenarios.iter().find_map(|s| {
+                s.checks
+                    .iter()
+                    .find(|c| c.verdict == v)
+                    .map(|c| format!("{} {}: {}", named(s), c.check, c.cause))
+            })
+        };
+        let not_run = || {
+            self.scenarios
+                .iter()
+                .find_map(|s| match (&s.error, s.checks.is_empty()) {
+                    (Some(e), _) => Some(format!("{}: did not run: {e}", named(s))),
+                    (None, true) => Some(format!("{}: no check finished", named(s))),
+                    _ => None,
+                })
+        };
+        let worst = first(Verdict::Fail)
+            .map(|w| format!("first failing: {w}"))
+            .or_else(|| first(Verdict::Inconclusive).map(|w| format!("first inconclusive: {w}")))
+            .or_else(|| not_run().map(|w| format!("first not run: {w}")));
+        let mut line = format!("earshot {word}: {} (exit {})", t.words(), t.exit_code());
+        if let Some(w) = worst {
+            line.push_str("; ");
+            line.push_str(&w);
+        }
+        // One line: no control characters; cut to what the console shows.
+        let mut out: String = line
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if out.chars().count() > SUMMARY_LINE_MAX {
+            out = out.chars().take(SUMMARY_LINE_MAX - 3).collect::<String>() + "...";
+        }
+        out
+    }
+}
+
 /// A run's counts, from which the terminal's closing line, the HTML headline and the exit
 /// code are made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

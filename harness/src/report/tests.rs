@@ -328,3 +328,41 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
         );
     }
 }
+
+#[test]
+fn the_summary_line_names_the_worst_and_fits_what_intune_shows() {
+    assert_eq!(
+        run_with(&[Verdict::Pass, Verdict::Pass]).summary_line(),
+        "earshot PASS: 1 scenario(s): 2 pass, 0 fail, 0 inconclusive (exit 0)"
+    );
+    let line = run_with(&[Verdict::Inconclusive, Verdict::Fail]).summary_line();
+    assert!(
+        line.starts_with("earshot FAIL: 1 scenario(s): 0 pass, 1 fail, 1 inconclusive (exit 1); first failing: s <&> 1 capture: because"),
+        "{line}"
+    );
+    let line = run_with(&[Verdict::Pass, Verdict::Inconclusive]).summary_line();
+    assert!(
+        line.contains("first inconclusive: s <&> 1 capture"),
+        "{line}"
+    );
+    // A long cause with line breaks: one line, cut to 2,048 characters.
+    let mut run = run_with(&[Verdict::Fail]);
+    run.scenarios[0].checks[0].cause = format!("line one\nline two {}", "é".repeat(5000));
+    let line = run.summary_line();
+    assert!(!line.contains('\n'));
+    assert_eq!(
+        line.chars().count(),
+        crate::report::events::SUMMARY_LINE_MAX
+    );
+    assert!(line.ends_with("..."));
+    // Nothing ran: said as such.
+    let mut nothing = run_with(&[]);
+    nothing.scenarios[0].error = Some("connection refused".into());
+    assert!(
+        nothing
+            .summary_line()
+            .contains("first not run: s <&> 1: did not run: connection refused"),
+        "{}",
+        nothing.summary_line()
+    );
+}
