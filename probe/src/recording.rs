@@ -623,9 +623,11 @@ fn check_wave_header(path: &Path) -> Result<(), String> {
             "the header declares a sample rate of {rate} Hz: expected 1 Hz to 1536 kHz"
         ));
     }
-    if bits == 0 || bits > 64 {
+    // Compressed formats (GSM, ADPCM) may declare 0 bits: only a size past any format is
+    // refused here; the decoder judges the rest.
+    if bits > 64 {
         return Err(format!(
-            "the header declares {bits} bits per sample: expected 1 to 64"
+            "the header declares {bits} bits per sample: expected at most 64"
         ));
     }
     Ok(())
