@@ -50,6 +50,12 @@ struct Cli {
 enum Command {
     /// Prints what the policy layers of each scenario say must happen, and why, without
     /// touching a probe.
+    #[command(after_help = "Examples:\n  \
+      earshot expect scenarios/rules/avd-gpo-blocks-playback.toml\n  \
+      earshot expect draft.toml --json | jq '.[].expectation.output.value'\n\n\
+      Only the policy layers are needed: a draft without [probes] is fine.\n\n\
+      Exit status: 0 the expectations were printed, 2 a scenario file cannot be used\n\
+      (each error names the file, line and key).")]
     Expect {
         /// Scenario files.
         #[arg(required = true)]
@@ -59,6 +65,14 @@ enum Command {
         json: bool,
     },
     /// Runs the scenarios against their probes and reports.
+    #[command(after_help = "Examples:\n  \
+      earshot run rollout.toml --json out/report.json --junit out/junit.xml --html out/report.html\n  \
+      earshot run rollout.toml --evidence out/evidence --summary-line\n  \
+      earshot run rollout.toml --inventory hosts.csv --concurrency 8 --html out/fleet.html\n\n\
+      Exit status: 0 every check passed, 1 a check failed (the rollout is not in effect),\n\
+      2 inconclusive (the rig, a probe, or a check that did not run) or a usage or\n\
+      configuration error, 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: the checks\n\
+      decided before it are kept in every report.")]
     Run {
         /// Scenario files, run in order (all are checked before any probe is touched).
         #[arg(required = true)]
