@@ -584,6 +584,12 @@ fn run(
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }
+    // The run starts: the reports' folders are made now, not for a refused run.
+    for (option, path) in [("--json", &json), ("--junit", &junit), ("--html", &html)] {
+        if let Some(p) = path {
+            report::make_output_folders(option, p).map_err(anyhow::Error::msg)?;
+        }
+    }
     let (live, is_terminal): (Box<dyn Write>, bool) = if json_to_stdout {
         let stderr = std::io::stderr();
         let t = stderr.is_terminal();

@@ -104,18 +104,59 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
             .display()
         ));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if dir.exists() && !dir.is_dir() {
-            return Err(format!(
-                "{option} {}: {} is a file, not a folder",
-                path.display(),
-                dir.display()
-            ));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // The nearest folder that exists: the report's own, or the one its folders will be
+    // made in. Nothing is created here (a refused run leaves nothing behind); whether it
+    // can be written is tried, not assumed.
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(up) => existing = up,
+            None => {
+                existing = Path::new(".");
+                break;
+            }
         }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{option} {}: cannot create its folder: {e}", path.display()))?;
     }
-    Ok(())
+    if !existing.is_dir() {
+        return Err(format!(
+            "{option} {}: {} is a file, not a folder",
+            path.display(),
+            existing.display()
+        ));
+    }
+    let probe = existing.join(format!(".earshot-write-test-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{option} {}: cannot write in {} ({e}); give a folder you can write to",
+            path.display(),
+            existing.display()
+        )),
+    }
+}
+
+/// Makes the folders of a report path that passed [`check_output_path`], once the run
+/// is known to start.
+///
+/// # Errors
+/// The folder that could not be made, and why.
+pub fn make_output_folders(option: &str, path: &Path) -> Result<(), String> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{option} {}: cannot create its folder: {e}", path.display())),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

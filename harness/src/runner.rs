@@ -98,8 +98,10 @@ pub enum SetupError {
         error: PolicyError,
     },
     /// No usable token for a probe.
-    #[error("probes.{role}: {message}")]
+    #[error("{}: probes.{role}: {message}", path.display())]
     Token {
+        /// The scenario file.
+        path: PathBuf,
         /// `local` or `remote`.
         role: &'static str,
         /// What is wrong and what to do.
@@ -172,6 +174,16 @@ fn prepare_one(file: &Path, purpose: crate::scenario::Purpose) -> Result<Prepare
         path: file.to_path_buf(),
         error,
     })?;
+    if purpose == crate::scenario::Purpose::Run {
+        // The tokens are part of the configuration: a missing, unreadable or too open
+        // token file is refused with the rest, before any probe is touched.
+        for (spec, role) in [
+            (&scenario.probes.local, "local"),
+            (&scenario.probes.remote, "remote"),
+        ] {
+            token_for(&scenario, spec, role)?;
+        }
+    }
     Ok(Prepared {
         scenario,
         expectation,

@@ -299,3 +299,35 @@ fn a_bad_inventory_or_shard_is_named_before_any_probe_is_touched() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--inventory"));
 }
+
+#[test]
+fn token_problems_are_configuration_errors_and_a_refused_run_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    std::fs::write(
+        &s,
+        SCENARIO.replace("token_env = \"X\"", "token_file = \"tok\""),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("tok")).unwrap();
+    let report = dir.path().join("not/yet/r.json");
+    let out = earshot()
+        .arg("run")
+        .arg(&s)
+        .arg("--json")
+        .arg(&report)
+        .env_remove("X")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("s.toml: probes.local: token_file: token file")
+            && e.contains("is a folder, not a file")
+            && !e.contains("chmod"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was run"), "{e}");
+    // Neither the report nor its folders were made for a run that never started.
+    assert!(!dir.path().join("not").exists());
+}

@@ -1840,13 +1840,15 @@ async fn a_token_bound_to_the_client_role_is_refused_for_the_session_probe() {
         "earshot-client-0123456789abcdef0123456789abcdef\n",
     )
     .unwrap();
-    let o = run_files(&[file], None).await;
-    let e = o.run.scenarios[0].error.as_deref().unwrap_or_default();
+    // A configuration error, found with the rest before any probe is touched.
+    let errors = runner::prepare(&[file])
+        .err()
+        .expect("refused before the run");
+    let e = errors[0].to_string();
     assert!(
-        e.contains("probes.remote")
+        e.contains("s.toml: probes.remote")
             && e.contains("bound to the client role")
             && e.contains("give it a `session` token"),
         "{e}"
     );
-    assert_eq!(o.run.exit_code(), 2);
 }

@@ -175,9 +175,23 @@ fn a_folder_given_as_a_report_file_is_refused_up_front() {
         e.contains("is a folder") && e.contains("report.json"),
         "{e}"
     );
+    // A path in folders still to be made: accepted, and nothing is made until the run
+    // starts.
     let nested = dir.path().join("a/b/r.xml");
     check_output_path("--junit", &nested).unwrap();
+    assert!(!dir.path().join("a").exists());
+    make_output_folders("--junit", &nested).unwrap();
     assert!(dir.path().join("a/b").is_dir());
+    // Whether it can be written is tried: a folder nobody can write in (even root cannot
+    // make files in /proc) is refused before the run.
+    #[cfg(target_os = "linux")]
+    {
+        let e = check_output_path("--json", Path::new("/proc/earshot-test/r.json")).unwrap_err();
+        assert!(e.contains("cannot write in /proc"), "{e}");
+        assert!(!Path::new("/proc/earshot-test").exists());
+    }
+    // Nothing is left behind by the trial.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]

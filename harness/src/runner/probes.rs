@@ -22,7 +22,11 @@ pub(super) fn token_for(
     spec: &ProbeSpec,
     role: &'static str,
 ) -> Result<Token, SetupError> {
-    let message = |m: String| SetupError::Token { role, message: m };
+    let message = |m: String| SetupError::Token {
+        path: s.path.clone(),
+        role,
+        message: m,
+    };
     let (token, from) = if let Some(f) = &spec.token_file {
         let path = s.resolve(f);
         let t = Token::from_file(&path).map_err(|e| message(format!("token_file: {e}")))?;
@@ -144,6 +148,7 @@ pub(super) async fn connect(
         }
         (None, None) => {
             return Err(SetupError::Token {
+                path: s.path.clone(),
                 role,
                 message: "no address or dial_in".into(),
             })

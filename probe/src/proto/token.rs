@@ -32,6 +32,15 @@ pub enum TokenError {
         /// The cause.
         error: std::io::Error,
     },
+    /// The path names a folder or something else that is not a file.
+    #[error(
+        "token file {path} is a folder, not a file: expected the file `earshot-probe token \
+         new FILE` wrote"
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// Group or others may read the file.
     #[error(
         "token file {path} is readable by group or others (mode {mode:04o}); \
@@ -170,14 +179,16 @@ impl Token {
             path: path.to_path_buf(),
             error,
         };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(TokenError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(read_err)?
-                .permissions()
-                .mode()
-                & 0o7777;
+            let mode = meta.permissions().mode() & 0o7777;
             if mode & 0o077 != 0 {
                 return Err(TokenError::Permissive {
                     path: path.to_path_buf(),
