@@ -1841,9 +1841,9 @@ async fn a_token_bound_to_the_client_role_is_refused_for_the_session_probe() {
     )
     .unwrap();
     // A configuration error, found with the rest before any probe is touched.
-    let errors = runner::prepare(&[file])
-        .err()
-        .expect("refused before the run");
+    let Err(errors) = runner::prepare(&[file]) else {
+        panic!("a token bound to the other role is refused before the run");
+    };
     let e = errors[0].to_string();
     assert!(
         e.contains("s.toml: probes.remote")
