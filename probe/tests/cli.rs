@@ -331,3 +331,24 @@ fn a_token_variable_that_is_not_text_is_an_error_never_a_probe_without_a_token()
         "{err}"
     );
 }
+
+#[test]
+fn a_port_already_taken_is_said_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = probe()
+        .args(["serve", "--listen", &addr])
+        .env("EARSHOT_TOKEN", "0123456789abcdef0123456789abcdef")
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let e = String::from_utf8_lossy(&out);
+    assert!(
+        e.contains(&format!("cannot listen on {addr}: the port is taken"))
+            && e.contains("another earshot-probe already serving there"),
+        "{e}"
+    );
+}

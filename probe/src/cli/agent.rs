@@ -239,9 +239,23 @@ async fn serve(
     {
         check_bind(addr, &cfg.tokens)?;
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {listen}: the port is taken ({e}); is another earshot-probe \
+             already serving there (stop it, or give --listen another port and the \
+             scenario's address the same one)?"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+            "cannot listen on {listen}: {e}; ports below 1024 need administrator rights: \
+             use a higher port, such as the default 7702"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => anyhow::bail!(
+            "cannot listen on {listen}: {e}; that address is not one of this machine's: \
+             use 0.0.0.0:PORT (every address) or one `ip addr` / `ipconfig` lists"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("listening on {listen}")),
+    };
     let local = listener.local_addr().context("reading the bound address")?;
     println!("earshot-probe: listening on {local}");
     use std::io::Write;
