@@ -177,6 +177,25 @@ pub fn parse_rdp_properties(text: &str) -> Result<RdpProperties, PolicyError> {
 
 /// As [`parse_rdp_properties`], naming each item's place with `at(line)` (1-based line of
 /// the text).
+/// Every malformed property of `text` (inline properties), each in words; empty when all
+/// are usable. [`parse_rdp_properties`] stops at the first.
+pub fn property_errors(text: &str) -> Vec<String> {
+    let mut scratch = RdpProperties::default();
+    text.lines()
+        .flat_map(|line| line.split(';'))
+        .filter_map(|raw| {
+            parse_item(raw.trim(), "policy.rdp.properties", &mut scratch)
+                .err()
+                .map(|e| match e {
+                    PolicyError::Property {
+                        property, message, ..
+                    } => format!("RDP property `{property}`: {message}"),
+                    other => other.to_string(),
+                })
+        })
+        .collect()
+}
+
 fn parse_rdp_at(text: &str, at: &dyn Fn(usize) -> String) -> Result<RdpProperties, PolicyError> {
     let mut out = RdpProperties::default();
     let text = text.trim_start_matches('\u{feff}');

@@ -99,6 +99,14 @@ pub enum ScenarioError {
         /// What is wrong with the imported file (it names that file, printed once).
         error: crate::import::ImportError,
     },
+    /// Several of the errors above, found in one pass (one per line in the message).
+    #[error("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several {
+        /// The scenario file.
+        path: PathBuf,
+        /// Each error, in the file's order of discovery.
+        errors: Vec<ScenarioError>,
+    },
     /// The values parse but do not make sense together.
     #[error("{path}: {key}: {message}")]
     Invalid {
@@ -201,6 +209,106 @@ fn default_device() -> String {
 
 fn default_loopback() -> String {
     "loopback:default".into()
+}
+
+/// Most errors one file reports at once.
+const MAX_ERRORS: usize = 20;
+
+/// The scenario in `text`, or every error the TOML stage finds in one pass: after each
+/// error its line is set aside (blanked, so that line numbers stay) and the text is read
+/// again, so that six mistakes are six errors of one run, not six rounds of edit and
+/// rerun. A missing key found only after a line was set aside is that line's consequence
+/// and not reported again. The RDP properties given inline are checked too, every one.
+fn parse_collecting(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let mut errors = Vec::new();
+    let mut now = text.to_string();
+    let mut blanked: Vec<usize> = Vec::new();
+    let outcome = loop {
+        match toml::from_str::<Scenario>(&now) {
+            Ok(s) => break Some(s),
+            Err(e) => {
+                let (line, column) = e.span().map_or((1, 1), |r| line_col(&now, r.start));
+                let consequence = !blanked.is_empty() && e.message().starts_with("missing field");
+                if !consequence {
+                    errors.push(parse_error(text, path, line, column, e.message()));
+                }
+                let Some(at) = e.span().map(|r| r.start) else {
+                    break None;
+                };
+                // Set the offending line aside; a line set aside already, a table header
+                // or a consequence ends the pass.
+                if consequence || errors.len() >= MAX_ERRORS || blanked.contains(&line) {
+                    break None;
+                }
+                let start = now[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = now[at..].find('\n').map_or(now.len(), |i| at + i);
+                if now[start..end].trim_start().starts_with('[') {
+                    break None;
+                }
+                now.replace_range(start..end, "");
+                blanked.push(line);
+            }
+        }
+    };
+    // Every inline RDP property, with the rest: `audiomod:i:0` and `audiocapturemode:i:7`
+    // are two errors.
+    if !errors.is_empty() {
+        if let Some(props) = toml::from_str::<toml::Table>(&now)
+            .ok()
+            .and_then(|t| t.get("policy").cloned())
+            .and_then(|p| p.get("rdp").cloned())
+            .and_then(|r| {
+                r.get("properties")
+                    .and_then(|v| v.as_str().map(String::from))
+            })
+        {
+            for e in crate::policy::property_errors(&props) {
+                errors.push(ScenarioError::Invalid {
+                    path: path.to_path_buf(),
+                    key: "policy.rdp.properties".into(),
+                    message: e,
+                });
+            }
+        }
+    }
+    match (outcome, errors.len()) {
+        (Some(s), 0) => Ok(s),
+        (_, 1) => Err(errors.remove(0)),
+        _ => Err(ScenarioError::Several {
+            path: path.to_path_buf(),
+            errors,
+        }),
+    }
+}
+
+/// One TOML error as the scenario's, at `line`:`column` of `text`, naming the line.
+fn parse_error(
+    text: &str,
+    path: &Path,
+    line: usize,
+    column: usize,
+    message: &str,
+) -> ScenarioError {
+    // The offending line names the key (and the table header names its section).
+    let source = text.lines().nth(line - 1).unwrap_or("").trim();
+    // A long line is cut: the error names it, it need not repeat it.
+    let source: String = if source.chars().count() > 120 {
+        source.chars().take(120).chain("...".chars()).collect()
+    } else {
+        source.to_string()
+    };
+    let said = explain(message.trim());
+    let message = if source.is_empty() {
+        said
+    } else {
+        format!("`{source}`: {said}")
+    };
+    ScenarioError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// A TOML or serde message with what to write instead: a duration's form, a number
@@ -532,29 +640,7 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] naming the file, line and key.
     pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
-        let mut s: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |r| line_col(text, r.start));
-            // The offending line names the key (and the table header names its section).
-            let source = text.lines().nth(line - 1).unwrap_or("").trim();
-            // A long line is cut: the error names it, it need not repeat it.
-            let source: String = if source.chars().count() > 120 {
-                source.chars().take(120).chain("...".chars()).collect()
-            } else {
-                source.to_string()
-            };
-            let said = explain(e.message().trim());
-            let message = if source.is_empty() {
-                said
-            } else {
-                format!("`{source}`: {said}")
-            };
-            ScenarioError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        })?;
+        let mut s = parse_collecting(text, path)?;
         s.path = path.to_path_buf();
         s.import_session_host()?;
         if let Err((key, message)) = s.policy.session_host.fold_display_names() {

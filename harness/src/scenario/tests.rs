@@ -136,3 +136,39 @@ fn a_value_of_the_wrong_form_says_what_to_write() {
         .to_string();
     assert!(e.len() < 400, "{} characters: {e}", e.len());
 }
+
+#[test]
+fn six_mistakes_are_six_errors_of_one_run() {
+    let text = "name = \"six\"\nprodcut = \"avd\"\nproduct = \"avd\"\n\
+        [policy.session_host]\nfDisableCam = \"1\"\n\
+        [policy.rdp]\nproperties = \"audiomod:i:0;audiocapturemode:i:7\"\n\
+        [probes.local]\nadress = \"127.0.0.1:7701\"\naddress = \"127.0.0.1:7701\"\n\
+        token_env = \"X\"\nmic_feed = \"m\"\n\
+        [probes.remote]\naddress = \"127.0.0.1:7702\"\ntoken_env = \"X\"\n\
+        [timeouts]\nlisten = 5\n";
+    let e = parse(text).unwrap_err();
+    let ScenarioError::Several { errors, .. } = &e else {
+        panic!("one error only: {e}");
+    };
+    assert_eq!(errors.len(), 6, "{e}");
+    let all = e.to_string();
+    for (line, words) in [
+        ("s.toml:2:1:", "unknown field `prodcut`"),
+        ("s.toml:5:", "fDisableCam"),
+        ("s.toml:9:1:", "unknown field `adress`"),
+        ("s.toml:17:", "expected a duration"),
+        ("s.toml: policy.rdp.properties", "did you mean `audiomode`"),
+        ("s.toml: policy.rdp.properties", "audiocapturemode:i:7"),
+    ] {
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with(line) && l.contains(words)),
+            "{line} {words}: {all}"
+        );
+    }
+    // A missing key that only the setting aside of a wrong line caused is not reported.
+    let e = parse(&format!("name = 5\nproduct = \"avd\"\n{PROBES}"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
