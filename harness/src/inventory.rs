@@ -112,15 +112,26 @@ impl Inventory {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let hosts = match ext.as_str() {
-            "toml" => from_toml(&text),
-            "csv" => from_csv(&text),
-            "json" => from_az_json(&text),
-            _ => Err((
+        // The kind is told from the content (a file saved under another name still
+        // reads); the extension decides only what the content leaves open.
+        let hosts = match kind_of(&text, &ext) {
+            Some(Kind::Toml) => from_toml(&text),
+            Some(Kind::Csv) => from_csv(&text),
+            Some(Kind::AzJson) => from_az_json(&text),
+            Some(Kind::HostPool) => Err((
+                None,
+                "this is a host pool (`az desktopvirtualization hostpool show`), not a list of \
+                 its session hosts: give it to the scenario as [policy.rdp] hostpool_json = \
+                 \"FILE\" (its RDP properties), and list the hosts with `az \
+                 desktopvirtualization sessionhost list --host-pool-name POOL \
+                 --resource-group GROUP > hosts.json`"
+                    .to_string(),
+            )),
+            None => Err((
                 None,
                 format!(
-                    "unknown kind `.{ext}`: expected a .toml, .csv or .json (az \
-                     desktopvirtualization sessionhost list) file"
+                    "neither TOML ([[host]] tables), CSV (a header with a name column) nor the \
+                     JSON of `az desktopvirtualization sessionhost list` (extension `.{ext}`)"
                 ),
             )),
         }
@@ -146,6 +157,22 @@ impl Inventory {
         if self.hosts.is_empty() {
             return Err(bad("it names no host".into()));
         }
+        // Addresses as a scenario's are: HOST:PORT.
+        for h in &self.hosts {
+            for (key, value) in [("address", &h.address), ("local", &h.local)] {
+                if let Some(a) = value {
+                    let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    });
+                    if !ok {
+                        return Err(bad(format!(
+                            "host `{}`: {key} `{a}` is not HOST:PORT (e.g. `10.0.0.10:7702`)",
+                            h.name
+                        )));
+                    }
+                }
+            }
+        }
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for h in &self.hosts {
             if let Some(first) = seen.insert(host_key(&h.name), &h.name) {
@@ -166,6 +193,54 @@ impl Inventory {
             .filter(|h| shard.holds(&h.name))
             .cloned()
             .collect()
+    }
+}
+
+/// What an inventory file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Toml,
+    Csv,
+    /// `az desktopvirtualization sessionhost list`: a JSON array.
+    AzJson,
+    /// `az desktopvirtualization hostpool show`: a JSON object, the wrong file.
+    HostPool,
+}
+
+/// The kind of inventory `text` is, by its content; `ext` breaks a tie.
+fn kind_of(text: &str, ext: &str) -> Option<Kind> {
+    let body = text.trim_start_matches('\u{feff}').trim_start();
+    if body.starts_with('{') {
+        let looks_like_pool = ["customRdpProperty", "hostPoolType", "loadBalancerType"]
+            .iter()
+            .any(|k| body.contains(k));
+        return Some(if looks_like_pool {
+            Kind::HostPool
+        } else {
+            Kind::AzJson
+        });
+    }
+    if body.starts_with("[[") {
+        return Some(Kind::Toml);
+    }
+    if body.starts_with('[') {
+        return Some(Kind::AzJson);
+    }
+    let first = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    if first.contains('=') && !first.contains(',') {
+        return Some(Kind::Toml);
+    }
+    if first.contains(',') || ext == "csv" {
+        return Some(Kind::Csv);
+    }
+    match ext {
+        "toml" => Some(Kind::Toml),
+        "json" => Some(Kind::AzJson),
+        _ => None,
     }
 }
 

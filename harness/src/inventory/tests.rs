@@ -137,7 +137,35 @@ fn an_empty_inventory_a_host_named_twice_or_an_unknown_kind_is_refused() {
     assert!(e.contains("same host"), "{e}");
     let e = load("h.yaml", "x").unwrap_err().to_string();
     assert!(
-        e.contains(".yaml") && e.contains(".toml, .csv or .json"),
+        e.contains(".yaml") && e.contains("neither TOML ([[host]] tables), CSV"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_kind_is_told_from_the_content_and_a_host_pool_gets_its_hint() {
+    // A CSV saved as .txt, a TOML inventory saved as .csv: both read.
+    let inv = load("hosts.txt", "name,address\navd-0,10.0.0.10:7702\n").unwrap();
+    assert_eq!(names(&inv), ["avd-0"]);
+    let inv = load("hosts.csv", "[[host]]\nname = \"avd-1\"\n").unwrap();
+    assert_eq!(names(&inv), ["avd-1"]);
+    // The output of `az desktopvirtualization hostpool show`: the wrong file, said so.
+    let e = load(
+        "pool.json",
+        "{\"name\": \"pool\", \"hostPoolType\": \"Pooled\", \"customRdpProperty\": \"audiomode:i:0\"}",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("this is a host pool") && e.contains("hostpool_json"),
+        "{e}"
+    );
+    // An address that is not HOST:PORT is refused, as in a scenario.
+    let e = load("hosts.csv", "name,address\nvm,localhost\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("host `vm`: address `localhost` is not HOST:PORT"),
         "{e}"
     );
 }
