@@ -231,7 +231,7 @@ fn kind_of(text: &str, ext: &str) -> Option<Kind> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .unwrap_or("");
-    if first.contains('=') && !first.contains(',') {
+    if first.starts_with("[[") || (first.contains('=') && !first.contains(',')) {
         return Some(Kind::Toml);
     }
     if first.contains(',') || ext == "csv" {
