@@ -285,6 +285,16 @@ fn random_run(seed: u64) -> Run {
         }
         run.apply(&Event::ScenarioFinished);
     }
+    // A quarter of the runs are stopped by a signal.
+    if next(4) == 0 {
+        let (signal, code) = [("SIGINT (Ctrl-C)", 130), ("SIGTERM", 143)][next(2) as usize];
+        run.apply(&Event::Interrupted(crate::report::Interruption {
+            signal: signal.into(),
+            exit_code: code,
+            at_unix_ms: 1_764_000_001_000.0,
+            not_started: next(3) as usize,
+        }));
+    }
     run
 }
 
@@ -303,7 +313,30 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
         } else {
             0
         };
-        assert_eq!(run.exit_code(), by_scenario, "seed {seed}: {t:?}");
+        // A signal's exit code wins over the verdicts'.
+        let interrupted = run.interrupted.as_ref().map(|i| i.exit_code);
+        assert_eq!(
+            run.exit_code(),
+            interrupted.unwrap_or(by_scenario),
+            "seed {seed}: {t:?}"
+        );
+        let word = if interrupted.is_some() {
+            "earshot INTERRUPTED: "
+        } else {
+            "earshot "
+        };
+        assert!(run.summary_line().starts_with(word), "seed {seed}");
+        assert!(
+            run.summary_line()
+                .contains(&format!("(exit {})", run.exit_code())),
+            "seed {seed}: {}",
+            run.summary_line()
+        );
+        assert_eq!(
+            t.words().contains("INTERRUPTED"),
+            interrupted.is_some(),
+            "seed {seed}"
+        );
         // HTML headline.
         let html = html::render(&run, &mut std::collections::HashMap::new());
         let headline = format!(
@@ -319,6 +352,11 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
             t.did_not_run > 0,
             "seed {seed}"
         );
+        assert_eq!(
+            html.contains("INTERRUPTED by"),
+            interrupted.is_some(),
+            "seed {seed}"
+        );
         // JUnit: a failure per failed check, an error per inconclusive one and per
         // scenario that did not run.
         let xml = junit_xml(&run).unwrap();
@@ -327,9 +365,10 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
             t.fail,
             "seed {seed}: {xml}"
         );
+        // An interrupted run has one error more: its "interrupted" suite.
         assert_eq!(
             xml.matches("<error").count(),
-            t.inconclusive_total(),
+            t.inconclusive_total() + usize::from(interrupted.is_some()),
             "seed {seed}: {xml}"
         );
         // The terminal's closing lines.
