@@ -48,10 +48,14 @@ def scenario(dir_, name, policy):
 def one_run(netns, harness, file, out, env, timeout):
     report = Path(out) / "report.json"
     t0 = time.monotonic()
-    subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(file),
-                    "--json", str(report)], capture_output=True, text=True, env=env,
-                   timeout=timeout)
+    done = subprocess.run(["ip", "netns", "exec", netns, str(harness), "run", str(file),
+                           "--json", str(report)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
     wall = time.monotonic() - t0
+    if not report.exists():
+        # The harness refused to run (a stale binary, a configuration error): say why.
+        sys.exit(f"slow-control: {harness} wrote no report (exit {done.returncode}): "
+                 f"{done.stderr.strip()}")
     s = json.loads(report.read_text())["scenarios"][0]
     verdicts = [c["verdict"] for c in s["checks"]] or ["inconclusive (did not run)"]
     return wall, verdicts
