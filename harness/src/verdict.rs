@@ -507,6 +507,31 @@ impl Judgement {
     }
 }
 
+/// The opening every cause has: what was expected (and which setting said so), then what
+/// was observed; a judgement adds why it follows.
+pub(crate) struct Cause(String);
+
+impl Cause {
+    /// "expected `expected` (`by`); observed ..." (without `by` when none decided).
+    pub(crate) fn new(expected: &str, by: Option<&str>, observed: &Observation) -> Cause {
+        Cause(match by {
+            Some(by) => format!(
+                "expected {expected} ({by}); observed {}",
+                observed.describe()
+            ),
+            None => format!("expected {expected}; observed {}", observed.describe()),
+        })
+    }
+
+    /// The judgement `verdict`, its cause this opening and `why`.
+    pub(crate) fn judged(&self, verdict: Verdict, why: impl std::fmt::Display) -> Judgement {
+        Judgement {
+            verdict,
+            cause: format!("{}: {why}", self.0),
+        }
+    }
+}
+
 /// Judges `observed` against what the planned check `p` must observe, given what the rig
 /// proved and what the session showed of its redirected endpoint on the check's path.
 pub fn judge(
@@ -521,14 +546,8 @@ pub fn judge(
     let output = &p.expectation().output;
     // Where the deciding layer lives and what makes it take effect.
     let arrival = hints::arrival(layer, by);
-    let head = format!(
-        "expected {expected} ({by}); observed {}",
-        observed.describe()
-    );
-    let j = |verdict, why: String| Judgement {
-        verdict,
-        cause: format!("{head}: {why}"),
-    };
+    let head = Cause::new(expected, Some(by), observed);
+    let j = |verdict, why: String| head.judged(verdict, why);
     use Observation as Ob;
     if observed.is_absence() {
         match rig {
@@ -729,16 +748,8 @@ pub fn judge_unrelated(
     rig: &RigProof,
     play_proven: bool,
 ) -> Judgement {
-    let head = format!(
-        "expected {} ({}); observed {}",
-        p.expected(),
-        p.decided_by(),
-        observed.describe()
-    );
-    let j = |verdict, why: String| Judgement {
-        verdict,
-        cause: format!("{head}: {why}"),
-    };
+    let head = Cause::new(p.expected(), Some(p.decided_by()), observed);
+    let j = |verdict, why: String| head.judged(verdict, why);
     let Observation::Unrecognised { rms_dbfs, .. } = observed else {
         return j(Verdict::Inconclusive, "not an unrecognised sound".into());
     };

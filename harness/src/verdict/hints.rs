@@ -9,6 +9,7 @@
 
 use earshot_probe::audio::{DeviceDirection, DeviceInfo};
 use earshot_probe::proto::msg::{ProbeInfo, SessionServer};
+use earshot_probe::server::host_config::REMOTE_AUDIO_NAME;
 
 use crate::policy::Layer;
 
@@ -95,7 +96,7 @@ pub enum SessionEndpoint {
 /// and whether the endpoint exists whatever the client does.
 fn naming(server: SessionServer, direction: DeviceDirection) -> Option<(&'static str, bool)> {
     match (server, direction) {
-        (SessionServer::WindowsRds, _) => Some(("Remote Audio", false)),
+        (SessionServer::WindowsRds, _) => Some((REMOTE_AUDIO_NAME, false)),
         (SessionServer::Xrdp, DeviceDirection::Output) => Some(("xrdp-sink", true)),
         (SessionServer::Xrdp, DeviceDirection::Input) => Some(("xrdp-source", true)),
         // GNOME Remote Desktop records the session's default output's monitor (no endpoint

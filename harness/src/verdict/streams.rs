@@ -9,14 +9,8 @@ use super::*;
 pub fn judge_continuity(p: &Planned, observed: &Observation, reasons: &[String]) -> Judgement {
     let redirected = p.needs_sound();
     let (expected, by, path) = (p.expected(), p.decided_by(), p.path);
-    let head = format!(
-        "expected {expected} ({by}); observed {}",
-        observed.describe()
-    );
-    let j = |verdict, what: String| Judgement {
-        verdict,
-        cause: format!("{head}: {what}"),
-    };
+    let head = Cause::new(expected, Some(by), observed);
+    let j = |verdict, what: String| head.judged(verdict, what);
     if !redirected {
         return j(
             Verdict::Inconclusive,
@@ -103,11 +97,8 @@ pub fn judge_quality(
             output.decided_by
         )
     };
-    let head = format!("expected {expected}; observed {}", observed.describe());
-    let j = |verdict, what: String| Judgement {
-        verdict,
-        cause: format!("{head}: {what}"),
-    };
+    let head = Cause::new(&expected, None, observed);
+    let j = |verdict, what: String| head.judged(verdict, what);
     if !redirected {
         return j(
             Verdict::Inconclusive,
