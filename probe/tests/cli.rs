@@ -256,27 +256,21 @@ fn info_prints_the_agents_answer_with_the_hosts_own_configuration() {
             cmd.env("XRDP_SESSION", "1");
         }
         let out = cmd.assert().code(0).get_output().stdout.clone();
-        serde_json::from_slice::<earshot_probe::proto::msg::ProbeInfo>(&out).unwrap()
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
     };
     let xrdp = info(true);
-    assert_eq!(xrdp.probe_version, earshot_probe::VERSION);
+    assert_eq!(xrdp["probe_version"], earshot_probe::VERSION);
     if cfg!(target_os = "linux") {
-        assert_eq!(
-            xrdp.session.server,
-            Some(earshot_probe::proto::msg::SessionServer::Xrdp)
-        );
-        assert_eq!(xrdp.xrdp.as_ref().and_then(|x| x.rdpsnd), Some(false));
+        assert_eq!(xrdp["session"]["server"], "xrdp", "{xrdp}");
+        assert_eq!(xrdp["xrdp"]["rdpsnd"], false, "{xrdp}");
         // Not an xrdp session: the xrdp.ini on the machine is no evidence about it.
         let other = info(false);
-        assert_ne!(
-            other.session.server,
-            Some(earshot_probe::proto::msg::SessionServer::Xrdp)
-        );
-        assert_eq!(other.xrdp, None);
+        assert_ne!(other["session"]["server"], "xrdp", "{other}");
+        assert!(other.get("xrdp").is_none(), "{other}");
     }
     let info = xrdp;
     // The registry, services and boot time are Windows facts; elsewhere there are none.
-    assert_eq!(info.host_config.is_some(), cfg!(windows));
+    assert_eq!(info.get("host_config").is_some(), cfg!(windows));
 }
 
 #[test]
@@ -292,21 +286,19 @@ fn a_dead_audio_service_is_reported_unavailable_never_an_empty_alsa_catalogue() 
         .get_output()
         .stdout
         .clone();
-    let info: earshot_probe::proto::msg::ProbeInfo = serde_json::from_slice(&out).unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out).unwrap();
     if cfg!(target_os = "linux") {
-        let host = info
-            .audio_host
-            .expect_err("no audio host without its server");
+        // What a person reads: the host is null and the reason beside it, never the
+        // wire's `{"Ok": ...}` / `{"Err": ...}`.
+        assert!(info["audio_host"].is_null(), "{info}");
+        let message = info["audio_host_error"]["message"].as_str().unwrap_or_default();
         assert!(
-            host.message.contains("audio service unavailable")
-                && host.message.contains("PULSE_SERVER"),
-            "{host:?}"
+            message.contains("audio service unavailable") && message.contains("PULSE_SERVER"),
+            "{info}"
         );
-        let devices = info.devices.expect_err("no catalogue without its server");
-        assert_eq!(
-            devices.kind,
-            earshot_probe::audio::AudioErrorKind::HostUnavailable
-        );
+        assert!(info["devices"].is_null(), "{info}");
+        assert_eq!(info["devices_error"]["kind"], "host_unavailable", "{info}");
+        assert!(!info.to_string().contains("\"Err\""), "{info}");
     }
 }
 

@@ -242,11 +242,35 @@ fn info(host: HostChoice) -> anyhow::Result<i32> {
     use earshot_probe::server::Handler;
     // The agent's default capture limit: this is what `serve` would answer.
     let handler = earshot_probe::server::device::DeviceHandler::new(host, Duration::from_secs(60));
+    let doc = serde_json::to_value(handler.info()).context("encoding the probe's info")?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&handler.info()).context("encoding the probe's info")?
+        serde_json::to_string_pretty(&info_for_people(doc))
+            .context("encoding the probe's info")?
     );
     Ok(0)
+}
+
+/// `info`'s JSON as a person or a script reads it: the fields that are a value or the
+/// reason there is none (`audio_host`, `devices`) become the value, or null beside a
+/// `<field>_error` that says why, instead of the wire's `{"Ok": ...}` / `{"Err": ...}`.
+fn info_for_people(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let Value::Object(map) = &mut doc else {
+        return doc;
+    };
+    for field in ["audio_host", "devices"] {
+        let Some(Value::Object(result)) = map.get(field).cloned() else {
+            continue;
+        };
+        if let Some(ok) = result.get("Ok") {
+            map.insert(field.to_string(), ok.clone());
+        } else if let Some(err) = result.get("Err") {
+            map.insert(field.to_string(), Value::Null);
+            map.insert(format!("{field}_error"), err.clone());
+        }
+    }
+    doc
 }
 
 fn devices(host: HostChoice, json: bool) -> anyhow::Result<i32> {
