@@ -37,6 +37,9 @@ pub struct Inventory {
     pub hosts: Vec<InventoryHost>,
 }
 
+/// A host as read, with the line it was read from (where the format has lines).
+type Located = (Option<usize>, InventoryHost);
+
 /// An inventory that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -72,7 +75,7 @@ pub enum InventoryError {
 #[serde(deny_unknown_fields)]
 struct TomlFile {
     #[serde(default)]
-    host: Vec<TomlHost>,
+    host: Vec<toml::Spanned<TomlHost>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,50 +143,11 @@ impl Inventory {
             at,
             message,
         })?;
-        let inv = Inventory {
+        validate(file, &hosts)?;
+        Ok(Inventory {
             file: file.to_path_buf(),
-            hosts,
-        };
-        inv.validate()?;
-        Ok(inv)
-    }
-
-    fn validate(&self) -> Result<(), InventoryError> {
-        let bad = |message: String| InventoryError::Invalid {
-            file: self.file.clone(),
-            at: None,
-            message,
-        };
-        if self.hosts.is_empty() {
-            return Err(bad("it names no host".into()));
-        }
-        // Addresses as a scenario's are: HOST:PORT.
-        for h in &self.hosts {
-            for (key, value) in [("address", &h.address), ("local", &h.local)] {
-                if let Some(a) = value {
-                    let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
-                        !host.is_empty() && port.parse::<u16>().is_ok()
-                    });
-                    if !ok {
-                        return Err(bad(format!(
-                            "host `{}`: {key} `{a}` is not HOST:PORT (e.g. `10.0.0.10:7702`)",
-                            h.name
-                        )));
-                    }
-                }
-            }
-        }
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        for h in &self.hosts {
-            if let Some(first) = seen.insert(host_key(&h.name), &h.name) {
-                return Err(bad(format!(
-                    "`{}` and `{first}` are the same host (names compare by their first label, \
-                     without case): name each host once",
-                    h.name
-                )));
-            }
-        }
-        Ok(())
+            hosts: hosts.into_iter().map(|(_, h)| h).collect(),
+        })
     }
 
     /// The hosts in `shard`, in the inventory's order.
@@ -194,6 +158,54 @@ impl Inventory {
             .cloned()
             .collect()
     }
+}
+
+/// The hosts read from `file` as a fleet run can use them: at least one, every address
+/// HOST:PORT as a scenario's, each host named once; the error names the line.
+fn validate(file: &Path, hosts: &[Located]) -> Result<(), InventoryError> {
+    let bad = |at: Option<usize>, message: String| InventoryError::Invalid {
+        file: file.to_path_buf(),
+        at,
+        message,
+    };
+    if hosts.is_empty() {
+        return Err(bad(None, "it names no host".into()));
+    }
+    for (line, h) in hosts {
+        for (key, value) in [("address", &h.address), ("local", &h.local)] {
+            if let Some(a) = value {
+                let ok = a
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !ok {
+                    return Err(bad(
+                        *line,
+                        format!(
+                            "host `{}`: {key} `{a}` is not HOST:PORT (e.g. `10.0.0.10:7702`)",
+                            h.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut seen: BTreeMap<String, (Option<usize>, &str)> = BTreeMap::new();
+    for (line, h) in hosts {
+        if let Some((first_line, first)) = seen.insert(host_key(&h.name), (*line, &h.name)) {
+            let first_at = first_line
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            return Err(bad(
+                *line,
+                format!(
+                    "`{}` and `{first}`{first_at} are the same host (names compare by their \
+                     first label, without case): name each host once",
+                    h.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What an inventory file holds.
@@ -244,9 +256,18 @@ fn kind_of(text: &str, ext: &str) -> Option<Kind> {
     }
 }
 
-fn from_toml(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> {
+/// The line (from 1) of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn from_toml(text: &str) -> Result<Vec<Located>, (Option<usize>, String)> {
     let f: TomlFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        let line = e.span().map(|s| line_of(text, s.start));
         (
             line,
             format!(
@@ -259,15 +280,20 @@ fn from_toml(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> 
         .into_iter()
         .enumerate()
         .map(|(i, h)| {
+            let line = Some(line_of(text, h.span().start));
+            let h = h.into_inner();
             let name = h.name.trim().to_string();
             if name.is_empty() {
-                return Err((None, format!("host number {} has an empty name", i + 1)));
+                return Err((line, format!("host number {} has an empty name", i + 1)));
             }
-            Ok(InventoryHost {
-                name,
-                address: nonempty(h.address),
-                local: nonempty(h.local),
-            })
+            Ok((
+                line,
+                InventoryHost {
+                    name,
+                    address: nonempty(h.address),
+                    local: nonempty(h.local),
+                },
+            ))
         })
         .collect()
 }
@@ -304,7 +330,7 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn from_csv(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> {
+fn from_csv(text: &str) -> Result<Vec<Located>, (Option<usize>, String)> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -349,17 +375,20 @@ fn from_csv(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> {
         let Some(name) = get(Some(name_at)) else {
             return Err((Some(n), "an empty name".into()));
         };
-        hosts.push(InventoryHost {
-            name,
-            address: get(addr_at),
-            local: get(local_at),
-        });
+        hosts.push((
+            Some(n),
+            InventoryHost {
+                name,
+                address: get(addr_at),
+                local: get(local_at),
+            },
+        ));
     }
     Ok(hosts)
 }
 
 /// `az desktopvirtualization sessionhost list` names a host `POOL/HOST.DOMAIN`.
-fn from_az_json(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String)> {
+fn from_az_json(text: &str) -> Result<Vec<Located>, (Option<usize>, String)> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         (
             Some(e.line()),
@@ -388,6 +417,9 @@ fn from_az_json(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String
             ))
         }
     };
+    // serde_json keeps no positions: a host's line is where its name next appears as a
+    // JSON string, searched from the previous host's on.
+    let mut from = 0;
     list.iter()
         .enumerate()
         .map(|(i, h)| {
@@ -404,11 +436,22 @@ fn from_az_json(text: &str) -> Result<Vec<InventoryHost>, (Option<usize>, String
                     format!("session host number {} has an empty name `{name}`", i + 1),
                 ));
             }
-            Ok(InventoryHost {
-                name: host.to_string(),
-                address: None,
-                local: None,
-            })
+            let quoted = serde_json::to_string(name).unwrap_or_default();
+            let line = text
+                .get(from..)
+                .and_then(|rest| rest.find(&quoted))
+                .map(|at| {
+                    from += at + quoted.len();
+                    line_of(text, from - quoted.len())
+                });
+            Ok((
+                line,
+                InventoryHost {
+                    name: host.to_string(),
+                    address: None,
+                    local: None,
+                },
+            ))
         })
         .collect()
 }

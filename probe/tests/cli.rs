@@ -291,7 +291,9 @@ fn a_dead_audio_service_is_reported_unavailable_never_an_empty_alsa_catalogue() 
         // What a person reads: the host is null and the reason beside it, never the
         // wire's `{"Ok": ...}` / `{"Err": ...}`.
         assert!(info["audio_host"].is_null(), "{info}");
-        let message = info["audio_host_error"]["message"].as_str().unwrap_or_default();
+        let message = info["audio_host_error"]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
             message.contains("audio service unavailable") && message.contains("PULSE_SERVER"),
             "{info}"

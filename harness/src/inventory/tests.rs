@@ -135,6 +135,20 @@ fn an_empty_inventory_a_host_named_twice_or_an_unknown_kind_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("same host"), "{e}");
+    // The duplicate names its line and the first one's, in every format.
+    assert!(e.contains("h.csv:3:") && e.contains("(line 2)"), "{e}");
+    let toml = "[[host]]\nname = \"a\"\n\n[[host]]\nname = \"b\"\n[[host]]\nname = \"A\"\n";
+    let e = load("h.toml", toml).unwrap_err().to_string();
+    assert!(e.contains("h.toml:6:") && e.contains("(line 1)"), "{e}");
+    let json =
+        "[\n {\"name\": \"p/avd-0.x\"},\n {\"name\": \"p/avd-1\"},\n {\"name\": \"p/AVD-0\"}\n]";
+    let e = load("h.json", json).unwrap_err().to_string();
+    assert!(e.contains("h.json:4:") && e.contains("(line 2)"), "{e}");
+    // A bad address names its line too.
+    let e = load("h.csv", "name,address\na,1.2.3.4:7702\nb,vm\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("h.csv:3:") && e.contains("HOST:PORT"), "{e}");
     let e = load("h.yaml", "x").unwrap_err().to_string();
     assert!(
         e.contains(".yaml") && e.contains("neither TOML ([[host]] tables), CSV"),

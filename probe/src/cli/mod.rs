@@ -245,8 +245,7 @@ fn info(host: HostChoice) -> anyhow::Result<i32> {
     let doc = serde_json::to_value(handler.info()).context("encoding the probe's info")?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&info_for_people(doc))
-            .context("encoding the probe's info")?
+        serde_json::to_string_pretty(&info_for_people(doc)).context("encoding the probe's info")?
     );
     Ok(0)
 }
