@@ -642,15 +642,28 @@ impl Scenario {
     pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
         let mut s = parse_collecting(text, path)?;
         s.path = path.to_path_buf();
-        s.import_session_host()?;
+        // Every error past the TOML stage at once: the import, the names, the keys that
+        // do not fit together, the rig.
+        let mut errors = Vec::new();
+        if let Err(e) = s.import_session_host() {
+            errors.push(e);
+        }
         if let Err((key, message)) = s.policy.session_host.fold_display_names() {
-            return Err(s.invalid(&key, message));
+            errors.push(s.invalid(&key, message));
         }
-        s.validate()?;
+        s.validate(&mut errors);
         if purpose == Purpose::Run {
-            s.validate_rig(text)?;
+            s.validate_rig(text, &mut errors);
         }
-        Ok(s)
+        errors.truncate(MAX_ERRORS);
+        match errors.len() {
+            0 => Ok(s),
+            1 => Err(errors.remove(0)),
+            _ => Err(ScenarioError::Several {
+                path: path.to_path_buf(),
+                errors,
+            }),
+        }
     }
 
     /// Reads `policy.session_host.import` into the session host layer.
@@ -684,19 +697,20 @@ impl Scenario {
         }
     }
 
-    fn validate(&self) -> Result<(), ScenarioError> {
+    /// Every semantic error of the scenario, in the file's order of keys.
+    fn validate(&self, errors: &mut Vec<ScenarioError>) {
         if self.name.trim().is_empty() {
-            return Err(self.invalid("name", "must not be empty"));
+            errors.push(self.invalid("name", "must not be empty"));
         }
         if self.checks.is_empty() {
-            return Err(self.invalid(
+            errors.push(self.invalid(
                 "checks",
                 "must name at least one of output, capture, continuity",
             ));
         }
         for (i, c) in self.checks.iter().enumerate() {
             if self.checks[..i].contains(c) {
-                return Err(self.invalid("checks", format!("`{c}` is listed twice")));
+                errors.push(self.invalid("checks", format!("`{c}` is listed twice")));
             }
         }
         let host = &self.policy.session_host;
@@ -710,14 +724,14 @@ impl Scenario {
             || host.import.is_some();
         if host.from_host {
             if windows_policy_set {
-                return Err(self.invalid(
+                errors.push(self.invalid(
                     "policy.session_host.from_host",
                     "takes the whole session host layer from the host: remove the settings \
                      given beside it, or remove from_host to declare them",
                 ));
             }
             if self.product == Product::Xrdp {
-                return Err(self.invalid(
+                errors.push(self.invalid(
                     "policy.session_host.from_host",
                     "reads a Windows session host's policy; an xrdp host's xrdp.ini switches \
                      are reported by the probe and compared with [policy.xrdp] anyway",
@@ -725,23 +739,19 @@ impl Scenario {
             }
         }
         match (self.product, &self.policy.xrdp) {
-            (Product::Xrdp, _) if windows_policy_set => {
-                return Err(self.invalid(
-                    "policy.session_host",
-                    "an xrdp host has no Windows policy: give its xrdp.ini channel switches in \
+            (Product::Xrdp, _) if windows_policy_set => errors.push(self.invalid(
+                "policy.session_host",
+                "an xrdp host has no Windows policy: give its xrdp.ini channel switches in \
                      [policy.xrdp] (rdpsnd, drdynvc, allow_channels)",
-                ))
-            }
+            )),
             (Product::Xrdp, _) | (_, None) => {}
-            (p, Some(_)) => {
-                return Err(self.invalid(
-                    "policy.xrdp",
-                    format!(
-                        "xrdp.ini settings apply to product = \"xrdp\" only; {p} takes \
+            (p, Some(_)) => errors.push(self.invalid(
+                "policy.xrdp",
+                format!(
+                    "xrdp.ini settings apply to product = \"xrdp\" only; {p} takes \
                          [policy.session_host]"
-                    ),
-                ))
-            }
+                ),
+            )),
         }
         if let Some(rdp) = &self.policy.rdp {
             let sources = [
@@ -750,30 +760,24 @@ impl Scenario {
                 rdp.hostpool_json.is_some(),
             ];
             match (self.product, sources.iter().filter(|s| **s).count()) {
-                (Product::Windows365 | Product::Devbox, _) => {
-                    return Err(self.invalid(
-                        "policy.rdp",
-                        format!(
-                            "{} has no host pool RDP properties: remove [policy.rdp] (its \
+                (Product::Windows365 | Product::Devbox, _) => errors.push(self.invalid(
+                    "policy.rdp",
+                    format!(
+                        "{} has no host pool RDP properties: remove [policy.rdp] (its \
                              playback and recording are set by session host policy)",
-                            self.product
-                        ),
-                    ))
-                }
-                (_, 0) => {
-                    return Err(self.invalid(
-                        "policy.rdp",
-                        "expected `properties = \"audiomode:i:0;...\"`, `file = \"x.rdp\"` or \
+                        self.product
+                    ),
+                )),
+                (_, 0) => errors.push(self.invalid(
+                    "policy.rdp",
+                    "expected `properties = \"audiomode:i:0;...\"`, `file = \"x.rdp\"` or \
                          `hostpool_json = \"hostpool.json\"`",
-                    ))
-                }
+                )),
                 (_, 1) => {}
-                _ => {
-                    return Err(self.invalid(
-                        "policy.rdp",
-                        "give one of `properties`, `file` or `hostpool_json`, not several",
-                    ))
-                }
+                _ => errors.push(self.invalid(
+                    "policy.rdp",
+                    "give one of `properties`, `file` or `hostpool_json`, not several",
+                )),
             }
         }
         for (k, d) in [
@@ -781,12 +785,12 @@ impl Scenario {
             ("timeouts.listen", self.timeouts.listen),
         ] {
             if d.is_zero() || d > Duration::from_secs(120) {
-                return Err(self.invalid(k, "expected a duration above 0 and at most 120s"));
+                errors.push(self.invalid(k, "expected a duration above 0 and at most 120s"));
             }
         }
         let c = &self.continuity;
         if c.duration < Duration::from_secs(1) || c.duration > Duration::from_secs(600) {
-            return Err(self.invalid(
+            errors.push(self.invalid(
                 "continuity.duration",
                 "expected a duration from 1s to 10min",
             ));
@@ -796,7 +800,7 @@ impl Scenario {
             ("continuity.max_level_std_db", c.max_level_std_db),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(self.invalid(k, "expected a number of 0 or more"));
+                errors.push(self.invalid(k, "expected a number of 0 or more"));
             }
         }
         for (k, d) in [
@@ -804,18 +808,17 @@ impl Scenario {
             ("timeouts.channel_open", self.timeouts.channel_open),
         ] {
             if d > Duration::from_secs(60) {
-                return Err(self.invalid(k, "expected a duration of at most 60s"));
+                errors.push(self.invalid(k, "expected a duration of at most 60s"));
             }
         }
-        Ok(())
     }
 
     /// What a run needs beyond the policy: both probes reachable with a token, each key
     /// on the probe it belongs to, and the client rig's microphone feed when something
     /// plays into it. `text` is the file's, to tell a key given from one defaulted.
-    fn validate_rig(&self, text: &str) -> Result<(), ScenarioError> {
+    fn validate_rig(&self, text: &str, errors: &mut Vec<ScenarioError>) {
         if self.probes.local.session != SessionRequirement::Remote {
-            return Err(self.invalid(
+            errors.push(self.invalid(
                 "probes.local.session",
                 "is for the remote probe (the session it must show); remove it from \
                  [probes.local]",
@@ -833,7 +836,7 @@ impl Scenario {
             ("output_loopback", "where the client's output is heard"),
         ] {
             if remote.is_some_and(|r| r.contains_key(key)) {
-                return Err(self.invalid(
+                errors.push(self.invalid(
                     &format!("probes.remote.{key}"),
                     format!(
                         "is for the client rig ({what}): the session's probe plays on \
@@ -849,15 +852,13 @@ impl Scenario {
             let key = format!("probes.{name}");
             match (&p.address, &p.dial_in) {
                 (Some(_), Some(_)) => {
-                    return Err(self.invalid(&key, "give either `address` or `dial_in`, not both"))
+                    errors.push(self.invalid(&key, "give either `address` or `dial_in`, not both"))
                 }
-                (None, None) => {
-                    return Err(self.invalid(
-                        &key,
-                        "expected `address = \"HOST:PORT\"` (the probe serves) or `dial_in = \
+                (None, None) => errors.push(self.invalid(
+                    &key,
+                    "expected `address = \"HOST:PORT\"` (the probe serves) or `dial_in = \
                          \"ADDR:PORT\"` (the probe connects to the harness)",
-                    ))
-                }
+                )),
                 _ => {}
             }
             for (k, v) in [("address", &p.address), ("dial_in", &p.dial_in)] {
@@ -866,17 +867,18 @@ impl Scenario {
                         .and_then(|(_, port)| port.parse::<u16>().ok())
                         .is_none()
                     {
-                        return Err(
-                            self.invalid(&format!("{key}.{k}"), format!("`{a}` is not HOST:PORT"))
+                        errors.push(
+                            self.invalid(&format!("{key}.{k}"), format!("`{a}` is not HOST:PORT")),
                         );
                     }
                 }
             }
             if p.token_file.is_some() && p.token_env.is_some() {
-                return Err(self.invalid(&key, "give either `token_file` or `token_env`, not both"));
+                errors
+                    .push(self.invalid(&key, "give either `token_file` or `token_env`, not both"));
             }
             if p.token_file.is_none() && p.token_env.is_none() {
-                return Err(self.invalid(
+                errors.push(self.invalid(
                     &key,
                     "expected `token_file = \"...\"` or `token_env = \"VAR\"`: probes only talk \
                      after a shared-token handshake",
@@ -887,14 +889,13 @@ impl Scenario {
             || (self.checks.contains(&Check::Continuity)
                 && self.continuity.path == AudioPath::Capture);
         if plays_into_mic && self.probes.local.mic_feed.is_none() {
-            return Err(self.invalid(
+            errors.push(self.invalid(
                 "probes.local.mic_feed",
                 "the capture check plays into the client's microphone: name the device that \
                  feeds it (a virtual cable, a null sink whose monitor is the mic, or a speaker \
                  next to the mic)",
             ));
         }
-        Ok(())
     }
 
     /// Resolves a path given in the scenario relative to the scenario's directory.

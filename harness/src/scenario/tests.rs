@@ -166,6 +166,28 @@ fn six_mistakes_are_six_errors_of_one_run() {
             "{line} {words}: {all}"
         );
     }
+    // Past the TOML stage, every key that does not fit is said at once too.
+    let text = "name = \" \"\nproduct = \"windows365\"\nchecks = [\"output\", \"output\"]\n\
+        [policy.rdp]\nproperties = \"audiomode:i:0\"\n\
+        [timeouts]\nlisten = \"0s\"\n\
+        [probes.local]\naddress = \"127.0.0.1:7701\"\ntoken_env = \"X\"\n\
+        [probes.remote]\naddress = \"127.0.0.1\"\ntoken_env = \"X\"\nmic_feed = \"m\"\n";
+    let e = parse(text).unwrap_err();
+    let ScenarioError::Several { errors, .. } = &e else {
+        panic!("one error only: {e}");
+    };
+    let all = e.to_string();
+    for key in [
+        "s.toml: name:",
+        "s.toml: checks: `output` is listed twice",
+        "s.toml: policy.rdp:",
+        "s.toml: timeouts.listen:",
+        "s.toml: probes.remote.mic_feed:",
+        "s.toml: probes.remote.address:",
+    ] {
+        assert!(all.lines().any(|l| l.starts_with(key)), "{key}: {all}");
+    }
+    assert_eq!(errors.len(), 6, "{all}");
     // A missing key that only the setting aside of a wrong line caused is not reported.
     let e = parse(&format!("name = 5\nproduct = \"avd\"\n{PROBES}"))
         .unwrap_err()
