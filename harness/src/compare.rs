@@ -126,6 +126,26 @@ pub struct Comparison {
     pub hosts_vanished: Vec<String>,
     /// Hosts in the new run only.
     pub hosts_appeared: Vec<String>,
+    /// Either run stopped by a signal, in words ("the new run was interrupted by SIGINT
+    /// (Ctrl-C): 2 scenario(s) never started"): what it did not measure vanished.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<String>,
+}
+
+/// The interruption `run` records, in words, for the run called `which`.
+fn interruption(run: &Value, which: &str) -> Option<(String, String)> {
+    let i = run.get("interrupted").filter(|i| !i.is_null())?;
+    let signal = i["signal"].as_str().unwrap_or("a signal").to_string();
+    let not_started = i["not_started"].as_u64().unwrap_or(0);
+    let rest = if not_started > 0 {
+        format!(": {not_started} scenario(s) never started")
+    } else {
+        String::new()
+    };
+    Some((
+        format!("the {which} run was interrupted by {signal}{rest}"),
+        signal,
+    ))
 }
 
 /// One check of one scenario on one host, as a report has it.
@@ -319,6 +339,7 @@ pub fn compare(
 ) -> Comparison {
     let (b, _) = rows_of(base);
     let (n, n_errors) = rows_of(new);
+    let new_stop = interruption(new, "new");
     let mut rows = Vec::new();
     let keys: std::collections::BTreeSet<&Key> = b.keys().chain(n.keys()).collect();
     for key in keys {
@@ -361,7 +382,12 @@ pub fn compare(
                             .map(|(_, e)| e)
                     })
                     .map(|e| format!("not measured in the new run: {e}"))
-                    .unwrap_or_else(|| "not measured in the new run".into());
+                    .unwrap_or_else(|| match &new_stop {
+                        Some((_, signal)) => format!(
+                            "not measured in the new run: it was interrupted by {signal} first"
+                        ),
+                        None => "not measured in the new run".into(),
+                    });
                 rows.push(row(Some(x), None, Change::Regression, vec![why]));
             }
             (None, Some(y)) => rows.push(row(
@@ -414,6 +440,11 @@ pub fn compare(
         hosts_vanished: hb.difference(&hn).cloned().collect(),
         hosts_appeared: hn.difference(&hb).cloned().collect(),
         rows,
+        interrupted: [interruption(base, "base"), new_stop]
+            .into_iter()
+            .flatten()
+            .map(|(words, _)| words)
+            .collect(),
     }
 }
 
@@ -448,6 +479,9 @@ impl Comparison {
         }
         for h in &self.hosts_appeared {
             s += &format!("  host appeared: {h}\n");
+        }
+        for i in &self.interrupted {
+            s += &format!("  INTERRUPTED: {i}\n");
         }
         let same = self
             .rows
@@ -487,6 +521,9 @@ impl Comparison {
                 let names: Vec<String> = hosts.iter().map(|x| esc(x)).collect();
                 h += &format!("<p class=\"warn\">Hosts {what}: {}</p>\n", names.join(", "));
             }
+        }
+        for i in &self.interrupted {
+            h += &format!("<p class=\"warn\">INTERRUPTED: {}</p>\n", esc(i));
         }
         h += "<table class=\"compare\"><thead><tr><th>change</th><th>session host</th>\
               <th>scenario</th><th>check</th><th>base</th><th>new</th><th>what changed</th>\

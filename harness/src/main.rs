@@ -122,8 +122,8 @@ enum Command {
     #[command(after_help = "Example:\n  \
         earshot merge shard-*/report.json --json out/report.json --junit out/junit.xml --html out/report.html\n\n\
         Exit status: as `earshot run` for the joined run (0 all passed, 1 a check failed, 2\n\
-        inconclusive), or 2 when a report cannot be read or two reports hold the same host\n\
-        and scenario.")]
+        inconclusive, 130 or 143 when a shard was interrupted by SIGINT or SIGTERM), or 2\n\
+        when a report cannot be read or two reports hold the same host and scenario.")]
     Merge {
         /// The reports (`earshot run --json`), in any order.
         #[arg(required = true)]
@@ -266,34 +266,11 @@ fn merge(
             .with_context(|| format!("{}: not a report of `earshot run --json`", f.display()))?;
         runs.push((f, run));
     }
-    let mut joined = report::Run::new();
-    joined.started_unix_ms = runs
-        .iter()
-        .map(|(_, r)| r.started_unix_ms)
-        .fold(f64::INFINITY, f64::min);
-    let mut seen: std::collections::BTreeMap<(String, String), &Path> = Default::default();
-    for (f, run) in &runs {
-        for s in &run.scenarios {
-            let host = s.session_host().unwrap_or("?").to_string();
-            if let Some(other) = seen.insert((host.clone(), s.name.clone()), f) {
-                anyhow::bail!(
-                    "scenario `{}` on host {host} is in both {} and {}: each host and scenario \
-                     may be in one report only (were two shards given the same --shard?)",
-                    s.name,
-                    other.display(),
-                    f.display()
-                );
-            }
-        }
-    }
-    for (_, run) in runs {
-        joined.scenarios.extend(run.scenarios);
-    }
-    joined.scenarios.sort_by(|a, b| {
-        (&a.name, &a.host, a.started_unix_ms)
-            .partial_cmp(&(&b.name, &b.host, b.started_unix_ms))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let joined = report::merge::join(
+        runs.into_iter()
+            .map(|(f, run)| (f.to_path_buf(), run))
+            .collect(),
+    )?;
     let last = report::Event::Waiting("merged".into());
     let mut files_out: Vec<Box<dyn Reporter>> = Vec::new();
     let to_stdout = json.as_deref() == Some(Path::new("-"));
@@ -313,17 +290,9 @@ fn merge(
         let text = serde_json::to_string_pretty(&joined).context("encoding the JSON report")?;
         quietly(writeln!(std::io::stdout(), "{text}"))?;
     } else {
-        quietly(write!(
-            std::io::stdout(),
-            "{}",
-            report::summary_table(&joined)
-        ))?;
+        quietly(write!(std::io::stdout(), "{}", report::closing(&joined)))?;
     }
-    Ok(match joined.exit_code() {
-        0 => EXIT_PASS,
-        1 => EXIT_FAIL,
-        _ => EXIT_INCONCLUSIVE,
-    })
+    Ok(run_exit(&joined))
 }
 
 fn main() -> ExitCode {
@@ -698,13 +667,19 @@ fn run(
     if !write_errors.is_empty() {
         anyhow::bail!("writing a report failed: {}", write_errors.join("; "));
     }
-    Ok(match finished.exit_code() {
+    Ok(run_exit(&finished))
+}
+
+/// The process's exit status for `run`, as its tally gives it: the one mapping `run` and
+/// `merge` share.
+fn run_exit(run: &report::Run) -> u8 {
+    match run.exit_code() {
         0 => EXIT_PASS,
         1 => EXIT_FAIL,
         // Interrupted by SIGINT (130) or SIGTERM (143), as shells report a signal's end.
         code @ (130 | 143) => code as u8,
         _ => EXIT_INCONCLUSIVE,
-    })
+    }
 }
 
 /// Turns SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows) into the run's interrupt:

@@ -10,6 +10,7 @@ mod events;
 pub(crate) mod html;
 mod json;
 mod junit;
+pub mod merge;
 mod terminal;
 
 pub use events::{
@@ -18,7 +19,7 @@ pub use events::{
 pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};
-pub use terminal::{summary_table, TerminalReporter};
+pub use terminal::{closing, summary_table, TerminalReporter};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -229,6 +229,33 @@ fn fleet_shards_run_apart_and_merge_into_one_run_naming_every_host() {
         .unwrap()
         .contains("<td>avd-5</td>"));
 
+    // A share stopped by Ctrl-C makes the joined run an interrupted one, in every
+    // artifact and the exit status.
+    let mut stopped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&shards[1]).unwrap()).unwrap();
+    stopped["interrupted"] = serde_json::json!({"signal": "SIGINT (Ctrl-C)",
+        "exit_code": 130, "at_unix_ms": 1.0e12, "not_started": 2});
+    let stopped_file = dir.path().join("shard2-stopped.json");
+    std::fs::write(&stopped_file, stopped.to_string()).unwrap();
+    let out = earshot()
+        .arg("merge")
+        .arg(&shards[0])
+        .arg(&stopped_file)
+        .arg("--json")
+        .arg(&merged)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
+    assert_eq!(run["interrupted"]["not_started"], 2, "{run}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("INTERRUPTED"), "{text}");
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("INTERRUPTED"));
+
     // The same share twice is refused, naming both files.
     let out = earshot()
         .arg("merge")

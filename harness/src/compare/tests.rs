@@ -184,6 +184,46 @@ fn hosts_that_vanish_are_regressions_and_hosts_that_appear_are_said() {
 }
 
 #[test]
+fn an_interrupted_new_run_says_so_and_what_it_did_not_measure_regresses() {
+    let base = report(vec![
+        scenario(
+            "sh-0",
+            "a",
+            vec![check("output", "pass", detected(240.0, 60.0))],
+        ),
+        scenario(
+            "sh-0",
+            "b",
+            vec![check("output", "pass", detected(240.0, 60.0))],
+        ),
+    ]);
+    let mut new = report(vec![scenario(
+        "sh-0",
+        "a",
+        vec![check("output", "pass", detected(240.0, 60.0))],
+    )]);
+    new["interrupted"] = json!({"signal": "SIGINT (Ctrl-C)", "exit_code": 130,
+        "at_unix_ms": 1.0, "not_started": 1});
+    let c = run(&base, &new);
+    assert_eq!(c.regressions, 1, "{}", c.text());
+    assert_eq!(
+        c.interrupted,
+        vec!["the new run was interrupted by SIGINT (Ctrl-C): 1 scenario(s) never started"]
+    );
+    let text = c.text();
+    assert!(
+        text.contains(
+            "sh-0 / b / output: pass -> -; not measured in the new run: it was \
+                       interrupted by SIGINT (Ctrl-C) first"
+        ) && text.contains("INTERRUPTED: the new run"),
+        "{text}"
+    );
+    assert!(c.html().contains("INTERRUPTED: the new run"));
+    // A run that was not interrupted says nothing of it.
+    assert!(run(&base, &base).interrupted.is_empty());
+}
+
+#[test]
 fn continuity_breaks_and_a_lower_quality_class_regress() {
     let base = report(vec![scenario(
         "h",

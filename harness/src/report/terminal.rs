@@ -175,17 +175,22 @@ impl<W: Write> Reporter for TerminalReporter<W> {
     }
 
     fn finish(&mut self, run: &Run) -> Result<(), ReportError> {
-        let t = run.tally();
-        writeln!(
-            self.out,
-            "\n{}\n{} (exit {})",
-            summary_table(run),
-            t.words(),
-            t.exit_code()
-        )
-        .and_then(|()| self.out.flush())
-        .map_err(terminal_error)
+        write!(self.out, "\n{}", closing(run))
+            .and_then(|()| self.out.flush())
+            .map_err(terminal_error)
     }
+}
+
+/// How a run ends on the terminal (`run`, `merge`): the summary table, then the counts in
+/// words and the exit status they give.
+pub fn closing(run: &Run) -> String {
+    let t = run.tally();
+    format!(
+        "{}\n{} (exit {})\n",
+        summary_table(run),
+        t.words(),
+        t.exit_code()
+    )
 }
 
 /// The summary of a whole run: one row per check; for a fleet run (scenarios carry their

@@ -371,6 +371,20 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
             t.inconclusive_total() + usize::from(interrupted.is_some()),
             "seed {seed}: {xml}"
         );
+        // The JSON report read back, and the run cut in two shards and merged, count the
+        // same and give the same exit code.
+        let back: Run = serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
+        assert_eq!(back.tally(), t, "seed {seed}");
+        let cut = (seed as usize) % (run.scenarios.len() + 1);
+        let mut first = run.clone();
+        let mut second = run.clone();
+        second.scenarios = first.scenarios.split_off(cut);
+        first.interrupted = None;
+        let merged =
+            crate::report::merge::join(vec![("a.json".into(), first), ("b.json".into(), second)])
+                .unwrap();
+        assert_eq!(merged.tally(), t, "seed {seed}");
+        assert_eq!(merged.exit_code(), run.exit_code(), "seed {seed}");
         // The terminal's closing lines.
         let mut out = Vec::new();
         TerminalReporter::new(&mut out, false).finish(&run).unwrap();
