@@ -358,50 +358,43 @@ async fn run_connected(
         warnings,
     });
     // The checks use disjoint devices and disjoint tone alphabets: they run together.
-    let outcomes = run_checks(
+    // Each verdict is given as soon as it and the checks listed before it are decided
+    // (the reports are rewritten after each, so a long continuity check never holds the
+    // output and capture verdicts back); the evidence is fetched after them all.
+    let (done, mut decided) = tokio::sync::mpsc::unbounded_channel();
+    let checks = run_checks(
         s,
         expectation,
         (&local, &remote),
         &rig_faults,
         seed,
         &options.interrupt,
-    )
-    .await;
-    // The verdicts first; the evidence after them, each fetch on its own budget.
+        done,
+    );
     let mut to_fetch = Vec::new();
-    for (i, o) in outcomes.into_iter().enumerate() {
-        // A clean pass keeps no evidence; a degraded pass does.
-        let clean_pass = o.judgement.verdict == crate::verdict::Verdict::Pass
-            && !matches!(
-                o.observation,
-                Observation::Detected { dropouts: 1.., .. } | Observation::Degraded { .. }
-            );
-        if let (Some(dir), Some(at), false) = (&options.evidence_dir, &o.evidence, clean_pass) {
-            to_fetch.push((i, o.check, dir.clone(), at.clone()));
+    let give = async {
+        let mut waiting: Vec<CheckOutcome> = Vec::new();
+        let mut given = 0;
+        while let Some(o) = decided.recv().await {
+            waiting.push(o);
+            while let Some(at) = s
+                .checks
+                .get(given)
+                .and_then(|next| waiting.iter().position(|o| o.check == *next))
+            {
+                let o = waiting.swap_remove(at);
+                given_check(s, expectation, o, given, options, &mut to_fetch, emit);
+                given += 1;
+            }
         }
-        let planned = crate::check::Planned::of(s, o.check, expectation);
-        emit(Event::CheckFinished(CheckRecord {
-            check: o.check,
-            path: Some(planned.path),
-            expected: planned.expected().into(),
-            decided_by: planned.decided_by().to_string(),
-            observation: o.observation,
-            rig_proof: match o.rig {
-                RigProof::NotTried => None,
-                RigProof::Heard => Some("the rig heard its own test signature".into()),
-                RigProof::Failed(why) => Some(why),
-            },
-            verdict: o.judgement.verdict,
-            cause: o.judgement.cause,
-            silence_proof: o.silence_proof,
-            host: o.host,
-            seed: o.seed,
-            evidence: None,
-            evidence_error: None,
-            started_unix_ms: o.started_unix_ms,
-            duration_ms: o.duration.as_secs_f64() * 1000.0,
-        }));
-    }
+        // None is left waiting unless a check of the list gave no outcome: in its order.
+        waiting.sort_by_key(|o| s.checks.iter().position(|c| *c == o.check));
+        for o in waiting {
+            given_check(s, expectation, o, given, options, &mut to_fetch, emit);
+            given += 1;
+        }
+    };
+    tokio::join!(checks, give);
     for (index, check, dir, at) in to_fetch {
         if options.interrupt.is_pulled() {
             emit(Event::Evidence {
@@ -454,7 +447,52 @@ async fn run_connected(
     emit(Event::ScenarioFinished);
 }
 
-/// Runs the scenario's checks concurrently, in the scenario's order of results.
+/// Gives check outcome `o`, the `index`-th of its scenario: its record to `emit`, and its
+/// recording to `to_fetch` when evidence is kept and the check was not a clean pass.
+fn given_check(
+    s: &Scenario,
+    expectation: &Expectation,
+    o: CheckOutcome,
+    index: usize,
+    options: &RunOptions,
+    to_fetch: &mut Vec<(usize, Check, PathBuf, EvidenceAt)>,
+    emit: &mut dyn FnMut(Event),
+) {
+    // A clean pass keeps no evidence; a degraded pass does.
+    let clean_pass = o.judgement.verdict == crate::verdict::Verdict::Pass
+        && !matches!(
+            o.observation,
+            Observation::Detected { dropouts: 1.., .. } | Observation::Degraded { .. }
+        );
+    if let (Some(dir), Some(at), false) = (&options.evidence_dir, &o.evidence, clean_pass) {
+        to_fetch.push((index, o.check, dir.clone(), at.clone()));
+    }
+    let planned = crate::check::Planned::of(s, o.check, expectation);
+    emit(Event::CheckFinished(CheckRecord {
+        check: o.check,
+        path: Some(planned.path),
+        expected: planned.expected().into(),
+        decided_by: planned.decided_by().to_string(),
+        observation: o.observation,
+        rig_proof: match o.rig {
+            RigProof::NotTried => None,
+            RigProof::Heard => Some("the rig heard its own test signature".into()),
+            RigProof::Failed(why) => Some(why),
+        },
+        verdict: o.judgement.verdict,
+        cause: o.judgement.cause,
+        silence_proof: o.silence_proof,
+        host: o.host,
+        seed: o.seed,
+        evidence: None,
+        evidence_error: None,
+        started_unix_ms: o.started_unix_ms,
+        duration_ms: o.duration.as_secs_f64() * 1000.0,
+    }));
+}
+
+/// Runs the scenario's checks, output and capture together, then the stream checks one
+/// at a time, sending each outcome to `done` as it is decided.
 async fn run_checks(
     s: &Scenario,
     e: &Expectation,
@@ -462,51 +500,39 @@ async fn run_checks(
     rig_faults: &[(Check, Observation)],
     seed: u64,
     interrupt: &Interrupt,
-) -> Vec<CheckOutcome> {
+    done: tokio::sync::mpsc::UnboundedSender<CheckOutcome>,
+) {
     let fault_for = |c: Check| {
         rig_faults
             .iter()
             .find(|(k, _)| *k == c)
             .map(|(_, o)| o.clone())
     };
+    // A receiver gone is a run that no longer listens: nothing is left to give to.
+    let give = |o: CheckOutcome| drop(done.send(o));
     let one = |c: Check, seed: u64| async move {
-        if !s.checks.contains(&c) {
-            return None;
+        if s.checks.contains(&c) {
+            let fut = check(c, s, e, probes, fault_for(c), seed);
+            give(guarded(c, seed, interrupt, fut).await);
         }
-        Some(
-            guarded(
-                c,
-                seed,
-                interrupt,
-                check(c, s, e, probes, fault_for(c), seed),
-            )
-            .await,
-        )
     };
-    let (o, c) = tokio::join!(
+    tokio::join!(
         one(Check::Output, seed),
         one(Check::Capture, seed.wrapping_add(1))
     );
     // Continuity and quality hold their path's devices: after the others, one at a time.
-    let stream = if s.checks.contains(&Check::Continuity) {
+    if s.checks.contains(&Check::Continuity) {
         let fault = fault_for(Check::Continuity);
         let seed = seed.wrapping_add(2);
         let fut = continuity_check(s, e, probes, fault, seed);
-        Some(guarded(Check::Continuity, seed, interrupt, fut).await)
-    } else {
-        None
-    };
-    let quality = if s.checks.contains(&Check::Quality) {
+        give(guarded(Check::Continuity, seed, interrupt, fut).await);
+    }
+    if s.checks.contains(&Check::Quality) {
         let fault = fault_for(Check::Quality);
         let seed = seed.wrapping_add(3);
         let fut = quality_check(s, e, probes, fault, seed);
-        Some(guarded(Check::Quality, seed, interrupt, fut).await)
-    } else {
-        None
-    };
-    let mut results: Vec<CheckOutcome> = [o, c, stream, quality].into_iter().flatten().collect();
-    results.sort_by_key(|r| s.checks.iter().position(|c| *c == r.check));
-    results
+        give(guarded(Check::Quality, seed, interrupt, fut).await);
+    }
 }
 
 /// Check `c` as `fut` makes it, unless a signal cuts it short: it then ends inconclusive,

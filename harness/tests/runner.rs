@@ -203,6 +203,23 @@ fn write_scenario_timed(
 struct Outcome {
     run: Run,
     events: Vec<String>,
+    /// Each check's verdict as the reporters saw it come: the check and when (from the
+    /// run's start).
+    given: Vec<(Check, Duration)>,
+}
+
+/// A sink that keeps every event in words and when each verdict came.
+fn recorder<'a>(
+    events: &'a mut Vec<String>,
+    given: &'a mut Vec<(Check, Duration)>,
+) -> impl FnMut(&Event, &Run) + 'a {
+    let start = std::time::Instant::now();
+    move |e: &Event, _: &Run| {
+        if let Event::CheckFinished(c) = e {
+            given.push((c.check, start.elapsed()));
+        }
+        events.push(format!("{e:?}"));
+    }
 }
 
 impl Outcome {
@@ -229,8 +246,8 @@ impl Outcome {
 
 async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
     let prepared = runner::prepare(files).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut events = Vec::new();
-    let mut sink = |e: &Event, _: &Run| events.push(format!("{e:?}"));
+    let (mut events, mut given) = (Vec::new(), Vec::new());
+    let mut sink = recorder(&mut events, &mut given);
     let run = tokio::time::timeout(
         Duration::from_secs(90),
         runner::run(
@@ -245,14 +262,15 @@ async fn run_files(files: &[PathBuf], evidence: Option<PathBuf>) -> Outcome {
     )
     .await
     .expect("the runner finishes within its bounds");
-    Outcome { run, events }
+    drop(sink);
+    Outcome { run, events, given }
 }
 
 /// Runs `files`, pulling the run's interrupt as SIGINT would, `after` its start.
 async fn run_interrupted(files: &[PathBuf], evidence: Option<PathBuf>, after: Duration) -> Outcome {
     let prepared = runner::prepare(files).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut events = Vec::new();
-    let mut sink = |e: &Event, _: &Run| events.push(format!("{e:?}"));
+    let (mut events, mut given) = (Vec::new(), Vec::new());
+    let mut sink = recorder(&mut events, &mut given);
     let interrupt = runner::Interrupt::new();
     let pull = interrupt.clone();
     tokio::spawn(async move {
@@ -274,7 +292,8 @@ async fn run_interrupted(files: &[PathBuf], evidence: Option<PathBuf>, after: Du
     )
     .await
     .expect("an interrupted run ends at once");
-    Outcome { run, events }
+    drop(sink);
+    Outcome { run, events, given }
 }
 
 #[tokio::test]
@@ -1187,6 +1206,16 @@ async fn a_whole_stream_passes_continuity_with_its_figures() {
         o.cause(1).contains("0 gap(s), 0 glitch(es)"),
         "{}",
         o.cause(1)
+    );
+    // The output verdict reached the reporters when it was decided, not with the
+    // continuity verdict after the 2 s stream.
+    let [(Check::Output, output), (Check::Continuity, continuity)] = o.given[..] else {
+        panic!("{:?}", o.given);
+    };
+    assert!(
+        continuity - output >= Duration::from_millis(1500),
+        "{:?}",
+        o.given
     );
 }
 
