@@ -96,20 +96,26 @@ impl Inventory {
     /// [`InventoryError`] naming the file, the line where there is one, and what was
     /// expected; an inventory without hosts, or with a name twice, is an error too.
     pub fn load(file: &Path) -> Result<Inventory, InventoryError> {
+        let bytes = crate::text::read_input(file).map_err(|error| InventoryError::Read {
+            file: file.to_path_buf(),
+            error,
+        })?;
+        Inventory::parse(file, &bytes)
+    }
+
+    /// `bytes` as an inventory read from `file` (see [`Inventory::load`]).
+    ///
+    /// # Errors
+    /// As [`Inventory::load`].
+    pub fn parse(file: &Path, bytes: &[u8]) -> Result<Inventory, InventoryError> {
         // Saved by Excel or PowerShell, an inventory may be UTF-16: read as scenarios are.
-        let text = crate::text::read_input(file)
-            .and_then(|bytes| {
-                crate::text::decode(&bytes).map_err(|m| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{m}; save it as UTF-8 or UTF-16 text"),
-                    )
-                })
-            })
-            .map_err(|error| InventoryError::Read {
-                file: file.to_path_buf(),
-                error,
-            })?;
+        let text = crate::text::decode(bytes).map_err(|m| InventoryError::Read {
+            file: file.to_path_buf(),
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{m}; save it as UTF-8 or UTF-16 text"),
+            ),
+        })?;
         let ext = file
             .extension()
             .and_then(|e| e.to_str())

@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod fuzzing;
 pub mod host;
 pub mod import;
 pub mod inventory;

@@ -181,7 +181,8 @@ pub fn parse_rdp_properties(text: &str) -> Result<RdpProperties, PolicyError> {
 /// are usable. [`parse_rdp_properties`] stops at the first.
 pub fn property_errors(text: &str) -> Vec<String> {
     let mut scratch = RdpProperties::default();
-    text.lines()
+    text.trim_start_matches('\u{feff}')
+        .lines()
         .flat_map(|line| line.split(';'))
         .filter_map(|raw| {
             parse_item(raw.trim(), "policy.rdp.properties", &mut scratch)

@@ -17,6 +17,7 @@
 
 pub mod analysis;
 pub mod audio;
+pub mod fuzzing;
 pub mod proto;
 #[cfg(feature = "formats")]
 pub mod recording;
