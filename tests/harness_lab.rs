@@ -967,21 +967,34 @@ fn a_signal_mid_run_keeps_what_was_decided_in_every_artifact_and_exits_by_the_si
     let lab = Lab::up(&["--output", "client", "--capture", "redirected"]).unwrap();
     let _local = lab.serve(Host::Client, TOKEN).unwrap();
     let _remote = lab.serve(Host::Session, TOKEN).unwrap();
-    // Three scenarios of about 2 s each (continuity streams for 2 s after the signatures).
+    // Three scenarios: 2 s, 7 s (continuity streams for 5 s after the signatures), 2 s.
     let files = [
         scenario("avd-microphone-enabled"),
         scenario("avd-continuity"),
         scenario("avd-microphone-enabled"),
     ];
-    for (signal, after, code) in [
-        ("-INT", Duration::from_millis(1000), 130),
-        ("-TERM", Duration::from_millis(3000), 143),
+    // The same with a 30 s stream in the middle: 12 s in, its output verdict is given and
+    // its continuity check is running.
+    let long = tempfile::tempdir().unwrap();
+    let long_stream = long.path().join("avd-continuity-30s.toml");
+    let text = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(text.contains("duration = \"5s\""));
+    std::fs::write(
+        &long_stream,
+        text.replace("duration = \"5s\"", "duration = \"30s\""),
+    )
+    .unwrap();
+    let long_files = [files[0].clone(), long_stream, files[2].clone()];
+    for (signal, after, code, files) in [
+        ("-INT", Duration::from_millis(1000), 130, &files),
+        ("-TERM", Duration::from_millis(3000), 143, &files),
+        ("-INT", Duration::from_millis(12000), 130, &long_files),
     ] {
         let out = tempfile::tempdir().unwrap();
         let json = out.path().join("report.json");
         let mut cmd = lab.in_netns(Host::Client, &harness_bin()).unwrap();
         cmd.arg("run")
-            .args(&files)
+            .args(files)
             .arg("--json")
             .arg(&json)
             .arg("--junit")
@@ -1029,6 +1042,21 @@ fn a_signal_mid_run_keeps_what_was_decided_in_every_artifact_and_exits_by_the_si
             "no interruption in the page"
         );
         assert!(r.stdout.contains("INTERRUPTED"), "{}", r.stdout);
+        if after >= Duration::from_secs(12) {
+            // The stream's scenario: its output verdict kept, its continuity interrupted.
+            let middle = &report["scenarios"][1]["checks"];
+            assert_eq!(middle[0]["check"], "output", "{report:#}");
+            assert_eq!(middle[0]["verdict"], "pass", "{report:#}");
+            assert_eq!(middle[1]["check"], "continuity", "{report:#}");
+            assert!(
+                middle[1]["cause"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("interrupted by SIGINT"),
+                "{report:#}"
+            );
+            assert!(junit.contains("interrupted by SIGINT"), "{junit}");
+        }
         eprintln!(
             "{signal} after {after:?}: exit {code} in {:?}, {started} scenario(s) started, \
              {} check(s) decided",
