@@ -9,9 +9,10 @@ CARGO ?= cargo
 # sox with libsox-fmt-mp3 for the recordings of every format `analyze` reads, opus-tools
 # for the continuity stream through Opus, chromium to render the HTML report in its test,
 # GStreamer's base and good plugins for PulseAudio's RTP modules (the lab's lossy transport).
+# python3-prometheus-client: an independent parser of the --prom file in the lab tests.
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils sox \
 	libsox-fmt-mp3 opus-tools espeak-ng nftables iproute2 libxml2-utils chromium \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-prometheus-client
 
 .PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline check test lint unit windows dist bench soak rdp-bench
 

@@ -36,9 +36,115 @@ fn run(lab: &Lab, files: &[PathBuf], out: &Path) -> (Finished, serde_json::Value
         .arg("--html")
         .arg(out.join("report.html"))
         .arg("--summary-line")
+        .arg("--prom")
+        .arg(out.join("earshot.prom"))
+        .arg("--ndjson")
+        .arg(out.join("checks.ndjson"))
         .env("EARSHOT_LAB_TOKEN", TOKEN)
         .env("NO_COLOR", "1");
-    finish_with_report(Running::start(cmd), RUN_LIMIT, &json)
+    let (r, report) = finish_with_report(Running::start(cmd), RUN_LIMIT, &json);
+    outputs_agree(&r, &report, out);
+    (r, report)
+}
+
+/// The columns of an NDJSON record (docs/records.md).
+const RECORD_COLUMNS: [&str; 23] = [
+    "record_version",
+    "time",
+    "run_started",
+    "host",
+    "scenario",
+    "check",
+    "path",
+    "expected",
+    "observed",
+    "verdict",
+    "cause",
+    "decided_by",
+    "latency_ms",
+    "level_dbfs",
+    "snr_db",
+    "sinad_db",
+    "quality_class",
+    "gaps",
+    "glitches",
+    "duration_ms",
+    "evidence",
+    "interrupted",
+    "earshot_version",
+];
+
+/// The outputs for consoles and monitoring agree with the JSON report of the same run: the
+/// Intune line (the last line of standard output), the NDJSON records, and the Prometheus
+/// file as an independent parser (Python's prometheus_client) reads it.
+fn outputs_agree(r: &Finished, report: &serde_json::Value, out: &Path) {
+    let code = r.code.expect("an exit code");
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("earshot ")
+            && last.contains(&format!("(exit {code})"))
+            && last.chars().count() <= 2048,
+        "the summary line: {last}"
+    );
+    // Every check of the report, and every scenario that did not run.
+    let mut want: Vec<(String, String, String)> = Vec::new();
+    for s in report["scenarios"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap().to_string();
+        let checks = s["checks"].as_array().unwrap();
+        if !s["error"].is_null() || checks.is_empty() {
+            want.push((name.clone(), "scenario".into(), "inconclusive".into()));
+        }
+        for c in checks {
+            let (check, verdict) = (c["check"].as_str().unwrap(), c["verdict"].as_str().unwrap());
+            want.push((name.clone(), check.into(), verdict.into()));
+        }
+    }
+    want.sort();
+    let ndjson = std::fs::read_to_string(out.join("checks.ndjson")).unwrap();
+    let mut got: Vec<(String, String, String)> = ndjson
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            for c in RECORD_COLUMNS {
+                assert!(v.get(c).is_some(), "no column {c}: {l}");
+            }
+            let at = |k: &str| v[k].as_str().unwrap().to_string();
+            (at("scenario"), at("check"), at("verdict"))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "NDJSON against the JSON report");
+    // The Prometheus file: each check's verdict series at 1, the run's exit code.
+    let parse = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families as parse\n\
+        out = {'verdicts': [], 'exit': None}\n\
+        for f in parse(open(sys.argv[1]).read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       if s.name == 'earshot_check_verdict' and s.value == 1:\n\
+        \x20           out['verdicts'].append([s.labels['scenario'], s.labels['check'], s.labels['verdict']])\n\
+        \x20       if s.name == 'earshot_run_exit_code':\n\
+        \x20           out['exit'] = s.value\n\
+        print(json.dumps(out))\n";
+    let parsed = Command::new("/usr/bin/python3")
+        .args(["-c", parse])
+        .arg(out.join("earshot.prom"))
+        .output()
+        .expect("python3 runs (make deps installs python3-prometheus-client)");
+    assert!(parsed.status.success(), "{parsed:?}");
+    let parsed: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let mut prom: Vec<(String, String, String)> = parsed["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let at = |i: usize| v[i].as_str().unwrap().to_string();
+            (at(0), at(1), at(2))
+        })
+        .collect();
+    prom.sort();
+    assert_eq!(prom, want, "the Prometheus file against the JSON report");
+    assert_eq!(parsed["exit"].as_f64(), Some(f64::from(code)));
 }
 
 fn verdicts(report: &serde_json::Value) -> Vec<(String, Vec<String>)> {

@@ -77,18 +77,8 @@ enum Command {
         /// Scenario files, run in order (all are checked before any probe is touched).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Write the JSON report to FILE (rewritten after every event), or with `-` print it
-        /// on standard output when the run ends (the live table then goes to standard error).
-        #[arg(long, value_name = "FILE|-")]
-        json: Option<PathBuf>,
-        /// Write the JUnit XML report here (rewritten after every event).
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// Write a self-contained HTML report here (rewritten after every event): the
-        /// verdict matrix, each check's expectation and decision trail, what was heard, and
-        /// a spectrogram of each evidence recording.
-        #[arg(long)]
-        html: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportFlags,
         /// Keep evidence (FLAC recordings) of anything but a clean pass in this folder.
         #[arg(long)]
         evidence: Option<PathBuf>,
@@ -128,15 +118,8 @@ enum Command {
         /// The reports (`earshot run --json`), in any order.
         #[arg(required = true)]
         reports: Vec<PathBuf>,
-        /// Write the joined JSON report to FILE, or with `-` print it on standard output.
-        #[arg(long, value_name = "FILE|-")]
-        json: Option<PathBuf>,
-        /// Write the joined run's JUnit XML report here.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// Write the joined run's HTML report here.
-        #[arg(long)]
-        html: Option<PathBuf>,
+        #[command(flatten)]
+        out: ReportFlags,
     },
     /// Compares a run with an earlier one: verdicts that changed, figures that moved past
     /// their thresholds, hosts that vanished or appeared; exit 1 on any regression.
@@ -196,6 +179,80 @@ enum Command {
     },
 }
 
+/// The report files of `run` and `merge`, declared once.
+#[derive(Debug, clap::Args)]
+struct ReportFlags {
+    /// Write the JSON report to FILE (rewritten after every event), or with `-` print it
+    /// on standard output when the run ends (the live table then goes to standard error).
+    #[arg(long, value_name = "FILE|-")]
+    json: Option<PathBuf>,
+    /// Write the JUnit XML report here (rewritten after every event).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (rewritten after every event): the
+    /// verdict matrix, each check's expectation and decision trail, what was heard, and
+    /// a spectrogram of each evidence recording.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the run in Prometheus's text format here (rewritten atomically after every
+    /// event): per host, scenario and check the verdict, latency, level and SNR; for a
+    /// textfile collector (node_exporter, windows_exporter), a `.prom` file in its folder.
+    #[arg(long, value_name = "FILE")]
+    prom: Option<PathBuf>,
+    /// Write one JSON record per check here (NDJSON, rewritten after every event): time,
+    /// host, scenario, check, expected, observed, verdict, cause and figures, for a log
+    /// store (a Log Analytics custom table: docs/records.md).
+    #[arg(long, value_name = "FILE")]
+    ndjson: Option<PathBuf>,
+}
+
+impl ReportFlags {
+    /// Whether the JSON report goes to standard output (`--json -`).
+    fn json_to_stdout(&self) -> bool {
+        self.json.as_deref() == Some(Path::new("-"))
+    }
+
+    /// Each report file with its option.
+    fn files(&self) -> Vec<(&'static str, &Path)> {
+        let json = self.json.as_deref().filter(|_| !self.json_to_stdout());
+        [
+            ("--json", json),
+            ("--junit", self.junit.as_deref()),
+            ("--html", self.html.as_deref()),
+            ("--prom", self.prom.as_deref()),
+            ("--ndjson", self.ndjson.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(o, p)| p.map(|p| (o, p)))
+        .collect()
+    }
+
+    /// What is wrong with the report paths, each tried, none created.
+    fn problems(&self) -> Vec<String> {
+        self.files()
+            .into_iter()
+            .filter_map(|(option, p)| report::check_output_path(option, p).err())
+            .collect()
+    }
+
+    /// The reports' folders made, and a reporter for each file.
+    fn reporters(&self) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
+        let mut out: Vec<Box<dyn Reporter>> = Vec::new();
+        for (option, p) in self.files() {
+            report::make_output_folders(option, p).map_err(anyhow::Error::msg)?;
+            let p = p.to_path_buf();
+            out.push(match option {
+                "--json" => Box::new(JsonReporter::new(p)),
+                "--junit" => Box::new(JunitReporter::new(p)),
+                "--html" => Box::new(report::HtmlReporter::new(p)),
+                "--prom" => Box::new(report::PromReporter::new(p)),
+                _ => Box::new(report::NdjsonReporter::new(p)),
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// `earshot compare`.
 fn compare(
     base: &std::path::Path,
@@ -236,12 +293,7 @@ fn compare(
 }
 
 /// `earshot merge`: the runs of several reports as one.
-fn merge(
-    files: &[PathBuf],
-    json: Option<PathBuf>,
-    junit: Option<PathBuf>,
-    html: Option<PathBuf>,
-) -> anyhow::Result<u8> {
+fn merge(files: &[PathBuf], out: ReportFlags) -> anyhow::Result<u8> {
     let mut runs = Vec::new();
     for f in files {
         let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
@@ -272,17 +324,12 @@ fn merge(
             .collect(),
     )?;
     let last = report::Event::Waiting("merged".into());
-    let mut files_out: Vec<Box<dyn Reporter>> = Vec::new();
-    let to_stdout = json.as_deref() == Some(Path::new("-"));
-    if let Some(p) = json.filter(|_| !to_stdout) {
-        files_out.push(Box::new(JsonReporter::new(p)));
+    let to_stdout = out.json_to_stdout();
+    let problems = out.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
     }
-    if let Some(p) = junit {
-        files_out.push(Box::new(JunitReporter::new(p)));
-    }
-    if let Some(p) = html {
-        files_out.push(Box::new(report::HtmlReporter::new(p)));
-    }
+    let mut files_out = out.reporters()?;
     for r in files_out.iter_mut() {
         r.event(&last, &joined)?;
     }
@@ -314,9 +361,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Expect { scenarios, json } => expect(&scenarios, json),
         Command::Run {
             scenarios,
-            json,
-            junit,
-            html,
+            reports,
             evidence,
             seed,
             inventory,
@@ -328,22 +373,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 None => None,
                 Some(file) => Some(fleet(&file, concurrency, shard.as_deref())?),
             };
-            run(
-                scenarios,
-                json,
-                (junit, html),
-                evidence,
-                seed,
-                fleet,
-                summary_line,
-            )
+            run(scenarios, reports, evidence, seed, fleet, summary_line)
         }
-        Command::Merge {
-            reports,
-            json,
-            junit,
-            html,
-        } => merge(&reports, json, junit, html),
+        Command::Merge { reports, out } => merge(&reports, out),
         Command::Compare {
             base,
             new,
@@ -514,25 +546,16 @@ const FLEET_REWRITE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn run(
     files: Vec<PathBuf>,
-    json: Option<PathBuf>,
-    (junit, html): (Option<PathBuf>, Option<PathBuf>),
+    reports: ReportFlags,
     evidence: Option<PathBuf>,
     seed: Option<u64>,
     fleet: Option<runner::Fleet>,
     summary_line: bool,
 ) -> anyhow::Result<u8> {
     // `--json -`: the report on standard output at the end, the live table on standard error.
-    let json_to_stdout = json.as_deref() == Some(Path::new("-"));
-    let json = json.filter(|_| !json_to_stdout);
+    let json_to_stdout = reports.json_to_stdout();
     // Everything that can be checked is checked before a probe is touched.
-    let mut problems = Vec::new();
-    for (option, path) in [("--json", &json), ("--junit", &junit), ("--html", &html)] {
-        if let Some(p) = path {
-            if let Err(e) = report::check_output_path(option, p) {
-                problems.push(e);
-            }
-        }
-    }
+    let mut problems = reports.problems();
     if let Some(dir) = &evidence {
         if dir.exists() && !dir.is_dir() {
             problems.push(format!(
@@ -554,11 +577,7 @@ fn run(
         anyhow::bail!("{}", problems.join("; "));
     }
     // The run starts: the reports' folders are made now, not for a refused run.
-    for (option, path) in [("--json", &json), ("--junit", &junit), ("--html", &html)] {
-        if let Some(p) = path {
-            report::make_output_folders(option, p).map_err(anyhow::Error::msg)?;
-        }
-    }
+    let mut files = reports.reporters()?;
     let (live, is_terminal): (Box<dyn Write>, bool) = if json_to_stdout {
         let stderr = std::io::stderr();
         let t = stderr.is_terminal();
@@ -570,16 +589,6 @@ fn run(
     };
     let colour = is_terminal && std::env::var_os("NO_COLOR").is_none();
     let mut terminal: Option<TerminalReporter<_>> = Some(TerminalReporter::new(live, colour));
-    let mut files: Vec<Box<dyn Reporter>> = Vec::new();
-    if let Some(p) = json {
-        files.push(Box::new(JsonReporter::new(p)));
-    }
-    if let Some(p) = junit {
-        files.push(Box::new(JunitReporter::new(p)));
-    }
-    if let Some(p) = html {
-        files.push(Box::new(report::HtmlReporter::new(p)));
-    }
     let mut write_errors: Vec<String> = Vec::new();
     let is_fleet = fleet.is_some();
     let mut written = std::time::Instant::now();

@@ -11,6 +11,7 @@ pub(crate) mod html;
 mod json;
 mod junit;
 pub mod merge;
+pub mod records;
 mod terminal;
 
 pub use events::{
@@ -19,6 +20,7 @@ pub use events::{
 pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};
+pub use records::{ndjson, prometheus, NdjsonReporter, PromReporter};
 pub use terminal::{closing, summary_table, TerminalReporter};
 
 use std::io::Write;
@@ -100,6 +102,8 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
             path.join(match option {
                 "--junit" => "junit.xml",
                 "--html" => "report.html",
+                "--prom" => "earshot.prom",
+                "--ndjson" => "checks.ndjson",
                 _ => "report.json",
             })
             .display()

@@ -385,6 +385,32 @@ fn every_artifact_counts_as_the_run_summary_and_the_exit_code_follows_it() {
                 .unwrap();
         assert_eq!(merged.tally(), t, "seed {seed}");
         assert_eq!(merged.exit_code(), run.exit_code(), "seed {seed}");
+        // The NDJSON records and the Prometheus file count the same.
+        let records: Vec<serde_json::Value> = crate::report::ndjson(&run)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let prom = crate::report::prometheus(&run);
+        for (verdict, n) in [
+            ("pass", t.pass),
+            ("fail", t.fail),
+            ("inconclusive", t.inconclusive_total()),
+        ] {
+            let in_records = records.iter().filter(|r| r["verdict"] == verdict).count();
+            assert_eq!(in_records, n, "seed {seed}: {verdict} records");
+            let series = prom
+                .lines()
+                .filter(|l| {
+                    l.starts_with("earshot_check_verdict{")
+                        && l.ends_with(&format!("verdict=\"{verdict}\"}} 1"))
+                })
+                .count();
+            assert_eq!(series, n, "seed {seed}: {verdict} series\n{prom}");
+        }
+        assert!(
+            prom.contains(&format!("\nearshot_run_exit_code {}\n", run.exit_code())),
+            "seed {seed}: {prom}"
+        );
         // The terminal's closing lines.
         let mut out = Vec::new();
         TerminalReporter::new(&mut out, false).finish(&run).unwrap();
@@ -431,5 +457,35 @@ fn the_summary_line_names_the_worst_and_fits_what_intune_shows() {
             .contains("first not run: s <&> 1: did not run: connection refused"),
         "{}",
         nothing.summary_line()
+    );
+}
+
+#[test]
+fn prometheus_labels_are_escaped_and_every_sample_has_its_family() {
+    let mut run = run_with(&[Verdict::Pass]);
+    run.scenarios[0].name = "a \"quoted\" \\ name\nsecond line".into();
+    let prom = crate::report::prometheus(&run);
+    assert!(
+        prom.contains("scenario=\"a \\\"quoted\\\" \\\\ name\\nsecond line\""),
+        "{prom}"
+    );
+    // Each sample follows the HELP and TYPE lines of its family; no sample line breaks.
+    let mut family = String::new();
+    for line in prom.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            family = rest.split(' ').next().unwrap().to_string();
+            assert!(rest.ends_with(" gauge"), "{line}");
+        } else if !line.starts_with('#') {
+            assert!(line.starts_with(&family), "{line} outside {family}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+    let row = &crate::report::records::rows(&run)[0];
+    assert_eq!(row.record_version, crate::report::records::RECORD_VERSION);
+    assert!(
+        row.time.ends_with('Z') && row.time.contains('T'),
+        "{}",
+        row.time
     );
 }
