@@ -358,3 +358,160 @@ fn token_problems_are_configuration_errors_and_a_refused_run_creates_nothing() {
     // Neither the report nor its folders were made for a run that never started.
     assert!(!dir.path().join("not").exists());
 }
+
+/// Every `run:` / `script:` of a pipeline that calls earshot, in the file's order.
+fn earshot_steps(doc: &serde_yaml::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match doc {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or_default();
+                match v.as_str() {
+                    Some(cmd) if (key == "run" || key == "script") && cmd.contains("earshot ") => {
+                        out.push(cmd.to_string());
+                    }
+                    _ => out.extend(earshot_steps(v)),
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(s) => s.iter().for_each(|v| out.extend(earshot_steps(v))),
+        _ => {}
+    }
+    out
+}
+
+/// Runs `cmd` as a pipeline's shell would, in `dir`, with `vars` substituted and the
+/// earshot under test first on PATH.
+fn pipeline_step(dir: &Path, cmd: &str, vars: &[(&str, String)]) -> std::process::Output {
+    let mut line = cmd.to_string();
+    for (name, value) in vars {
+        line = line.replace(name, value);
+    }
+    assert!(
+        !line.contains("$(") && !line.contains("${{"),
+        "unsubstituted: {line}"
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_earshot")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("bash")
+        .args(["-c", &line])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("EARSHOT_TOKEN", "pipeline-token-0123456789")
+        .output()
+        .unwrap()
+}
+
+/// The pipeline's merged report: every host of the inventory once, and its JUnit.
+fn merged_every_host(report: &Path, junit: &Path, hosts: usize) {
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let mut names: Vec<&str> = run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["host"].as_str().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), hosts, "{names:?}");
+    assert!(std::fs::read_to_string(junit)
+        .unwrap()
+        .contains("<testsuites"));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_pipeline_templates_parse_and_their_shard_and_merge_steps_run() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/pipelines");
+    let setup = |dir: &Path| {
+        std::fs::write(
+            dir.join("rollout.toml"),
+            UNREACHABLE.replace("token_env = \"X\"", "token_env = \"EARSHOT_TOKEN\""),
+        )
+        .unwrap();
+        let mut csv = String::from("name,address\n");
+        for i in 0..6 {
+            csv += &format!("avd-{i},127.0.0.1:9\n");
+        }
+        std::fs::write(dir.join("hosts.csv"), csv).unwrap();
+    };
+
+    // GitHub Actions: a matrix of 4 shares, then a merge job that publishes the JUnit.
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(docs.join("github-actions.yml")).unwrap())
+            .unwrap();
+    let shares = doc["jobs"]["shard"]["strategy"]["matrix"]["shard"]
+        .as_sequence()
+        .unwrap()
+        .len();
+    assert_eq!(shares, 4);
+    assert_eq!(doc["jobs"]["merge"]["needs"], "shard");
+    assert!(format!("{:?}", doc["jobs"]["merge"]["steps"]).contains("action-junit-report"));
+    let steps = earshot_steps(&doc);
+    let [run, merge] = &steps[..] else {
+        panic!("{steps:?}");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    for k in 1..=shares {
+        let out = pipeline_step(dir.path(), run, &[("${{ matrix.shard }}", k.to_string())]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+    }
+    let out = pipeline_step(dir.path(), merge, &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    merged_every_host(
+        &dir.path().join("out/report.json"),
+        &dir.path().join("out/junit.xml"),
+        6,
+    );
+
+    // Azure Pipelines: a parallel job of 4, each share published as its own artifact
+    // (downloaded to the workspace under its name), then the merge and PublishTestResults.
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(docs.join("azure-pipelines.yml")).unwrap())
+            .unwrap();
+    assert_eq!(doc["jobs"][0]["strategy"]["parallel"], 4);
+    assert_eq!(doc["jobs"][1]["dependsOn"], "shard");
+    let publish = format!("{:?}", doc["jobs"][1]["steps"]);
+    assert!(
+        publish.contains("PublishTestResults@2") && publish.contains("JUnit"),
+        "{publish}"
+    );
+    let steps = earshot_steps(&doc);
+    let [run, merge] = &steps[..] else {
+        panic!("{steps:?}");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let ws = dir.path().join("ws");
+    for k in 1..=4 {
+        let staging = ws.join(format!("shard-{k}"));
+        std::fs::create_dir_all(&staging).unwrap();
+        let vars = [
+            ("$(System.JobPositionInPhase)", k.to_string()),
+            ("$(System.TotalJobsInPhase)", "4".to_string()),
+            (
+                "$(Build.ArtifactStagingDirectory)",
+                staging.display().to_string(),
+            ),
+        ];
+        let out = pipeline_step(dir.path(), run, &vars);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+    }
+    let staging = dir.path().join("merge");
+    std::fs::create_dir_all(&staging).unwrap();
+    let vars = [
+        ("$(Pipeline.Workspace)", ws.display().to_string()),
+        (
+            "$(Build.ArtifactStagingDirectory)",
+            staging.display().to_string(),
+        ),
+    ];
+    let out = pipeline_step(dir.path(), merge, &vars);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    merged_every_host(&staging.join("report.json"), &staging.join("junit.xml"), 6);
+}
