@@ -1114,6 +1114,14 @@ async fn a_session_input_held_open_on_an_unknown_connection_does_not_shorten_the
         (3420.0..4800.0).contains(&capture),
         "capture check took {capture} ms"
     );
+    // Where the time went is said: the whole 2.5 s waited for the channel.
+    assert!(
+        o.cause(1)
+            .contains("the microphone channel opens on demand: waited 2500 ms"),
+        "{}",
+        o.cause(1)
+    );
+    assert!(!o.cause(0).contains("on demand"), "{}", o.cause(0));
 }
 
 #[tokio::test]
@@ -1131,6 +1139,7 @@ async fn a_session_input_held_open_on_a_settled_connection_shortens_the_blocked_
         "capture check took {capture} ms"
     );
     assert!(!o.cause(1).contains("listened again"), "{}", o.cause(1));
+    assert!(!o.cause(1).contains("waited"), "{}", o.cause(1));
     // A connection 1 s old is credited 0.75 s of the 2.5 s (a quarter second is kept for
     // the measuring): 1.75 s + 0.92 s.
     let mut rig = Rig::blocked();

@@ -56,6 +56,10 @@ pub(super) fn listen_window(
     ((start + Signature::DURATION + b.latency).max(listen) + links).min(most)
 }
 
+/// A wait for an on-demand microphone channel this long or longer is said in the cause:
+/// it is where a blocked capture check's time goes on a new connection.
+const CHANNEL_WAIT_SAID: Duration = Duration::from_millis(250);
+
 /// The longest listen a check asks for.
 pub(super) const MAX_LISTEN: Duration = Duration::from_secs(120);
 
@@ -301,6 +305,16 @@ pub(super) async fn check(
             judgement.cause,
             longer.as_secs_f64()
         );
+    }
+    // Where a proven silence's time went: the wait for an on-demand microphone channel.
+    if let (true, Some(proof)) = (m.observation.is_absence(), m.proof.as_ref()) {
+        let waited = proof.path_open_ms - proof.armed_ms;
+        if proof.holds() && waited >= CHANNEL_WAIT_SAID.as_secs_f64() * 1000.0 {
+            judgement.cause = format!(
+                "{} (the microphone channel opens on demand: waited {waited:.0} ms for it                  before a play could prove anything; a connection that has stood that long                  with the session's input held open is credited, see timeouts.channel_open)",
+                judgement.cause
+            );
+        }
     }
     if let Some(fact) = host_fact(s, &remote.info, planned.path) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
