@@ -4,18 +4,9 @@
 //! names it; replay it with `harness/fuzz` or by calling the target on the file.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use earshot_harness::fuzzing;
-use earshot_probe::fuzzing::drive;
-
-fn budget() -> Duration {
-    let secs = std::env::var("EARSHOT_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(2.0);
-    Duration::from_secs_f64(secs)
-}
+use earshot_probe::fuzzing::{budget, drive};
 
 fn failures() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures")

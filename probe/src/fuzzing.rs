@@ -106,6 +106,17 @@ pub fn mutate(data: &mut Vec<u8>, other: &[u8], dictionary: &[&[u8]], rng: &mut 
     data.truncate(MAX_INPUT);
 }
 
+/// How long a test drives each target: `EARSHOT_FUZZ_SECS` seconds (a decimal), 2 by
+/// default.
+pub fn budget() -> Duration {
+    let secs = std::env::var("EARSHOT_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(2.0);
+    Duration::from_secs_f64(secs)
+}
+
 /// What [`drive`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Driven {

@@ -4,19 +4,10 @@
 //! or by calling the target on the file.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use earshot_probe::fuzzing::{self, drive};
+use earshot_probe::fuzzing::{self, budget, drive};
 use earshot_probe::signal::{Direction, Signature};
 use earshot_probe::wav::{self, Audio, WavEncoding};
-
-fn budget() -> Duration {
-    let secs = std::env::var("EARSHOT_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(2.0);
-    Duration::from_secs_f64(secs)
-}
 
 fn failures() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures")
