@@ -245,8 +245,8 @@ impl ReportFlags {
                 "--json" => Box::new(JsonReporter::new(p)),
                 "--junit" => Box::new(JunitReporter::new(p)),
                 "--html" => Box::new(report::HtmlReporter::new(p)),
-                "--prom" => Box::new(report::PromReporter::new(p)),
-                _ => Box::new(report::NdjsonReporter::new(p)),
+                "--prom" => Box::new(report::RenderedReporter::prometheus(p)),
+                _ => Box::new(report::RenderedReporter::ndjson(p)),
             });
         }
         Ok(out)

@@ -20,7 +20,7 @@ pub use events::{
 pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};
-pub use records::{ndjson, prometheus, NdjsonReporter, PromReporter};
+pub use records::{ndjson, prometheus, RenderedReporter};
 pub use terminal::{closing, summary_table, TerminalReporter};
 
 use std::io::Write;

@@ -73,44 +73,39 @@ fn rfc3339(unix_ms: f64) -> String {
         .unwrap_or_default()
 }
 
-/// The figures an observation carries: latency, level, SNR, SINAD, class, gaps, glitches.
-type Figures = (
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<String>,
-    Option<usize>,
-    Option<usize>,
-);
-
-fn figures(o: &Observation) -> Figures {
+/// `row` with the figures `o` carries: latency, level and SNR of a signature; level, gaps
+/// and glitches of a continuity stream; SINAD and class of the quality signal.
+fn with_figures(mut row: CheckRow, o: &Observation) -> CheckRow {
     match o {
         Observation::Detected {
             level_dbfs,
             latency_ms,
             snr_db,
             ..
-        } => (*latency_ms, *level_dbfs, *snr_db, None, None, None, None),
+        } => {
+            row.latency_ms = *latency_ms;
+            row.level_dbfs = *level_dbfs;
+            row.snr_db = *snr_db;
+        }
         Observation::Continuity {
             level_dbfs,
             gaps,
             glitches,
             ..
-        } => (
-            None,
-            *level_dbfs,
-            None,
-            None,
-            None,
-            Some(*gaps),
-            Some(*glitches),
-        ),
+        } => {
+            row.level_dbfs = *level_dbfs;
+            row.gaps = Some(*gaps);
+            row.glitches = Some(*glitches);
+        }
         Observation::Quality {
             sinad_db, class, ..
-        } => (None, None, None, *sinad_db, Some(class.clone()), None, None),
-        _ => (None, None, None, None, None, None, None),
+        } => {
+            row.sinad_db = *sinad_db;
+            row.quality_class = Some(class.clone());
+        }
+        _ => {}
     }
+    row
 }
 
 /// Every check of `run` as a row, in the run's order, and a row per scenario that did
@@ -158,9 +153,7 @@ pub fn rows(run: &Run) -> Vec<CheckRow> {
             });
         }
         for c in &s.checks {
-            let (latency_ms, level_dbfs, snr_db, sinad_db, quality_class, gaps, glitches) =
-                figures(&c.observation);
-            out.push(CheckRow {
+            let row = CheckRow {
                 time: rfc3339(c.started_unix_ms),
                 check: c.check.to_string(),
                 path: c.path.map(|p| p.to_string()).unwrap_or_default(),
@@ -169,17 +162,11 @@ pub fn rows(run: &Run) -> Vec<CheckRow> {
                 verdict: c.verdict,
                 cause: c.cause.clone(),
                 decided_by: c.decided_by.clone(),
-                latency_ms,
-                level_dbfs,
-                snr_db,
-                sinad_db,
-                quality_class,
-                gaps,
-                glitches,
                 duration_ms: Some(c.duration_ms),
                 evidence: c.evidence.as_ref().map(|p| p.display().to_string()),
                 ..base(s)
-            });
+            };
+            out.push(with_figures(row, &c.observation));
         }
     }
     out
@@ -192,24 +179,6 @@ pub fn ndjson(run: &Run) -> String {
         .filter_map(|r| serde_json::to_string(r).ok())
         .map(|line| line + "\n")
         .collect()
-}
-
-/// The NDJSON report, rewritten after every event.
-pub struct NdjsonReporter {
-    path: std::path::PathBuf,
-}
-
-impl NdjsonReporter {
-    /// Writes to `path`.
-    pub fn new(path: std::path::PathBuf) -> NdjsonReporter {
-        NdjsonReporter { path }
-    }
-}
-
-impl Reporter for NdjsonReporter {
-    fn event(&mut self, _event: &Event, run: &Run) -> Result<(), ReportError> {
-        write_atomically(&self.path, ndjson(run).as_bytes())
-    }
 }
 
 /// A label value as the text format writes it: backslash, quote and line feed escaped.
@@ -338,22 +307,36 @@ pub fn prometheus(run: &Run) -> String {
     out
 }
 
-/// The Prometheus textfile, rewritten after every event (atomically: a collector never
-/// reads half a file).
-pub struct PromReporter {
+/// A report that is one rendering of the run ([`ndjson`], [`prometheus`]), rewritten
+/// atomically after every event: a reader (a log shipper, a textfile collector) never sees
+/// half a file.
+pub struct RenderedReporter {
     path: std::path::PathBuf,
+    render: fn(&Run) -> String,
 }
 
-impl PromReporter {
-    /// Writes to `path` (for a textfile collector, a `.prom` file in its folder).
-    pub fn new(path: std::path::PathBuf) -> PromReporter {
-        PromReporter { path }
+impl RenderedReporter {
+    /// The NDJSON records at `path`.
+    pub fn ndjson(path: std::path::PathBuf) -> RenderedReporter {
+        RenderedReporter {
+            path,
+            render: ndjson,
+        }
+    }
+
+    /// The Prometheus textfile at `path` (for a textfile collector, a `.prom` file in
+    /// its folder).
+    pub fn prometheus(path: std::path::PathBuf) -> RenderedReporter {
+        RenderedReporter {
+            path,
+            render: prometheus,
+        }
     }
 }
 
-impl Reporter for PromReporter {
+impl Reporter for RenderedReporter {
     fn event(&mut self, _event: &Event, run: &Run) -> Result<(), ReportError> {
-        write_atomically(&self.path, prometheus(run).as_bytes())
+        write_atomically(&self.path, (self.render)(run).as_bytes())
     }
 }
 
