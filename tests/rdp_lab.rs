@@ -454,3 +454,176 @@ fn latency_is_never_negative_and_grows_by_the_delay_added_on_the_rdp_link() {
         );
     }
 }
+
+/// `earshot doctor FILE [ARGS]` in the client namespace, as an admin runs it on the client.
+fn doctor(lab: &RdpLab, file: &Path, args: &[&str]) -> Finished {
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!(
+        "--net=/run/netns/{}",
+        lab.netns(RdpHost::Client).unwrap()
+    ))
+    .arg(harness_bin())
+    .arg("doctor")
+    .arg(file)
+    .args(args)
+    .env("EARSHOT_LAB_TOKEN", TOKEN)
+    .env("NO_COLOR", "1");
+    Running::start(cmd).finish(RUN_LIMIT)
+}
+
+/// The problems of a diagnosis (`doctor --json -`), as (topic, what was found, fix).
+fn problems(d: &serde_json::Value) -> Vec<(String, String, String)> {
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "problem")
+        .map(|f| {
+            (
+                f["topic"].as_str().unwrap_or_default().to_string(),
+                f["said"].as_str().unwrap_or_default().to_string(),
+                f["fix"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn doctor_finds_a_good_rig_ready_and_names_each_broken_rig_with_its_fix() {
+    let _one = RdpLab::lock();
+    let lab = RdpLab::new().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let good = scenario("audiomode-0-capture-1");
+    eprintln!("{}", lab.apply(&good).unwrap());
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let text = std::fs::read_to_string(&good).unwrap();
+
+    // A good rig: ready, every endpoint proven, and the scenario it writes (its policy
+    // added by the admin) gives the verdicts the lab was measured to give.
+    let rig = out.path().join("rig.toml");
+    let r = doctor(&lab, &good, &["--write", rig.to_str().unwrap()]);
+    eprintln!("{}", r.stdout);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("ready: the rig and both probes"), "{r:?}");
+    for said in [
+        "rig: output loopback: the local probe played on `default` and heard it on \
+         `speakers.monitor`",
+        "rig: microphone feed: the local probe played on `micfeed` and its microphone \
+         `default` heard it",
+        "the session's redirected endpoint; probes.remote.input",
+    ] {
+        assert!(r.stdout.contains(said), "{said}\n{}", r.stdout);
+    }
+    assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
+    let policy =
+        &text[text.find("[policy.xrdp]").unwrap()..text.find("# The lab's probes").unwrap()];
+    let written = std::fs::read_to_string(&rig).unwrap();
+    assert!(
+        !written.lines().any(|l| l.starts_with("[policy")),
+        "the policy is left for the admin: {written}"
+    );
+    std::fs::write(&rig, format!("{written}\n{policy}")).unwrap();
+    let (r, report) = run(&lab, &rig, out.path());
+    let verdicts: Vec<&str> = report["scenarios"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["pass", "pass"], "{report:#}");
+    assert_eq!(r.code, Some(0), "{r:?}");
+
+    // Three broken rigs, each named with its fix.
+    // 1. No loopback: output_loopback names the client's microphone, which does not hear
+    //    the client's output; the doctor finds the monitor that does.
+    // 2. A wrong microphone feed: mic_feed names the speakers; the doctor finds the sink
+    //    the microphone hears.
+    let broken = [
+        (
+            "no-loopback",
+            text.replace(
+                "output_loopback = \"speakers.monitor\"",
+                "output_loopback = \"Client-Microphone\"",
+            ),
+            "rig: output loopback",
+            (
+                "probes.local.output_loopback",
+                "pulseaudio:speakers.monitor",
+            ),
+        ),
+        (
+            "wrong-mic-feed",
+            text.replace("mic_feed = \"micfeed\"", "mic_feed = \"Client-Speakers\""),
+            "rig: microphone feed",
+            ("probes.local.mic_feed", "pulseaudio:micfeed"),
+        ),
+    ];
+    for (name, body, topic, (key, value)) in broken {
+        let file = out.path().join(format!("{name}.toml"));
+        std::fs::write(&file, body).unwrap();
+        let fixed = out.path().join(format!("{name}-fixed.toml"));
+        let r = doctor(
+            &lab,
+            &file,
+            &["--json", "-", "--write", fixed.to_str().unwrap()],
+        );
+        assert_eq!(r.code, Some(1), "{name}: {r:?}");
+        let d = r.json();
+        let p = problems(&d);
+        assert_eq!(p.len(), 1, "{name}: {p:#?}");
+        assert_eq!(p[0].0, topic, "{name}: {p:#?}");
+        assert_eq!(p[0].2, format!("{key} = \"{value}\""), "{name}: {p:#?}");
+        assert_eq!(
+            d["keys"],
+            serde_json::json!([[key, value]]),
+            "{name}: {d:#}"
+        );
+        // The file it writes is the fixed rig: the doctor finds it ready.
+        let r = doctor(&lab, &fixed, &[]);
+        assert_eq!(r.code, Some(0), "{name}, fixed: {}", r.stdout);
+    }
+
+    // 3. The session's probe in no session: a probe started on the client's own desktop
+    //    (outside any RDP session) given as the remote probe.
+    let status = lab.status().unwrap();
+    let pulse = status["hosts"]["client"]["env"]["PULSE_SERVER"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!(
+        "--net=/run/netns/{}",
+        lab.netns(RdpHost::Client).unwrap()
+    ))
+    .arg(earshot_e2e::probe_bin())
+    .args(["--host", "pulseaudio", "serve", "--listen", "0.0.0.0:7703"])
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("PULSE_SERVER", pulse)
+    .env("HOME", lab.state_dir().join("client/home"))
+    .env("EARSHOT_TOKEN", TOKEN);
+    let mut stray = Running::start(cmd);
+    stray
+        .wait_ready(
+            "the probe outside the session",
+            Duration::from_secs(20),
+            || true,
+        )
+        .unwrap();
+    let file = out.path().join("no-session.toml");
+    std::fs::write(&file, text.replace("10.77.0.2:7702", "10.77.0.1:7703")).unwrap();
+    let r = doctor(&lab, &file, &["--json", "-"]);
+    drop(stray);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let p = problems(&r.json());
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].0, "probes", "{p:#?}");
+    assert!(
+        p[0].1.contains("shows no remote desktop session")
+            && p[0]
+                .1
+                .contains("start earshot-probe inside the user's RDP session"),
+        "{p:#?}"
+    );
+}

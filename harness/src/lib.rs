@@ -3,6 +3,7 @@
 //!
 //! - [`scenario`]: the TOML model and its validation.
 //! - [`compare`]: two run reports compared (`earshot compare`).
+//! - [`doctor`]: whether a rig is ready for a run (`earshot doctor`).
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
 //! - [`import`]: policy layers read from a GPO's Registry.pol, a .reg export or a host
 //!   pool's JSON.
@@ -15,6 +16,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod doctor;
 pub mod fuzzing;
 pub mod host;
 pub mod import;

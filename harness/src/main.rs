@@ -163,6 +163,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         breaks: u64,
     },
+    /// Examines a scenario's rig before a run: reaches both probes, shows each one's host,
+    /// session, audio service and devices with their likely roles, proves the client rig
+    /// hears itself (its output loopback, its microphone feed), checks tokens, the control
+    /// link and the clocks, and says what is wrong with the scenario keys that fix it.
+    #[command(after_help = "Examples:\n  \
+        earshot doctor draft.toml\n  \
+        earshot doctor draft.toml --write rig.toml    # then add the policy to rig.toml\n\n\
+        The rig test plays short signatures on the client's devices (audible on real\n\
+        speakers). No check is run and the policy is not read: add it to the written file.\n\n\
+        Exit status: 0 the rig is ready for `earshot run`, 1 it is not (each problem is\n\
+        listed with its fix), 2 the scenario cannot be used or --write cannot be written.")]
+    Doctor {
+        /// The scenario whose probes and client rig to examine (a draft without
+        /// `mic_feed` is fine: the doctor looks for one).
+        scenario: PathBuf,
+        /// Write a scenario for the rig found to FILE: the examined one's probes and other
+        /// tables, its client rig keys as the doctor proved them, the policy left for you.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Write the diagnosis as JSON to FILE, or with `-` print it on standard output
+        /// instead of the text.
+        #[arg(long, value_name = "FILE|-")]
+        json: Option<PathBuf>,
+    },
     /// Prints the JSON Schema of the run report (`--json`).
     Schema,
     /// Prints the shell completion script for SHELL on standard output.
@@ -376,6 +400,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             run(scenarios, reports, evidence, seed, fleet, summary_line)
         }
         Command::Merge { reports, out } => merge(&reports, out),
+        Command::Doctor {
+            scenario,
+            write,
+            json,
+        } => doctor(&scenario, write.as_deref(), json.as_deref()),
         Command::Compare {
             base,
             new,
@@ -677,6 +706,94 @@ fn run(
         anyhow::bail!("writing a report failed: {}", write_errors.join("; "));
     }
     Ok(run_exit(&finished))
+}
+
+/// `bytes` written to `path` (its folder made first), for `option`.
+fn write_file(option: &str, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{option} {}: creating {}", path.display(), dir.display()))?;
+    }
+    report::write_atomically(path, bytes)
+        .with_context(|| format!("writing {option} {}", path.display()))
+}
+
+/// `earshot doctor`: the rig examined, its diagnosis printed (or as JSON), and with
+/// `write` the scenario for the rig found. 0 ready, 1 not, 2 unusable input.
+fn doctor(file: &Path, write: Option<&Path>, json: Option<&Path>) -> anyhow::Result<u8> {
+    use earshot_harness::scenario::{Purpose, Scenario};
+    let s = match Scenario::load_for(file, Purpose::Doctor) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("earshot: error: {e}");
+            return Ok(EXIT_INCONCLUSIVE);
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(w) = write {
+        if std::path::absolute(w).ok() == std::path::absolute(file).ok() {
+            problems.push(format!(
+                "--write {}: is the scenario examined; give another file (the written one \
+                 leaves the policy out)",
+                w.display()
+            ));
+        } else if let Err(e) = report::check_output_path("--write", w) {
+            problems.push(e);
+        }
+    }
+    let json_to_stdout = json == Some(Path::new("-"));
+    if let Some(j) = json.filter(|_| !json_to_stdout) {
+        if let Err(e) = report::check_output_path("--json", j) {
+            problems.push(e);
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut emit = |e: report::Event| {
+        if let report::Event::Waiting(m) = e {
+            eprintln!("earshot: {m}");
+        }
+    };
+    let diagnosis = runtime.block_on(runner::diagnose(&s, &mut emit));
+    if json_to_stdout {
+        let text = serde_json::to_string_pretty(&diagnosis).context("encoding the diagnosis")?;
+        quietly(writeln!(std::io::stdout(), "{text}"))?;
+    } else {
+        quietly(write!(std::io::stdout(), "{}", diagnosis.render()))?;
+    }
+    if let Some(j) = json.filter(|_| !json_to_stdout) {
+        let text = serde_json::to_string_pretty(&diagnosis).context("encoding the diagnosis")?;
+        write_file("--json", j, text.as_bytes())?;
+    }
+    if let Some(w) = write {
+        let original = std::fs::read_to_string(file).unwrap_or_default();
+        let text = diagnosis.scenario_toml(&s, &original);
+        write_file("--write", w, text.as_bytes())?;
+        let note = if diagnosis.probes.iter().any(|p| p.role == "local") {
+            "with the client rig keys it found"
+        } else {
+            "with the client rig keys as given: the local probe was not reached to test them"
+        };
+        let say = format!(
+            "wrote {} {note}; add its policy, then `earshot doctor {0}` and `earshot run {0}`",
+            w.display()
+        );
+        if json_to_stdout {
+            eprintln!("earshot: {say}");
+        } else {
+            quietly(writeln!(std::io::stdout(), "{say}"))?;
+        }
+    }
+    Ok(if diagnosis.ready() {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
 }
 
 /// The process's exit status for `run`, as its tally gives it: the one mapping `run` and

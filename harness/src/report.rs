@@ -90,7 +90,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 }
 
 /// Checks, before anything runs, that a report can be written at `path`: not a folder,
-/// its folder creatable. Creates the folder.
+/// its folder creatable. Creates nothing: the caller makes the folder when it writes.
 ///
 /// # Errors
 /// What is wrong, naming the path and the option.
@@ -104,6 +104,7 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
                 "--html" => "report.html",
                 "--prom" => "earshot.prom",
                 "--ndjson" => "checks.ndjson",
+                "--write" => "rig.toml",
                 _ => "report.json",
             })
             .display()

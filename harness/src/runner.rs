@@ -28,6 +28,7 @@
 //! - `runner/stream.rs`: the continuity and quality checks.
 //! - `runner/evidence.rs`: recordings fetched after the verdict.
 //! - `runner/fleet.rs`: one run over many session hosts.
+//! - `runner/doctor.rs`: `earshot doctor`'s examination of a rig, no checks run.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,6 +53,7 @@ use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError, SessionRequirement};
 use crate::verdict::{judge, Judgement, Observation, RigProof, Side, Verdict};
 
+mod doctor;
 mod evidence;
 mod fleet;
 mod measure;
@@ -59,6 +61,7 @@ mod probes;
 mod signature;
 mod stream;
 
+pub use doctor::diagnose;
 use evidence::keep_evidence;
 pub use evidence::{EvidenceAt, EVIDENCE_FETCH_BUDGET};
 pub use fleet::Fleet;

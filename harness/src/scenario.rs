@@ -389,6 +389,9 @@ pub enum Purpose {
     Run,
     /// `earshot expect`: the policy layers and the checks; the probes may be absent.
     Expect,
+    /// `earshot doctor`: the probes as for a run; the client rig's devices may be left
+    /// for the doctor to find (a draft without `mic_feed`).
+    Doctor,
 }
 
 /// Bounds on every wait.
@@ -652,8 +655,8 @@ impl Scenario {
             errors.push(s.invalid(&key, message));
         }
         s.validate(&mut errors);
-        if purpose == Purpose::Run {
-            s.validate_rig(text, &mut errors);
+        if purpose != Purpose::Expect {
+            s.validate_rig(text, purpose, &mut errors);
         }
         errors.truncate(MAX_ERRORS);
         match errors.len() {
@@ -816,7 +819,7 @@ impl Scenario {
     /// What a run needs beyond the policy: both probes reachable with a token, each key
     /// on the probe it belongs to, and the client rig's microphone feed when something
     /// plays into it. `text` is the file's, to tell a key given from one defaulted.
-    fn validate_rig(&self, text: &str, errors: &mut Vec<ScenarioError>) {
+    fn validate_rig(&self, text: &str, purpose: Purpose, errors: &mut Vec<ScenarioError>) {
         if self.probes.local.session != SessionRequirement::Remote {
             errors.push(self.invalid(
                 "probes.local.session",
@@ -888,7 +891,7 @@ impl Scenario {
         let plays_into_mic = self.checks.contains(&Check::Capture)
             || (self.checks.contains(&Check::Continuity)
                 && self.continuity.path == AudioPath::Capture);
-        if plays_into_mic && self.probes.local.mic_feed.is_none() {
+        if plays_into_mic && self.probes.local.mic_feed.is_none() && purpose == Purpose::Run {
             errors.push(self.invalid(
                 "probes.local.mic_feed",
                 "the capture check plays into the client's microphone: name the device that \

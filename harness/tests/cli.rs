@@ -515,3 +515,83 @@ fn the_pipeline_templates_parse_and_their_shard_and_merge_steps_run() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     merged_every_host(&staging.join("report.json"), &staging.join("junit.xml"), 6);
 }
+
+#[test]
+fn doctor_without_probes_says_each_one_unreachable_and_exits_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("draft.toml");
+    // A draft: no mic_feed (the doctor looks for one), a token in the environment.
+    std::fs::write(&f, SCENARIO.replace("mic_feed = \"micfeed\"\n", "")).unwrap();
+    let rig = dir.path().join("out/rig.toml");
+    let out = earshot()
+        .arg("doctor")
+        .arg(&f)
+        .arg("--write")
+        .arg(&rig)
+        .env("X", "doctor-cli-token-0123456789abcdef")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ok      tokens: probes.local: token_env X is set"),
+        "{text}"
+    );
+    for role in ["local", "remote"] {
+        assert!(
+            text.contains(&format!(
+                "PROBLEM {role} probe: cannot be reached: {role} probe: "
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("is `earshot-probe serve` running on 127.0.0.1:9"),
+        "{text}"
+    );
+    assert!(text.contains("not ready: 2 problems"), "{text}");
+    // The written file says its keys were not tested, and is a scenario once a feed is
+    // named.
+    assert!(
+        text.contains("the local probe was not reached to test them"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&rig).unwrap();
+    assert!(written.contains("address = \"127.0.0.1:9\""), "{written}");
+
+    // No token: said, and no probe is tried.
+    let out = earshot()
+        .arg("doctor")
+        .arg(&f)
+        .env_remove("X")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the environment variable X is not set")
+            && !text.contains("cannot be reached"),
+        "{text}"
+    );
+
+    // A broken scenario, or --write naming the scenario itself: exit 2, nothing touched.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = 3\n").unwrap();
+    let out = earshot().arg("doctor").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
+    let out = earshot()
+        .arg("doctor")
+        .arg(&f)
+        .arg("--write")
+        .arg(&f)
+        .env("X", "doctor-cli-token-0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is the scenario examined"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -80,6 +80,22 @@ fn connect_hint(error: &ClientError, addr: &str, role: &str) -> String {
         Some(ProtoError::VersionMismatch { .. }) => {
             "install the same earshot version on the harness and the probe".into()
         }
+        Some(ProtoError::FrameTooLarge { len, .. }) => {
+            // A probe's first frame is small; a huge one is another protocol's greeting.
+            let head = u32::try_from(*len)
+                .map(u32::to_be_bytes)
+                .unwrap_or_default();
+            let said = if head.iter().all(|b| b.is_ascii_graphic()) {
+                format!(" (it answered `{}`)", String::from_utf8_lossy(&head))
+            } else {
+                String::new()
+            };
+            format!(
+                "what answers on {addr} is not an earshot probe{said}: a web server or a proxy \
+                 on that address? Check probes.{role}'s address and port, and that the \
+                 harness reaches that network directly"
+            )
+        }
         Some(ProtoError::Refused { .. }) => {
             format!("the probe on {addr} turned this harness away: see its reason above")
         }

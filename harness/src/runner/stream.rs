@@ -193,6 +193,22 @@ pub(super) async fn play_and_record(
 }
 
 /// The error observation of a probe that recorded but did not analyse what it was asked.
+/// How long the recorder of the continuity stream on `path` records before the stream
+/// starts: a capture path's waits for the on-demand microphone channel.
+fn stream_lead(s: &Scenario, path: AudioPath) -> Duration {
+    match path {
+        AudioPath::Capture => STREAM_LEAD.max(s.timeouts.channel_open + Duration::from_millis(500)),
+        AudioPath::Output => STREAM_LEAD,
+    }
+}
+
+/// How long the recorder of `s`'s continuity stream on `path` records: its lead, the
+/// stream, the path's latency and a tail. The probe that records must allow it
+/// (`--max-capture-secs`).
+pub(super) fn continuity_record_length(s: &Scenario, path: AudioPath) -> Duration {
+    stream_lead(s, path) + s.continuity.duration + s.timeouts.latency + STREAM_TAIL
+}
+
 pub(super) fn no_analysis(recorder: &Probe, what: &str) -> Observation {
     Observation::Error {
         side: recorder.side,
@@ -231,18 +247,19 @@ pub(super) async fn measure_continuity(
             feed,
             remote,
             s.probes.remote.input.as_str(),
-            STREAM_LEAD.max(s.timeouts.channel_open + Duration::from_millis(500)),
+            stream_lead(s, path),
         ),
         AudioPath::Output => (
             remote,
             s.probes.remote.output.as_str(),
             local,
             s.probes.local.output_loopback.as_str(),
-            STREAM_LEAD,
+            stream_lead(s, path),
         ),
     };
     let stream = s.continuity.duration;
-    let record = lead + stream + s.timeouts.latency + STREAM_TAIL;
+    let record = continuity_record_length(s, path);
+    debug_assert_eq!(record, lead + stream + s.timeouts.latency + STREAM_TAIL);
     let leg = StreamLeg {
         what: "continuity stream",
         feature: earshot_probe::signal::continuity::FEATURE,
