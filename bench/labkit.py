@@ -28,8 +28,8 @@ def first_check(what, netns, harness, scenario, out_dir, env, timeout=90):
     return r.returncode, wall_ms, s["checks"][0]
 
 
-# The client probe holds its loopback and microphone open (README, "--prime-input on a
-# client rig"): a listener or recorder on them then gets its first audio at once.
+# The client probe holds its loopback and microphone open (README, "How long a check
+# listens"): a listener or recorder on them then gets its first audio at once.
 CLIENT_PRIMED = ["--prime-input", "speakers.monitor", "--prime-input", "default"]
 
 

@@ -1,7 +1,7 @@
 //! The policy engine: from the policy layers of a scenario to what each check must observe.
 //!
 //! Pure: no I/O beyond reading the .rdp file or host pool JSON a scenario names. The rules
-//! (Microsoft's audio redirection documentation, summarised in DESIGN.md):
+//! (Microsoft's audio redirection documentation, summarised in ARCHITECTURE.md):
 //!
 //! - Each product has defaults. Azure Virtual Desktop: Windows blocks nothing, the host pool
 //!   plays sound on the local computer (`audiomode:i:0`) and leaves microphone redirection

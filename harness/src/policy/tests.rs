@@ -1,4 +1,4 @@
-//! One row per rule of the audio redirection documentation (DESIGN.md, "Policy model").
+//! One row per rule of the audio redirection documentation (ARCHITECTURE.md, "The policy model").
 
 use std::path::Path;
 

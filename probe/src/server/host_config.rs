@@ -12,7 +12,7 @@
 //!   [`RegistryData::Other`] with its type name and text, never guessed at.
 //! - Boot time: now minus `GetTickCount64`, the host's uptime. Not
 //!   `NtQuerySystemInformation`'s boot time, which Wine fills with its wineserver's start
-//!   (reference/wine.md).
+//!   (lab/README.md, "The Windows probe under Wine").
 //! - Services ([`SERVICES`]): state and start type from the service control manager; a
 //!   service that does not exist is `not_installed`.
 //! - Session protocol: `WTSQuerySessionInformationW(WTSClientProtocolType)`, a USHORT:
