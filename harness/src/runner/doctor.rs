@@ -20,7 +20,7 @@ const SLOW_LINK: Duration = Duration::from_millis(500);
 const CLOCK_NOTE_MS: f64 = 2000.0;
 /// Words in a device's id or name that say it is a virtual cable (a feed for a
 /// microphone).
-const CABLE_WORDS: &[&str] = &["cable", "virtual", "feed", "null", "vb-audio", "blackhole"];
+const CABLE_WORDS: &[&str] = &["cable", "virtual", "feed", "vb-audio", "blackhole"];
 /// Words that say a session device is the RDP client's, redirected.
 const REDIRECTED_WORDS: &[&str] = &["xrdp", "remote audio", "rdp", "freerdp"];
 
@@ -624,9 +624,12 @@ async fn prove(
         }
     }
     let tried_words = if candidates.is_empty() {
-        "no other device to try".to_string()
+        "and there is no other device to try".to_string()
     } else {
-        format!("nor on any of {}", candidates.join(", "))
+        format!(
+            "and none of the other devices tried instead worked ({})",
+            candidates.join(", ")
+        )
     };
     Proved::Not(format!("{why}; {tried_words}"))
 }
