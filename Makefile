@@ -14,7 +14,7 @@ APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-dev pkg-config alsa-utils
 	libsox-fmt-mp3 opus-tools espeak-ng nftables iproute2 libxml2-utils chromium \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-prometheus-client
 
-.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline check test lint unit windows dist bench soak rdp-bench
+.PHONY: help deps rdp-deps build demo demo-rdp demo-tunnel demo-offline check test lint unit tests windows dist bench soak rdp-bench
 
 help:
 	@echo "make demo           the demo on real RDP (xrdp + PipeWire + FreeRDP): verdicts, reports in out/demo-rdp/ (root)"
@@ -58,14 +58,38 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The lab's end-to-end tests run the binaries as separate processes: `cargo test` builds
-# every target, the binaries among them (with the workspace's one feature set), before it
-# runs any test. The Wine lab tests (tests/wine_lab.rs, tests/wine_policy.rs) run
-# earshot-probe.exe: `windows` builds it.
-unit: deps rdp-deps windows
-	$(CARGO) test --workspace
+# `make test`: the Windows build (its own toolchain and target dir: .ci/windows) runs in the
+# background beside fmt, clippy and the Linux test build, each of which has long stretches
+# on one core (the last crates, the links) that the other fills; the tests run once both
+# are built, on an idle machine. The lab's end-to-end tests run the binaries as separate
+# processes: `cargo test --no-run` builds every target, the binaries among them (with the
+# workspace's one feature set), and the Wine lab tests (tests/wine_lab.rs,
+# tests/wine_policy.rs) run the earshot-probe.exe the Windows build leaves.
+test: deps rdp-deps
+	@mkdir -p target; bash .ci/windows build > target/windows-build.log 2>&1 & windows=$$!; \
+	  $(CARGO) fmt --all -- --check && \
+	  $(CARGO) clippy --workspace --all-targets -- -D warnings && \
+	  $(CARGO) test --workspace --no-run; linux=$$?; \
+	  [ $$linux -eq 0 ] || kill $$windows 2>/dev/null; \
+	  wait $$windows; built=$$?; cat target/windows-build.log; \
+	  if [ $$linux -ne 0 ] || [ $$built -ne 0 ]; then \
+	    echo "make test: stopped before the tests: lint or the Linux build $$linux, the Windows build $$built"; \
+	    exit 1; fi
+	@$(MAKE) --no-print-directory tests
 
-test: lint unit
+# The same, one step after the other.
+unit: deps rdp-deps
+	@bash .ci/windows build
+	@$(MAKE) --no-print-directory tests
+
+# Every test, everything built: the Windows probe's unit tests under Wine, the workspace's
+# tests (the labs' among them), then the in-process runner tests apart and many at once
+# (each waits on simulated audio in real time, not on a core: 80 s two at a time, about
+# 30 s sixteen at a time).
+tests:
+	@bash .ci/windows test
+	$(CARGO) test --workspace -- --skip in_process::
+	$(CARGO) test --workspace --test runner -- --test-threads=16
 
 # The fast tier: what a change to the policy engine, the verdicts or the signal core needs
 # before a commit. No root, no lab, no Wine, nothing installed (it needs the ALSA headers
@@ -73,7 +97,8 @@ test: lint unit
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test -p earshot-probe -p earshot-harness
+	$(CARGO) test -p earshot-probe -p earshot-harness -- --skip in_process::
+	$(CARGO) test -p earshot-probe -p earshot-harness --test runner -- --test-threads=16
 
 # The Windows build (Debian's rustc-web, -Zbuild-std, mingw-w64; target/windows) and the
 # probe's unit tests under Wine 8 (.ci/windows). Root, to install what it needs.
