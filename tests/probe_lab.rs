@@ -98,7 +98,7 @@ fn output_redirected_is_detected_on_the_client_speaker_monitor() {
     assert_eq!(v["outcome"], "detected", "{r:?}");
     assert_eq!(r.code, Some(0));
     let latency = latency_ms(&p, &v);
-    // Session sink -> TCP tunnel -> client sink -> its monitor: lab.md measured 85-130 ms.
+    // Session sink -> TCP tunnel -> client sink -> its monitor: lab/README.md has 85-130 ms.
     assert!(
         (20.0..600.0).contains(&latency),
         "latency {latency} ms: {r:?}"
@@ -135,7 +135,7 @@ fn capture_redirected_is_heard_on_the_session_microphone() {
     assert_eq!(v["outcome"], "detected", "{r:?}");
     assert_eq!(v["report"]["device"]["is_monitor"], false, "{r:?}");
     let latency = latency_ms(&p, &v);
-    // Client mic feed -> its remapped microphone -> TCP tunnel source: lab.md saw 0-8 ms;
+    // Client mic feed -> its remapped microphone -> TCP tunnel source: lab/README.md has 0-8 ms;
     // the estimate is good to about one analysis hop plus one fragment either way.
     assert!(
         (-30.0..500.0).contains(&latency),

@@ -42,6 +42,8 @@ use serde::{Deserialize, Serialize};
 use crate::signal::{Signature, RATE_RANGE_HZ, SYMBOL_MS};
 
 mod channels;
+#[cfg(feature = "devices")]
+pub mod listen;
 pub use channels::{
     analyze_channels, best_channel, channel_number, ChannelAnalysis, ChannelDetectors,
 };

@@ -439,7 +439,7 @@ fn listen(
         keep_audio: evidence.is_some(),
     };
     // The armed line tells a script (or a test) when it may start the player.
-    let result = backend::listen_with(
+    let result = earshot_probe::analysis::listen::listen_with(
         host,
         &DeviceSelector::parse(device),
         &Signature::new(seed, dir),
@@ -538,9 +538,16 @@ fn selftest(
         std::thread::Builder::new()
             .name("earshot-selftest-listen".into())
             .spawn(move || {
-                backend::listen_with(host, &sel, &sig, &options, &cancel, move |_| {
-                    let _ = armed_tx.send(());
-                })
+                earshot_probe::analysis::listen::listen_with(
+                    host,
+                    &sel,
+                    &sig,
+                    &options,
+                    &cancel,
+                    move |_| {
+                        let _ = armed_tx.send(());
+                    },
+                )
             })
             .context("starting the listening thread")?
     };

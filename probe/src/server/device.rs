@@ -266,7 +266,7 @@ impl Handler for DeviceHandler {
             timeout: Duration::from_millis(req.timeout_ms),
             keep_audio: req.evidence,
         };
-        backend::listen_with(
+        crate::analysis::listen::listen_with(
             self.host,
             &req.device,
             &Signature::new(req.seed, req.direction),
