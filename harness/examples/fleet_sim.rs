@@ -14,11 +14,13 @@
 //! bench/fleet.sh runs it with 1000 hosts and times the harness against it.
 //!
 //! Usage: fleet_sim --hosts N --dir DIR [--blocked-every K] [--missing-every M] [--seconds S]
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 #[path = "../tests/sim/mod.rs"]
 mod sim;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,8 +104,10 @@ async fn main() -> anyhow::Result<()> {
             addr
         };
         first_rig.get_or_insert_with(|| rig.clone());
-        inventory +=
-            &format!("[[host]]\nname = \"{name}\"\naddress = \"{address}\"\nlocal = \"{rig}\"\n");
+        let _ = writeln!(
+            inventory,
+            "[[host]]\nname = \"{name}\"\naddress = \"{address}\"\nlocal = \"{rig}\""
+        );
         let verdict = match (missing, blocked) {
             (true, _) => "inconclusive",
             (false, true) => "fail",

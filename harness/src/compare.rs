@@ -17,6 +17,7 @@
 //! the scenario's error is carried.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -464,8 +465,9 @@ impl Comparison {
                 Change::Appeared => "appeared   ",
                 Change::Same => "same       ",
             };
-            s += &format!(
-                "  {word} {} / {} / {}: {} -> {}; {}\n",
+            let _ = writeln!(
+                s,
+                "  {word} {} / {} / {}: {} -> {}; {}",
                 r.host,
                 r.scenario,
                 r.check,
@@ -475,21 +477,25 @@ impl Comparison {
             );
         }
         for h in &self.hosts_vanished {
-            s += &format!("  host vanished: {h} (in the base run, not in the new one)\n");
+            let _ = writeln!(
+                s,
+                "  host vanished: {h} (in the base run, not in the new one)"
+            );
         }
         for h in &self.hosts_appeared {
-            s += &format!("  host appeared: {h}\n");
+            let _ = writeln!(s, "  host appeared: {h}");
         }
         for i in &self.interrupted {
-            s += &format!("  INTERRUPTED: {i}\n");
+            let _ = writeln!(s, "  INTERRUPTED: {i}");
         }
         let same = self
             .rows
             .iter()
             .filter(|r| r.change == Change::Same)
             .count();
-        s += &format!(
-            "{} regression(s), {} improvement(s), {same} unchanged, {} row(s) in all\n",
+        let _ = writeln!(
+            s,
+            "{} regression(s), {} improvement(s), {same} unchanged, {} row(s) in all",
             self.regressions,
             self.improvements,
             self.rows.len()
@@ -519,11 +525,15 @@ impl Comparison {
         ] {
             if !hosts.is_empty() {
                 let names: Vec<String> = hosts.iter().map(|x| esc(x)).collect();
-                h += &format!("<p class=\"warn\">Hosts {what}: {}</p>\n", names.join(", "));
+                let _ = writeln!(
+                    h,
+                    "<p class=\"warn\">Hosts {what}: {}</p>",
+                    names.join(", ")
+                );
             }
         }
         for i in &self.interrupted {
-            h += &format!("<p class=\"warn\">INTERRUPTED: {}</p>\n", esc(i));
+            let _ = writeln!(h, "<p class=\"warn\">INTERRUPTED: {}</p>", esc(i));
         }
         h += "<table class=\"compare\"><thead><tr><th>change</th><th>session host</th>\
               <th>scenario</th><th>check</th><th>base</th><th>new</th><th>what changed</th>\
@@ -539,8 +549,8 @@ impl Comparison {
                 Some(v) => format!("<td class=\"v {}\">{}</td>", esc(v), esc(v)),
                 None => "<td class=\"none\">-</td>".into(),
             };
-            h += &format!(
-                "<tr><td class=\"v {class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td></tr>\n",
+            let _ = writeln!(h,
+                "<tr><td class=\"v {class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td></tr>",
                 esc(&r.host),
                 esc(&r.scenario),
                 esc(&r.check),

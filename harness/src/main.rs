@@ -5,6 +5,7 @@
 //! A closed standard output (`earshot ... | head`) ends the terminal output quietly; the
 //! run goes on, the file reports are written and the exit status is still the verdict's.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -496,36 +497,38 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
     let mut text = String::new();
     for p in &prepared {
         let (s, e) = (&p.scenario, &p.expectation);
-        text += &format!("{} ({}, {})\n", s.name, s.product, s.path.display());
+        let _ = writeln!(text, "{} ({}, {})", s.name, s.product, s.path.display());
         for c in [Check::Output, Check::Capture] {
             let p = earshot_harness::check::Planned::new(c, c.default_path(), e);
-            text += &format!(
-                "  {:<8} {}, decided by {}\n",
+            let _ = writeln!(
+                text,
+                "  {:<8} {}, decided by {}",
                 format!("{c}:"),
                 p.expected(),
                 p.decided_by()
             );
             for t in p.trail() {
-                text += &format!("           - {t}\n");
+                let _ = writeln!(text, "           - {t}");
             }
         }
-        text += &format!(
-            "  quality: {} (the quality check needs the {} class or better), decided by {}\n",
+        let _ = writeln!(
+            text,
+            "  quality: {} (the quality check needs the {} class or better), decided by {}",
             e.quality.value.words(),
             earshot_harness::verdict::least_class(e.quality.value).words(),
             e.quality.decided_by
         );
         for t in &e.quality.trail {
-            text += &format!("           - {t}\n");
+            let _ = writeln!(text, "           - {t}");
         }
         for w in &e.warnings {
-            text += &format!("  warning: {w}\n");
+            let _ = writeln!(text, "  warning: {w}");
         }
         for i in &e.info {
-            text += &format!("  info:    {i}\n");
+            let _ = writeln!(text, "  info:    {i}");
         }
         for n in &e.notes {
-            text += &format!("  note:    {n}\n");
+            let _ = writeln!(text, "  note:    {n}");
         }
     }
     quietly(out.write_all(text.as_bytes()))?;

@@ -50,6 +50,7 @@
 //! capture = "redirected"                # redirected | blocked
 //! ```
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -335,7 +336,7 @@ fn explain(message: &str) -> String {
         let given = rest.split('`').next().unwrap_or("");
         let lower = given.to_lowercase();
         if lower != given && message.contains(&format!("`{lower}`")) {
-            out.push_str(&format!("; values are written in lowercase: `{lower}`"));
+            let _ = write!(out, "; values are written in lowercase: `{lower}`");
         }
     }
     out

@@ -24,6 +24,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
 
 use crate::check::{AudioPath, Planned};
 use crate::policy::{Decision, Quality};
@@ -303,20 +304,20 @@ impl Observation {
             } => {
                 let mut s = "detected".to_string();
                 if let Some(l) = level_dbfs {
-                    s += &format!(" at {l:.0} dBFS");
+                    let _ = write!(s, " at {l:.0} dBFS");
                 }
                 if let Some(l) = latency_ms {
-                    s += &format!(" after {l:.0} ms");
+                    let _ = write!(s, " after {l:.0} ms");
                 }
                 if let Some(x) = snr_db {
-                    s += &format!(", SNR {x:.0} dB");
+                    let _ = write!(s, ", SNR {x:.0} dB");
                 }
-                s += &format!(", {symbols}/16 symbols");
+                let _ = write!(s, ", {symbols}/16 symbols");
                 if *dropouts > 0 {
-                    s += &format!(", {dropouts} dropout(s)");
+                    let _ = write!(s, ", {dropouts} dropout(s)");
                 }
                 if *plays > 1 {
-                    s += &format!(", heard on play {plays}");
+                    let _ = write!(s, ", heard on play {plays}");
                 }
                 s
             }
@@ -367,38 +368,40 @@ impl Observation {
             } => {
                 let mut s = format!("{class} quality");
                 if let Some(x) = speed {
-                    s += &format!(", arrived at {x}× speed");
+                    let _ = write!(s, ", arrived at {x}× speed");
                 }
                 if let Some(e) = band_edge_hz {
-                    s += &format!(", band to {e:.0} Hz");
+                    let _ = write!(s, ", band to {e:.0} Hz");
                     if let Some(m) = first_missing_hz {
-                        s += &format!(" ({m:.0} Hz lost)");
+                        let _ = write!(s, " ({m:.0} Hz lost)");
                     }
                 }
                 if let Some(r) = rate_class {
-                    s += &format!(", rate {r}");
+                    let _ = write!(s, ", rate {r}");
                 }
                 if let Some(x) = sinad_db {
-                    s += &format!(", SINAD {x:.0} dB");
+                    let _ = write!(s, ", SINAD {x:.0} dB");
                 }
-                s += &match noise_floor_dbfs {
-                    Some(f) => format!(", noise floor {f:.0} dBFS"),
-                    None => ", digital silence between".into(),
-                };
+                match noise_floor_dbfs {
+                    Some(f) => {
+                        let _ = write!(s, ", noise floor {f:.0} dBFS");
+                    }
+                    None => s.push_str(", digital silence between"),
+                }
                 if let Some(g) = gain_db {
                     // No "-0.0": a gain that rounds to zero reads +0.0.
                     let g = if g.abs() < 0.05 { 0.0 } else { *g };
-                    s += &format!(", gain {g:+.1} dB");
+                    let _ = write!(s, ", gain {g:+.1} dB");
                 }
                 if let Some(st) = step_db {
-                    s += &format!(", step {st:.1} dB");
+                    let _ = write!(s, ", step {st:.1} dB");
                 }
                 if !holes_hz.is_empty() {
                     let h: Vec<String> = holes_hz.iter().map(|h| format!("{h:.0}")).collect();
-                    s += &format!(", holes at {} Hz", h.join("/"));
+                    let _ = write!(s, ", holes at {} Hz", h.join("/"));
                 }
                 if !codec_signs.is_empty() {
-                    s += &format!(" [{}]", codec_signs.join(", ").replace('_', " "));
+                    let _ = write!(s, " [{}]", codec_signs.join(", ").replace('_', " "));
                 }
                 s
             }
@@ -426,10 +429,10 @@ impl Observation {
                 if let Some(d) = drift_ppm {
                     // No "-0": a drift that rounds to zero reads +0.
                     let d = if d.abs() < 0.5 { 0.0 } else { *d };
-                    s += &format!(", drift {d:+.0} ppm");
+                    let _ = write!(s, ", drift {d:+.0} ppm");
                 }
                 if let Some(l) = level_std_db {
-                    s += &format!(", level σ {l:.1} dB");
+                    let _ = write!(s, ", level σ {l:.1} dB");
                 }
                 let first: Vec<String> = breaks
                     .iter()
@@ -440,7 +443,8 @@ impl Observation {
                     })
                     .collect();
                 if !first.is_empty() {
-                    s += &format!(
+                    let _ = write!(
+                        s,
                         " ({}{})",
                         first.join(", "),
                         if breaks.len() > 3 { ", ..." } else { "" }

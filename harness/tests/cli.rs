@@ -1,6 +1,8 @@
 //! The `earshot` binary on bad input: every message names the file, the key or the path
 //! and what to do; nothing is printed twice; a closed stdout ends quietly.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -170,7 +172,7 @@ fn fleet_shards_run_apart_and_merge_into_one_run_naming_every_host() {
     let names: Vec<String> = (0..6).map(|i| format!("avd-{i}")).collect();
     let mut csv = String::from("name,address\n");
     for n in &names {
-        csv += &format!("{n},127.0.0.1:9\n");
+        let _ = writeln!(csv, "{n},127.0.0.1:9");
     }
     std::fs::write(&hosts, csv).unwrap();
     let mut shards = Vec::new();
@@ -435,7 +437,7 @@ fn the_pipeline_templates_parse_and_their_shard_and_merge_steps_run() {
         .unwrap();
         let mut csv = String::from("name,address\n");
         for i in 0..6 {
-            csv += &format!("avd-{i},127.0.0.1:9\n");
+            let _ = writeln!(csv, "avd-{i},127.0.0.1:9");
         }
         std::fs::write(dir.join("hosts.csv"), csv).unwrap();
     };

@@ -1,6 +1,7 @@
 //! The command line's conventions: shell completions and manual pages generated from it
 //! (docs/man is the generated set), and `--json` saying the same thing on every
 //! subcommand.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::collections::BTreeMap;
 use std::path::Path;

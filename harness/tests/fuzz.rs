@@ -2,6 +2,7 @@
 //! scenarios, imports and inventories for a few seconds (`EARSHOT_FUZZ_SECS`, 2 by
 //! default). A panic saves its input under the target folder's `fuzz-failures/` and
 //! names it; replay it with `harness/fuzz` or by calling the target on the file.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Policy layers imported from files written by real tools (Samba's Registry.pol encoder,
 //! Wine's `reg export`; harness/tests/data/import/make-fixtures.sh), and what a scenario
 //! that imports them says when something does not fit.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,8 +3,10 @@
 //! `runner::run` called directly. Every row of the verdict table is driven through the
 //! whole runner: expectation × observation × side, the rig's self-test, evidence, latency
 //! across clocks, connection failures and a probe that dials in.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -1447,7 +1449,10 @@ mod in_process {
             let (r, sr) =
                 serve(FakeProbe::new("remote", world, session_devices(true, true)).on(name)).await;
             stops.extend([sl, sr]);
-            hosts += &format!("[[host]]\nname = \"{name}\"\naddress = \"{r}\"\nlocal = \"{l}\"\n");
+            let _ = write!(
+                hosts,
+                "[[host]]\nname = \"{name}\"\naddress = \"{r}\"\nlocal = \"{l}\"\n"
+            );
         }
         // avd-2: dials in (as AVD-2.contoso.com), its own rig. avd-3: never dials in.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1463,7 +1468,10 @@ mod in_process {
             port,
             Duration::from_millis(200),
         ));
-        hosts += &format!("[[host]]\nname = \"avd-2.contoso.com\"\nlocal = \"{l}\"\n");
+        let _ = write!(
+            hosts,
+            "[[host]]\nname = \"avd-2.contoso.com\"\nlocal = \"{l}\"\n"
+        );
         hosts += "[[host]]\nname = \"avd-3\"\n";
         // avd-4: its address leads to a probe on another host.
         let world = Arc::new(Rig::redirected().world);
@@ -1472,7 +1480,10 @@ mod in_process {
             serve(FakeProbe::new("remote", world, session_devices(true, true)).on("intruder"))
                 .await;
         stops.extend([sl, sr]);
-        hosts += &format!("[[host]]\nname = \"avd-4\"\naddress = \"{r}\"\nlocal = \"{l}\"\n");
+        let _ = write!(
+            hosts,
+            "[[host]]\nname = \"avd-4\"\naddress = \"{r}\"\nlocal = \"{l}\"\n"
+        );
         // avd-5 and avd-6 share the scenario's client rig (they take turns on it).
         let shared = Arc::new(Rig::redirected().world);
         let (shared_local, sl) =
@@ -1484,7 +1495,7 @@ mod in_process {
             )
             .await;
             stops.push(sr);
-            hosts += &format!("[[host]]\nname = \"{name}\"\naddress = \"{r}\"\n");
+            let _ = write!(hosts, "[[host]]\nname = \"{name}\"\naddress = \"{r}\"\n");
         }
         let dir = tempfile::tempdir().unwrap();
         let file = write_scenario(

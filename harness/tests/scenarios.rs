@@ -1,4 +1,5 @@
 //! Every file in scenarios/ parses, validates, and gives the expectation its name promises.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,7 @@
 //! WAV or a FLAC file block by block into the streaming detectors (`analyze_file_48k_mono`).
 //!
 //! Criterion reports elements (samples) per second; divide by 48 000 for "× real time".
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::path::Path;

@@ -11,6 +11,7 @@
 //! relay, so the figure covers the wire bytes and the time from request to evidence in hand.
 //!
 //! Usage: agent_bench PROBE_BINARY [CONNECTIONS]
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

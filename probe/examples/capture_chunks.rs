@@ -4,6 +4,7 @@
 //!
 //! `PULSE_SERVER=unix:/path cargo run -p earshot-probe --example capture_chunks -- SOURCE MODE SECONDS`
 //! with MODE `cpal-default`, `cpal-fixed:FRAMES` or `native:FRAGMENT_MS`.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 #[cfg(target_os = "linux")]
 fn main() -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! `cargo run --release -p earshot-probe --example detection_rates [TRIALS]` (default 500).
 //! Each case: a signature of a fresh seed at a random offset in white noise at the stated
 //! in-band (300-3400 Hz) SNR, then the named impairment.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use earshot_probe::analysis::analyze;
 use earshot_probe::signal::impair::{self, VOICE_BAND_HZ};
@@ -37,7 +38,7 @@ fn run(c: &Case, seed: u64) -> bool {
         s = impair::resample(&s, f64::from(c.rate) / f64::from(c.play_rate));
     }
     if c.drift_ppm != 0.0 {
-        let ppm = if seed % 2 == 0 {
+        let ppm = if seed.is_multiple_of(2) {
             c.drift_ppm
         } else {
             -c.drift_ppm

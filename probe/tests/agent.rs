@@ -1,6 +1,7 @@
 //! The real `earshot-probe serve` / `connect` binary driven through the library client
 //! over loopback. No audio server is needed: `info` answers with the catalogue error in
 //! its reply when none is reachable.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,4 +1,5 @@
 //! The probe's offline commands, run as a user would: synth -> impair -> analyze.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::Path;
 use std::process::Command as StdCommand;

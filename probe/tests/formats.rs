@@ -3,6 +3,7 @@
 //!
 //! sox (with libsox-fmt-mp3 for MP3) is a test dependency that `make deps` installs;
 //! without it these tests fail and say so.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;

@@ -2,6 +2,7 @@
 //! seconds (`EARSHOT_FUZZ_SECS`, 2 by default). A panic saves its input under
 //! `target/fuzz-failures/` and names it; replay it with the libFuzzer crate (`probe/fuzz`)
 //! or by calling the target on the file.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! The probe's command line conventions: manual pages generated from it (docs/man holds
 //! the generated set), shell completions, and `--json` saying the same thing everywhere.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::collections::BTreeMap;
 use std::path::Path;

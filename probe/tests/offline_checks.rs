@@ -6,6 +6,7 @@
 //!
 //! sox (with libsox-fmt-mp3) and opus-tools are test dependencies that `make deps`
 //! installs; without them these tests fail and say so.
+#![allow(clippy::unwrap_used)] // a test, bench or example: unwrap says "this must hold"
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;

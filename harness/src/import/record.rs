@@ -99,7 +99,7 @@ impl RegValue {
 /// NUL, the list by an empty one; `None` for UTF-16 that does not decode.
 pub(crate) fn multi_sz(data: &[u8], utf16: bool) -> Option<Vec<String>> {
     let text = if utf16 {
-        if data.len() % 2 != 0 {
+        if !data.len().is_multiple_of(2) {
             return None;
         }
         let units = data

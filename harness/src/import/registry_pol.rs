@@ -264,7 +264,7 @@ fn decode_utf16(bytes: &[u8]) -> Result<String, u16> {
 
 /// String data: UTF-16LE, an even number of bytes, without its trailing NULs.
 fn data_text(data: &[u8]) -> Option<String> {
-    if data.len() % 2 != 0 {
+    if !data.len().is_multiple_of(2) {
         return None;
     }
     decode_utf16(data)

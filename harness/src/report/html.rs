@@ -96,12 +96,13 @@ pub fn render(run: &Run, pictures: &mut HashMap<PathBuf, String>) -> String {
         String::new()
     };
     if let Some(i) = &run.interrupted {
-        not_run.push_str(&format!(
+        let _ = write!(
+            not_run,
             "; INTERRUPTED by {} at {}, {} scenario(s) not started",
             i.signal,
             crate::host::when(i.at_unix_ms),
             i.not_started
-        ));
+        );
     }
     let _ = writeln!(
         h,

@@ -3,6 +3,7 @@
 //! their duration (`time`); suites their start (`timestamp`), checks theirs as the
 //! `started` property (the common JUnit schemas allow `timestamp` on suites only).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -130,7 +131,7 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
                         .map_or("not configured".into(), |v| v.to_string())
                 );
                 if let Some(w) = f.key_written_unix_ms {
-                    value.push_str(&format!(", key written {}", crate::host::when(w)));
+                    let _ = write!(value, ", key written {}", crate::host::when(w));
                     if f.written_after_boot == Some(true) {
                         value.push_str(", after the last boot");
                     }

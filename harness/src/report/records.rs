@@ -7,6 +7,7 @@
 //! [`RECORD_VERSION`]. `docs/records.md` lists them with their types.
 
 use serde::Serialize;
+use std::fmt::Write as _;
 
 use super::{write_atomically, Event, ReportError, Reporter, Run, ScenarioRecord};
 use crate::verdict::{Observation, Verdict};
@@ -208,12 +209,12 @@ pub fn prometheus(run: &Run) -> String {
     let rows = rows(run);
     let mut out = String::new();
     let mut family = |name: &str, help: &str, samples: Vec<(String, f64)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
         for (labels, v) in samples {
             if labels.is_empty() {
-                out.push_str(&format!("{name} {}\n", value(v)));
+                let _ = writeln!(out, "{name} {}", value(v));
             } else {
-                out.push_str(&format!("{name}{{{labels}}} {}\n", value(v)));
+                let _ = writeln!(out, "{name}{{{labels}}} {}", value(v));
             }
         }
     };

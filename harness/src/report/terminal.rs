@@ -1,5 +1,6 @@
 //! The terminal report: a line per event as it happens, a table of the run at its end.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use super::{Event, ReportError, Reporter, Run};
@@ -290,7 +291,7 @@ fn fleet_summary(run: &Run) -> String {
         .iter()
         .filter_map(|s| s.host.as_deref())
         .collect();
-    out += &format!("\n{} hosts, per check:\n", hosts.len());
+    let _ = write!(out, "\n{} hosts, per check:\n", hosts.len());
     out += &table(&counts);
     out
 }

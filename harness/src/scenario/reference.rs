@@ -3,6 +3,7 @@
 //! its meaning, in one place.
 
 use serde_json::Value;
+use std::fmt::Write as _;
 
 use super::Scenario;
 
@@ -124,8 +125,9 @@ pub fn markdown() -> String {
          | key | values | meaning |\n| --- | --- | --- |\n",
     );
     for r in rows {
-        out += &format!(
-            "| `{}` | {} | {} |\n",
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
             r.key.replace('|', "\\|"),
             r.values.replace('|', "\\|"),
             r.meaning.replace('|', "\\|")

@@ -61,6 +61,7 @@
 //! at 64 kbit/s 27 dB (probe/tests/offline_checks.rs, BENCHMARKS.md).
 
 use std::f64::consts::PI;
+use std::fmt::Write as _;
 
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
@@ -408,14 +409,14 @@ impl QualityReport {
         );
         if !self.holes_hz.is_empty() {
             let holes: Vec<String> = self.holes_hz.iter().map(|h| format!("{h:.0}")).collect();
-            s.push_str(&format!("; holes at {} Hz", holes.join(", ")));
+            let _ = write!(s, "; holes at {} Hz", holes.join(", "));
         }
         if !self.codec_signs.is_empty() {
             let signs: Vec<&str> = self.codec_signs.iter().map(|c| c.words()).collect();
-            s.push_str(&format!("; signs: {}", signs.join(", ")));
+            let _ = write!(s, "; signs: {}", signs.join(", "));
         }
         if let Some(x) = self.speed {
-            s.push_str(&format!("; arrived at {x}× speed"));
+            let _ = write!(s, "; arrived at {x}× speed");
         }
         s
     }
