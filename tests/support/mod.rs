@@ -40,6 +40,8 @@ pub fn probe_bin() -> PathBuf {
 pub struct Finished {
     /// The exit code (None if killed by a signal).
     pub code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
     /// Standard output.
     pub stdout: String,
     /// Standard error.
@@ -218,6 +220,7 @@ impl Running {
         };
         Finished {
             code: status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&status),
             stdout: text(&self.stdout),
             stderr: text(&self.stderr),
             elapsed,
