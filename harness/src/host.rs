@@ -267,8 +267,8 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
     let apps = dword(PRIVACY_KEY, "LetAppsAccessMicrophone");
     // The per-app lists: REG_MULTI_SZ, one package family name per line as the probe reads
     // it (a REG_SZ holds one).
-    let mut lists: Vec<(crate::import::AppList, Vec<String>)> = Vec::new();
-    for list in crate::import::AppList::ALL {
+    let mut lists: Vec<(crate::registry::AppList, Vec<String>)> = Vec::new();
+    for list in crate::registry::AppList::ALL {
         let Some(v) = cfg.value(PRIVACY_KEY, list.name()) else {
             continue;
         };

@@ -5,6 +5,8 @@
 //! - [`compare`]: two run reports compared (`earshot compare`).
 //! - [`doctor`]: whether a rig is ready for a run (`earshot doctor`).
 //! - [`policy`]: layers -> expectation, "the most restrictive setting wins".
+//! - [`rdp`]: RDP properties parsed and checked.
+//! - [`registry`]: the registry values of the session host layer.
 //! - [`import`]: policy layers read from a GPO's Registry.pol, a .reg export or a host
 //!   pool's JSON.
 //! - [`inventory`]: the session hosts of a fleet run, and its shards.
@@ -23,6 +25,8 @@ pub mod import;
 pub mod inventory;
 pub mod policy;
 pub mod proof;
+pub mod rdp;
+pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod scenario;

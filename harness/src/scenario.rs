@@ -151,7 +151,8 @@ impl std::fmt::Display for Product {
     }
 }
 
-pub use crate::check::{AudioPath, Check};
+mod checks;
+pub use checks::{AudioPath, Check};
 
 mod layers;
 pub use layers::*;
@@ -263,7 +264,7 @@ fn parse_collecting(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
                     .and_then(|v| v.as_str().map(String::from))
             })
         {
-            for e in crate::policy::property_errors(&props) {
+            for e in crate::rdp::property_errors(&props) {
                 errors.push(ScenarioError::Invalid {
                     path: path.to_path_buf(),
                     key: "policy.rdp.properties".into(),
@@ -689,7 +690,7 @@ impl Scenario {
                 error,
             }
         })?;
-        crate::import::session_host::merge(&mut self.policy.session_host, imported)
+        layers::merge_import(&mut self.policy.session_host, imported)
             .map_err(|(key, message)| self.invalid(&key, message))
     }
 
@@ -722,9 +723,7 @@ impl Scenario {
             || host.f_disable_audio_capture.is_some()
             || host.allowed_audio_quality_mode.is_some()
             || host.let_apps_access_microphone.is_some()
-            || crate::import::AppList::ALL
-                .iter()
-                .any(|l| host.app_list(*l).is_some())
+            || AppList::ALL.iter().any(|l| host.app_list(*l).is_some())
             || host.import.is_some();
         if host.from_host {
             if windows_policy_set {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::error::ParseError;
 use super::{reg_file, registry_pol, ImportError, Place, RegOp, RegRecord, RegValue};
+pub use crate::registry::AppList;
 
 const TERMINAL_SERVICES: &str = r"SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services";
 const APP_PRIVACY: &str = r"SOFTWARE\Policies\Microsoft\Windows\AppPrivacy";
@@ -62,7 +63,7 @@ impl Setting {
 
     /// Checks a DWORD against the setting's values, with the scenario's own messages.
     fn check(self, v: u32) -> Result<(), String> {
-        use crate::scenario::{AppAccess, Flag, QualityPolicy};
+        use crate::registry::{AppAccess, Flag, QualityPolicy};
         let v = i64::from(v);
         match self {
             Setting::FDisableCam | Setting::FDisableAudioCapture => Flag::try_from(v).map(drop),
@@ -79,47 +80,6 @@ impl Setting {
             Setting::LetAppsAccessMicrophone => {
                 "0 (user in control), 1 (force allow) or 2 (force deny)"
             }
-        }
-    }
-}
-
-/// A per-app list of "Let Windows apps access the microphone": package family names whose
-/// access the list decides, whatever `LetAppsAccessMicrophone` sets as the default. Like
-/// that default, the lists govern Windows (packaged) apps only: the probe, a desktop app,
-/// is in none of them. They are read so that a report says which apps the policy denies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AppList {
-    /// `LetAppsAccessMicrophone_ForceAllowTheseApps`.
-    ForceAllow,
-    /// `LetAppsAccessMicrophone_ForceDenyTheseApps`.
-    ForceDeny,
-    /// `LetAppsAccessMicrophone_UserInControlOfTheseApps`.
-    UserInControl,
-}
-
-impl AppList {
-    /// Every list, in the order reports give them.
-    pub const ALL: [AppList; 3] = [
-        AppList::ForceAllow,
-        AppList::ForceDeny,
-        AppList::UserInControl,
-    ];
-
-    /// The registry value's name (also the scenario key).
-    pub fn name(self) -> &'static str {
-        match self {
-            AppList::ForceAllow => "LetAppsAccessMicrophone_ForceAllowTheseApps",
-            AppList::ForceDeny => "LetAppsAccessMicrophone_ForceDenyTheseApps",
-            AppList::UserInControl => "LetAppsAccessMicrophone_UserInControlOfTheseApps",
-        }
-    }
-
-    /// What the list does to the apps it names, in words.
-    pub fn words(self) -> &'static str {
-        match self {
-            AppList::ForceAllow => "always allowed the microphone",
-            AppList::ForceDeny => "denied the microphone",
-            AppList::UserInControl => "left to the user's choice",
         }
     }
 }
@@ -233,81 +193,6 @@ impl HostImport {
             self.records
         )
     }
-}
-
-/// Puts what `import` says into the scenario's session host layer. A setting the file
-/// sets or deletes and the table gives too (by its registry or its display name) is an
-/// error: `(key, message)` naming both.
-pub(crate) fn merge(
-    host: &mut crate::scenario::SessionHostPolicy,
-    import: HostImport,
-) -> Result<(), (String, String)> {
-    use crate::scenario::{AppAccess, Flag, QualityPolicy};
-    for s in &import.settings {
-        let (by_name, by_display) = match s.setting {
-            Setting::FDisableCam => (host.f_disable_cam.is_some(), host.allow_playback.is_some()),
-            Setting::FDisableAudioCapture => (
-                host.f_disable_audio_capture.is_some(),
-                host.allow_recording.is_some(),
-            ),
-            Setting::AllowedAudioQualityMode => (
-                host.allowed_audio_quality_mode.is_some(),
-                host.limit_quality.is_some(),
-            ),
-            Setting::LetAppsAccessMicrophone => (
-                host.let_apps_access_microphone.is_some(),
-                host.let_apps_mic.is_some(),
-            ),
-        };
-        if by_name || by_display {
-            let key = if by_name {
-                format!("policy.session_host.{}", s.setting.name())
-            } else {
-                format!("policy.session_host.\"{}\"", s.setting.display_name())
-            };
-            let there = match s.value {
-                Some(v) => format!("{}={v}", s.setting.name()),
-                None => format!("{} deleted", s.setting.name()),
-            };
-            return Err((
-                key,
-                format!(
-                    "is given here and in the imported {} ({}, {there}): keep one of the two",
-                    import.file,
-                    s.place.short()
-                ),
-            ));
-        }
-        // The values were checked against each setting's range when the file was read.
-        // (Lists are merged below.)
-        match s.setting {
-            Setting::FDisableCam => host.f_disable_cam = s.value.map(Flag),
-            Setting::FDisableAudioCapture => host.f_disable_audio_capture = s.value.map(Flag),
-            Setting::AllowedAudioQualityMode => {
-                host.allowed_audio_quality_mode = s.value.map(QualityPolicy)
-            }
-            Setting::LetAppsAccessMicrophone => {
-                host.let_apps_access_microphone = s.value.map(AppAccess)
-            }
-        }
-    }
-    for l in &import.lists {
-        let slot = host.app_list_mut(l.list);
-        if slot.is_some() {
-            return Err((
-                format!("policy.session_host.{}", l.list.name()),
-                format!(
-                    "is given here and in the imported {} ({}): keep one of the two",
-                    import.file,
-                    l.place.short()
-                ),
-            ));
-        }
-        // A deleted list is not configured.
-        *slot = l.apps.clone();
-    }
-    host.imported = Some(import);
-    Ok(())
 }
 
 /// Reads the session host layer from the Registry.pol or .reg file at `path`.

@@ -6,39 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// A registry DWORD that is 0 or 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "i64")]
-pub struct Flag(pub u32);
-
-impl TryFrom<i64> for Flag {
-    type Error = String;
-    fn try_from(v: i64) -> Result<Flag, String> {
-        match v {
-            0 | 1 => Ok(Flag(v as u32)),
-            _ => Err(format!(
-                "{v} is not a valid value: expected 0 (allowed) or 1 (blocked)"
-            )),
-        }
-    }
-}
-
-/// `AllowedAudioQualityMode`: 1 dynamic, 3 medium, 7 high.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "i64")]
-pub struct QualityPolicy(pub u32);
-
-impl TryFrom<i64> for QualityPolicy {
-    type Error = String;
-    fn try_from(v: i64) -> Result<QualityPolicy, String> {
-        match v {
-            1 | 3 | 7 => Ok(QualityPolicy(v as u32)),
-            _ => Err(format!(
-                "{v} is not a valid value: expected 1 (dynamic), 3 (medium) or 7 (high)"
-            )),
-        }
-    }
-}
+pub use crate::registry::{AppAccess, AppList, Flag, QualityPolicy};
 
 /// A privacy consent as Windows stores it (`Allow`, `Deny`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -48,24 +16,6 @@ pub enum Consent {
     Allow,
     /// Denied.
     Deny,
-}
-
-/// `LetAppsAccessMicrophone`: 0 user in control, 1 force allow, 2 force deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "i64")]
-pub struct AppAccess(pub u32);
-
-impl TryFrom<i64> for AppAccess {
-    type Error = String;
-    fn try_from(v: i64) -> Result<AppAccess, String> {
-        match v {
-            0..=2 => Ok(AppAccess(v as u32)),
-            _ => Err(format!(
-                "{v} is not a valid value: expected 0 (user in control), 1 (force allow) or 2 \
-                 (force deny)"
-            )),
-        }
-    }
 }
 
 /// A Group Policy setting's state as the editor shows it: Enabled, Disabled, Not configured.
@@ -247,13 +197,12 @@ pub struct SessionHostPolicy {
     /// What `import` gave (set by [`Scenario::load`]).
     #[serde(skip)]
     #[schemars(skip)]
-    pub imported: Option<crate::import::HostImport>,
+    pub imported: Option<crate::import::session_host::HostImport>,
 }
 
 impl SessionHostPolicy {
     /// The per-app microphone list `list`.
-    pub fn app_list(&self, list: crate::import::AppList) -> Option<&Vec<String>> {
-        use crate::import::AppList;
+    pub fn app_list(&self, list: AppList) -> Option<&Vec<String>> {
         match list {
             AppList::ForceAllow => self.mic_force_allow_apps.as_ref(),
             AppList::ForceDeny => self.mic_force_deny_apps.as_ref(),
@@ -262,8 +211,7 @@ impl SessionHostPolicy {
     }
 
     /// The per-app microphone list `list`, to set.
-    pub fn app_list_mut(&mut self, list: crate::import::AppList) -> &mut Option<Vec<String>> {
-        use crate::import::AppList;
+    pub fn app_list_mut(&mut self, list: AppList) -> &mut Option<Vec<String>> {
         match list {
             AppList::ForceAllow => &mut self.mic_force_allow_apps,
             AppList::ForceDeny => &mut self.mic_force_deny_apps,
@@ -391,4 +339,79 @@ pub struct PolicyLayers {
     /// Client device.
     #[serde(default)]
     pub client: ClientPolicy,
+}
+
+/// Puts what `import` says into the scenario's session host layer. A setting the file
+/// sets or deletes and the table gives too (by its registry or its display name) is an
+/// error: `(key, message)` naming both.
+pub(crate) fn merge_import(
+    host: &mut SessionHostPolicy,
+    import: crate::import::session_host::HostImport,
+) -> Result<(), (String, String)> {
+    use crate::import::session_host::Setting;
+    for s in &import.settings {
+        let (by_name, by_display) = match s.setting {
+            Setting::FDisableCam => (host.f_disable_cam.is_some(), host.allow_playback.is_some()),
+            Setting::FDisableAudioCapture => (
+                host.f_disable_audio_capture.is_some(),
+                host.allow_recording.is_some(),
+            ),
+            Setting::AllowedAudioQualityMode => (
+                host.allowed_audio_quality_mode.is_some(),
+                host.limit_quality.is_some(),
+            ),
+            Setting::LetAppsAccessMicrophone => (
+                host.let_apps_access_microphone.is_some(),
+                host.let_apps_mic.is_some(),
+            ),
+        };
+        if by_name || by_display {
+            let key = if by_name {
+                format!("policy.session_host.{}", s.setting.name())
+            } else {
+                format!("policy.session_host.\"{}\"", s.setting.display_name())
+            };
+            let there = match s.value {
+                Some(v) => format!("{}={v}", s.setting.name()),
+                None => format!("{} deleted", s.setting.name()),
+            };
+            return Err((
+                key,
+                format!(
+                    "is given here and in the imported {} ({}, {there}): keep one of the two",
+                    import.file,
+                    s.place.short()
+                ),
+            ));
+        }
+        // The values were checked against each setting's range when the file was read.
+        // (Lists are merged below.)
+        match s.setting {
+            Setting::FDisableCam => host.f_disable_cam = s.value.map(Flag),
+            Setting::FDisableAudioCapture => host.f_disable_audio_capture = s.value.map(Flag),
+            Setting::AllowedAudioQualityMode => {
+                host.allowed_audio_quality_mode = s.value.map(QualityPolicy)
+            }
+            Setting::LetAppsAccessMicrophone => {
+                host.let_apps_access_microphone = s.value.map(AppAccess)
+            }
+        }
+    }
+    for l in &import.lists {
+        let slot = host.app_list_mut(l.list);
+        if slot.is_some() {
+            return Err((
+                format!("policy.session_host.{}", l.list.name()),
+                format!(
+                    "is given here and in the imported {} ({}): keep one of the two",
+                    import.file,
+                    l.place.short()
+                ),
+            ));
+        }
+        // A deleted list is not configured.
+        *slot = l.apps.clone();
+    }
+    host.imported = Some(import);
+    Ok(())
 }
