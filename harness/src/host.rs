@@ -17,7 +17,7 @@ use crate::verdict::Verdict;
 /// Where Group Policy and Intune write the Remote Desktop session host settings, the
 /// RDP-Tcp listener's own configuration (the policy, where set, overrides it) and the app
 /// privacy policy: the keys as the probe spells them.
-pub use earshot_probe::server::host_config::{
+pub use earshot_probe::registry::{
     APP_PRIVACY_KEY as PRIVACY_KEY, RDP_TCP_KEY as WINSTATION_KEY, TS_POLICY_KEY as POLICY_KEY,
 };
 
@@ -325,9 +325,7 @@ pub fn layer_from_host(cfg: &HostConfig) -> (SessionHostPolicy, Vec<String>) {
 /// or the machine's `microphone\NonPackaged` store denies; `Allow` in one that is read
 /// allows; none read, or another value, is unknown (a note says which).
 fn desktop_consent(cfg: &HostConfig, notes: &mut Vec<String>) -> Option<Consent> {
-    use earshot_probe::server::host_config::{
-        MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY,
-    };
+    use earshot_probe::registry::{MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY};
     let mut seen = None;
     for key in [
         MIC_CONSENT_USER_DESKTOP_KEY,

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod proto;
 #[cfg(feature = "formats")]
 pub mod recording;
+pub mod registry;
 pub mod server;
 pub mod signal;
 pub mod wav;

@@ -229,9 +229,7 @@ fn summary_lines_mark_writes_after_boot() {
 
 #[test]
 fn the_desktop_app_consent_is_taken_from_the_host_and_deny_wins() {
-    use earshot_probe::server::host_config::{
-        MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY,
-    };
+    use earshot_probe::registry::{MIC_CONSENT_MACHINE_DESKTOP_KEY, MIC_CONSENT_USER_DESKTOP_KEY};
     let sz = |text: &str| RegistryData::Other {
         reg_type: "REG_SZ".into(),
         text: text.into(),

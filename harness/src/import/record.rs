@@ -119,25 +119,9 @@ pub(crate) fn multi_sz(data: &[u8], utf16: bool) -> Option<Vec<String>> {
     )
 }
 
-/// A registry type's name (WinNT.h), or `type N` for one without a name.
-pub fn reg_type_name(type_code: u32) -> String {
-    let name = match type_code {
-        0 => "REG_NONE",
-        1 => "REG_SZ",
-        2 => "REG_EXPAND_SZ",
-        3 => "REG_BINARY",
-        4 => "REG_DWORD",
-        5 => "REG_DWORD_BIG_ENDIAN",
-        6 => "REG_LINK",
-        7 => "REG_MULTI_SZ",
-        8 => "REG_RESOURCE_LIST",
-        9 => "REG_FULL_RESOURCE_DESCRIPTOR",
-        10 => "REG_RESOURCE_REQUIREMENTS_LIST",
-        11 => "REG_QWORD",
-        other => return format!("type {other}"),
-    };
-    name.to_string()
-}
+/// A registry type's name (WinNT.h), or `type N` for one without a name: the probe's,
+/// so that a .reg file and a host's registry name types alike.
+pub use earshot_probe::registry::reg_type_name;
 
 #[cfg(test)]
 mod tests {
