@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use earshot_probe::audio::{self, AudioErrorKind, DeviceDirection, DeviceSelector};
 use earshot_probe::proto::auth::Token;
 use earshot_probe::proto::client::{
-    AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, ProbeListener,
+    AuthedClient, Client, ClientConfig, ClientError, EvidenceHandle, Job, ProbeListener,
 };
 use earshot_probe::proto::msg::{
     ListenRequest, PlayRequest, ProbeInfo, RecordRequest, SessionKind,

@@ -125,7 +125,7 @@ pub(super) async fn play_until_heard(
     };
     while !stop.is_cancelled() {
         let asked = Instant::now();
-        match leg.player.client.play_cancellable(req, stop).await {
+        match leg.player.client.play_with(req, Job::cancel(stop)).await {
             Ok(r) => {
                 played
                     .starts
@@ -200,7 +200,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
         let r = leg
             .listener
             .client
-            .listen_armed(&listen_req, &cancel, armed_tx)
+            .listen_with(&listen_req, Job::cancel(&cancel).armed(armed_tx))
             .await;
         // Heard (or given up): the player need not keep its stream open for the tail.
         stop_playing.cancel();
@@ -316,7 +316,9 @@ pub(super) async fn measure_capture_with_rig(
         evidence: false,
     };
     let (armed_tx, _armed_rx) = tokio::sync::oneshot::channel();
-    let rig = local.client.listen_armed(&rig_req, &cancel, armed_tx);
+    let rig = local
+        .client
+        .listen_with(&rig_req, Job::cancel(&cancel).armed(armed_tx));
     let check = async {
         let m = measure(leg, listen_for, proof).await;
         cancel.cancel();
@@ -361,7 +363,7 @@ pub(super) async fn quiet_level(leg: &Leg<'_>, listen_for: Duration) -> Result<f
     match leg
         .listener
         .client
-        .listen_armed(&req, &cancel, armed_tx)
+        .listen_with(&req, Job::cancel(&cancel).armed(armed_tx))
         .await
     {
         Ok(heard) => Ok(heard.report.analysis.rms_dbfs),

@@ -140,7 +140,9 @@ pub(super) async fn play_and_record(
         .any(|f| f == earshot_probe::proto::msg::RECORD_ARMED);
     let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
     let never = CancellationToken::new();
-    let recording = recorder.client.record_armed(&leg.record, &never, armed_tx);
+    let recording = recorder
+        .client
+        .record_with(&leg.record, Job::cancel(&never).armed(armed_tx));
     let playing = async {
         // Dropped unsent: the recording ended (failed) before its device delivered.
         if says_armed && armed_rx.await.is_err() {

@@ -9,7 +9,7 @@
 //! Everything after the handshake is sealed ([`super::channel`]). A frame that does not
 //! authenticate ends the connection: every call then fails with [`ProtoError::Tampered`].
 //!
-//! Evidence: [`AuthedClient::listen_armed`] and [`AuthedClient::record_cancellable`]
+//! Evidence: [`AuthedClient::listen_with`] and [`AuthedClient::record_with`]
 //! return as soon as the probe has its verdict, with an [`EvidenceHandle`] when evidence
 //! was asked for; [`AuthedClient::fetch_evidence`] then fetches the file (FLAC) with its
 //! own time budget and progress reports.
@@ -121,6 +121,32 @@ pub struct Recording {
     /// The recording kept on the probe, to fetch with [`AuthedClient::fetch_evidence`];
     /// `None` when not asked for (or larger than the probe's evidence cap).
     pub evidence: Option<EvidenceHandle>,
+}
+
+/// How a job (play, record, listen) is asked for beyond its request: a token whose
+/// cancelling stops it early, and a sender told as soon as the probe's device delivers
+/// audio. The default: neither.
+#[derive(Debug, Default)]
+pub struct Job<'a> {
+    cancel: Option<&'a CancellationToken>,
+    armed: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<'a> Job<'a> {
+    /// A job that `cancel` stops early.
+    pub fn cancel(cancel: &'a CancellationToken) -> Job<'a> {
+        Job {
+            cancel: Some(cancel),
+            armed: None,
+        }
+    }
+
+    /// The job, telling `armed` when the probe's device delivers audio.
+    #[must_use]
+    pub fn armed(mut self, armed: tokio::sync::oneshot::Sender<()>) -> Job<'a> {
+        self.armed = Some(armed);
+        self
+    }
 }
 
 /// A finished listen, with a handle to its evidence when asked for.
@@ -615,21 +641,22 @@ impl AuthedClient {
     /// # Errors
     /// [`ClientError`]; [`ClientError::audio`] gives the device failure.
     pub async fn play(&self, req: &PlayRequest) -> Result<PlayReport, ClientError> {
-        self.play_cancellable(req, &CancellationToken::new()).await
+        self.play_with(req, Job::default()).await
     }
 
-    /// As [`AuthedClient::play`]; cancelling `cancel` asks the probe to stop early.
+    /// [`AuthedClient::play`] as `job` says: cancelling its token asks the probe to stop
+    /// early.
     ///
     /// # Errors
     /// As [`AuthedClient::play`].
-    pub async fn play_cancellable(
+    pub async fn play_with(
         &self,
         req: &PlayRequest,
-        cancel: &CancellationToken,
+        job: Job<'_>,
     ) -> Result<PlayReport, ClientError> {
         let t = req.length() + self.inner.config.margin;
         match self
-            .call(RequestBody::Play(req.clone()), t, Some(cancel), None)
+            .call(RequestBody::Play(req.clone()), t, job.cancel, job.armed)
             .await?
         {
             ResponseBody::Played { report } => Ok(report),
@@ -642,44 +669,25 @@ impl AuthedClient {
     /// # Errors
     /// [`ClientError`]; [`ClientError::audio`] gives the device failure.
     pub async fn record(&self, req: &RecordRequest) -> Result<Recording, ClientError> {
-        self.record_cancellable(req, &CancellationToken::new())
-            .await
+        self.record_with(req, Job::default()).await
     }
 
-    /// As [`AuthedClient::record`]; cancelling `cancel` stops the recording early.
+    /// [`AuthedClient::record`] as `job` says: cancelling its token stops the recording
+    /// early; its `armed` sender is told as soon as the probe's device delivers audio (from
+    /// a probe with [`super::msg::RECORD_ARMED`] in its features; an older probe never
+    /// tells, and it is dropped unsent when the reply comes): the recording's time runs
+    /// from then, so that is when to start the player.
     ///
     /// # Errors
     /// As [`AuthedClient::record`].
-    pub async fn record_cancellable(
+    pub async fn record_with(
         &self,
         req: &RecordRequest,
-        cancel: &CancellationToken,
-    ) -> Result<Recording, ClientError> {
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        self.record_armed(req, cancel, tx).await
-    }
-
-    /// As [`AuthedClient::record_cancellable`], telling `armed` as soon as the probe's
-    /// device delivers audio (from a probe with [`super::msg::RECORD_ARMED`] in its
-    /// features; an older probe never tells, and `armed` is dropped unsent when the reply
-    /// comes): the recording's time runs from then, so that is when to start the player.
-    ///
-    /// # Errors
-    /// As [`AuthedClient::record`].
-    pub async fn record_armed(
-        &self,
-        req: &RecordRequest,
-        cancel: &CancellationToken,
-        armed: tokio::sync::oneshot::Sender<()>,
+        job: Job<'_>,
     ) -> Result<Recording, ClientError> {
         let t = Duration::from_millis(req.duration_ms) + self.inner.config.margin;
         match self
-            .call(
-                RequestBody::Record(req.clone()),
-                t,
-                Some(cancel),
-                Some(armed),
-            )
+            .call(RequestBody::Record(req.clone()), t, job.cancel, job.armed)
             .await?
         {
             ResponseBody::Recorded { report, evidence } => Ok(Recording {
@@ -695,26 +703,13 @@ impl AuthedClient {
     /// # Errors
     /// [`ClientError`]; [`ClientError::audio`] gives the device failure (e.g. `NoDevice`).
     pub async fn listen(&self, req: &ListenRequest) -> Result<Heard, ClientError> {
-        self.listen_cancellable(req, &CancellationToken::new())
-            .await
+        self.listen_with(req, Job::default()).await
     }
 
-    /// As [`AuthedClient::listen`]; cancelling `cancel` stops listening early.
-    ///
-    /// # Errors
-    /// As [`AuthedClient::listen`].
-    pub async fn listen_cancellable(
-        &self,
-        req: &ListenRequest,
-        cancel: &CancellationToken,
-    ) -> Result<Heard, ClientError> {
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        self.listen_armed(req, cancel, tx).await
-    }
-
-    /// As [`AuthedClient::listen_cancellable`], telling `armed` as soon as the probe's device
-    /// delivers audio: from then on anything played on the path is heard, so that is when
-    /// to start the player. `armed` is dropped unsent if the listen fails before.
+    /// [`AuthedClient::listen`] as `job` says: cancelling its token stops listening early;
+    /// its `armed` sender is told as soon as the probe's device delivers audio (from then
+    /// on anything played on the path is heard, so that is when to start the player), and
+    /// dropped unsent if the listen fails before.
     ///
     /// # Returns
     /// As soon as the probe has its verdict: the report, and with `req.evidence` an
@@ -723,20 +718,14 @@ impl AuthedClient {
     ///
     /// # Errors
     /// As [`AuthedClient::listen`].
-    pub async fn listen_armed(
+    pub async fn listen_with(
         &self,
         req: &ListenRequest,
-        cancel: &CancellationToken,
-        armed: tokio::sync::oneshot::Sender<()>,
+        job: Job<'_>,
     ) -> Result<Heard, ClientError> {
         let t = Duration::from_millis(req.timeout_ms) + self.inner.config.margin;
         match self
-            .call(
-                RequestBody::Listen(req.clone()),
-                t,
-                Some(cancel),
-                Some(armed),
-            )
+            .call(RequestBody::Listen(req.clone()), t, job.cancel, job.armed)
             .await?
         {
             ResponseBody::Listened { report, evidence } => Ok(Heard {

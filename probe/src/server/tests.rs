@@ -12,7 +12,7 @@ use crate::audio::{
 };
 use crate::proto::auth::{client_handshake, Token};
 use crate::proto::channel::{read_sealed, seal_json, Opener, Payload, Sealer, MAX_SEALED};
-use crate::proto::client::{Client, ClientConfig, ProbeListener};
+use crate::proto::client::{Client, ClientConfig, Job, ProbeListener};
 use crate::proto::frame::{encode, read_frame};
 use crate::proto::msg::{EvidenceFormat, Handshake, SessionKind};
 use crate::signal::{Direction, Signature};
@@ -878,7 +878,7 @@ async fn cancelling_a_call_stops_the_job_early() {
     let call = tokio::spawn({
         let (c, cancel) = (c.clone(), cancel.clone());
         async move {
-            c.listen_cancellable(&listen_req("default", 20_000, false), &cancel)
+            c.listen_with(&listen_req("default", 20_000, false), Job::cancel(&cancel))
                 .await
         }
     });
@@ -1497,7 +1497,7 @@ async fn a_record_says_armed_before_it_ends_and_the_probe_offers_the_feature() {
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cancel = CancellationToken::new();
-    let recording = c.record_armed(&req, &cancel, tx);
+    let recording = c.record_with(&req, Job::cancel(&cancel).armed(tx));
     tokio::pin!(recording);
     // The fake device delivers at once and records for 1.5 s: armed comes first.
     let armed_at = tokio::select! {

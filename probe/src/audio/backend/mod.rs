@@ -4,7 +4,7 @@
 //! - `host`: connecting to the audio host, the host cache, the device catalogue and the
 //!   formats a stream is opened with;
 //! - `play`: rendering a signal and playing it on an output;
-//! - `capture`: a running input stream ([`Capture`]) and what reads it whole: `record`
+//! - `capture`: a running input stream (`Capture`) and what reads it whole: `record`
 //!   and `hold_input`. Detection while recording is a consumer of a capture's blocks in
 //!   `analysis::listen`, not part of the backend.
 //!
