@@ -24,17 +24,22 @@ const CABLE_WORDS: &[&str] = &["cable", "virtual", "feed", "vb-audio", "blackhol
 /// Words that say a session device is the RDP client's, redirected.
 const REDIRECTED_WORDS: &[&str] = &["xrdp", "remote audio", "rdp", "freerdp"];
 
+/// The client rig's keys as the scenario gives them.
+fn given_rig(s: &Scenario) -> RigKeys {
+    let spec = &s.probes.local;
+    RigKeys {
+        output: spec.output.clone(),
+        output_loopback: spec.output_loopback.clone(),
+        mic_feed: spec.mic_feed.clone(),
+        input: spec.input.clone(),
+    }
+}
+
 /// Examines `s`'s rig: tokens, probes, devices, the rig's own loopback and microphone
 /// feed. Never fails: whatever cannot be reached is a finding.
 pub async fn diagnose(s: &Scenario, emit: &mut dyn FnMut(Event)) -> Diagnosis {
     let mut findings = Vec::new();
-    let local_spec = &s.probes.local;
-    let mut rig = RigKeys {
-        output: local_spec.output.clone(),
-        output_loopback: local_spec.output_loopback.clone(),
-        mic_feed: local_spec.mic_feed.clone(),
-        input: local_spec.input.clone(),
-    };
+    let mut rig = given_rig(s);
     let mut diagnosis = Diagnosis {
         scenario: s.path.clone(),
         probes: Vec::new(),
@@ -417,12 +422,7 @@ async fn rig_test(
     findings: &mut Vec<Finding>,
 ) -> (RigKeys, Vec<(String, String)>) {
     let spec = &s.probes.local;
-    let mut rig = RigKeys {
-        output: spec.output.clone(),
-        output_loopback: spec.output_loopback.clone(),
-        mic_feed: spec.mic_feed.clone(),
-        input: spec.input.clone(),
-    };
+    let mut rig = given_rig(s);
     let mut keys = Vec::new();
     let Ok(catalog) = &local.info.devices else {
         return (rig, keys);

@@ -367,29 +367,6 @@ fn synth_quality(
 /// The longest stretch of a recording `analyze --check quality` reads, in seconds.
 const QUALITY_READ_S: u64 = 60;
 
-/// The `analyze --check quality --json` document.
-#[derive(Serialize)]
-struct QualityDocument<'a> {
-    /// Version of this document's layout.
-    schema_version: u32,
-    /// Always "quality".
-    check: &'static str,
-    file: &'a Path,
-    format: &'a str,
-    sample_rate_hz: u32,
-    channels: u16,
-    /// Length read, in ms (at most 60 s).
-    duration_ms: f64,
-    /// The least class that passes.
-    min_class: quality::QualityClass,
-    /// `pass`, `below` (found, a lower class) or `no_signal`.
-    verdict: &'static str,
-    /// The channel the result comes from, numbered from 1.
-    best_channel: u16,
-    result: &'a quality::QualityReport,
-    per_channel: Vec<&'a quality::QualityReport>,
-}
-
 fn analyze_quality(file: &Path, min_class: quality::QualityClass, json: bool) -> Result<u8> {
     let mut reader = RecordingReader::open(file)?;
     let info = reader.info().clone();
@@ -418,53 +395,52 @@ fn analyze_quality(file: &Path, min_class: quality::QualityClass, json: bool) ->
         (true, true) => "pass",
         (true, false) => "below",
     };
-    let best_channel = channel_number(best_index);
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = QualityDocument {
-            schema_version: 1,
-            check: "quality",
-            file,
-            format: &info.format,
-            sample_rate_hz: info.sample_rate_hz,
-            channels: info.channels,
-            duration_ms,
-            min_class,
-            verdict,
-            best_channel,
-            result: best,
-            per_channel: reports.iter().collect(),
-        };
-        write_json(&mut out, &doc)?;
-    } else {
-        writeln!(
-            out,
-            "{}; quality (channel {best_channel})",
-            describe_recording(file, &info, duration_ms)
-        )?;
-        write_quality(&mut out, best)?;
-        match verdict {
-            "no_signal" => writeln!(
-                out,
-                "  verdict      no signal: the quality probe's tones were not held for {} ms \
-                 anywhere in the recording (was `synth --quality` played into it?)",
-                quality::MIN_FULL_MS
-            )?,
-            "pass" => writeln!(out, "  verdict      pass ({} or better)", min_class.words())?,
-            _ => writeln!(
-                out,
-                "  verdict      below: {} is worse than {}",
-                best.class.words(),
-                min_class.words()
-            )?,
-        }
-    }
-    Ok(if verdict == "pass" {
-        EXIT_DETECTED
-    } else {
-        EXIT_NOT_DETECTED
-    })
+    let finding = StreamFinding {
+        check: "quality",
+        file,
+        info: &info,
+        duration_ms,
+        verdict,
+        best_index,
+        reports: &reports,
+    };
+    finding.report(
+        json,
+        Criteria { min_class },
+        NoReasons {},
+        |out| {
+            write_quality(out, best)?;
+            match verdict {
+                "no_signal" => writeln!(
+                    out,
+                    "  verdict      no signal: the quality probe's tones were not held for {} \
+                     ms anywhere in the recording (was `synth --quality` played into it?)",
+                    quality::MIN_FULL_MS
+                )?,
+                "pass" => writeln!(out, "  verdict      pass ({} or better)", min_class.words())?,
+                _ => writeln!(
+                    out,
+                    "  verdict      below: {} is worse than {}",
+                    best.class.words(),
+                    min_class.words()
+                )?,
+            }
+            Ok(())
+        },
+        verdict == "pass",
+    )
 }
+
+/// What `analyze --check quality` judges against, in its JSON.
+#[derive(Serialize)]
+struct Criteria {
+    /// The least class that passes.
+    min_class: quality::QualityClass,
+}
+
+/// The quality check gives no reasons beside its verdict.
+#[derive(Serialize)]
+struct NoReasons {}
 
 /// Prints the human summary of one quality analysis.
 fn write_quality(out: &mut impl Write, r: &quality::QualityReport) -> Result<()> {
@@ -523,38 +499,6 @@ fn write_quality(out: &mut impl Write, r: &quality::QualityReport) -> Result<()>
     Ok(())
 }
 
-/// The `analyze --check continuity --json` document.
-#[derive(Serialize)]
-struct ContinuityDocument<'a> {
-    /// Version of this document's layout.
-    schema_version: u32,
-    /// Always "continuity".
-    check: &'static str,
-    /// The file analysed.
-    file: &'a Path,
-    /// Container and codec.
-    format: &'a str,
-    /// Samples per second per channel.
-    sample_rate_hz: u32,
-    /// Channel count.
-    channels: u16,
-    /// Length of the recording, in ms.
-    duration_ms: f64,
-    /// The limits the verdict used.
-    limits: &'a continuity::Limits,
-    /// `whole`, `degraded` or `no_stream`.
-    verdict: &'static str,
-    /// Why it is degraded (empty otherwise).
-    reasons: &'a [String],
-    /// The channel the result comes from, numbered from 1: the stream found, then the
-    /// longest, then the lowest number.
-    best_channel: u16,
-    /// The best channel's result.
-    result: &'a continuity::ContinuityReport,
-    /// Every channel's result, in channel order.
-    per_channel: Vec<&'a continuity::ContinuityReport>,
-}
-
 fn analyze_continuity(file: &Path, limits: &continuity::Limits, json: bool) -> Result<u8> {
     if !(limits.max_drift_ppm.is_finite() && limits.max_drift_ppm >= 0.0) {
         bail!(
@@ -597,48 +541,145 @@ fn analyze_continuity(file: &Path, limits: &continuity::Limits, json: bool) -> R
         (true, true) => "whole",
         (true, false) => "degraded",
     };
-    let best_channel = channel_number(best_index);
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = ContinuityDocument {
-            schema_version: 1,
-            check: "continuity",
-            file,
-            format: &info.format,
-            sample_rate_hz: info.sample_rate_hz,
-            channels: info.channels,
-            duration_ms,
-            limits,
-            verdict,
-            reasons: &reasons,
-            best_channel,
-            result: best,
-            per_channel: reports.iter().collect(),
-        };
-        write_json(&mut out, &doc)?;
-    } else {
-        writeln!(
-            out,
-            "{}; continuity (channel {best_channel})",
-            describe_recording(file, &info, duration_ms)
-        )?;
-        write_continuity(&mut out, best)?;
-        match verdict {
-            "no_stream" => writeln!(
+    let finding = StreamFinding {
+        check: "continuity",
+        file,
+        info: &info,
+        duration_ms,
+        verdict,
+        best_index,
+        reports: &reports,
+    };
+    finding.report(
+        json,
+        Limits { limits },
+        Reasons { reasons: &reasons },
+        |out| {
+            write_continuity(out, best)?;
+            match verdict {
+                "no_stream" => writeln!(
+                    out,
+                    "  verdict      no stream: no {} Hz tone held for 20 ms anywhere in the \
+                     recording (was `synth --continuity` played into it?)",
+                    continuity::TONE_HZ
+                )?,
+                "whole" => writeln!(out, "  verdict      whole")?,
+                _ => writeln!(out, "  verdict      degraded: {}", reasons.join("; "))?,
+            }
+            Ok(())
+        },
+        verdict == "whole",
+    )
+}
+
+/// What `analyze --check continuity` judges against, in its JSON.
+#[derive(Serialize)]
+struct Limits<'a> {
+    /// The limits the verdict used.
+    limits: &'a continuity::Limits,
+}
+
+/// Why a continuity stream is degraded (empty otherwise).
+#[derive(Serialize)]
+struct Reasons<'a> {
+    reasons: &'a [String],
+}
+
+/// What `analyze --check quality|continuity` found in one recording: one result per
+/// channel, the best of them, and the verdict in a word.
+struct StreamFinding<'a, R> {
+    /// `quality` or `continuity`.
+    check: &'static str,
+    file: &'a Path,
+    info: &'a earshot_probe::recording::RecordingInfo,
+    /// Length read, in ms.
+    duration_ms: f64,
+    verdict: &'static str,
+    /// The channel the result comes from, numbered from 0.
+    best_index: usize,
+    /// Every channel's result, in channel order.
+    reports: &'a [R],
+}
+
+/// The `analyze --check quality|continuity --json` document: the recording, what the
+/// verdict was judged against (`criteria`: `min_class`, or `limits`), the verdict and its
+/// reasons, and the results.
+#[derive(Serialize)]
+struct StreamDocument<'a, R, C, W> {
+    /// Version of this document's layout.
+    schema_version: u32,
+    /// `quality` or `continuity`.
+    check: &'static str,
+    /// The file analysed.
+    file: &'a Path,
+    /// Container and codec.
+    format: &'a str,
+    /// Samples per second per channel.
+    sample_rate_hz: u32,
+    /// Channel count.
+    channels: u16,
+    /// Length read, in ms.
+    duration_ms: f64,
+    #[serde(flatten)]
+    criteria: C,
+    /// `pass` / `below` / `no_signal`, or `whole` / `degraded` / `no_stream`.
+    verdict: &'static str,
+    #[serde(flatten)]
+    reasons: W,
+    /// The channel the result comes from, numbered from 1.
+    best_channel: u16,
+    /// The best channel's result.
+    result: &'a R,
+    /// Every channel's result, in channel order.
+    per_channel: Vec<&'a R>,
+}
+
+impl<R: Serialize> StreamFinding<'_, R> {
+    /// Prints the finding as its JSON document, or as text: the recording and the best
+    /// channel, then `body` (the result and the verdict's line). The exit status: found
+    /// and within its bounds (`passed`), or not.
+    fn report<C: Serialize, W: Serialize>(
+        &self,
+        json: bool,
+        criteria: C,
+        reasons: W,
+        body: impl FnOnce(&mut std::io::StdoutLock<'static>) -> Result<()>,
+        passed: bool,
+    ) -> Result<u8> {
+        let best_channel = channel_number(self.best_index);
+        let mut out = std::io::stdout().lock();
+        if json {
+            let doc = StreamDocument {
+                schema_version: 1,
+                check: self.check,
+                file: self.file,
+                format: &self.info.format,
+                sample_rate_hz: self.info.sample_rate_hz,
+                channels: self.info.channels,
+                duration_ms: self.duration_ms,
+                criteria,
+                verdict: self.verdict,
+                reasons,
+                best_channel,
+                result: &self.reports[self.best_index],
+                per_channel: self.reports.iter().collect(),
+            };
+            write_json(&mut out, &doc)?;
+        } else {
+            writeln!(
                 out,
-                "  verdict      no stream: no {} Hz tone held for 20 ms anywhere in the \
-                 recording (was `synth --continuity` played into it?)",
-                continuity::TONE_HZ
-            )?,
-            "whole" => writeln!(out, "  verdict      whole")?,
-            _ => writeln!(out, "  verdict      degraded: {}", reasons.join("; "))?,
+                "{}; {} (channel {best_channel})",
+                describe_recording(self.file, self.info, self.duration_ms),
+                self.check
+            )?;
+            body(&mut out)?;
         }
+        Ok(if passed {
+            EXIT_DETECTED
+        } else {
+            EXIT_NOT_DETECTED
+        })
     }
-    Ok(if verdict == "whole" {
-        EXIT_DETECTED
-    } else {
-        EXIT_NOT_DETECTED
-    })
 }
 
 /// `FILE: format, rate, channels, length`: the first line of `analyze`'s text.
