@@ -5,7 +5,6 @@
 //! A closed standard output (`earshot ... | head`) ends the terminal output quietly; the
 //! run goes on, the file reports are written and the exit status is still the verdict's.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +16,6 @@ use earshot_harness::report::{
     self, JsonReporter, JunitReporter, ReportError, Reporter, TerminalReporter,
 };
 use earshot_harness::runner::{self, RunOptions};
-use earshot_harness::scenario::Check;
 
 /// Every check passed.
 const EXIT_PASS: u8 = 0;
@@ -494,43 +492,10 @@ fn expect(files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
         quietly(writeln!(out, "{}", serde_json::to_string_pretty(&all)?))?;
         return Ok(EXIT_PASS);
     }
-    let mut text = String::new();
-    for p in &prepared {
-        let (s, e) = (&p.scenario, &p.expectation);
-        let _ = writeln!(text, "{} ({}, {})", s.name, s.product, s.path.display());
-        for c in [Check::Output, Check::Capture] {
-            let p = earshot_harness::check::Planned::new(c, c.default_path(), e);
-            let _ = writeln!(
-                text,
-                "  {:<8} {}, decided by {}",
-                format!("{c}:"),
-                p.expected(),
-                p.decided_by()
-            );
-            for t in p.trail() {
-                let _ = writeln!(text, "           - {t}");
-            }
-        }
-        let _ = writeln!(
-            text,
-            "  quality: {} (the quality check needs the {} class or better), decided by {}",
-            e.quality.value.words(),
-            earshot_harness::verdict::least_class(e.quality.value).words(),
-            e.quality.decided_by
-        );
-        for t in &e.quality.trail {
-            let _ = writeln!(text, "           - {t}");
-        }
-        for w in &e.warnings {
-            let _ = writeln!(text, "  warning: {w}");
-        }
-        for i in &e.info {
-            let _ = writeln!(text, "  info:    {i}");
-        }
-        for n in &e.notes {
-            let _ = writeln!(text, "  note:    {n}");
-        }
-    }
+    let text: String = prepared
+        .iter()
+        .map(|p| report::expectation_text(&p.scenario, &p.expectation))
+        .collect();
     quietly(out.write_all(text.as_bytes()))?;
     Ok(EXIT_PASS)
 }
@@ -671,7 +636,7 @@ fn run(
         .build()
         .context("starting the async runtime")?;
     let interrupt = runner::Interrupt::new();
-    runtime.spawn(watch_signals(interrupt.clone()));
+    runtime.spawn(runner::watch_signals(interrupt.clone()));
     let options = RunOptions {
         evidence_dir: evidence,
         seed,
@@ -808,82 +773,5 @@ fn run_exit(run: &report::Run) -> u8 {
         // Interrupted by SIGINT (130) or SIGTERM (143), as shells report a signal's end.
         code @ (130 | 143) => code as u8,
         _ => EXIT_INCONCLUSIVE,
-    }
-}
-
-/// Turns SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows) into the run's interrupt:
-/// the run keeps what was decided, ends the running checks as interrupted and writes every
-/// report. A second signal ends the process at once.
-async fn watch_signals(interrupt: runner::Interrupt) {
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "earshot: warning: cannot watch for Ctrl-C ({e}): an interrupted run will \
-                 not write its reports"
-            );
-            return;
-        }
-    };
-    loop {
-        let (signal, code) = signals.next().await;
-        if interrupt.pull(signal, code) {
-            eprintln!(
-                "earshot: {signal}: stopping the checks; those already decided are kept and \
-                 every report is written (send it again to quit at once)"
-            );
-        } else {
-            eprintln!("earshot: {signal} again: quitting at once, reports as last written");
-            std::process::exit(interrupt.cause().map_or(code, |p| p.exit_code));
-        }
-    }
-}
-
-/// The signals that stop a run, with the exit code each gives.
-struct Signals {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(windows)]
-    c: tokio::signal::windows::CtrlC,
-    #[cfg(windows)]
-    brk: tokio::signal::windows::CtrlBreak,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Signals {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(windows)]
-        {
-            Ok(Signals {
-                c: tokio::signal::windows::ctrl_c()?,
-                brk: tokio::signal::windows::ctrl_break()?,
-            })
-        }
-    }
-
-    async fn next(&mut self) -> (&'static str, i32) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.int.recv() => ("SIGINT (Ctrl-C)", 130),
-                _ = self.term.recv() => ("SIGTERM", 143),
-            }
-        }
-        #[cfg(windows)]
-        {
-            tokio::select! {
-                _ = self.c.recv() => ("Ctrl-C", 130),
-                _ = self.brk.recv() => ("Ctrl-Break", 130),
-            }
-        }
     }
 }

@@ -21,7 +21,7 @@ pub use html::{render as html_report, HtmlReporter};
 pub use json::{json_schema, JsonReporter};
 pub use junit::{junit_xml, JunitReporter};
 pub use records::{ndjson, prometheus, RenderedReporter};
-pub use terminal::{closing, summary_table, TerminalReporter};
+pub use terminal::{closing, expectation_text, summary_table, TerminalReporter};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

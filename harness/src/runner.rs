@@ -67,7 +67,7 @@ pub use evidence::{EvidenceAt, EVIDENCE_FETCH_BUDGET};
 pub use fleet::Fleet;
 use measure::*;
 mod interrupt;
-pub use interrupt::{Interrupt, Pulled};
+pub use interrupt::{watch_signals, Interrupt, Pulled};
 use probes::*;
 use signature::*;
 use stream::*;

@@ -334,3 +334,45 @@ fn shorten(s: &str, n: usize) -> String {
         t
     }
 }
+
+/// What `earshot expect` prints for one scenario: each check's expectation with the layer
+/// that decided it and the trail of every layer's say, the quality the policy allows, and
+/// the engine's warnings and notes.
+pub fn expectation_text(s: &crate::scenario::Scenario, e: &crate::policy::Expectation) -> String {
+    use crate::scenario::Check;
+    let mut text = String::new();
+    let _ = writeln!(text, "{} ({}, {})", s.name, s.product, s.path.display());
+    for c in [Check::Output, Check::Capture] {
+        let p = crate::check::Planned::new(c, c.default_path(), e);
+        let _ = writeln!(
+            text,
+            "  {:<8} {}, decided by {}",
+            format!("{c}:"),
+            p.expected(),
+            p.decided_by()
+        );
+        for t in p.trail() {
+            let _ = writeln!(text, "           - {t}");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "  quality: {} (the quality check needs the {} class or better), decided by {}",
+        e.quality.value.words(),
+        crate::verdict::least_class(e.quality.value).words(),
+        e.quality.decided_by
+    );
+    for t in &e.quality.trail {
+        let _ = writeln!(text, "           - {t}");
+    }
+    for w in &e.warnings {
+        let _ = writeln!(text, "  warning: {w}");
+    }
+    for i in &e.info {
+        let _ = writeln!(text, "  info:    {i}");
+    }
+    for n in &e.notes {
+        let _ = writeln!(text, "  note:    {n}");
+    }
+    text
+}

@@ -74,6 +74,83 @@ impl Interrupt {
     }
 }
 
+/// Turns SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows) into the run's interrupt:
+/// the run keeps what was decided, ends the running checks as interrupted and writes every
+/// report. A second signal ends the process at once.
+pub async fn watch_signals(interrupt: Interrupt) {
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "earshot: warning: cannot watch for Ctrl-C ({e}): an interrupted run will \
+                 not write its reports"
+            );
+            return;
+        }
+    };
+    loop {
+        let (signal, code) = signals.next().await;
+        if interrupt.pull(signal, code) {
+            eprintln!(
+                "earshot: {signal}: stopping the checks; those already decided are kept and \
+                 every report is written (send it again to quit at once)"
+            );
+        } else {
+            eprintln!("earshot: {signal} again: quitting at once, reports as last written");
+            std::process::exit(interrupt.cause().map_or(code, |p| p.exit_code));
+        }
+    }
+}
+
+/// The signals that stop a run, with the exit code each gives.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    c: tokio::signal::windows::CtrlC,
+    #[cfg(windows)]
+    brk: tokio::signal::windows::CtrlBreak,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(Signals {
+                c: tokio::signal::windows::ctrl_c()?,
+                brk: tokio::signal::windows::ctrl_break()?,
+            })
+        }
+    }
+
+    async fn next(&mut self) -> (&'static str, i32) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => ("SIGINT (Ctrl-C)", 130),
+                _ = self.term.recv() => ("SIGTERM", 143),
+            }
+        }
+        #[cfg(windows)]
+        {
+            tokio::select! {
+                _ = self.c.recv() => ("Ctrl-C", 130),
+                _ = self.brk.recv() => ("Ctrl-Break", 130),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
