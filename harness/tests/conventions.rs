@@ -169,3 +169,55 @@ fn run_with_json_dash_prints_the_report_on_stdout_and_the_table_on_stderr() {
     assert!(table.contains("unreachable"), "{table}");
     assert!(!dir.path().join("-").exists(), "`-` is not a file name");
 }
+
+/// Every `.rs` file below `dir`.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_message_carries_a_line_break_turned_into_spaces() {
+    // A string continued on the next line without its backslash keeps the indentation:
+    // "no PulseAudio server                      answers". Words apart by sixteen spaces or
+    // more (a table's columns are closer), inside a line that is not a comment, are that.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["harness/src", "probe/src"] {
+        sources(&root.join(dir), &mut files);
+    }
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") || !code.contains('"') {
+                continue;
+            }
+            let bytes = code.as_bytes();
+            let mut run = 0;
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b' ' {
+                    run += 1;
+                    continue;
+                }
+                if run >= 16
+                    && i > run
+                    && bytes[i - run - 1].is_ascii_alphabetic()
+                    && b.is_ascii_alphabetic()
+                {
+                    found.push(format!("{}:{}: {code}", f.display(), n + 1));
+                    break;
+                }
+                run = 0;
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

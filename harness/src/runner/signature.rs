@@ -311,7 +311,9 @@ pub(super) async fn check(
         let waited = proof.path_open_ms - proof.armed_ms;
         if proof.holds() && waited >= CHANNEL_WAIT_SAID.as_secs_f64() * 1000.0 {
             judgement.cause = format!(
-                "{} (the microphone channel opens on demand: waited {waited:.0} ms for it                  before a play could prove anything; a connection that has stood that long                  with the session's input held open is credited, see timeouts.channel_open)",
+                "{} (the microphone channel opens on demand: waited {waited:.0} ms for it \
+                 before a play could prove anything; a connection that has stood that long \
+                 with the session's input held open is credited, see timeouts.channel_open)",
                 judgement.cause
             );
         }

@@ -67,7 +67,9 @@ fn connect_host(host: HostChoice) -> Result<cpal::Host, AudioError> {
                         return Err(err(
                             AudioErrorKind::HostUnavailable,
                             format!(
-                                "audio service unavailable: {why}, but no PulseAudio server                                  answers ({e}); start the session's audio service (PulseAudio                                  or pipewire-pulse) and run again"
+                                "audio service unavailable: {why}, but no PulseAudio server \
+                                 answers ({e}); start the session's audio service \
+                                 (PulseAudio or pipewire-pulse) and run again"
                             ),
                         ));
                     }
