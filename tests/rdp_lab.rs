@@ -453,6 +453,88 @@ fn latency_is_never_negative_and_grows_by_the_delay_added_on_the_rdp_link() {
             "{added} ms added each way: {l} ms, {grew} ms more than without ({base} ms)"
         );
     }
+    // [budgets]: with 300 ms added the output path is over a 450 ms budget, "redirected but
+    // late"; without, it is within it; a session sink turned down to 30 % is "redirected
+    // but quiet" under a -20 dB level budget.
+    let out = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario("audiomode-0-capture-0")).unwrap();
+    let file = out.path().join("budgets.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[budgets]\noutput_latency = \"450ms\"\nmin_level_db = -20.0\n",
+            text.replace(
+                "checks = [\"output\", \"capture\"]",
+                "checks = [\"output\"]"
+            )
+        ),
+    )
+    .unwrap();
+    let late = run(&lab, &file, out.path()).1;
+    let c = &late["scenarios"][0]["checks"][0];
+    assert_eq!(c["verdict"], "fail", "{c:#}");
+    assert!(
+        c["cause"]
+            .as_str()
+            .unwrap()
+            .contains("redirected but late: heard"),
+        "{c:#}"
+    );
+    eprintln!("{}", lab.apply_with(&file, &["--delay-ms", "0"]).unwrap());
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let within = run(&lab, &file, out.path()).1;
+    let c = &within["scenarios"][0]["checks"][0];
+    assert_eq!(c["verdict"], "pass", "{c:#}");
+    let level = c["observation"]["level_dbfs"].as_f64().unwrap();
+    assert!(
+        (-12.0..=-6.0).contains(&level),
+        "a clean path: {level} dBFS, played at -9"
+    );
+    session_pactl(&lab, &["set-sink-volume", "@DEFAULT_SINK@", "30%"]);
+    let quiet = run(&lab, &file, out.path()).1;
+    session_pactl(&lab, &["set-sink-volume", "@DEFAULT_SINK@", "100%"]);
+    let c = &quiet["scenarios"][0]["checks"][0];
+    eprintln!("turned down to 30 %: {}", c["cause"]);
+    assert_eq!(c["verdict"], "fail", "{c:#}");
+    assert!(
+        c["cause"]
+            .as_str()
+            .unwrap()
+            .contains("redirected but quiet: heard"),
+        "{c:#}"
+    );
+}
+
+/// `pactl ARGS` inside the lab's xrdp session, as its user with its environment.
+fn session_pactl(lab: &RdpLab, args: &[&str]) {
+    let status = lab.status().unwrap();
+    let host = &status["hosts"]["session"];
+    let uid = host["uid"].to_string();
+    let gid = host["gid"].to_string();
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!(
+        "--net=/run/netns/{}",
+        lab.netns(RdpHost::Session).unwrap()
+    ))
+    .args([
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &gid,
+        "--clear-groups",
+    ])
+    .args(["env", "-i"]);
+    for (k, v) in host["env"].as_object().unwrap() {
+        cmd.arg(format!("{k}={}", v.as_str().unwrap_or_default()));
+    }
+    let out = cmd.arg("pactl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pactl {args:?} in the session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `earshot doctor FILE [ARGS]` in the client namespace, as an admin runs it on the client.

@@ -38,6 +38,11 @@
 //! latency = "1s"                        # silence window: play to hearing, at most
 //! channel_open = "2500ms"               # silence window: an on-demand mic channel opening
 //!
+//! [budgets]                             # optional: a redirected path must also be this good
+//! output_latency = "400ms"              # play in the session to heard on the client
+//! capture_latency = "300ms"             # client microphone to heard in the session
+//! min_level_db = -20.0                  # heard at most 20 dB below what was played
+//!
 //! [continuity]                          # for checks = [..., "continuity"] (opt-in)
 //! path = "output"                       # output | capture
 //! duration = "10s"                      # the stream, 1s to 10min
@@ -396,6 +401,39 @@ pub enum Purpose {
     Doctor,
 }
 
+/// What a redirected path must also do to pass (`[budgets]`): arrive in time and loud
+/// enough. A signature heard outside a budget is a fail, "redirected but late" or
+/// "redirected but quiet"; without the table only the redirection is judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// The longest the output path may take from the play in the session to the client
+    /// hearing it (a duration, e.g. `400ms`; measured on RDP: 200-450 ms).
+    #[serde(with = "humantime_serde", default)]
+    #[schemars(with = "Option<String>")]
+    pub output_latency: Option<Duration>,
+    /// The longest the capture path may take from the client's microphone to the session
+    /// hearing it (a duration; measured on RDP once the channel is open: 55-115 ms).
+    #[serde(with = "humantime_serde", default)]
+    #[schemars(with = "Option<String>")]
+    pub capture_latency: Option<Duration>,
+    /// How far below the level played the signature may be heard, in dB (a negative
+    /// number, e.g. `-20.0`; from -90 to 0). The signature is played at -9 dBFS; a clean
+    /// RDP path delivers it at that level (0 dB), and a session sink turned down to 30 %
+    /// (PulseAudio's cubic volume scale) about 31 dB below it.
+    pub min_level_db: Option<f64>,
+}
+
+impl Budgets {
+    /// The latency budget of `path`, with its key.
+    pub fn latency(&self, path: AudioPath) -> Option<(Duration, &'static str)> {
+        match path {
+            AudioPath::Output => self.output_latency.map(|d| (d, "budgets.output_latency")),
+            AudioPath::Capture => self.capture_latency.map(|d| (d, "budgets.capture_latency")),
+        }
+    }
+}
+
 /// Bounds on every wait.
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -516,6 +554,9 @@ pub struct Scenario {
     /// Bounds on the waits.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// What a redirected path must also do: its latency and level budgets.
+    #[serde(default)]
+    pub budgets: Budgets,
     /// The continuity check's stream and when it is degraded.
     #[serde(default)]
     pub continuity: ContinuitySpec,
@@ -812,6 +853,25 @@ impl Scenario {
         ] {
             if d > Duration::from_secs(60) {
                 errors.push(self.invalid(k, "expected a duration of at most 60s"));
+            }
+        }
+        for (k, d) in [
+            ("budgets.output_latency", self.budgets.output_latency),
+            ("budgets.capture_latency", self.budgets.capture_latency),
+        ] {
+            if d.is_some_and(|d| d.is_zero() || d > Duration::from_secs(60)) {
+                errors.push(self.invalid(k, "expected a duration above 0 and at most 60s"));
+            }
+        }
+        if let Some(v) = self.budgets.min_level_db {
+            if !(v.is_finite() && (-90.0..=0.0).contains(&v)) {
+                errors.push(self.invalid(
+                    "budgets.min_level_db",
+                    format!(
+                        "{v}: expected dB below the level played, from -90.0 to 0.0 (e.g. \
+                         -20.0: heard at most 20 dB quieter than played)"
+                    ),
+                ));
             }
         }
     }

@@ -739,6 +739,77 @@ pub fn judge(
     }
 }
 
+/// A pass held to the scenario's budgets (`[budgets]`): a signature heard later than its
+/// path's latency budget, or further below the level played than the level budget
+/// allows, makes the check a fail ("redirected but late", "redirected but quiet"). Any
+/// other verdict, and a pass without budgets, is left as it is.
+pub fn hold_to_budgets(
+    j: Judgement,
+    p: &Planned,
+    observed: &Observation,
+    budgets: &crate::scenario::Budgets,
+) -> Judgement {
+    let Observation::Detected {
+        latency_ms,
+        level_dbfs,
+        ..
+    } = observed
+    else {
+        return j;
+    };
+    if j.verdict != Verdict::Pass {
+        return j;
+    }
+    let mut over = Vec::new();
+    let mut unmeasured = Vec::new();
+    if let Some((budget, key)) = budgets.latency(p.path) {
+        let budget_ms = budget.as_secs_f64() * 1000.0;
+        match latency_ms {
+            Some(ms) if *ms > budget_ms => over.push(format!(
+                "redirected but late: heard {ms:.0} ms after the play, over the {budget_ms:.0} ms \
+                 of {key}"
+            )),
+            Some(_) => {}
+            None => unmeasured.push(format!("{key} (no latency was measured)")),
+        }
+    }
+    if let Some(min) = budgets.min_level_db {
+        match level_dbfs {
+            Some(level) if level - earshot_probe::signal::SIGNATURE_LEVEL_DBFS < min => {
+                let below = earshot_probe::signal::SIGNATURE_LEVEL_DBFS - level;
+                over.push(format!(
+                    "redirected but quiet: heard {below:.0} dB below what was played ({level:.0} \
+                     dBFS of {:.0}), more than the {:.0} dB budgets.min_level_db allows: is the \
+                     session's or the client's volume turned down, or the session muted?",
+                    earshot_probe::signal::SIGNATURE_LEVEL_DBFS,
+                    -min
+                ));
+            }
+            Some(_) => {}
+            None => unmeasured.push("budgets.min_level_db (no level was measured)".into()),
+        }
+    }
+    if !over.is_empty() {
+        return Judgement {
+            verdict: Verdict::Fail,
+            cause: format!(
+                "{}; yet it is outside its budget{}: {}",
+                j.cause,
+                if over.len() > 1 { "s" } else { "" },
+                over.join("; and ")
+            ),
+        };
+    }
+    if unmeasured.is_empty() {
+        j
+    } else {
+        Judgement {
+            verdict: j.verdict,
+            cause: format!("{} (not held to {})", j.cause, unmeasured.join(", ")),
+        }
+    }
+}
+
 /// Judges sound that arrived while a blocked check's signature played but carried no
 /// trace of it, given the level of the same input listened to with no play (`quiet`): the
 /// sound is unrelated to the plays, and the check passes, only when the same sound is

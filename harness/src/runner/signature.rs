@@ -318,6 +318,7 @@ pub(super) async fn check(
             );
         }
     }
+    judgement = crate::verdict::hold_to_budgets(judgement, &planned, &m.observation, &s.budgets);
     if let Some(fact) = host_fact(s, &remote.info, planned.path) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }

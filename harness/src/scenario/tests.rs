@@ -194,3 +194,37 @@ fn six_mistakes_are_six_errors_of_one_run() {
         .to_string();
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+#[test]
+fn budgets_are_read_and_a_bad_one_is_named() {
+    let ok = format!(
+        "name = \"b\"\nproduct = \"avd\"\n[budgets]\noutput_latency = \"400ms\"\n\
+         capture_latency = \"1s\"\nmin_level_db = -20.0\n{PROBES}"
+    );
+    let s = Scenario::parse(&ok, Path::new("b.toml")).unwrap();
+    assert_eq!(
+        s.budgets.output_latency,
+        Some(std::time::Duration::from_millis(400))
+    );
+    assert_eq!(s.budgets.min_level_db, Some(-20.0));
+    let bad = format!(
+        "name = \"b\"\nproduct = \"avd\"\n[budgets]\noutput_latency = \"0s\"\n\
+         min_level_db = 6.0\n{PROBES}"
+    );
+    let e = Scenario::parse(&bad, Path::new("b.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("budgets.output_latency") && e.contains("above 0 and at most 60s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("budgets.min_level_db") && e.contains("from -90.0 to 0.0"),
+        "{e}"
+    );
+    let typo = format!("name = \"b\"\nproduct = \"avd\"\n[budgets]\nmin_level = -20.0\n{PROBES}");
+    let e = Scenario::parse(&typo, Path::new("b.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("min_level"), "{e}");
+}

@@ -574,3 +574,111 @@ fn unrelated_sound_passes_only_with_the_same_level_without_plays_the_rig_and_a_p
         Verdict::Inconclusive
     );
 }
+
+/// `observed` judged as an output or capture check that expects sound, then held to
+/// `budgets`.
+fn budgeted(check: Check, observed: &Observation, budgets: &crate::scenario::Budgets) -> Judgement {
+    let e = crate::policy::Expectation {
+        output: d(OutputExpect::Client, "policy X"),
+        capture: d(CaptureExpect::Redirected, "policy Y"),
+        quality: d(Quality::Dynamic, "the quality default"),
+        warnings: vec![],
+        info: vec![],
+        notes: vec![],
+    };
+    let p = crate::check::Planned::new(check, check.default_path(), &e);
+    let j = super::judge(&p, observed, &RigProof::NotTried, &SessionEndpoint::Unknown);
+    hold_to_budgets(j, &p, observed, budgets)
+}
+
+fn heard(latency_ms: Option<f64>, level_dbfs: Option<f64>) -> Observation {
+    Observation::Detected {
+        side: Side::Client,
+        level_dbfs,
+        latency_ms,
+        snr_db: Some(50.0),
+        dropouts: 0,
+        symbols: 16,
+        plays: 1,
+    }
+}
+
+#[test]
+fn a_redirected_path_outside_its_budgets_fails_late_or_quiet_and_inside_passes() {
+    use std::time::Duration;
+    let budgets = crate::scenario::Budgets {
+        output_latency: Some(Duration::from_millis(400)),
+        capture_latency: Some(Duration::from_millis(150)),
+        min_level_db: Some(-20.0),
+    };
+    // Within: a pass, its cause untouched.
+    let j = budgeted(Check::Output, &heard(Some(250.0), Some(-9.0)), &budgets);
+    assert_eq!(j.verdict, Verdict::Pass, "{}", j.cause);
+    assert!(!j.cause.contains("budget"), "{}", j.cause);
+    // Late on output (400 ms budget), and on capture by its own budget.
+    let j = budgeted(Check::Output, &heard(Some(550.0), Some(-9.0)), &budgets);
+    assert_eq!(j.verdict, Verdict::Fail);
+    assert!(
+        j.cause.contains(
+            "redirected but late: heard 550 ms after the play, over the 400 ms of \
+             budgets.output_latency"
+        ),
+        "{}",
+        j.cause
+    );
+    let j = budgeted(Check::Capture, &heard(Some(250.0), Some(-9.0)), &budgets);
+    assert_eq!(j.verdict, Verdict::Fail);
+    assert!(j.cause.contains("budgets.capture_latency"), "{}", j.cause);
+    // Quiet: 43 dB below the -9 dBFS played.
+    let j = budgeted(Check::Output, &heard(Some(250.0), Some(-52.0)), &budgets);
+    assert_eq!(j.verdict, Verdict::Fail);
+    assert!(
+        j.cause
+            .contains("redirected but quiet: heard 43 dB below what was played")
+            && j.cause
+                .contains("is the session's or the client's volume turned down"),
+        "{}",
+        j.cause
+    );
+    // Both at once: both said.
+    let j = budgeted(Check::Output, &heard(Some(900.0), Some(-60.0)), &budgets);
+    assert!(
+        j.cause.contains("late") && j.cause.contains("quiet"),
+        "{}",
+        j.cause
+    );
+    // Nothing measured: still a pass, saying which budget it was not held to.
+    let j = budgeted(Check::Output, &heard(None, None), &budgets);
+    assert_eq!(j.verdict, Verdict::Pass);
+    assert!(
+        j.cause
+            .contains("not held to budgets.output_latency (no latency was measured)"),
+        "{}",
+        j.cause
+    );
+    // Without budgets, and for anything but a pass, nothing changes.
+    let none = crate::scenario::Budgets::default();
+    let j = budgeted(Check::Output, &heard(Some(5000.0), Some(-80.0)), &none);
+    assert_eq!(j.verdict, Verdict::Pass);
+    let blocked = judge_output(
+        OutputExpect::None,
+        &heard(Some(900.0), Some(-60.0)),
+        &RigProof::NotTried,
+    );
+    let p_e = crate::policy::Expectation {
+        output: d(OutputExpect::None, "policy X"),
+        capture: d(CaptureExpect::Blocked, "y"),
+        quality: d(Quality::Dynamic, "q"),
+        warnings: vec![],
+        info: vec![],
+        notes: vec![],
+    };
+    let p = crate::check::Planned::new(Check::Output, crate::check::AudioPath::Output, &p_e);
+    let held = hold_to_budgets(
+        blocked.clone(),
+        &p,
+        &heard(Some(900.0), Some(-60.0)),
+        &budgets,
+    );
+    assert_eq!(held, blocked);
+}

@@ -42,6 +42,10 @@ pub const SYMBOL_MS: u32 = 45;
 pub const TONES_PER_SYMBOL: usize = 2;
 /// Peak amplitude of each tone (full scale = 1.0).
 pub const TONE_AMPLITUDE: f32 = 0.25;
+
+/// The level a signature is played at, dBFS on the AES17 scale (its two tones of
+/// [`TONE_AMPLITUDE`] each): what a path that neither attenuates nor amplifies delivers.
+pub const SIGNATURE_LEVEL_DBFS: f64 = -9.0;
 /// Raised-cosine fade at each end of a symbol, in ms.
 pub const FADE_MS: f64 = 4.0;
 /// Lowest and highest rate a signature can be rendered at, in Hz.
