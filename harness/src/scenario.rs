@@ -42,6 +42,7 @@
 //! output_latency = "400ms"              # play in the session to heard on the client
 //! capture_latency = "300ms"             # client microphone to heard in the session
 //! min_level_db = -20.0                  # heard at most 20 dB below what was played
+//! max_speed_error_pct = 0.5             # arrived within 0.5 % of the speed played
 //!
 //! [continuity]                          # for checks = [..., "continuity"] (opt-in)
 //! path = "output"                       # output | capture
@@ -422,6 +423,10 @@ pub struct Budgets {
     /// RDP path delivers it at that level (0 dB), and a session sink turned down to 30 %
     /// (PulseAudio's cubic volume scale) about 31 dB below it.
     pub min_level_db: Option<f64>,
+    /// How far the speed a signature arrives at may be from the speed played, in percent
+    /// (e.g. `0.5`; from 0 to 5: beyond about 3 % the signature is no longer recognised,
+    /// see the quality check). Measured from the tones' frequency error, exact to 0.01 %.
+    pub max_speed_error_pct: Option<f64>,
 }
 
 impl Budgets {
@@ -861,6 +866,14 @@ impl Scenario {
         ] {
             if d.is_some_and(|d| d.is_zero() || d > Duration::from_secs(60)) {
                 errors.push(self.invalid(k, "expected a duration above 0 and at most 60s"));
+            }
+        }
+        if let Some(v) = self.budgets.max_speed_error_pct {
+            if !(v.is_finite() && (0.0..=5.0).contains(&v)) {
+                errors.push(self.invalid(
+                    "budgets.max_speed_error_pct",
+                    format!("{v}: expected a percentage from 0.0 to 5.0 (e.g. 0.5)"),
+                ));
             }
         }
         if let Some(v) = self.budgets.min_level_db {

@@ -81,6 +81,10 @@ pub enum Observation {
         symbols: u32,
         /// How many times the signature was played before it was heard (1: the first).
         plays: u32,
+        /// The speed it arrived at against the speed played, from its tones' frequency
+        /// error (1.0: as played; 1.02: 2 % fast, a sample-rate mismatch on the path).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
     },
     /// Sound arrived carrying part of this run's signature, too damaged to detect: the
     /// path exists but is degraded (starved, lossy).
@@ -300,6 +304,7 @@ impl Observation {
                 dropouts,
                 symbols,
                 plays,
+                speed,
                 ..
             } => {
                 let mut s = "detected".to_string();
@@ -318,6 +323,9 @@ impl Observation {
                 }
                 if *plays > 1 {
                     let _ = write!(s, ", heard on play {plays}");
+                }
+                if let Some(x) = speed.filter(|x| (x - 1.0).abs() >= SPEED_SAID) {
+                    let _ = write!(s, ", at {x:.4}× speed");
                 }
                 s
             }
@@ -739,6 +747,10 @@ pub fn judge(
     }
 }
 
+/// A speed off by this much or more (0.5 %, less the measurement's 0.01 %) is said in the
+/// observation, budget or none.
+pub const SPEED_SAID: f64 = 0.004_95;
+
 /// A pass held to the scenario's budgets (`[budgets]`): a signature heard later than its
 /// path's latency budget, or further below the level played than the level budget
 /// allows, makes the check a fail ("redirected but late", "redirected but quiet"). Any
@@ -752,6 +764,7 @@ pub fn hold_to_budgets(
     let Observation::Detected {
         latency_ms,
         level_dbfs,
+        speed,
         ..
     } = observed
     else {
@@ -787,6 +800,20 @@ pub fn hold_to_budgets(
             }
             Some(_) => {}
             None => unmeasured.push("budgets.min_level_db (no level was measured)".into()),
+        }
+    }
+    if let Some(max_pct) = budgets.max_speed_error_pct {
+        match speed {
+            Some(x) if (x - 1.0).abs() * 100.0 > max_pct => over.push(format!(
+                "redirected at the wrong speed: it arrived at {x:.4}× the speed played ({:.2} % \
+                 {}), more than the {max_pct} % budgets.max_speed_error_pct allows: the \
+                 session and the client disagree on the sample rate (44.1 kHz played as 48 kHz \
+                 is 8.8 % fast)",
+                (x - 1.0).abs() * 100.0,
+                if *x > 1.0 { "fast" } else { "slow" }
+            )),
+            Some(_) => {}
+            None => unmeasured.push("budgets.max_speed_error_pct (no speed was measured)".into()),
         }
     }
     if !over.is_empty() {

@@ -344,3 +344,59 @@ fn analyze_without_seed_or_check_says_what_it_needs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--seed"), "{err}");
 }
+
+#[test]
+fn a_signature_played_at_the_wrong_speed_is_found_with_its_factor() {
+    // sox's `speed` plays a file faster or slower, pitch with it: what a sample-rate
+    // mismatch on a path does. From 0.5 % on, `analyze` says the factor; a clean file
+    // says nothing of speed.
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("signature.wav");
+    probe()
+        .args([
+            "synth",
+            "--seed",
+            "7",
+            "--direction",
+            "output",
+            "--encoding",
+            "i16",
+        ])
+        .args(["--lead-ms", "300", "--tail-ms", "300", "-o"])
+        .arg(&clean)
+        .assert()
+        .success();
+    let analyze = |file: &Path| {
+        let out = probe()
+            .args(["analyze", "--seed", "7", "--direction", "output"])
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = analyze(&clean);
+    assert!(
+        text.contains("detected     yes") && !text.contains("speed"),
+        "{text}"
+    );
+    for (factor, words) in [
+        (0.995, "0.9950× the speed played (0.50 % slow)"),
+        (1.005, "1.0050× the speed played (0.50 % fast)"),
+        (0.98, "0.9800× the speed played (2.00 % slow)"),
+        (1.02, "1.0200× the speed played (2.00 % fast)"),
+    ] {
+        let changed = dir.path().join(format!("speed-{factor}.wav"));
+        tool(
+            "sox",
+            &[
+                clean.as_os_str(),
+                changed.as_os_str(),
+                "speed".as_ref(),
+                factor.to_string().as_ref(),
+            ],
+        );
+        let text = analyze(&changed);
+        assert!(text.contains("detected     yes"), "{factor}: {text}");
+        assert!(text.contains(words), "{factor}: {text}");
+    }
+}

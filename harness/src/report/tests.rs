@@ -37,6 +37,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
                 dropouts: 0,
                 symbols: 16,
                 plays: 1,
+                speed: None,
             },
             rig_proof: None,
             verdict: *v,

@@ -26,6 +26,7 @@ fn detected(dropouts: usize) -> Observation {
         dropouts,
         symbols: 16,
         plays: 1,
+        speed: None,
     }
 }
 
@@ -592,6 +593,10 @@ fn budgeted(check: Check, observed: &Observation, budgets: &crate::scenario::Bud
 }
 
 fn heard(latency_ms: Option<f64>, level_dbfs: Option<f64>) -> Observation {
+    heard_at(latency_ms, level_dbfs, Some(1.0))
+}
+
+fn heard_at(latency_ms: Option<f64>, level_dbfs: Option<f64>, speed: Option<f64>) -> Observation {
     Observation::Detected {
         side: Side::Client,
         level_dbfs,
@@ -600,6 +605,7 @@ fn heard(latency_ms: Option<f64>, level_dbfs: Option<f64>) -> Observation {
         dropouts: 0,
         symbols: 16,
         plays: 1,
+        speed,
     }
 }
 
@@ -610,6 +616,7 @@ fn a_redirected_path_outside_its_budgets_fails_late_or_quiet_and_inside_passes()
         output_latency: Some(Duration::from_millis(400)),
         capture_latency: Some(Duration::from_millis(150)),
         min_level_db: Some(-20.0),
+        max_speed_error_pct: Some(0.5),
     };
     // Within: a pass, its cause untouched.
     let j = budgeted(Check::Output, &heard(Some(250.0), Some(-9.0)), &budgets);
@@ -655,6 +662,29 @@ fn a_redirected_path_outside_its_budgets_fails_late_or_quiet_and_inside_passes()
             .contains("not held to budgets.output_latency (no latency was measured)"),
         "{}",
         j.cause
+    );
+    // Speed: 2 % fast is outside a 0.5 % budget, and said in the observation anyway;
+    // 0.3 % is within it and not said.
+    let fast = heard_at(Some(250.0), Some(-9.0), Some(1.02));
+    assert!(
+        fast.describe().contains(", at 1.0200× speed"),
+        "{}",
+        fast.describe()
+    );
+    let j = budgeted(Check::Output, &fast, &budgets);
+    assert_eq!(j.verdict, Verdict::Fail);
+    assert!(
+        j.cause.contains(
+            "redirected at the wrong speed: it arrived at 1.0200× the speed played (2.00 % fast)"
+        ),
+        "{}",
+        j.cause
+    );
+    let near = heard_at(Some(250.0), Some(-9.0), Some(0.997));
+    assert!(!near.describe().contains("speed"), "{}", near.describe());
+    assert_eq!(
+        budgeted(Check::Output, &near, &budgets).verdict,
+        Verdict::Pass
     );
     // Without budgets, and for anything but a pass, nothing changes.
     let none = crate::scenario::Budgets::default();

@@ -890,6 +890,17 @@ fn write_analysis(out: &mut impl Write, a: &Analysis) -> Result<()> {
             opt(a.median_snr_db(), "dB median")
         )?;
         writeln!(out, "  freq error   {}", opt(a.freq_error_ppm, "ppm"))?;
+        if let Some(ppm) = a.freq_error_ppm.filter(|p| p.abs() >= 4_950.0) {
+            // 0.5 % or more (within the measurement's 0.01 %): a sample-rate mismatch, not
+            // a drifting clock.
+            writeln!(
+                out,
+                "  speed        {:.4}× the speed played ({:.2} % {}): a sample-rate mismatch",
+                1.0 + ppm / 1e6,
+                ppm.abs() / 1e4,
+                if ppm > 0.0 { "fast" } else { "slow" }
+            )?;
+        }
         if a.dropouts.is_empty() {
             writeln!(out, "  dropouts     none")?;
         } else {
