@@ -400,3 +400,70 @@ fn a_signature_played_at_the_wrong_speed_is_found_with_its_factor() {
         assert!(text.contains(words), "{factor}: {text}");
     }
 }
+
+#[test]
+fn a_stereo_signature_tells_swapped_mono_and_one_sided_channels_apart() {
+    // `synth --stereo` plays the seed's signature on the left, then its companion's on the
+    // right; sox makes what a path does to it: swaps the channels, downmixes them, drops
+    // one. 20 seeds, each arrangement told apart every time.
+    let dir = tempfile::tempdir().unwrap();
+    let arrangements: [(&str, &[&str]); 5] = [
+        ("ok", &["remix", "1", "2"]),
+        ("swapped", &["remix", "2", "1"]),
+        ("mono", &["remix", "1,2", "1,2"]),
+        ("left_only", &["remix", "1", "0"]),
+        ("right_only", &["remix", "0", "2"]),
+    ];
+    for seed in 0..20u64 {
+        let played = dir.path().join(format!("stereo-{seed}.wav"));
+        probe()
+            .args([
+                "synth",
+                "--stereo",
+                "--seed",
+                &seed.to_string(),
+                "--direction",
+            ])
+            .args([
+                "capture",
+                "--encoding",
+                "i16",
+                "--lead-ms",
+                "200",
+                "--tail-ms",
+                "200",
+            ])
+            .arg("-o")
+            .arg(&played)
+            .assert()
+            .success();
+        for (want, remix) in arrangements {
+            let arrived = dir.path().join(format!("{want}-{seed}.wav"));
+            let mut args: Vec<&std::ffi::OsStr> = vec![played.as_os_str(), arrived.as_os_str()];
+            args.extend(remix.iter().map(std::ffi::OsStr::new));
+            tool("sox", &args);
+            let out = probe()
+                .args(["analyze", "--json", "--seed", &seed.to_string()])
+                .args(["--direction", "capture"])
+                .arg(&arrived)
+                .output()
+                .unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["channel_map"], want, "seed {seed}, {want}: {doc:#}");
+        }
+    }
+    // A mono recording of a plain signature has no channel map.
+    let plain = dir.path().join("plain.wav");
+    probe()
+        .args(["synth", "--seed", "3", "--direction", "capture", "-o"])
+        .arg(&plain)
+        .assert()
+        .success();
+    let out = probe()
+        .args(["analyze", "--json", "--seed", "3", "--direction", "capture"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.get("channel_map").is_none(), "{doc:#}");
+}

@@ -205,3 +205,94 @@ mod tests {
         assert_eq!(channel_number(5), 6);
     }
 }
+
+/// What a stereo signature (`synth --stereo`) plays on its right channel: the signature of
+/// this seed, the left playing the seed itself. Seeds that differ in these bits never
+/// collide with the left's.
+pub fn right_seed(seed: u64) -> u64 {
+    seed ^ RIGHT_SEED_BITS
+}
+
+/// The bits [`right_seed`] flips ("RIGHT" in ASCII, in the high bytes).
+const RIGHT_SEED_BITS: u64 = 0x5249_4748_5400_0000;
+
+/// How the two channels of a stereo signature arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelMap {
+    /// Left on the first channel, right on the second, as played.
+    Ok,
+    /// Left and right exchanged.
+    Swapped,
+    /// Both channels carry both signatures: a mono downmix.
+    Mono,
+    /// Only the first channel carries sound (the right one lost, or mixed into the left).
+    LeftOnly,
+    /// Only the second channel carries sound.
+    RightOnly,
+    /// Some other arrangement (a signature copied to both channels while the other is
+    /// lost, say).
+    Other,
+}
+
+impl ChannelMap {
+    /// The map from where the left and the right signatures were detected, on the first
+    /// and second channel: `None` when neither was found anywhere.
+    pub fn of(left_on: [bool; 2], right_on: [bool; 2]) -> Option<ChannelMap> {
+        let first = left_on[0] || right_on[0];
+        let second = left_on[1] || right_on[1];
+        Some(match (left_on, right_on) {
+            _ if !first && !second => return None,
+            ([true, false], [false, true]) => ChannelMap::Ok,
+            ([false, true], [true, false]) => ChannelMap::Swapped,
+            ([true, true], [true, true]) => ChannelMap::Mono,
+            _ if !second => ChannelMap::LeftOnly,
+            _ if !first => ChannelMap::RightOnly,
+            _ => ChannelMap::Other,
+        })
+    }
+
+    /// The map's name, as the JSON has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelMap::Ok => "ok",
+            ChannelMap::Swapped => "swapped",
+            ChannelMap::Mono => "mono",
+            ChannelMap::LeftOnly => "left_only",
+            ChannelMap::RightOnly => "right_only",
+            ChannelMap::Other => "other",
+        }
+    }
+
+    /// The map in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            ChannelMap::Ok => "left and right as played",
+            ChannelMap::Swapped => "left and right are swapped",
+            ChannelMap::Mono => "mono: both channels carry both sides (a downmix)",
+            ChannelMap::LeftOnly => "left only: the second channel carries nothing",
+            ChannelMap::RightOnly => "right only: the first channel carries nothing",
+            ChannelMap::Other => "neither stereo, swapped nor mono (one side on both channels?)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn the_channel_map_is_told_from_where_each_side_arrived() {
+        let (t, f) = (true, false);
+        assert_eq!(ChannelMap::of([t, f], [f, t]), Some(ChannelMap::Ok));
+        assert_eq!(ChannelMap::of([f, t], [t, f]), Some(ChannelMap::Swapped));
+        assert_eq!(ChannelMap::of([t, t], [t, t]), Some(ChannelMap::Mono));
+        assert_eq!(ChannelMap::of([t, f], [f, f]), Some(ChannelMap::LeftOnly));
+        assert_eq!(ChannelMap::of([t, f], [t, f]), Some(ChannelMap::LeftOnly));
+        assert_eq!(ChannelMap::of([f, f], [f, t]), Some(ChannelMap::RightOnly));
+        assert_eq!(ChannelMap::of([t, t], [f, f]), Some(ChannelMap::Other));
+        assert_eq!(ChannelMap::of([f, f], [f, f]), None);
+        assert_ne!(right_seed(42), 42);
+        assert_eq!(right_seed(right_seed(42)), 42);
+    }
+}

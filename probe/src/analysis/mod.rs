@@ -45,7 +45,8 @@ mod channels;
 #[cfg(feature = "devices")]
 pub mod listen;
 pub use channels::{
-    analyze_channels, best_channel, channel_number, ChannelAnalysis, ChannelDetectors,
+    analyze_channels, best_channel, channel_number, right_seed, ChannelAnalysis, ChannelDetectors,
+    ChannelMap,
 };
 
 /// Symbols (of 16) whose tones must rank in the top three at one onset for a detection.

@@ -86,6 +86,12 @@ pub enum OfflineCommand {
         /// silence, the tones 20 dB lower; `analyze --check quality` measures it).
         #[arg(long, conflicts_with_all = ["seed", "direction", "continuity"])]
         quality: bool,
+        /// Write a stereo signature: the seed's signature on the left channel, then (after
+        /// 200 ms) its right-hand companion's on the right, each side silent while the
+        /// other plays; `analyze --seed` of what arrived reports the channel map (ok,
+        /// swapped, mono, left_only, right_only).
+        #[arg(long, conflicts_with_all = ["continuity", "quality"])]
+        stereo: bool,
         /// Sample rate in Hz (8000 to 192000).
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
@@ -199,6 +205,7 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             direction,
             continuity,
             quality,
+            stereo,
             rate,
             lead_ms,
             tail_ms,
@@ -210,9 +217,9 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             None => synth(
                 seed.context("--seed is required")?,
                 direction.context("--direction is required")?.into(),
+                stereo,
                 rate,
-                lead_ms,
-                tail_ms,
+                (lead_ms, tail_ms),
                 encoding,
                 &output,
             ),
@@ -292,27 +299,58 @@ fn encoding(e: EncodingArg) -> WavEncoding {
 fn synth(
     seed: u64,
     direction: Direction,
+    stereo: bool,
     rate: u32,
-    lead_ms: u32,
-    tail_ms: u32,
+    (lead_ms, tail_ms): (u32, u32),
     enc: EncodingArg,
     output: &Path,
 ) -> Result<u8> {
-    let sig = Signature::new(seed, direction);
-    let samples = sig
-        .render(rate)
-        .with_context(|| format!("failed to render the signature for {}", output.display()))?;
-    let lead = (u64::from(rate) * u64::from(lead_ms) / 1000) as usize;
-    let tail = (u64::from(rate) * u64::from(tail_ms) / 1000) as usize;
-    let samples = impair::place(&samples, lead, lead + samples.len() + tail);
-    wav::write(output, &Audio::mono(rate, samples), encoding(enc))?;
+    let render = |seed| {
+        Signature::new(seed, direction)
+            .render(rate)
+            .with_context(|| format!("failed to render the signature for {}", output.display()))
+    };
+    let samples = render(seed)?;
+    let frames = |ms: u32| (u64::from(rate) * u64::from(ms) / 1000) as usize;
+    let (lead, tail) = (frames(lead_ms), frames(tail_ms));
+    let length = Signature::new(seed, direction).duration().as_millis();
+    let audio = if stereo {
+        // Left first, then the right after a gap, each side silent while the other plays.
+        let right = render(earshot_probe::analysis::right_seed(seed))?;
+        let gap = frames(STEREO_GAP_MS);
+        let total = lead + samples.len() + gap + right.len() + tail;
+        let left = impair::place(&samples, lead, total);
+        let right = impair::place(&right, lead + samples.len() + gap, total);
+        Audio {
+            sample_rate_hz: rate,
+            channels: 2,
+            samples: left
+                .iter()
+                .zip(&right)
+                .flat_map(|(l, r)| [*l, *r])
+                .collect(),
+        }
+    } else {
+        Audio::mono(
+            rate,
+            impair::place(&samples, lead, lead + samples.len() + tail),
+        )
+    };
+    wav::write(output, &audio, encoding(enc))?;
     println!(
-        "wrote {} ({} ms signature, seed {seed}, {direction}, {rate} Hz)",
+        "wrote {} ({length} ms signature{}, seed {seed}, {direction}, {rate} Hz)",
         output.display(),
-        sig.duration().as_millis()
+        if stereo {
+            " on the left, then its right-hand companion on the right"
+        } else {
+            ""
+        }
     );
     Ok(EXIT_DETECTED)
 }
+
+/// The silence between a stereo signature's left and right sides, in ms.
+const STEREO_GAP_MS: u32 = 200;
 
 fn synth_continuity(
     seconds: f64,
@@ -788,6 +826,11 @@ struct AnalyzeReport<'a> {
     result: &'a Analysis,
     /// Every channel's result, in channel order.
     per_channel: Vec<ChannelResult<'a>>,
+    /// For a stereo signature (`synth --stereo`) in a recording of two channels or more:
+    /// how its sides arrived (`ok`, `swapped`, `mono`, `left_only`, `right_only`,
+    /// `other`); absent when neither side was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel_map: Option<earshot_probe::analysis::ChannelMap>,
 }
 
 /// One channel's result in the `analyze --json` document.
@@ -809,8 +852,22 @@ fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u
     let info = reader.info().clone();
     let mut detectors = ChannelDetectors::new(&sig, info.sample_rate_hz, info.channels)
         .with_context(|| format!("failed to analyse {}", file.display()))?;
+    // A stereo recording may hold a stereo signature (`synth --stereo`): its right-hand
+    // side is looked for too, to tell the channel map.
+    let right_sig = Signature::new(earshot_probe::analysis::right_seed(seed), direction);
+    let mut right = if info.channels >= 2 {
+        Some(
+            ChannelDetectors::new(&right_sig, info.sample_rate_hz, info.channels)
+                .with_context(|| format!("failed to analyse {}", file.display()))?,
+        )
+    } else {
+        None
+    };
     // One decoded block at a time: memory does not grow with the recording's length.
     while let Some(planes) = reader.next_block()? {
+        if let Some(r) = right.as_mut() {
+            r.push_planar(planes);
+        }
         detectors.push_planar(planes);
     }
     let duration_ms = reader.frames_read() as f64 * 1000.0 / f64::from(info.sample_rate_hz);
@@ -820,9 +877,18 @@ fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u
         channels,
     } = detectors.analysis();
     let best_channel = channel_number(best_index);
+    let channel_map = right.map(|mut r| {
+        let right = r.analysis().channels;
+        let on = |a: &[earshot_probe::analysis::Analysis]| {
+            [a[0].detected, a.get(1).is_some_and(|x| x.detected)]
+        };
+        earshot_probe::analysis::ChannelMap::of(on(&channels), on(&right))
+    });
+    let channel_map = channel_map.flatten();
     let mut out = std::io::stdout().lock();
     if json {
         let report = AnalyzeReport {
+            channel_map,
             schema_version: ANALYZE_SCHEMA_VERSION,
             file,
             format: &info.format,
@@ -850,6 +916,9 @@ fn analyze(file: &Path, seed: u64, direction: Direction, json: bool) -> Result<u
             describe_recording(file, &info, duration_ms)
         )?;
         write_analysis(&mut out, &best)?;
+        if let Some(map) = channel_map {
+            writeln!(out, "  stereo       {}: {}", map.name(), map.words())?;
+        }
         if info.channels > 1 {
             writeln!(
                 out,
