@@ -388,7 +388,16 @@ fn a_client_killed_mid_check_never_gives_a_false_pass_nor_a_hang() {
     let (r, report) = finish_run(running, out.path());
     let capture = &report["scenarios"][0]["checks"][1];
     assert_eq!(capture["check"], "capture");
-    if capture["verdict"] == "pass" {
+    if capture["verdict"] == "pass" && capture["observation"]["kind"] == "degraded" {
+        // Part of this run's signature arrived (its first play was cut by the kill): the
+        // path was redirected, and that part can only have left the client before it
+        // died. Seen once in a rehearsal: 8 of 16 symbols, the listen ending 4.8 s after
+        // the kill.
+        assert!(
+            capture["observation"]["symbols"].as_u64().unwrap_or(0) > 0,
+            "{capture:#}"
+        );
+    } else if capture["verdict"] == "pass" {
         // A fresh connection sometimes has the channel open at once (seen once in CI:
         // heard after 887 ms). A pass is then the truth only if what was heard left the
         // client before it died: no new audio arrives after the kill, and what was in
