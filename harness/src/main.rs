@@ -739,7 +739,14 @@ fn doctor(file: &Path, write: Option<&Path>, json: Option<&Path>) -> anyhow::Res
         write_file("--json", j, text.as_bytes())?;
     }
     if let Some(w) = write {
-        let original = std::fs::read_to_string(file).unwrap_or_default();
+        // Read as the scenario was (UTF-8 or UTF-16, as Windows tools save it): its other
+        // tables are carried into the written file.
+        let original = earshot_harness::text::read_input(file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| earshot_harness::text::decode(&bytes))
+            .map_err(|e| {
+                anyhow::anyhow!("{}: reading it again for --write: {e}", file.display())
+            })?;
         let text = diagnosis.scenario_toml(&s, &original);
         write_file("--write", w, text.as_bytes())?;
         let note = if diagnosis.probes.iter().any(|p| p.role == "local") {

@@ -561,6 +561,32 @@ fn doctor_without_probes_says_each_one_unreachable_and_exits_not_ready() {
     let written = std::fs::read_to_string(&rig).unwrap();
     assert!(written.contains("address = \"127.0.0.1:9\""), "{written}");
 
+    // A scenario saved as UTF-16 (PowerShell) keeps its other tables in the file written.
+    let utf16 = dir.path().join("draft16.toml");
+    write_utf16le(
+        &utf16,
+        &format!(
+            "{}[timeouts]\nlatency = \"600ms\"\n",
+            SCENARIO.replace("mic_feed = \"micfeed\"\n", "")
+        ),
+        true,
+    );
+    let rig16 = dir.path().join("out/rig16.toml");
+    let out = earshot()
+        .arg("doctor")
+        .arg(&utf16)
+        .arg("--write")
+        .arg(&rig16)
+        .env("X", "doctor-cli-token-0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let written = std::fs::read_to_string(&rig16).unwrap();
+    assert!(
+        written.contains("[timeouts]\nlatency = \"600ms\""),
+        "{written}"
+    );
+
     // No token: said, and no probe is tried.
     let out = earshot()
         .arg("doctor")

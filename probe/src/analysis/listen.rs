@@ -2,10 +2,10 @@
 //! while it records, and stops the moment the signature is complete.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::analysis::{best_channel, channel_number, Detector};
-use crate::audio::backend::Capture;
+use crate::audio::backend::{Capture, POLL};
 use crate::audio::{
     AudioError, AudioErrorKind, CancelFlag, CaptureOptions, DeviceInfo, DeviceSelector, HostChoice,
     ListenReport, StreamHealth,
@@ -13,9 +13,6 @@ use crate::audio::{
 use crate::signal::Signature;
 use crate::unix_ms;
 use crate::wav::Audio;
-
-/// Poll period: bounds how late a cancel or the deadline is seen.
-const POLL: Duration = Duration::from_millis(10);
 
 /// Records from `device` while the detector runs; returns as soon as `signature` is found,
 /// or at `options.timeout`. The audio comes back when `options.keep_audio` is set.

@@ -162,7 +162,7 @@ pub(super) const START_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long stopping a stream may take before its thread is abandoned (pitfall 5).
 pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Poll period of the consumer; bounds how late cancel and the deadline are seen.
-pub(super) const POLL: Duration = Duration::from_millis(10);
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
 pub(super) fn stream_err(id: &str, what: &str, e: impl std::fmt::Display) -> AudioError {
     let text = e.to_string();
