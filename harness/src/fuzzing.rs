@@ -30,9 +30,8 @@ pub fn scenario_toml(data: &[u8]) {
         match Scenario::parse_for(&text, Path::new(FILE), purpose) {
             Ok(s) => {
                 assert!(!s.name.trim().is_empty() && !s.checks.is_empty());
-                if let Err(e) = crate::policy::expect(&s) {
-                    let _ = e.to_string();
-                }
+                let e = crate::policy::expect(&s);
+                assert!(!e.output.trail.is_empty() && !e.capture.trail.is_empty());
             }
             Err(e) => names(&e.to_string(), FILE),
         }

@@ -1,6 +1,7 @@
 //! The policy engine: from the policy layers of a scenario to what each check must observe.
 //!
-//! Pure: no I/O beyond reading the .rdp file or host pool JSON a scenario names. The rules
+//! Pure: the loader has read every file a scenario names (its imports, its .rdp file or
+//! host pool JSON), so the expectation is a function of the model alone. The rules
 //! (Microsoft's audio redirection documentation, summarised in ARCHITECTURE.md):
 //!
 //! - Each product has defaults. Azure Virtual Desktop: Windows blocks nothing, the host pool
@@ -38,7 +39,6 @@ use crate::scenario::{
     CaptureExpect, Consent, OutputExpect, Product, Scenario, Toggle, XrdpPolicy,
 };
 
-use crate::rdp::parse_rdp_at;
 pub use crate::rdp::{parse_rdp_properties, property_errors, PolicyError, RdpProperties, RdpValue};
 
 /// Audio playback quality.
@@ -150,46 +150,9 @@ fn output_words(o: OutputExpect) -> &'static str {
     }
 }
 
-/// The RDP properties of a scenario (inline or from its file), or none.
-///
-/// # Errors
-/// [`PolicyError`] for an unreadable file or a malformed property, naming the file and
-/// line (or the scenario key).
-pub fn rdp_of(scenario: &Scenario) -> Result<Option<RdpProperties>, PolicyError> {
-    let Some(layer) = &scenario.policy.rdp else {
-        return Ok(None);
-    };
-    if let Some(json) = &layer.hostpool_json {
-        let path = scenario.resolve(json);
-        let pool = crate::import::load_hostpool(&path).map_err(PolicyError::HostPool)?;
-        let at = format!("{}:{} customRdpProperty", path.display(), pool.line);
-        return parse_rdp_at(&pool.custom_rdp_property, &|_| at.clone()).map(Some);
-    }
-    match (&layer.properties, &layer.file) {
-        (Some(p), _) => parse_rdp_at(p, &|_| "policy.rdp.properties".to_string()).map(Some),
-        (None, Some(f)) => {
-            let path = scenario.resolve(f);
-            let file = |message: String| PolicyError::File {
-                path: path.display().to_string(),
-                message,
-            };
-            let bytes = crate::text::read_input(&path).map_err(|e| file(e.to_string()))?;
-            let text = crate::text::decode(&bytes)
-                .map_err(|m| file(format!("{m}; save it from the Remote Desktop client again")))?;
-            let name = path.display().to_string();
-            parse_rdp_at(&text, &|line| format!("{name}:{line}")).map(Some)
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-/// Works out the expectation of `scenario`.
-///
-/// # Errors
-/// [`PolicyError`] for unusable RDP properties.
-pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
-    let rdp = rdp_of(scenario)?;
-    let mut e = evaluate(scenario, rdp.as_ref());
+/// Works out the expectation of `scenario`, with its `[expect]` overrides.
+pub fn expect(scenario: &Scenario) -> Expectation {
+    let mut e = evaluate(scenario);
     if let Some(o) = &scenario.expect {
         let why = o
             .reason
@@ -213,15 +176,16 @@ pub fn expect(scenario: &Scenario) -> Result<Expectation, PolicyError> {
             e.capture.layer = Layer::ScenarioExpect;
         }
     }
-    Ok(e)
+    e
 }
 
 mod host_layer;
 use host_layer::{windows_host_layer, xrdp_host_layer};
 
-/// The engine proper, on already parsed RDP properties.
-pub fn evaluate(scenario: &Scenario, rdp: Option<&RdpProperties>) -> Expectation {
+/// The engine proper: the layers' say, before the scenario's `[expect]` overrides.
+pub fn evaluate(scenario: &Scenario) -> Expectation {
     let product = scenario.product;
+    let rdp = scenario.rdp.as_ref();
     let host = &scenario.policy.session_host;
     let int = |name: &str| match rdp.and_then(|r| r.values.get(name)) {
         Some(RdpValue::Int(v)) => Some(*v),

@@ -47,7 +47,7 @@ use earshot_probe::unix_ms;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::AudioPath;
-use crate::policy::{self, Expectation, PolicyError};
+use crate::policy::{self, Expectation};
 use crate::proof::{ListenSpan, PlayTiming, SilenceBound, SilenceProof};
 use crate::report::{CheckRecord, Event, ProbeSummary, Run, ScenarioRecord};
 use crate::scenario::{Check, ProbeSpec, Product, Scenario, ScenarioError, SessionRequirement};
@@ -92,14 +92,6 @@ pub enum SetupError {
     /// The scenario file is unusable.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    /// Its policy layers are unusable (e.g. a malformed .rdp file).
-    #[error("{path}: {error}")]
-    Policy {
-        /// The scenario file.
-        path: PathBuf,
-        /// What is wrong.
-        error: PolicyError,
-    },
     /// No usable token for a probe.
     #[error("{}: probes.{role}: {message}", path.display())]
     Token {
@@ -173,10 +165,7 @@ pub fn prepare_for(
 
 fn prepare_one(file: &Path, purpose: crate::scenario::Purpose) -> Result<Prepared, SetupError> {
     let scenario = Scenario::load_for(file, purpose)?;
-    let expectation = policy::expect(&scenario).map_err(|error| SetupError::Policy {
-        path: file.to_path_buf(),
-        error,
-    })?;
+    let expectation = policy::expect(&scenario);
     if purpose == crate::scenario::Purpose::Run {
         // The tokens are part of the configuration: a missing, unreadable or too open
         // token file is refused with the rest, before any probe is touched.

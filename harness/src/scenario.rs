@@ -114,6 +114,15 @@ pub enum ScenarioError {
         /// Each error, in the file's order of discovery.
         errors: Vec<ScenarioError>,
     },
+    /// The RDP layer's properties cannot be used: an unreadable .rdp file or host pool
+    /// JSON, or a malformed property (the error names the file and line).
+    #[error("{path}: {error}")]
+    Rdp {
+        /// The scenario file.
+        path: PathBuf,
+        /// What is wrong.
+        error: crate::rdp::PolicyError,
+    },
     /// The values parse but do not make sense together.
     #[error("{path}: {key}: {message}")]
     Invalid {
@@ -161,6 +170,8 @@ mod checks;
 pub use checks::{AudioPath, Check};
 
 mod layers;
+mod load;
+mod validate;
 pub use layers::*;
 
 /// Where a probe is and how to reach it.
@@ -217,136 +228,6 @@ fn default_device() -> String {
 
 fn default_loopback() -> String {
     "loopback:default".into()
-}
-
-/// Most errors one file reports at once.
-const MAX_ERRORS: usize = 20;
-
-/// The scenario in `text`, or every error the TOML stage finds in one pass: after each
-/// error its line is set aside (blanked, so that line numbers stay) and the text is read
-/// again, so that six mistakes are six errors of one run, not six rounds of edit and
-/// rerun. A missing key found only after a line was set aside is that line's consequence
-/// and not reported again. The RDP properties given inline are checked too, every one.
-fn parse_collecting(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-    let mut errors = Vec::new();
-    let mut now = text.to_string();
-    let mut blanked: Vec<usize> = Vec::new();
-    let outcome = loop {
-        match toml::from_str::<Scenario>(&now) {
-            Ok(s) => break Some(s),
-            Err(e) => {
-                let (line, column) = e.span().map_or((1, 1), |r| line_col(&now, r.start));
-                let consequence = !blanked.is_empty() && e.message().starts_with("missing field");
-                if !consequence {
-                    errors.push(parse_error(text, path, line, column, e.message()));
-                }
-                let Some(at) = e.span().map(|r| r.start) else {
-                    break None;
-                };
-                // Set the offending line aside; a line set aside already, a table header
-                // or a consequence ends the pass.
-                if consequence || errors.len() >= MAX_ERRORS || blanked.contains(&line) {
-                    break None;
-                }
-                let start = now[..at].rfind('\n').map_or(0, |i| i + 1);
-                let end = now[at..].find('\n').map_or(now.len(), |i| at + i);
-                if now[start..end].trim_start().starts_with('[') {
-                    break None;
-                }
-                now.replace_range(start..end, "");
-                blanked.push(line);
-            }
-        }
-    };
-    // Every inline RDP property, with the rest: `audiomod:i:0` and `audiocapturemode:i:7`
-    // are two errors.
-    if !errors.is_empty() {
-        if let Some(props) = toml::from_str::<toml::Table>(&now)
-            .ok()
-            .and_then(|t| t.get("policy").cloned())
-            .and_then(|p| p.get("rdp").cloned())
-            .and_then(|r| {
-                r.get("properties")
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-        {
-            for e in crate::rdp::property_errors(&props) {
-                errors.push(ScenarioError::Invalid {
-                    path: path.to_path_buf(),
-                    key: "policy.rdp.properties".into(),
-                    message: e,
-                });
-            }
-        }
-    }
-    match (outcome, errors.len()) {
-        (Some(s), 0) => Ok(s),
-        (_, 1) => Err(errors.remove(0)),
-        _ => Err(ScenarioError::Several {
-            path: path.to_path_buf(),
-            errors,
-        }),
-    }
-}
-
-/// One TOML error as the scenario's, at `line`:`column` of `text`, naming the line.
-fn parse_error(
-    text: &str,
-    path: &Path,
-    line: usize,
-    column: usize,
-    message: &str,
-) -> ScenarioError {
-    // The offending line names the key (and the table header names its section).
-    let source = text.lines().nth(line - 1).unwrap_or("").trim();
-    // A long line is cut: the error names it, it need not repeat it.
-    let source: String = if source.chars().count() > 120 {
-        source.chars().take(120).chain("...".chars()).collect()
-    } else {
-        source.to_string()
-    };
-    let said = explain(message.trim());
-    let message = if source.is_empty() {
-        said
-    } else {
-        format!("`{source}`: {said}")
-    };
-    ScenarioError::Parse {
-        path: path.to_path_buf(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// A TOML or serde message with what to write instead: a duration's form, a number
-/// without quotes, a value's expected case.
-fn explain(message: &str) -> String {
-    // A quoted value is cut after 60 characters: the line is named already.
-    let mut out: String = message
-        .split('`')
-        .enumerate()
-        .map(|(i, part)| {
-            if i % 2 == 1 && part.chars().count() > 60 {
-                part.chars().take(60).chain("...".chars()).collect()
-            } else {
-                part.to_string()
-            }
-        })
-        .collect::<Vec<String>>()
-        .join("`");
-    if message.ends_with("expected a duration") {
-        out.push_str(": write it in quotes with its unit, e.g. \"5s\", \"800ms\", \"2m\"");
-    } else if message.ends_with("expected i64") || message.ends_with("expected u32") {
-        out.push_str(": write the number without quotes, e.g. `fDisableCam = 1`");
-    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let given = rest.split('`').next().unwrap_or("");
-        let lower = given.to_lowercase();
-        if lower != given && message.contains(&format!("`{lower}`")) {
-            let _ = write!(out, "; values are written in lowercase: `{lower}`");
-        }
-    }
-    out
 }
 
 impl ProbeSpec {
@@ -571,6 +452,11 @@ pub struct Scenario {
     #[serde(skip)]
     #[schemars(skip)]
     pub path: PathBuf,
+    /// The RDP layer's properties as the loader read them: inline, from the .rdp file or
+    /// from the host pool JSON `[policy.rdp]` names. `None` without an RDP layer.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub rdp: Option<crate::rdp::RdpProperties>,
 }
 
 /// The `[continuity]` table: how long the stream plays and what a whole stream may show.
@@ -637,13 +523,6 @@ fn default_checks() -> Vec<Check> {
     vec![Check::Output, Check::Capture]
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
-}
-
 impl Scenario {
     /// The path check `c` follows, whose policy, host settings and rig apply: continuity
     /// streams on the path `[continuity] path` names; every other check on its own.
@@ -651,326 +530,6 @@ impl Scenario {
         match c {
             Check::Continuity => self.continuity.path,
             c => c.default_path(),
-        }
-    }
-
-    /// Reads and validates `path`.
-    ///
-    /// # Errors
-    /// [`ScenarioError`] naming the file, line and key.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        Scenario::load_for(path, Purpose::Run)
-    }
-
-    /// Reads and validates `path` for `purpose`.
-    ///
-    /// # Errors
-    /// [`ScenarioError`] naming the file, line and key.
-    pub fn load_for(path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
-        let bytes = crate::text::read_input(path).map_err(|error| ScenarioError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let text = crate::text::decode(&bytes).map_err(|message| ScenarioError::Encoding {
-            path: path.to_path_buf(),
-            message: format!("{message}; save the scenario as UTF-8 (in PowerShell: `Set-Content -Encoding utf8`)"),
-        })?;
-        Scenario::parse_for(&text, path, purpose)
-    }
-
-    /// Parses and validates `text` as if read from `path`.
-    ///
-    /// # Errors
-    /// [`ScenarioError`] naming the file, line and key.
-    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        Scenario::parse_for(text, path, Purpose::Run)
-    }
-
-    /// Parses and validates `text` as if read from `path`, for `purpose`.
-    ///
-    /// # Errors
-    /// [`ScenarioError`] naming the file, line and key.
-    pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Scenario, ScenarioError> {
-        let mut s = parse_collecting(text, path)?;
-        s.path = path.to_path_buf();
-        // Every error past the TOML stage at once: the import, the names, the keys that
-        // do not fit together, the rig.
-        let mut errors = Vec::new();
-        if let Err(e) = s.import_session_host() {
-            errors.push(e);
-        }
-        if let Err((key, message)) = s.policy.session_host.fold_display_names() {
-            errors.push(s.invalid(&key, message));
-        }
-        s.validate(&mut errors);
-        if purpose != Purpose::Expect {
-            s.validate_rig(text, purpose, &mut errors);
-        }
-        errors.truncate(MAX_ERRORS);
-        match errors.len() {
-            0 => Ok(s),
-            1 => Err(errors.remove(0)),
-            _ => Err(ScenarioError::Several {
-                path: path.to_path_buf(),
-                errors,
-            }),
-        }
-    }
-
-    /// Reads `policy.session_host.import` into the session host layer.
-    fn import_session_host(&mut self) -> Result<(), ScenarioError> {
-        const KEY: &str = "policy.session_host.import";
-        let Some(file) = self.policy.session_host.import.clone() else {
-            return Ok(());
-        };
-        if self.policy.session_host.from_host {
-            return Err(self.invalid(
-                KEY,
-                "and `from_host = true` both give the whole session host layer: keep one",
-            ));
-        }
-        let imported = crate::import::load_session_host(&self.resolve(&file)).map_err(|error| {
-            ScenarioError::Import {
-                path: self.path.clone(),
-                key: KEY.into(),
-                error,
-            }
-        })?;
-        layers::merge_import(&mut self.policy.session_host, imported)
-            .map_err(|(key, message)| self.invalid(&key, message))
-    }
-
-    fn invalid(&self, key: &str, message: impl Into<String>) -> ScenarioError {
-        ScenarioError::Invalid {
-            path: self.path.clone(),
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// Every semantic error of the scenario, in the file's order of keys.
-    fn validate(&self, errors: &mut Vec<ScenarioError>) {
-        if self.name.trim().is_empty() {
-            errors.push(self.invalid("name", "must not be empty"));
-        }
-        if self.checks.is_empty() {
-            errors.push(self.invalid(
-                "checks",
-                "must name at least one of output, capture, continuity",
-            ));
-        }
-        for (i, c) in self.checks.iter().enumerate() {
-            if self.checks[..i].contains(c) {
-                errors.push(self.invalid("checks", format!("`{c}` is listed twice")));
-            }
-        }
-        let host = &self.policy.session_host;
-        let windows_policy_set = host.f_disable_cam.is_some()
-            || host.f_disable_audio_capture.is_some()
-            || host.allowed_audio_quality_mode.is_some()
-            || host.let_apps_access_microphone.is_some()
-            || AppList::ALL.iter().any(|l| host.app_list(*l).is_some())
-            || host.import.is_some();
-        if host.from_host {
-            if windows_policy_set {
-                errors.push(self.invalid(
-                    "policy.session_host.from_host",
-                    "takes the whole session host layer from the host: remove the settings \
-                     given beside it, or remove from_host to declare them",
-                ));
-            }
-            if self.product == Product::Xrdp {
-                errors.push(self.invalid(
-                    "policy.session_host.from_host",
-                    "reads a Windows session host's policy; an xrdp host's xrdp.ini switches \
-                     are reported by the probe and compared with [policy.xrdp] anyway",
-                ));
-            }
-        }
-        match (self.product, &self.policy.xrdp) {
-            (Product::Xrdp, _) if windows_policy_set => errors.push(self.invalid(
-                "policy.session_host",
-                "an xrdp host has no Windows policy: give its xrdp.ini channel switches in \
-                     [policy.xrdp] (rdpsnd, drdynvc, allow_channels)",
-            )),
-            (Product::Xrdp, _) | (_, None) => {}
-            (p, Some(_)) => errors.push(self.invalid(
-                "policy.xrdp",
-                format!(
-                    "xrdp.ini settings apply to product = \"xrdp\" only; {p} takes \
-                         [policy.session_host]"
-                ),
-            )),
-        }
-        if let Some(rdp) = &self.policy.rdp {
-            let sources = [
-                rdp.properties.is_some(),
-                rdp.file.is_some(),
-                rdp.hostpool_json.is_some(),
-            ];
-            match (self.product, sources.iter().filter(|s| **s).count()) {
-                (Product::Windows365 | Product::Devbox, _) => errors.push(self.invalid(
-                    "policy.rdp",
-                    format!(
-                        "{} has no host pool RDP properties: remove [policy.rdp] (its \
-                             playback and recording are set by session host policy)",
-                        self.product
-                    ),
-                )),
-                (_, 0) => errors.push(self.invalid(
-                    "policy.rdp",
-                    "expected `properties = \"audiomode:i:0;...\"`, `file = \"x.rdp\"` or \
-                         `hostpool_json = \"hostpool.json\"`",
-                )),
-                (_, 1) => {}
-                _ => errors.push(self.invalid(
-                    "policy.rdp",
-                    "give one of `properties`, `file` or `hostpool_json`, not several",
-                )),
-            }
-        }
-        for (k, d) in [
-            ("timeouts.connect", self.timeouts.connect),
-            ("timeouts.listen", self.timeouts.listen),
-        ] {
-            if d.is_zero() || d > Duration::from_secs(120) {
-                errors.push(self.invalid(k, "expected a duration above 0 and at most 120s"));
-            }
-        }
-        let c = &self.continuity;
-        if c.duration < Duration::from_secs(1) || c.duration > Duration::from_secs(600) {
-            errors.push(self.invalid(
-                "continuity.duration",
-                "expected a duration from 1s to 10min",
-            ));
-        }
-        for (k, v) in [
-            ("continuity.max_drift_ppm", c.max_drift_ppm),
-            ("continuity.max_level_std_db", c.max_level_std_db),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                errors.push(self.invalid(k, "expected a number of 0 or more"));
-            }
-        }
-        for (k, d) in [
-            ("timeouts.latency", self.timeouts.latency),
-            ("timeouts.channel_open", self.timeouts.channel_open),
-        ] {
-            if d > Duration::from_secs(60) {
-                errors.push(self.invalid(k, "expected a duration of at most 60s"));
-            }
-        }
-        for (k, d) in [
-            ("budgets.output_latency", self.budgets.output_latency),
-            ("budgets.capture_latency", self.budgets.capture_latency),
-        ] {
-            if d.is_some_and(|d| d.is_zero() || d > Duration::from_secs(60)) {
-                errors.push(self.invalid(k, "expected a duration above 0 and at most 60s"));
-            }
-        }
-        if let Some(v) = self.budgets.max_speed_error_pct {
-            if !(v.is_finite() && (0.0..=5.0).contains(&v)) {
-                errors.push(self.invalid(
-                    "budgets.max_speed_error_pct",
-                    format!("{v}: expected a percentage from 0.0 to 5.0 (e.g. 0.5)"),
-                ));
-            }
-        }
-        if let Some(v) = self.budgets.min_level_db {
-            if !(v.is_finite() && (-90.0..=0.0).contains(&v)) {
-                errors.push(self.invalid(
-                    "budgets.min_level_db",
-                    format!(
-                        "{v}: expected dB below the level played, from -90.0 to 0.0 (e.g. \
-                         -20.0: heard at most 20 dB quieter than played)"
-                    ),
-                ));
-            }
-        }
-    }
-
-    /// What a run needs beyond the policy: both probes reachable with a token, each key
-    /// on the probe it belongs to, and the client rig's microphone feed when something
-    /// plays into it. `text` is the file's, to tell a key given from one defaulted.
-    fn validate_rig(&self, text: &str, purpose: Purpose, errors: &mut Vec<ScenarioError>) {
-        if self.probes.local.session != SessionRequirement::Remote {
-            errors.push(self.invalid(
-                "probes.local.session",
-                "is for the remote probe (the session it must show); remove it from \
-                 [probes.local]",
-            ));
-        }
-        // Keys of the client rig, given for the session's probe: refused, not ignored.
-        let given: Option<toml::Table> = toml::from_str(text).ok();
-        let remote = given
-            .as_ref()
-            .and_then(|t| t.get("probes"))
-            .and_then(|p| p.get("remote"))
-            .and_then(|r| r.as_table());
-        for (key, what) in [
-            ("mic_feed", "the device that feeds the client's microphone"),
-            ("output_loopback", "where the client's output is heard"),
-        ] {
-            if remote.is_some_and(|r| r.contains_key(key)) {
-                errors.push(self.invalid(
-                    &format!("probes.remote.{key}"),
-                    format!(
-                        "is for the client rig ({what}): the session's probe plays on \
-                         `output` and records from `input`; move it to [probes.local]"
-                    ),
-                ));
-            }
-        }
-        for (name, p) in [
-            ("local", &self.probes.local),
-            ("remote", &self.probes.remote),
-        ] {
-            let key = format!("probes.{name}");
-            match (&p.address, &p.dial_in) {
-                (Some(_), Some(_)) => {
-                    errors.push(self.invalid(&key, "give either `address` or `dial_in`, not both"))
-                }
-                (None, None) => errors.push(self.invalid(
-                    &key,
-                    "expected `address = \"HOST:PORT\"` (the probe serves) or `dial_in = \
-                         \"ADDR:PORT\"` (the probe connects to the harness)",
-                )),
-                _ => {}
-            }
-            for (k, v) in [("address", &p.address), ("dial_in", &p.dial_in)] {
-                if let Some(a) = v {
-                    if a.rsplit_once(':')
-                        .and_then(|(_, port)| port.parse::<u16>().ok())
-                        .is_none()
-                    {
-                        errors.push(
-                            self.invalid(&format!("{key}.{k}"), format!("`{a}` is not HOST:PORT")),
-                        );
-                    }
-                }
-            }
-            if p.token_file.is_some() && p.token_env.is_some() {
-                errors
-                    .push(self.invalid(&key, "give either `token_file` or `token_env`, not both"));
-            }
-            if p.token_file.is_none() && p.token_env.is_none() {
-                errors.push(self.invalid(
-                    &key,
-                    "expected `token_file = \"...\"` or `token_env = \"VAR\"`: probes only talk \
-                     after a shared-token handshake",
-                ));
-            }
-        }
-        let plays_into_mic = self.checks.contains(&Check::Capture)
-            || (self.checks.contains(&Check::Continuity)
-                && self.continuity.path == AudioPath::Capture);
-        if plays_into_mic && self.probes.local.mic_feed.is_none() && purpose == Purpose::Run {
-            errors.push(self.invalid(
-                "probes.local.mic_feed",
-                "the capture check plays into the client's microphone: name the device that \
-                 feeds it (a virtual cable, a null sink whose monitor is the mic, or a speaker \
-                 next to the mic)",
-            ));
         }
     }
 

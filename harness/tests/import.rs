@@ -123,7 +123,7 @@ fn load_error(product: &str, policy: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = scenario_in(dir.path(), product, policy);
     match Scenario::load(&path) {
-        Ok(s) => expect(&s).map(|_| ()).unwrap_err().to_string(),
+        Ok(s) => panic!("{} loaded: {:?}", path.display(), expect(&s)),
         Err(e) => e.to_string(),
     }
 }
@@ -141,14 +141,14 @@ fn an_imported_layer_decides_like_a_typed_one() {
          [\"Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe\", \"Contoso.Dictation_1234\"]\n\
          [policy.rdp]\nproperties = \"audiocapturemode:i:1\"",
     );
-    let typed = expect(&Scenario::load(&typed).unwrap()).unwrap();
+    let typed = expect(&Scenario::load(&typed).unwrap());
     let imported = scenario_in(
         dir.path(),
         "avd",
         "[policy.session_host]\nimport = \"samba-gpo-blocks-playback.pol\"\n\
          [policy.rdp]\nproperties = \"audiocapturemode:i:1\"",
     );
-    let imported = expect(&Scenario::load(&imported).unwrap()).unwrap();
+    let imported = expect(&Scenario::load(&imported).unwrap());
     assert_eq!(imported.output, typed.output);
     assert_eq!(imported.capture, typed.capture);
     assert_eq!(imported.quality, typed.quality);
@@ -258,8 +258,7 @@ fn host_pool_json_errors_name_the_file_and_where() {
             "avd",
             "[policy.rdp]\nhostpool_json = \"h.json\"",
         );
-        let s = Scenario::load(&path).unwrap();
-        let e = expect(&s).unwrap_err().to_string();
+        let e = Scenario::load(&path).unwrap_err().to_string();
         assert!(e.contains(needle), "{json}: {e}");
     }
 }

@@ -264,7 +264,7 @@ fn the_desktop_app_consent_is_taken_from_the_host_and_deny_wins() {
     )
     .unwrap();
     s.policy.session_host.desktop_apps_microphone = Some(Consent::Deny);
-    let e = crate::policy::expect(&s).unwrap();
+    let e = crate::policy::expect(&s);
     assert_eq!(
         e.capture.value,
         crate::scenario::CaptureExpect::RedirectedAppsDenied

@@ -24,6 +24,13 @@ pub(super) fn windows_host_layer(scenario: &Scenario) -> HostLayer {
         output_trail: vec![],
         capture_trail: vec![],
     };
+    if host.from_host {
+        // Until a run connects, the layer is unknown: the expectation shown before is the
+        // other layers' say, and the run works it out again from what the host has.
+        let note = "session host policy: read from the host when the run connects                     (from_host = true); until then, as if not configured";
+        l.output_trail.push(note.into());
+        l.capture_trail.push(note.into());
+    }
     match host.f_disable_cam {
         Some(f) if f.0 == 1 => {
             l.blocks_output = Some("session host policy fDisableCam=1".into());

@@ -200,8 +200,7 @@ const ROWS: &[Row] = &[
 #[test]
 fn every_rule_of_the_documentation() {
     for r in ROWS {
-        let e =
-            expect(&scenario(r.product, r.policy)).unwrap_or_else(|e| panic!("{}: {e}", r.rule));
+        let e = expect(&scenario(r.product, r.policy));
         assert_eq!(
             e.output.value, r.output,
             "{}: output {:?}",
@@ -268,7 +267,7 @@ fn quality_is_the_lower_of_policy_and_request() {
             format!("[policy.rdp]\nproperties = \"{rdp}\"")
         };
         let s = scenario("avd", &format!("[policy.session_host]\n{host}\n{rdp}"));
-        assert_eq!(expect(&s).unwrap().quality.value, want, "{host} / {rdp}");
+        assert_eq!(expect(&s).quality.value, want, "{host} / {rdp}");
     }
 }
 
@@ -278,7 +277,7 @@ fn an_explicit_expectation_overrides_the_engine() {
         "avd",
         "[expect]\noutput = \"none\"\ncapture = \"redirected\"\nreason = \"pilot ring\"",
     );
-    let e = expect(&s).unwrap();
+    let e = expect(&s);
     assert_eq!(e.output.value, O::None);
     assert_eq!(e.capture.value, C::Redirected);
     assert!(e.output.decided_by.contains("pilot ring"));
@@ -301,7 +300,7 @@ fn properties_not_about_audio_are_kept_and_summed_up_in_one_line_of_information(
         "avd",
         &format!("[policy.rdp]\nproperties = \"{}\"", many.join(";")),
     );
-    let e = expect(&s).unwrap();
+    let e = expect(&s);
     assert!(e.warnings.is_empty(), "{:?}", e.warnings);
     assert_eq!(e.info.len(), 1, "{:?}", e.info);
     assert!(e.info[0].starts_with("20 RDP properties") && e.info[0].ends_with("(14 more)"));
@@ -344,18 +343,19 @@ fn rdp_files_are_read_in_utf16_and_utf8() {
         let text =
             format!("name = \"t\"\nproduct = \"rds\"\n[policy.rdp]\nfile = \"{file}\"\n{PROBES}");
         let s = Scenario::parse(&text, &dir.path().join("s.toml")).unwrap();
-        assert_eq!(expect(&s).unwrap().output.value, want, "{file}");
+        assert_eq!(expect(&s).output.value, want, "{file}");
     }
     let text =
         format!("name = \"t\"\nproduct = \"rds\"\n[policy.rdp]\nfile = \"missing.rdp\"\n{PROBES}");
-    let s = Scenario::parse(&text, &dir.path().join("s.toml")).unwrap();
-    assert!(expect(&s).unwrap_err().to_string().contains("missing.rdp"));
+    // The loader reads the file: a missing one is the scenario's error, before any run.
+    let e = Scenario::parse(&text, &dir.path().join("s.toml")).unwrap_err();
+    assert!(e.to_string().contains("missing.rdp"), "{e}");
 }
 
 #[test]
 fn quality_is_attributed_only_to_layers_that_are_set_and_exist() {
     let by = |product: &str, policy: &str| {
-        let e = expect(&scenario(product, policy)).unwrap();
+        let e = expect(&scenario(product, policy));
         (
             e.quality.value,
             e.quality.decided_by,
@@ -396,7 +396,7 @@ fn group_policy_display_names_mean_the_registry_values() {
          \"Let Windows apps access the microphone\" = \"Force Deny\"\n\
          [policy.rdp]\nproperties = \"audiocapturemode:i:1;audioqualitymode:i:2\"",
     );
-    let e = expect(&named).unwrap();
+    let e = expect(&named);
     assert_eq!(e.output.value, O::None);
     assert!(
         e.output.decided_by.contains("fDisableCam=1"),
@@ -418,7 +418,7 @@ fn group_policy_display_names_mean_the_registry_values() {
         "avd",
         "[policy.session_host]\n\"Allow audio and video playback redirection\" = \"Not configured\"",
     );
-    assert_eq!(expect(&unset).unwrap().output.value, O::Client);
+    assert_eq!(expect(&unset).output.value, O::Client);
 }
 
 #[test]
@@ -484,7 +484,7 @@ fn xrdp_channel_switches_are_the_session_host_layer() {
             "xrdp",
             &format!("[policy.xrdp]\n{xrdp}\n[policy.rdp]\nproperties = \"{rdp}\""),
         );
-        let e = expect(&s).unwrap();
+        let e = expect(&s);
         assert_eq!((e.output.value, e.capture.value), (o, c), "{xrdp} / {rdp}");
         if !xrdp.is_empty() && o == O::None {
             assert!(
@@ -526,7 +526,7 @@ fn rdp_file_errors_name_the_file_and_line_and_odd_encodings_read() {
     let load = |file: &str| {
         let text =
             format!("name = \"t\"\nproduct = \"rds\"\n[policy.rdp]\nfile = \"{file}\"\n{PROBES}");
-        expect(&Scenario::parse(&text, &dir.path().join("s.toml")).unwrap())
+        Scenario::parse(&text, &dir.path().join("s.toml")).map(|s| expect(&s))
     };
     let e = load("bad.rdp").unwrap_err().to_string();
     assert!(
@@ -550,7 +550,7 @@ fn the_per_app_microphone_lists_are_reported_by_name_and_do_not_deny_the_probe()
          LetAppsAccessMicrophone_ForceDenyTheseApps = [\"Contoso.Recorder_1\", \"Fabrikam.Notes_2\"]\n\
          LetAppsAccessMicrophone_ForceAllowTheseApps = [\"Microsoft.WindowsSoundRecorder_8wekyb3d8bbwe\"]",
     );
-    let e = expect(&s).unwrap();
+    let e = expect(&s);
     assert_eq!(e.capture.value, CaptureExpect::Redirected);
     let trail = e.capture.trail.join("\n");
     assert!(
@@ -571,9 +571,21 @@ fn the_imported_gpo_brings_its_force_allow_list_into_the_trail() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios/import/avd-imported-gpo-blocks-playback.toml");
     let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let trail = expect(&s).unwrap().capture.trail.join("\n");
+    let trail = expect(&s).capture.trail.join("\n");
     assert!(
         trail.contains("ForceAllowTheseApps") && trail.contains("Contoso.Dictation_1234"),
         "{trail}"
     );
+}
+
+#[test]
+fn a_layer_taken_from_the_host_is_said_to_be_unknown_until_the_run_connects() {
+    let s = scenario("avd", "[policy.session_host]\nfrom_host = true");
+    let e = expect(&s);
+    for trail in [&e.output.trail, &e.capture.trail] {
+        assert!(
+            trail[0].contains("read from the host when the run connects"),
+            "{trail:?}"
+        );
+    }
 }

@@ -561,9 +561,7 @@ pub(super) fn session_layer_from_host(
     let (layer, mut notes) = crate::host::layer_from_host(cfg);
     let mut taken = s.clone();
     taken.policy.session_host = layer;
-    let e = policy::expect(&taken).map_err(|e| {
-        format!("the session host layer read from the host gives no expectation: {e}")
-    })?;
+    let e = policy::expect(&taken);
     notes.insert(
         0,
         format!(
