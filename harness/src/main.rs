@@ -255,6 +255,7 @@ impl ReportFlags {
         self.files()
             .into_iter()
             .filter_map(|(option, p)| report::check_output_path(option, p).err())
+            .map(|e| e.to_string())
             .collect()
     }
 
@@ -262,7 +263,7 @@ impl ReportFlags {
     fn reporters(&self) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
         let mut out: Vec<Box<dyn Reporter>> = Vec::new();
         for (option, p) in self.files() {
-            report::make_output_folders(option, p).map_err(anyhow::Error::msg)?;
+            report::make_output_folders(option, p)?;
             let p = p.to_path_buf();
             out.push(match option {
                 "--json" => Box::new(JsonReporter::new(p)),
@@ -706,13 +707,13 @@ fn doctor(file: &Path, write: Option<&Path>, json: Option<&Path>) -> anyhow::Res
                 w.display()
             ));
         } else if let Err(e) = report::check_output_path("--write", w) {
-            problems.push(e);
+            problems.push(e.to_string());
         }
     }
     let json_to_stdout = json == Some(Path::new("-"));
     if let Some(j) = json.filter(|_| !json_to_stdout) {
         if let Err(e) = report::check_output_path("--json", j) {
-            problems.push(e);
+            problems.push(e.to_string());
         }
     }
     if !problems.is_empty() {
@@ -743,7 +744,7 @@ fn doctor(file: &Path, write: Option<&Path>, json: Option<&Path>) -> anyhow::Res
         // tables are carried into the written file.
         let original = earshot_harness::text::read_input(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| earshot_harness::text::decode(&bytes))
+            .and_then(|bytes| earshot_harness::text::decode(&bytes).map_err(|e| e.to_string()))
             .map_err(|e| {
                 anyhow::anyhow!("{}: reading it again for --write: {e}", file.display())
             })?;

@@ -89,26 +89,73 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// Why a report cannot be written where an option says. Each names the option and the path
+/// and says what to give instead.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputPathError {
+    /// The path is a folder.
+    #[error("{option} {}: is a folder; give a file name, e.g. {}", path.display(), example.display())]
+    IsFolder {
+        /// `--json`, `--junit`, ...
+        option: String,
+        /// As given.
+        path: PathBuf,
+        /// A file name in that folder.
+        example: PathBuf,
+    },
+    /// A path above the report is a file.
+    #[error("{option} {}: {} is a file, not a folder", path.display(), file.display())]
+    UnderAFile {
+        /// `--json`, `--junit`, ...
+        option: String,
+        /// As given.
+        path: PathBuf,
+        /// The file in the way.
+        file: PathBuf,
+    },
+    /// The nearest existing folder refuses a new file.
+    #[error("{option} {}: cannot write in {} ({error}); give a folder you can write to", path.display(), folder.display())]
+    NotWritable {
+        /// `--json`, `--junit`, ...
+        option: String,
+        /// As given.
+        path: PathBuf,
+        /// The folder tried.
+        folder: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The report's folder could not be made.
+    #[error("{option} {}: cannot create its folder: {error}", path.display())]
+    NoFolder {
+        /// `--json`, `--junit`, ...
+        option: String,
+        /// As given.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
 /// Checks, before anything runs, that a report can be written at `path`: not a folder,
 /// its folder creatable. Creates nothing: the caller makes the folder when it writes.
 ///
 /// # Errors
 /// What is wrong, naming the path and the option.
-pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
+pub fn check_output_path(option: &str, path: &Path) -> Result<(), OutputPathError> {
     if path.is_dir() {
-        return Err(format!(
-            "{option} {}: is a folder; give a file name, e.g. {}",
-            path.display(),
-            path.join(match option {
+        return Err(OutputPathError::IsFolder {
+            option: option.into(),
+            path: path.into(),
+            example: path.join(match option {
                 "--junit" => "junit.xml",
                 "--html" => "report.html",
                 "--prom" => "earshot.prom",
                 "--ndjson" => "checks.ndjson",
                 "--write" => "rig.toml",
                 _ => "report.json",
-            })
-            .display()
-        ));
+            }),
+        });
     }
     let dir = path
         .parent()
@@ -128,11 +175,11 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
         }
     }
     if !existing.is_dir() {
-        return Err(format!(
-            "{option} {}: {} is a file, not a folder",
-            path.display(),
-            existing.display()
-        ));
+        return Err(OutputPathError::UnderAFile {
+            option: option.into(),
+            path: path.into(),
+            file: existing.into(),
+        });
     }
     let probe = existing.join(format!(".earshot-write-test-{}", std::process::id()));
     match std::fs::OpenOptions::new()
@@ -144,11 +191,12 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(format!(
-            "{option} {}: cannot write in {} ({e}); give a folder you can write to",
-            path.display(),
-            existing.display()
-        )),
+        Err(error) => Err(OutputPathError::NotWritable {
+            option: option.into(),
+            path: path.into(),
+            folder: existing.into(),
+            error,
+        }),
     }
 }
 
@@ -157,10 +205,13 @@ pub fn check_output_path(option: &str, path: &Path) -> Result<(), String> {
 ///
 /// # Errors
 /// The folder that could not be made, and why.
-pub fn make_output_folders(option: &str, path: &Path) -> Result<(), String> {
+pub fn make_output_folders(option: &str, path: &Path) -> Result<(), OutputPathError> {
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{option} {}: cannot create its folder: {e}", path.display())),
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|error| OutputPathError::NoFolder {
+            option: option.into(),
+            path: path.into(),
+            error,
+        }),
         None => Ok(()),
     }
 }

@@ -2,12 +2,39 @@
 //! UTF-16 little- or big-endian with or without one (PowerShell 5's `Out-File` and
 //! Notepad's "Unicode", and .rdp files saved by the Remote Desktop client, are UTF-16).
 
+/// Why bytes are not text earshot reads. The words say what the bytes are not, never the
+/// bytes themselves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Zero bytes where neither UTF-8 nor UTF-16 has them: a binary file.
+    #[error("the file contains zero bytes and is neither UTF-8 nor UTF-16 text")]
+    Binary,
+    /// Not UTF-8, and nothing says UTF-16.
+    #[error("the file is not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+    /// UTF-16 by its mark or its zeros, with a byte left over.
+    #[error("the file looks like {encoding} but has an odd number of bytes")]
+    OddLength {
+        /// The encoding it looks like.
+        encoding: &'static str,
+    },
+    /// UTF-16 by its mark or its zeros, with an unpaired surrogate.
+    #[error("the file looks like {encoding} but is not valid")]
+    InvalidUtf16 {
+        /// The encoding it looks like.
+        encoding: &'static str,
+    },
+}
+
 /// Decodes `bytes` as UTF-8 or UTF-16 (by its byte order mark, else by where its zero
 /// bytes fall: text of ASCII characters in UTF-16 has a zero in every other byte).
 ///
 /// # Errors
 /// What the bytes are not, in words, without echoing the bytes.
-pub fn decode(bytes: &[u8]) -> Result<String, String> {
+pub fn decode(bytes: &[u8]) -> Result<String, TextError> {
     if let Some(rest) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
         return utf8(rest);
     }
@@ -41,28 +68,27 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
                 "UTF-16 big-endian (no byte order mark)",
             );
         }
-        return Err("the file contains zero bytes and is neither UTF-8 nor UTF-16 text".into());
+        return Err(TextError::Binary);
     }
     utf8(bytes)
 }
 
-fn utf8(bytes: &[u8]) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
-        format!(
-            "the file is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
+fn utf8(bytes: &[u8]) -> Result<String, TextError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| TextError::NotUtf8 {
+        offset: e.utf8_error().valid_up_to(),
     })
 }
 
-fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16, name: &str) -> Result<String, String> {
+fn utf16(
+    bytes: &[u8],
+    unit: fn([u8; 2]) -> u16,
+    encoding: &'static str,
+) -> Result<String, TextError> {
     if !bytes.len().is_multiple_of(2) {
-        return Err(format!(
-            "the file looks like {name} but has an odd number of bytes"
-        ));
+        return Err(TextError::OddLength { encoding });
     }
     let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
-    String::from_utf16(&units).map_err(|_| format!("the file looks like {name} but is not valid"))
+    String::from_utf16(&units).map_err(|_| TextError::InvalidUtf16 { encoding })
 }
 
 /// The largest input file earshot reads: a scenario, an .rdp file, a host pool's JSON, an
@@ -125,12 +151,14 @@ mod tests {
 
     #[test]
     fn binary_and_broken_text_are_named_without_echoing_bytes() {
-        let e = decode(&[0x00, 0x00, 0x41, 0x00, 0x00, 0x42]).unwrap_err();
+        let e = decode(&[0x00, 0x00, 0x41, 0x00, 0x00, 0x42])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("neither UTF-8 nor UTF-16"), "{e}");
         assert!(!e.contains('\0'));
-        let e = decode(b"name = \"x\xff\"").unwrap_err();
+        let e = decode(b"name = \"x\xff\"").unwrap_err().to_string();
         assert!(e.contains("not UTF-8") && e.contains("offset 9"), "{e}");
-        let e = decode(&[0xff, 0xfe, 0x41]).unwrap_err();
+        let e = decode(&[0xff, 0xfe, 0x41]).unwrap_err().to_string();
         assert!(e.contains("odd number of bytes"), "{e}");
     }
 }

@@ -171,7 +171,9 @@ fn a_closed_terminal_is_reported_as_closed_not_as_a_failure() {
 #[test]
 fn a_folder_given_as_a_report_file_is_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
-    let e = check_output_path("--json", dir.path()).unwrap_err();
+    let e = check_output_path("--json", dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("is a folder") && e.contains("report.json"),
         "{e}"
@@ -187,7 +189,9 @@ fn a_folder_given_as_a_report_file_is_refused_up_front() {
     // make files in /proc) is refused before the run.
     #[cfg(target_os = "linux")]
     {
-        let e = check_output_path("--json", Path::new("/proc/earshot-test/r.json")).unwrap_err();
+        let e = check_output_path("--json", Path::new("/proc/earshot-test/r.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot write in /proc"), "{e}");
         assert!(!Path::new("/proc/earshot-test").exists());
     }

@@ -13,6 +13,10 @@
 //! return as soon as the probe has its verdict, with an [`EvidenceHandle`] when evidence
 //! was asked for; [`AuthedClient::fetch_evidence`] then fetches the file (FLAC) with its
 //! own time budget and progress reports.
+//!
+//! Size: about 900 lines, one reason: `AuthedClient`'s requests share one reader task, one
+//! pending-reply table and one timeout rule; each request is short, and the file reads
+//! as the protocol's list of calls.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

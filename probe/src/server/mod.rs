@@ -20,6 +20,11 @@
 //! - Evidence ([`evidence`]): a job's recording is kept in bounded memory and its reply
 //!   goes out at once with a reference; `fetch_evidence` streams the FLAC file as binary
 //!   chunks, one at a time, so other replies on the connection overtake it.
+//!
+//! Size: about 1,000 lines, one reason: `impl Server` is one connection state machine
+//! (handshake, dispatch, jobs, evidence, shutdown) over the same connection and job
+//! tables; split by step, each part would take every field as a parameter. What stands
+//! apart is in its own module: the device handler, evidence, host facts, the session.
 
 #[cfg(feature = "devices")]
 pub mod device;

@@ -59,6 +59,10 @@
 //! measures 68 dB) reads as high, as a listener would hear it; measured offline, 16-bit PCM
 //! through sox's resampler reads 78 dB and more, G.711 37 dB, MP3 at 128 kbit/s 44 dB, Opus
 //! at 64 kbit/s 27 dB (probe/tests/offline_checks.rs, BENCHMARKS.md).
+//!
+//! Size: about 850 lines, one reason: the signal and its analysis are a contract (the
+//! same constants on both sides), kept in one file so neither changes without the
+//! other. Its tests are in `quality/tests.rs`.
 
 use std::f64::consts::PI;
 use std::fmt::Write as _;
