@@ -305,8 +305,9 @@ pub struct Budgets {
     /// (PulseAudio's cubic volume scale) about 31 dB below it.
     pub min_level_db: Option<f64>,
     /// How far the speed a signature arrives at may be from the speed played, in percent
-    /// (e.g. `0.5`; from 0 to 5: beyond about 3 % the signature is no longer recognised,
-    /// see the quality check). Measured from the tones' frequency error, exact to 0.01 %.
+    /// (e.g. `0.5`; from 0 to 10). The signature is recognised from 0.89 to 1.12 times
+    /// its speed (44.1 kHz audio played as 48 kHz is 8.1 % slow); half and double speed
+    /// are the quality check's. Measured from the tones' frequency error, exact to 0.01 %.
     pub max_speed_error_pct: Option<f64>,
 }
 

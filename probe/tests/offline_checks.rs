@@ -384,6 +384,12 @@ fn a_signature_played_at_the_wrong_speed_is_found_with_its_factor() {
         (1.005, "1.0050× the speed played (0.50 % fast)"),
         (0.98, "0.9800× the speed played (2.00 % slow)"),
         (1.02, "1.0200× the speed played (2.00 % fast)"),
+        // 44.1 kHz played as 48 kHz, and the other way round.
+        (0.91875, "0.9188× the speed played (8.12 % slow)"),
+        (1.088, "1.0880× the speed played (8.80 % fast)"),
+        // Between the speeds searched.
+        (0.94, "0.9400× the speed played (6.00 % slow)"),
+        (1.065, "1.0650× the speed played (6.50 % fast)"),
     ] {
         let changed = dir.path().join(format!("speed-{factor}.wav"));
         tool(

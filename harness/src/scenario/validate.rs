@@ -133,10 +133,10 @@ impl Scenario {
             }
         }
         if let Some(v) = self.budgets.max_speed_error_pct {
-            if !(v.is_finite() && (0.0..=5.0).contains(&v)) {
+            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
                 errors.push(self.invalid(
                     "budgets.max_speed_error_pct",
-                    format!("{v}: expected a percentage from 0.0 to 5.0 (e.g. 0.5)"),
+                    format!("{v}: expected a percentage from 0.0 to 10.0 (e.g. 0.5)"),
                 ));
             }
         }
