@@ -22,7 +22,7 @@ help:
 	@echo "make demo-offline   the signal core alone: synth -> impair -> analyze"
 	@echo "make check          before every commit: fmt, clippy, unit and in-process tests (any user, no lab, minutes)"
 	@echo "make test           fmt, clippy -D warnings, the Windows build and its tests under Wine, every test"
-	@echo "make bench          criterion analysis throughput, analyze memory on 75 min, the alsabat comparison, the agent bench"
+	@echo "make bench          analysis throughput, memory, alsabat, the agent, speeds, the MOS against ITU-T's code"
 	@echo "make windows        earshot-probe.exe and earshot.exe (x86_64-pc-windows-gnu), the probe's unit tests under Wine"
 	@echo "make dist           release binaries for Linux and Windows with SHA256SUMS, in dist/"
 	@echo "make soak           every lab path 20 times with real probes (root; not in CI)"
@@ -106,6 +106,8 @@ bench: deps
 	bash bench/agent.sh
 	$(CARGO) build --release -p earshot-probe --bin earshot-probe -p earshot-harness --bin earshot
 	python3 bench/verdict.py --runs 20
+	python3 bench/speed-offline.py --seeds 20
+	python3 bench/speech-agreement.py
 
 # The RDP lab's verdict matrix measured: every scenarios/rdp cell RUNS times (root).
 RUNS ?= 5

@@ -473,3 +473,85 @@ fn a_stereo_signature_tells_swapped_mono_and_one_sided_channels_apart() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc.get("channel_map").is_none(), "{doc:#}");
 }
+
+#[test]
+fn the_speech_check_scores_what_a_codec_leaves_of_the_reference() {
+    // `synth --speech` at 48 kHz, then what a path does with it: nothing, Opus at 6 kbit/s
+    // (opus-tools), silence. A clean copy reads near the top; the codec's low bitrate far
+    // below; silence is no speech, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("speech.wav");
+    probe()
+        .args([
+            "synth",
+            "--speech",
+            "--lead-ms",
+            "700",
+            "--tail-ms",
+            "300",
+            "-o",
+        ])
+        .arg(&clean)
+        .assert()
+        .success();
+    let score = |file: &Path, min: &str| {
+        let out = probe()
+            .args(["analyze", "--check", "speech", "--min-mos", min, "--json"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), doc)
+    };
+    let (code, doc) = score(&clean, "4.0");
+    assert_eq!(code, Some(0), "{doc}");
+    let mos = doc["result"]["mos_lqo"].as_f64().unwrap();
+    assert!(mos > 4.5, "{doc}");
+    assert!(
+        (doc["result"]["offset_ms"].as_f64().unwrap() - 700.0).abs() < 2.0,
+        "{doc}"
+    );
+    assert_eq!(
+        doc["result"]["method"],
+        "ITU-T P.862.2 (wideband PESQ) MOS-LQO"
+    );
+
+    let opus = dir.path().join("speech.opus");
+    let decoded = dir.path().join("opus-6k.wav");
+    tool(
+        "opusenc",
+        &[
+            "--quiet".as_ref(),
+            "--bitrate".as_ref(),
+            "6".as_ref(),
+            clean.as_os_str(),
+            opus.as_os_str(),
+        ],
+    );
+    tool(
+        "opusdec",
+        &["--quiet".as_ref(), opus.as_os_str(), decoded.as_os_str()],
+    );
+    let (code, doc) = score(&decoded, "3.0");
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["verdict"], "below");
+    assert!(doc["result"]["mos_lqo"].as_f64().unwrap() < 2.5, "{doc}");
+
+    let silent = dir.path().join("silent.wav");
+    tool(
+        "sox",
+        &[
+            "-n".as_ref(),
+            "-r".as_ref(),
+            "48000".as_ref(),
+            silent.as_os_str(),
+            "trim".as_ref(),
+            "0".as_ref(),
+            "9".as_ref(),
+        ],
+    );
+    let (code, doc) = score(&silent, "3.0");
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["verdict"], "no_speech");
+    assert!(doc["reason"].as_str().unwrap().contains("silent"), "{doc}");
+}

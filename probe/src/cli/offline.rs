@@ -12,9 +12,11 @@ use earshot_probe::wav::{self, Audio, WavEncoding};
 use serde::Serialize;
 
 mod signature;
+mod speech;
 mod streams;
 use signature::analyze;
-use streams::{analyze_continuity, analyze_quality, describe_recording, write_json};
+use speech::{analyze_speech, synth_speech};
+use streams::{analyze_continuity, analyze_quality, describe_recording, read_planes, write_json};
 
 /// Exit status: the signature was detected / the command succeeded.
 const EXIT_DETECTED: u8 = 0;
@@ -42,6 +44,7 @@ impl From<DirectionArg> for Direction {
 pub enum CheckArg {
     Continuity,
     Quality,
+    Speech,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -74,14 +77,14 @@ pub enum EncodingArg {
 pub enum OfflineCommand {
     /// Writes a signature to a WAV file.
     #[command(
-        after_help = "Examples:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav\n  earshot-probe synth --continuity 600 -o stream.wav\n  earshot-probe synth --quality --lead-ms 200 -o quality.wav"
+        after_help = "Examples:\n  earshot-probe synth --seed 42 --direction output --rate 44100 --lead-ms 500 -o sig.wav\n  earshot-probe synth --continuity 600 -o stream.wav\n  earshot-probe synth --quality --lead-ms 200 -o quality.wav\n  earshot-probe synth --speech --lead-ms 500 -o speech.wav"
     )]
     Synth {
         /// The seed the signature is derived from.
-        #[arg(long, required_unless_present_any = ["continuity", "quality"])]
+        #[arg(long, required_unless_present_any = ["continuity", "quality", "speech"])]
         seed: Option<u64>,
         /// Which check's alphabet to use.
-        #[arg(long, value_enum, required_unless_present_any = ["continuity", "quality"])]
+        #[arg(long, value_enum, required_unless_present_any = ["continuity", "quality", "speech"])]
         direction: Option<DirectionArg>,
         /// Write the continuity stream instead, this many seconds long (a 1987 Hz tone at
         /// -6 dBFS; `analyze --check continuity` accounts for every sample of it).
@@ -91,11 +94,15 @@ pub enum OfflineCommand {
         /// silence, the tones 20 dB lower; `analyze --check quality` measures it).
         #[arg(long, conflicts_with_all = ["seed", "direction", "continuity"])]
         quality: bool,
+        /// Write the speech reference instead (8 s of synthesised speech, three
+        /// utterances; `analyze --check speech` scores a recording of it, MOS-LQO).
+        #[arg(long, conflicts_with_all = ["seed", "direction", "continuity", "quality"])]
+        speech: bool,
         /// Write a stereo signature: the seed's signature on the left channel, then (after
         /// 200 ms) its right-hand companion's on the right, each side silent while the
         /// other plays; `analyze --seed` of what arrived reports the channel map (ok,
         /// swapped, mono, left_only, right_only).
-        #[arg(long, conflicts_with_all = ["continuity", "quality"])]
+        #[arg(long, conflicts_with_all = ["continuity", "quality", "speech"])]
         stereo: bool,
         /// Sample rate in Hz (8000 to 192000).
         #[arg(long, default_value_t = 48_000)]
@@ -117,7 +124,7 @@ pub enum OfflineCommand {
     /// continuity stream, or with `--check quality` measures the quality probe signal (every
     /// channel; the best is reported).
     #[command(
-        after_help = "Examples:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n  earshot-probe analyze stream.wav --check continuity --max-breaks 2\n  earshot-probe analyze heard.flac --check quality --min-class medium --json\n\n\
+        after_help = "Examples:\n  earshot-probe analyze recording.flac --seed 42 --direction output --json\n  earshot-probe analyze stream.wav --check continuity --max-breaks 2\n  earshot-probe analyze heard.flac --check quality --min-class medium --json\n  earshot-probe analyze heard.wav --check speech --min-mos 3.5\n\n\
         Reads WAV (8/16/24/32-bit integer, 32/64-bit float, µ-law, A-law, IMA or Microsoft ADPCM),\n\
         FLAC, MP3 and Ogg Vorbis, at 8 to 192 kHz, any number of channels, any length (the file\n\
         is decoded and analysed block by block, in constant memory).\n\n\
@@ -127,7 +134,8 @@ pub enum OfflineCommand {
         Exit status: 0 detected, 1 not detected, 2 error (unreadable, truncated or empty file,\n\
         unsupported format or rate). With --check continuity: 0 whole, 1 degraded or no stream.\n\
         With --check quality: 0 the class is --min-class or better, 1 worse or no signal (the\n\
-        first 60 s of the recording are read)."
+        first 60 s of the recording are read). With --check speech: 0 scored (and at least\n\
+        --min-mos), 1 below it or no speech found (the first 120 s are read)."
     )]
     Analyze {
         /// The recording to analyse: WAV, FLAC, MP3 or Ogg Vorbis.
@@ -143,8 +151,17 @@ pub enum OfflineCommand {
         /// samples, clock drift and level, with their positions; exit 0 whole, 1 degraded
         /// or no stream. `quality` (from `synth --quality`): band edge and rate class,
         /// SINAD, noise floor, level, signs of a lossy codec, and the quality class.
+        /// `speech` (from `synth --speech`): the MOS-LQO of the speech that arrived
+        /// (ITU-T P.862.2 wideband), against the built-in reference or `--reference`.
         #[arg(long, value_enum, conflicts_with_all = ["seed", "direction"])]
         check: Option<CheckArg>,
+        /// `--check speech`: the reference the recording is scored against (default: the
+        /// speech reference `synth --speech` writes, built in).
+        #[arg(long, value_name = "FILE")]
+        reference: Option<PathBuf>,
+        /// `--check speech`: the least MOS-LQO that passes (exit 0), from 1.0 to 5.0.
+        #[arg(long, value_name = "MOS")]
+        min_mos: Option<f64>,
         /// `--check quality`: the least class that passes (exit 0).
         #[arg(long, value_enum, default_value = "low")]
         min_class: ClassArg,
@@ -210,6 +227,7 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             direction,
             continuity,
             quality,
+            speech,
             stereo,
             rate,
             lead_ms,
@@ -218,6 +236,7 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             output,
         } => match continuity {
             Some(seconds) => synth_continuity(seconds, rate, lead_ms, tail_ms, encoding, &output),
+            None if speech => synth_speech(rate, (lead_ms, tail_ms), encoding, &output),
             None if quality => synth_quality(rate, lead_ms, tail_ms, encoding, &output),
             None => synth(
                 seed.context("--seed is required")?,
@@ -253,6 +272,14 @@ pub fn run(command: OfflineCommand) -> Result<i32> {
             json,
             ..
         } => analyze_quality(&file, min_class.into(), json),
+        OfflineCommand::Analyze {
+            file,
+            check: Some(CheckArg::Speech),
+            reference,
+            min_mos,
+            json,
+            ..
+        } => analyze_speech(&file, reference.as_deref(), min_mos, json),
         OfflineCommand::Analyze {
             file,
             seed,

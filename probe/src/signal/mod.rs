@@ -24,6 +24,7 @@
 pub mod continuity;
 pub mod impair;
 pub mod quality;
+pub mod speech;
 
 use std::f64::consts::PI;
 use std::fmt;

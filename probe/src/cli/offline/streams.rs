@@ -11,18 +11,7 @@ pub(super) fn analyze_quality(
     min_class: quality::QualityClass,
     json: bool,
 ) -> Result<u8> {
-    let mut reader = RecordingReader::open(file)?;
-    let info = reader.info().clone();
-    let limit = u64::from(info.sample_rate_hz) * QUALITY_READ_S;
-    let mut planes: Vec<Vec<f32>> = vec![Vec::new(); usize::from(info.channels)];
-    while let Some(block) = reader.next_block()? {
-        for (all, plane) in planes.iter_mut().zip(block) {
-            all.extend_from_slice(plane);
-        }
-        if reader.frames_read() >= limit {
-            break;
-        }
-    }
+    let (info, planes) = read_planes(file, QUALITY_READ_S)?;
     let duration_ms =
         planes.first().map_or(0, Vec::len) as f64 * 1000.0 / f64::from(info.sample_rate_hz);
     let reports: Vec<quality::QualityReport> = planes
@@ -343,6 +332,26 @@ pub(super) fn describe_recording(
         info.channels,
         duration_ms / 1000.0
     )
+}
+
+/// The first `seconds` of a recording, one plane per channel.
+pub(super) fn read_planes(
+    file: &Path,
+    seconds: u64,
+) -> Result<(earshot_probe::recording::RecordingInfo, Vec<Vec<f32>>)> {
+    let mut reader = RecordingReader::open(file)?;
+    let info = reader.info().clone();
+    let limit = u64::from(info.sample_rate_hz) * seconds;
+    let mut planes: Vec<Vec<f32>> = vec![Vec::new(); usize::from(info.channels)];
+    while let Some(block) = reader.next_block()? {
+        for (all, plane) in planes.iter_mut().zip(block) {
+            all.extend_from_slice(plane);
+        }
+        if reader.frames_read() >= limit {
+            break;
+        }
+    }
+    Ok((info, planes))
 }
 
 /// One JSON document, pretty, and a newline.
