@@ -257,6 +257,7 @@ fn two_plays_at_once_on_different_sinks_of_one_probe_both_play() {
             device: DeviceSelector::parse(device),
             seed,
             direction,
+            speech: false,
         };
         // Both streams run at once: each lasts the signature's 720 ms and more.
         let on_speakers = play("speakers", 11, Direction::Output);

@@ -58,9 +58,10 @@ impl<'e> Planned<'e> {
     pub fn expected(&self) -> &'static str {
         let e = self.expectation;
         match (self.check, self.path) {
-            (Check::Continuity | Check::Quality, _) if !self.needs_sound() => {
+            (Check::Continuity | Check::Quality | Check::Speech, _) if !self.needs_sound() => {
                 "nothing to measure: not redirected"
             }
+            (Check::Speech, _) => "speech heard on the client, scored (MOS-LQO)",
             (Check::Continuity, AudioPath::Output) => "heard on the client, whole",
             (Check::Continuity, AudioPath::Capture) => "heard in the session, whole",
             (Check::Quality, _) => "heard on the client as well as the quality policy allows",

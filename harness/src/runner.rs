@@ -512,7 +512,8 @@ async fn run_checks(
         one(Check::Output, seed),
         one(Check::Capture, seed.wrapping_add(1))
     );
-    // Continuity and quality hold their path's devices: after the others, one at a time.
+    // Continuity, quality and speech hold their path's devices: after the others, one at a
+    // time.
     if s.checks.contains(&Check::Continuity) {
         let fault = fault_for(Check::Continuity);
         let seed = seed.wrapping_add(2);
@@ -524,6 +525,12 @@ async fn run_checks(
         let seed = seed.wrapping_add(3);
         let fut = quality_check(s, e, probes, fault, seed);
         give(guarded(Check::Quality, seed, interrupt, fut).await);
+    }
+    if s.checks.contains(&Check::Speech) {
+        let fault = fault_for(Check::Speech);
+        let seed = seed.wrapping_add(4);
+        let fut = speech_check(s, e, probes, fault, seed);
+        give(guarded(Check::Speech, seed, interrupt, fut).await);
     }
 }
 

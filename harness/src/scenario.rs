@@ -309,6 +309,10 @@ pub struct Budgets {
     /// its speed (44.1 kHz audio played as 48 kHz is 8.1 % slow); half and double speed
     /// are the quality check's. Measured from the tones' frequency error, exact to 0.01 %.
     pub max_speed_error_pct: Option<f64>,
+    /// The least MOS-LQO the speech check passes with (ITU-T P.862.2 wideband, from 1.0 to
+    /// about 4.64; e.g. `3.5`). A clean path reads about 4.6, Opus at 24 kbit/s about 3.5,
+    /// a narrowband (8 kHz) path about 2.5. Without it the score is reported, not judged.
+    pub min_mos: Option<f64>,
 }
 
 impl Budgets {

@@ -192,6 +192,20 @@ pub enum Observation {
         #[serde(skip_serializing_if = "Option::is_none")]
         speed: Option<f64>,
     },
+    /// What the speech check heard of the speech reference.
+    Speech {
+        /// The side that recorded it.
+        side: Side,
+        /// The MOS-LQO of the best channel (none: no speech could be scored).
+        mos_lqo: Option<f64>,
+        /// How it was scored.
+        method: String,
+        /// The level heard against the level played, dB.
+        level_db: Option<f64>,
+        /// Why nothing was scored.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A probe, a device or the connection failed; the check could not be made.
     Error {
         /// Whose probe or device failed.
@@ -225,6 +239,7 @@ pub const OBSERVATION_KINDS: &[&str] = &[
     "error",
     "continuity",
     "quality",
+    "speech",
 ];
 
 impl Observation {
@@ -239,6 +254,7 @@ impl Observation {
             Observation::Error { .. } => "error",
             Observation::Continuity { .. } => "continuity",
             Observation::Quality { .. } => "quality",
+            Observation::Speech { .. } => "speech",
         }
     }
 
@@ -252,6 +268,7 @@ impl Observation {
             | Observation::NoDevice { side, .. }
             | Observation::Continuity { side, .. }
             | Observation::Quality { side, .. }
+            | Observation::Speech { side, .. }
             | Observation::Error { side, .. } => *side,
         }
     }
@@ -364,6 +381,22 @@ impl Observation {
             Observation::Quality { found: false, .. } => {
                 "no quality probe signal in the recording".into()
             }
+            Observation::Speech {
+                mos_lqo: Some(m),
+                level_db,
+                ..
+            } => {
+                let mut s = format!("speech scored MOS-LQO {m:.2}");
+                if let Some(l) = level_db {
+                    let l = if l.abs() < 0.05 { 0.0 } else { *l };
+                    let _ = write!(s, ", heard {l:+.1} dB from the level played");
+                }
+                s
+            }
+            Observation::Speech { reason, .. } => format!(
+                "no speech scored: {}",
+                reason.as_deref().unwrap_or("nothing arrived")
+            ),
             Observation::Quality {
                 class,
                 rate_class,
@@ -611,6 +644,11 @@ pub fn judge(
                     signature"
                 .into(),
         },
+        // A speech score is judged against budgets.min_mos, by judge_speech.
+        (_, Ob::Speech { .. }) => Judgement {
+            verdict: Verdict::Inconclusive,
+            cause: "a speech score is judged against budgets.min_mos, not as a signature".into(),
+        },
         // Rig faults say nothing about the policy, whatever it expects.
         (
             _,
@@ -833,7 +871,7 @@ mod budgets;
 pub use budgets::{hold_to_budgets, SPEED_SAID};
 
 mod streams;
-pub use streams::{judge_continuity, judge_quality, least_class};
+pub use streams::{judge_continuity, judge_quality, judge_speech, least_class};
 
 pub mod hints;
 

@@ -1416,6 +1416,36 @@ mod in_process {
         assert!(o.cause(1).contains("remove quality"), "{}", o.cause(1));
     }
 
+    /// Output redirected and the speech check asked for.
+    const SPEECH: &str = "checks = [\"output\", \"speech\"]\n";
+
+    #[tokio::test]
+    async fn speech_is_scored_held_to_min_mos_and_a_blocked_path_has_none() {
+        // The fake world records at 8 kHz: a narrowband path, about 2.5 in wideband MOS.
+        let o = Rig::redirected().run("avd", SPEECH).await;
+        assert_eq!(o.verdicts(), [Pass, Pass], "{}", o.cause(1));
+        let c = &o.run.scenarios[0].checks[1];
+        assert_eq!(c.check, Check::Speech);
+        let earshot_harness::verdict::Observation::Speech { mos_lqo, .. } = &c.observation else {
+            panic!("not a speech observation: {}", o.cause(1));
+        };
+        let mos = mos_lqo.expect("scored");
+        assert!((1.5..3.5).contains(&mos), "{mos}");
+        let o = Rig::redirected()
+            .run("avd", &format!("{SPEECH}[budgets]\nmin_mos = 4.0\n"))
+            .await;
+        assert_eq!(o.verdicts(), [Pass, Fail], "{}", o.cause(1));
+        assert!(o.cause(1).contains("hard to understand"), "{}", o.cause(1));
+        let o = Rig::blocked()
+            .run(
+                "avd",
+                &format!("{SPEECH}[policy.session_host]\nfDisableCam = 1\n"),
+            )
+            .await;
+        assert_eq!(o.verdicts(), [Pass, Inconclusive], "{}", o.cause(1));
+        assert!(o.cause(1).contains("remove speech"), "{}", o.cause(1));
+    }
+
     /// `p` as a probe that dials the harness on 127.0.0.1:`port` after `delay`, as a probe
     /// started at logon would; stopped by the returned token.
     fn dial_in(p: FakeProbe, port: u16, delay: Duration) -> CancellationToken {

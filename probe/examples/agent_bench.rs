@@ -121,6 +121,7 @@ impl Handler for EvidenceHandler {
                 },
                 recorded_ms: self.0.duration_ms(),
                 health: StreamHealth::default(),
+                speech: None,
             },
             Some(self.0.clone()),
         ))
@@ -212,6 +213,7 @@ async fn evidence_transfer(token: &Token) -> anyhow::Result<EvidenceFigures> {
         device: DeviceSelector::Default,
         duration_ms: 1000,
         evidence: true,
+        speech: false,
     };
     let t0 = Instant::now();
     let rec = c.record(&req).await?;

@@ -382,6 +382,7 @@ fn lab_redirection_is_proven_through_two_agents() {
             device: DeviceSelector::Default,
             seed: 4101,
             direction: Direction::Output,
+            speech: false,
         };
         session.play(&play).await.unwrap();
         let heard = heard.await.unwrap().unwrap();
@@ -422,6 +423,7 @@ fn lab_redirection_is_proven_through_two_agents() {
             device: DeviceSelector::parse("micfeed"),
             seed: 4102,
             direction: Direction::Capture,
+            speech: false,
         };
         client.play(&play).await.unwrap();
         let heard = heard.await.unwrap().unwrap();

@@ -290,6 +290,7 @@ fn marks(check: Check) -> (Vec<f64>, f64) {
         Check::Capture => (Direction::Capture.alphabet_hz().to_vec(), 4000.0),
         Check::Continuity => (vec![continuity::TONE_HZ], 4000.0),
         Check::Quality => (quality::TONES_HZ.to_vec(), 20_000.0),
+        Check::Speech => (Vec::new(), 8_000.0),
     }
 }
 
@@ -299,6 +300,7 @@ fn marks_words(check: Check) -> &'static str {
         Check::Capture => "the capture signature's 13 tones",
         Check::Continuity => "the continuity tone, 1987 Hz",
         Check::Quality => "the quality signal's 17 tones",
+        Check::Speech => "the speech reference (no tones to mark)",
     }
 }
 

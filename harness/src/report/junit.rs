@@ -178,6 +178,15 @@ pub fn junit_xml(run: &Run) -> Result<String, quick_junit::SerializeError> {
                     case.add_property(Property::new("endpoint", endpoint.clone()));
                 }
                 Observation::Error { .. } => {}
+                Observation::Speech {
+                    mos_lqo, level_db, ..
+                } => {
+                    for (k, v) in [("speech.mos_lqo", mos_lqo), ("speech.level_db", level_db)] {
+                        if let Some(v) = v {
+                            case.add_property(Property::new(k, format!("{v:.2}")));
+                        }
+                    }
+                }
                 Observation::Continuity {
                     found,
                     heard_ms,

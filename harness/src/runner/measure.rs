@@ -190,6 +190,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
         device: DeviceSelector::parse(leg.play_on),
         seed: leg.seed,
         direction: leg.direction,
+        speech: false,
     };
     let cancel = CancellationToken::new();
     let stop_playing = CancellationToken::new();

@@ -275,6 +275,7 @@ pub(super) async fn measure_continuity(
             },
             continuity_ms: Some(stream.as_millis() as u64),
             quality: false,
+            speech: false,
         },
         recorder,
         record: RecordRequest {
@@ -283,6 +284,7 @@ pub(super) async fn measure_continuity(
             evidence: true,
             continuity: true,
             quality: false,
+            speech: false,
         },
         lead,
         length: stream,
@@ -404,6 +406,7 @@ pub(super) async fn measure_quality(
             direction: Direction::Output,
             continuity_ms: None,
             quality: true,
+            speech: false,
         },
         recorder: local,
         record: RecordRequest {
@@ -412,6 +415,7 @@ pub(super) async fn measure_quality(
             evidence: true,
             continuity: false,
             quality: true,
+            speech: false,
         },
         lead: QUALITY_LEAD,
         length,
@@ -447,6 +451,98 @@ pub(super) async fn measure_quality(
             })
             .collect(),
         speed: q.speed,
+    };
+    (observation, evidence)
+}
+
+/// The speech check: the session plays the speech reference on its output, the client
+/// records it on its loopback and scores it (MOS-LQO), held to `[budgets] min_mos`. Runs
+/// last: it holds the output path's devices for the reference's 4 s and more.
+pub(super) async fn speech_check(
+    s: &Scenario,
+    e: &Expectation,
+    (local, remote): (&Probe, &Probe),
+    rig_fault: Option<Observation>,
+    seed: u64,
+) -> CheckOutcome {
+    let started_unix_ms = unix_ms();
+    let started = Instant::now();
+    let planned = Planned::of(s, Check::Speech, e);
+    let (observation, evidence) = if !planned.needs_sound() {
+        (
+            Observation::Error {
+                side: Side::Session,
+                detail: "not measured: the policy does not redirect output".into(),
+            },
+            None,
+        )
+    } else if let Some(fault) = rig_fault {
+        (fault, None)
+    } else {
+        measure_speech(s, (local, remote)).await
+    };
+    let judgement = crate::verdict::judge_speech(&e.output, s.budgets.min_mos, &observation);
+    let outcome = CheckOutcome {
+        check: Check::Speech,
+        observation,
+        rig: RigProof::NotTried,
+        judgement,
+        silence_proof: None,
+        host: None,
+        evidence,
+        seed,
+        started_unix_ms,
+        duration: started.elapsed(),
+    };
+    with_host_fact(outcome, s, &remote.info, planned.path)
+}
+
+/// What the speech check observed, and where its recording waits.
+pub(super) async fn measure_speech(
+    s: &Scenario,
+    (local, remote): (&Probe, &Probe),
+) -> (Observation, Option<EvidenceAt>) {
+    use earshot_probe::signal::speech;
+    let length = Duration::from_millis(u64::from(speech::DURATION_MS));
+    let record = QUALITY_LEAD + length + s.timeouts.latency;
+    let leg = StreamLeg {
+        what: "speech reference",
+        feature: speech::FEATURE,
+        player: remote,
+        play: PlayRequest {
+            device: DeviceSelector::parse(&s.probes.remote.output),
+            seed: 0,
+            direction: Direction::Output,
+            continuity_ms: None,
+            quality: false,
+            speech: true,
+        },
+        recorder: local,
+        record: RecordRequest {
+            device: DeviceSelector::parse(&s.probes.local.output_loopback),
+            duration_ms: record.as_millis() as u64,
+            evidence: true,
+            continuity: false,
+            quality: false,
+            speech: true,
+        },
+        lead: QUALITY_LEAD,
+        length,
+        length_key: "timeouts.latency",
+    };
+    let (report, evidence) = match play_and_record(&leg).await {
+        Ok(r) => r,
+        Err(ended) => return ended,
+    };
+    let Some(r) = report.speech else {
+        return (no_analysis(local, "speech"), evidence);
+    };
+    let observation = Observation::Speech {
+        side: local.side,
+        mos_lqo: r.score.as_ref().map(|s| s.mos_lqo),
+        method: speech::METHOD.into(),
+        level_db: r.score.as_ref().map(|s| s.level_db),
+        reason: r.error.clone(),
     };
     (observation, evidence)
 }

@@ -30,6 +30,10 @@ pub enum Check {
     /// and codec signs, classed, and compared with the expected quality. Opt-in; runs after
     /// the other checks, on the output path.
     Quality,
+    /// Speech played in the session reaches the client intelligible: a 4 s speech
+    /// reference the probe synthesises, scored as ITU-T P.862.2 wideband MOS-LQO and held
+    /// to `[budgets] min_mos`. Opt-in; runs last, on the output path.
+    Speech,
 }
 
 impl std::fmt::Display for Check {
@@ -39,6 +43,7 @@ impl std::fmt::Display for Check {
             Check::Capture => "capture",
             Check::Continuity => "continuity",
             Check::Quality => "quality",
+            Check::Speech => "speech",
         })
     }
 }
@@ -49,7 +54,7 @@ impl Check {
     pub fn default_path(self) -> AudioPath {
         match self {
             Check::Capture => AudioPath::Capture,
-            Check::Output | Check::Continuity | Check::Quality => AudioPath::Output,
+            Check::Output | Check::Continuity | Check::Quality | Check::Speech => AudioPath::Output,
         }
     }
 }

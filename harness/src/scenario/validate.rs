@@ -20,7 +20,7 @@ impl Scenario {
         if self.checks.is_empty() {
             errors.push(self.invalid(
                 "checks",
-                "must name at least one of output, capture, continuity",
+                "must name at least one of output, capture, continuity, quality, speech",
             ));
         }
         for (i, c) in self.checks.iter().enumerate() {
@@ -130,6 +130,14 @@ impl Scenario {
         ] {
             if d.is_some_and(|d| d.is_zero() || d > Duration::from_secs(60)) {
                 errors.push(self.invalid(k, "expected a duration above 0 and at most 60s"));
+            }
+        }
+        if let Some(v) = self.budgets.min_mos {
+            if !(v.is_finite() && (1.0..=4.64).contains(&v)) {
+                errors.push(self.invalid(
+                    "budgets.min_mos",
+                    format!("{v}: expected a MOS-LQO from 1.0 to 4.64 (e.g. 3.5)"),
+                ));
             }
         }
         if let Some(v) = self.budgets.max_speed_error_pct {

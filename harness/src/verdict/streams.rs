@@ -203,3 +203,81 @@ pub fn judge_quality(
         _ => j(Verdict::Inconclusive, "not a quality measurement".into()),
     }
 }
+
+/// Judges a speech observation: where playback is redirected, the speech that arrived is
+/// held to `[budgets] min_mos`; without it the score is reported with a pass.
+pub fn judge_speech(
+    output: &Decision<OutputExpect>,
+    min_mos: Option<f64>,
+    observed: &Observation,
+) -> Judgement {
+    let redirected = output.value == OutputExpect::Client;
+    let expected = match (redirected, min_mos) {
+        (false, _) => format!(
+            "nothing to score: output is not redirected ({})",
+            output.decided_by
+        ),
+        (true, Some(m)) => {
+            format!("speech redirected to the client at MOS-LQO {m} or better (budgets.min_mos)")
+        }
+        (true, None) => "speech redirected to the client, its score reported".into(),
+    };
+    let head = Cause::new(&expected, None, observed);
+    let j = |verdict, what: String| head.judged(verdict, what);
+    if !redirected {
+        return j(
+            Verdict::Inconclusive,
+            "the policy does not redirect playback, so there is no speech to score; the \
+             output check proves the block: remove speech from this scenario's checks"
+                .into(),
+        );
+    }
+    match (observed, min_mos) {
+        (Observation::Speech { mos_lqo: None, .. }, _) => j(
+            Verdict::Inconclusive,
+            "no speech arrived to score; see the output check for whether playback is \
+             redirected at all"
+                .into(),
+        ),
+        (
+            Observation::Speech {
+                mos_lqo: Some(m), ..
+            },
+            Some(min),
+        ) if *m < min => j(
+            Verdict::Fail,
+            format!(
+                "redirected but hard to understand: speech scored MOS-LQO {m:.2}, under the \
+                 {min} of budgets.min_mos; a low-bitrate or narrowband codec on the way \
+                 (the client's audio quality mode, audioqualitymode, and the host's \
+                 \"Limit audio playback quality\" policy choose it), packet loss, or noise"
+            ),
+        ),
+        (
+            Observation::Speech {
+                mos_lqo: Some(m), ..
+            },
+            Some(min),
+        ) => j(
+            Verdict::Pass,
+            format!("speech arrives at MOS-LQO {m:.2}, at least the {min} of budgets.min_mos"),
+        ),
+        (
+            Observation::Speech {
+                mos_lqo: Some(m), ..
+            },
+            None,
+        ) => j(
+            Verdict::Pass,
+            format!(
+                "speech arrives at MOS-LQO {m:.2} (no budgets.min_mos to hold it to; a clean \
+                 path reads about 4.6)"
+            ),
+        ),
+        (Observation::NoDevice { .. } | Observation::Error { .. }, _) => j(
+            Verdict::Inconclusive,
+            "the speech reference could not be played or recorded".into(),
+        ),
+        _ => j(Verdict::Inconclusive, "not a speech measurement".into()),
+    }
+}

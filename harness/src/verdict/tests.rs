@@ -617,6 +617,7 @@ fn a_redirected_path_outside_its_budgets_fails_late_or_quiet_and_inside_passes()
         capture_latency: Some(Duration::from_millis(150)),
         min_level_db: Some(-20.0),
         max_speed_error_pct: Some(0.5),
+        min_mos: None,
     };
     // Within: a pass, its cause untouched.
     let j = budgeted(Check::Output, &heard(Some(250.0), Some(-9.0)), &budgets);
@@ -711,4 +712,41 @@ fn a_redirected_path_outside_its_budgets_fails_late_or_quiet_and_inside_passes()
         &budgets,
     );
     assert_eq!(held, blocked);
+}
+
+#[test]
+fn a_speech_score_is_held_to_min_mos_and_reported_without_it() {
+    let redirected = d(crate::scenario::OutputExpect::Client, "AVD default");
+    let blocked = d(crate::scenario::OutputExpect::None, "fDisableCam=1");
+    let heard = |mos: Option<f64>| Observation::Speech {
+        side: Side::Client,
+        mos_lqo: mos,
+        method: "ITU-T P.862.2 (wideband PESQ) MOS-LQO".into(),
+        level_db: mos.map(|_| -0.4),
+        reason: mos
+            .is_none()
+            .then(|| "the recording is silent (-200 dBFS RMS)".into()),
+    };
+    let j = judge_speech(&redirected, Some(3.5), &heard(Some(2.1)));
+    assert_eq!(j.verdict, Verdict::Fail, "{}", j.cause);
+    assert!(
+        j.cause.contains("hard to understand") && j.cause.contains("2.10"),
+        "{}",
+        j.cause
+    );
+    assert!(j.cause.contains("budgets.min_mos"), "{}", j.cause);
+    let j = judge_speech(&redirected, Some(3.5), &heard(Some(4.4)));
+    assert_eq!(j.verdict, Verdict::Pass, "{}", j.cause);
+    let j = judge_speech(&redirected, None, &heard(Some(2.1)));
+    assert_eq!(j.verdict, Verdict::Pass, "{}", j.cause);
+    assert!(j.cause.contains("2.10"), "{}", j.cause);
+    // Nothing scored is never a pass, and a blocked policy leaves nothing to score.
+    let j = judge_speech(&redirected, Some(3.5), &heard(None));
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.cause);
+    let j = judge_speech(&blocked, Some(3.5), &heard(Some(4.4)));
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.cause);
+    assert_eq!(
+        heard(Some(4.4)).describe(),
+        "speech scored MOS-LQO 4.40, heard -0.4 dB from the level played"
+    );
 }

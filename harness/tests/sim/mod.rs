@@ -48,6 +48,8 @@ pub struct Arrival {
     pub stream_ms: Option<u64>,
     /// The quality probe signal instead of a signature.
     pub quality: bool,
+    /// The speech reference instead of a signature.
+    pub speech: bool,
 }
 
 /// A device of a probe: (probe name, device id).
@@ -287,12 +289,13 @@ impl Handler for FakeProbe {
                             at: now,
                             stream_ms: req.continuity_ms,
                             quality: req.quality && req.continuity_ms.is_none(),
+                            speech: req.speech && !req.quality && req.continuity_ms.is_none(),
                         });
                 }
             }
         }
         // A short signature (the runner's loop plays it again until heard), or the stream.
-        let length = match (req.continuity_ms, req.quality) {
+        let length = match (req.continuity_ms, req.quality || req.speech) {
             (Some(ms), _) => Duration::from_millis(ms),
             (None, true) => req.length(),
             (None, false) => Duration::from_millis(60),
@@ -320,7 +323,7 @@ impl Handler for FakeProbe {
         cancel: &CancelFlag,
         armed: &(dyn Fn() + Send + Sync),
     ) -> Result<(RecordReport, Option<Audio>), AudioError> {
-        use earshot_probe::signal::{continuity, quality};
+        use earshot_probe::signal::{continuity, quality, speech};
         const RATE: u32 = 8_000;
         let d = self.pick(&req.device, DeviceDirection::Input)?;
         let opened = Instant::now();
@@ -334,12 +337,13 @@ impl Handler for FakeProbe {
         let arrivals = self.arrived_at(&d.id);
         for a in arrivals.iter().filter(|a| a.at >= opened) {
             let at = (a.at.duration_since(opened).as_secs_f64() * f64::from(RATE)) as usize;
-            let mut stream = match (a.stream_ms, a.quality) {
-                (Some(ms), _) => continuity::render(RATE, ms as f64 / 1000.0),
-                (None, true) => quality::render(RATE),
-                (None, false) => continue,
+            let mut stream = match (a.stream_ms, a.quality, a.speech) {
+                (Some(ms), _, _) => continuity::render(RATE, ms as f64 / 1000.0),
+                (None, true, _) => quality::render(RATE),
+                (None, false, true) => speech::render(RATE).unwrap_or_default(),
+                (None, false, false) => continue,
             };
-            if a.quality && a.carry == Carry::Damaged {
+            if (a.quality || a.speech) && a.carry == Carry::Damaged {
                 // Quantized to 5 bits: about 26 dB of noise under the tones.
                 stream
                     .iter_mut()
@@ -362,6 +366,9 @@ impl Handler for FakeProbe {
         let measured = req
             .quality
             .then(|| Box::new(quality::analyze_interleaved(&samples, 1, RATE).1));
+        let scored = req
+            .speech
+            .then(|| Box::new(speech::analyze_interleaved(&samples, 1, RATE)));
         let report = RecordReport {
             device: d,
             format: StreamFormat {
@@ -373,6 +380,7 @@ impl Handler for FakeProbe {
             health: StreamHealth::default(),
             continuity: analysis,
             quality: measured,
+            speech: scored,
         };
         let audio = req.evidence.then_some(Audio {
             sample_rate_hz: RATE,

@@ -225,6 +225,9 @@ pub struct RecordReport {
     /// The quality analysis of the recording, when the request asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<Box<crate::signal::quality::QualityReport>>,
+    /// The speech score of the recording, when the request asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<Box<crate::signal::speech::SpeechReport>>,
 }
 
 /// A flag a caller sets to stop a running device operation early (cheap to clone).

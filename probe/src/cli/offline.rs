@@ -94,7 +94,7 @@ pub enum OfflineCommand {
         /// silence, the tones 20 dB lower; `analyze --check quality` measures it).
         #[arg(long, conflicts_with_all = ["seed", "direction", "continuity"])]
         quality: bool,
-        /// Write the speech reference instead (8 s of synthesised speech, three
+        /// Write the speech reference instead (4 s of synthesised speech, two
         /// utterances; `analyze --check speech` scores a recording of it, MOS-LQO).
         #[arg(long, conflicts_with_all = ["seed", "direction", "continuity", "quality"])]
         speech: bool,

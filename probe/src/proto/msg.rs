@@ -88,16 +88,29 @@ pub struct PlayRequest {
     /// set; a probe without `quality` in its `info` features plays the signature).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quality: bool,
+    /// Play the speech reference instead of the signature (when neither `continuity_ms` nor
+    /// `quality` is set; a probe without `speech` in its `info` features plays the
+    /// signature).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub speech: bool,
 }
 
 impl PlayRequest {
-    /// How long the play lasts: the continuity stream, the quality signal or the signature.
+    /// How long the play lasts: the continuity stream, the quality signal, the speech
+    /// reference or the signature.
     pub fn length(&self) -> std::time::Duration {
         use std::time::Duration;
-        match (self.continuity_ms, self.quality) {
-            (Some(ms), _) => Duration::from_millis(ms),
-            (None, true) => Duration::from_millis(u64::from(crate::signal::quality::duration_ms())),
-            (None, false) => crate::signal::Signature::new(self.seed, self.direction).duration(),
+        match (self.continuity_ms, self.quality, self.speech) {
+            (Some(ms), _, _) => Duration::from_millis(ms),
+            (None, true, _) => {
+                Duration::from_millis(u64::from(crate::signal::quality::duration_ms()))
+            }
+            (None, false, true) => {
+                Duration::from_millis(u64::from(crate::signal::speech::DURATION_MS))
+            }
+            (None, false, false) => {
+                crate::signal::Signature::new(self.seed, self.direction).duration()
+            }
         }
     }
 }
@@ -119,6 +132,10 @@ pub struct RecordRequest {
     /// a `quality` analysis.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quality: bool,
+    /// Score the speech reference in the recording: the reply's report then carries a
+    /// `speech` analysis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub speech: bool,
 }
 
 /// Parameters of `listen`.

@@ -12,7 +12,7 @@ use crate::audio::{
 use crate::proto::msg::{
     ListenRequest, PlayRequest, PrimedInput, ProbeInfo, RecordRequest, SessionServer,
 };
-use crate::signal::{continuity, quality, Signature};
+use crate::signal::{continuity, quality, speech, Signature};
 use crate::wav::Audio;
 
 /// How long an `info` answer is reused: many clients asking at once share one catalogue
@@ -220,6 +220,21 @@ impl Handler for DeviceHandler {
                 cancel,
             );
         }
+        if req.speech {
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                |rate| {
+                    speech::render(rate).map_err(|e| AudioError {
+                        kind: crate::audio::AudioErrorKind::UnsupportedFormat,
+                        message: format!(
+                            "the output's rate cannot carry the speech reference: {e}"
+                        ),
+                    })
+                },
+                cancel,
+            );
+        }
         backend::play(
             self.host,
             &req.device,
@@ -252,6 +267,11 @@ impl Handler for DeviceHandler {
             let (_, r) =
                 quality::analyze_interleaved(&audio.samples, audio.channels, audio.sample_rate_hz);
             report.quality = Some(Box::new(r));
+        }
+        if req.speech {
+            let r =
+                speech::analyze_interleaved(&audio.samples, audio.channels, audio.sample_rate_hz);
+            report.speech = Some(Box::new(r));
         }
         Ok((report, req.evidence.then_some(audio)))
     }

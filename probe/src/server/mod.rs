@@ -993,6 +993,7 @@ pub fn base_info(max_capture: Duration) -> ProbeInfo {
         features: vec![
             crate::signal::continuity::FEATURE.to_string(),
             crate::signal::quality::FEATURE.to_string(),
+            crate::signal::speech::FEATURE.to_string(),
             crate::proto::msg::RECORD_ARMED.to_string(),
         ],
     }

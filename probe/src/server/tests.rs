@@ -145,6 +145,7 @@ impl Handler for Fake {
                 format: format(rate, 2),
                 recorded_ms: d.as_secs_f64() * 1000.0,
                 health: StreamHealth::default(),
+                speech: None,
             },
             Some(Audio {
                 sample_rate_hz: rate,
@@ -338,6 +339,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
             device: DeviceSelector::Default,
             seed: 1,
             direction: Direction::Output,
+            speech: false,
         })
         .await
         .unwrap();
@@ -351,6 +353,7 @@ async fn info_play_record_listen_round_trip_with_chunked_evidence() {
             device: DeviceSelector::Default,
             duration_ms: 1000,
             evidence: true,
+            speech: false,
         })
         .await
         .unwrap();
@@ -423,6 +426,7 @@ async fn device_errors_keep_their_kind() {
             device: DeviceSelector::parse("none"),
             seed: 1,
             direction: Direction::Output,
+            speech: false,
         })
         .await
         .unwrap_err();
@@ -859,6 +863,7 @@ async fn one_job_per_device_and_bounded_durations() {
             device: DeviceSelector::Default,
             duration_ms: 0,
             evidence: false,
+            speech: false,
         })
         .await
         .unwrap_err();
@@ -1244,6 +1249,7 @@ async fn a_replayed_request_is_tampering_on_the_probe_side_and_never_runs_twice(
         device: DeviceSelector::Default,
         seed: 1,
         direction: Direction::Output,
+        speech: false,
     };
     let e = c.play(&play).await.unwrap_err();
     assert!(e.proto().is_some(), "{e}");
@@ -1271,6 +1277,7 @@ async fn a_passive_mitm_sees_no_plaintext_of_info_or_of_a_recording() {
             device: DeviceSelector::Default,
             duration_ms: 300,
             evidence: true,
+            speech: false,
         })
         .await
         .unwrap();
@@ -1355,6 +1362,7 @@ async fn over_a_starved_link_a_reply_overtakes_the_evidence_being_streamed() {
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,
+            speech: false,
         })
         .await
         .unwrap();
@@ -1417,6 +1425,7 @@ async fn evidence_beyond_the_store_caps_is_gone_and_says_so() {
         device: DeviceSelector::Default,
         duration_ms: 50,
         evidence: true,
+        speech: false,
     };
     let first = c.record(&req).await.unwrap().evidence.unwrap();
     let second = c.record(&req).await.unwrap().evidence.unwrap();
@@ -1458,6 +1467,7 @@ async fn a_fetch_past_its_budget_times_out_stops_the_stream_and_leaves_the_conne
             device: DeviceSelector::parse("noisy"),
             duration_ms: 10,
             evidence: true,
+            speech: false,
         })
         .await
         .unwrap();
@@ -1497,6 +1507,7 @@ async fn a_record_says_armed_before_it_ends_and_the_probe_offers_the_feature() {
         device: DeviceSelector::Default,
         duration_ms: 1500,
         evidence: false,
+        speech: false,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cancel = CancellationToken::new();

@@ -469,6 +469,7 @@ pub fn record_with(
         device: info,
         format: format.clone(),
         health,
+        speech: None,
     };
     let audio = Audio {
         sample_rate_hz: format.sample_rate_hz,
