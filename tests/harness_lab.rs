@@ -220,6 +220,7 @@ fn matrix_row(lab_args: &[&str], cases: &[(&str, &[&str])]) -> serde_json::Value
                     "silent",
                     "continuity",
                     "quality",
+                    "speech",
                 ]
                 .contains(&c["observation"]["kind"].as_str().unwrap())
         })
@@ -1210,4 +1211,49 @@ fn a_probes_checks_leave_no_audio_server_error_and_no_connection_behind() {
             "the {name} probe logged a reactor error"
         );
     }
+}
+
+/// The speech check's score in the first scenario of a report.
+fn mos_of(report: &serde_json::Value) -> f64 {
+    let c = report["scenarios"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "speech")
+        .unwrap();
+    assert_eq!(c["observation"]["kind"], "speech", "{c:#}");
+    c["observation"]["mos_lqo"].as_f64().unwrap()
+}
+
+#[test]
+fn speech_is_scored_on_real_audio_servers_and_a_telephone_band_path_fails_its_budget() {
+    // The tunnel at 16-bit 44.1 kHz carries speech whole; at 8 kHz it loses everything
+    // above 3.4 kHz, and wideband PESQ scores it far under the scenario's 3.5.
+    let clean = matrix_row(
+        &["--output", "client", "--capture", "none"],
+        &[("avd-speech", &["pass", "pass"])],
+    );
+    let mos = mos_of(&clean);
+    assert!(mos > 4.3, "a clean path: {mos}");
+    let narrow = matrix_row(
+        &[
+            "--output",
+            "client",
+            "--capture",
+            "none",
+            "--tunnel-rate",
+            "8000",
+        ],
+        &[("avd-speech", &["pass", "fail"])],
+    );
+    let mos = mos_of(&narrow);
+    assert!((1.5..3.0).contains(&mos), "a telephone-band path: {mos}");
+    let cause = narrow["scenarios"][0]["checks"][1]["cause"]
+        .as_str()
+        .unwrap();
+    assert!(
+        cause.contains("redirected but hard to understand"),
+        "{cause}"
+    );
+    eprintln!("speech: clean {:.2}, 8 kHz {mos:.2}", mos_of(&clean));
 }

@@ -333,17 +333,42 @@ fn a_client_that_cannot_take_the_servers_rate_hears_half_speed_audio_and_quality
     // 44.1 kHz PCM anyway, labelled with the client's format, and the client plays it at
     // half speed, an octave low. The signature is not recognised (output is inconclusive,
     // never a pass); the quality check finds its signal at half speed and fails, saying so.
+    //
+    // The speech check first on a client that takes the server's rate: xrdp's PCM carries
+    // speech whole. At half speed, speech is never a pass.
     let _one = RdpLab::lock();
     let lab = RdpLab::new().unwrap();
     let out = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(scenario("quality-high")).unwrap();
+    let speech = out.path().join("speech.toml");
+    std::fs::write(
+        &speech,
+        text.replace(
+            "checks = [\"output\", \"quality\"]",
+            "checks = [\"output\", \"speech\"]",
+        ) + "\n[budgets]\nmin_mos = 3.5\n",
+    )
+    .unwrap();
+    eprintln!("{}", lab.apply(&speech).unwrap());
+    lab.probe(RdpHost::Client, TOKEN).unwrap();
+    lab.probe(RdpHost::Session, TOKEN).unwrap();
+    let (r, report) = run(&lab, &speech, out.path());
+    let c = &report["scenarios"][0]["checks"][1];
+    assert_eq!(c["check"], "speech", "{report:#}");
+    assert_eq!(c["verdict"], "pass", "{c:#}\n{}", r.stderr);
+    let mos = c["observation"]["mos_lqo"].as_f64().unwrap();
+    assert!(mos > 4.0, "{c:#}");
+    eprintln!(
+        "speech on xrdp PCM: MOS-LQO {mos:.2}, the check took {:.0} ms",
+        c["duration_ms"].as_f64().unwrap()
+    );
     let file = out.path().join("quality-only.toml");
     std::fs::write(
         &file,
         text.replace(
             "checks = [\"output\", \"quality\"]",
-            "checks = [\"quality\"]",
-        ),
+            "checks = [\"quality\", \"speech\"]",
+        ) + "\n[budgets]\nmin_mos = 3.5\n",
     )
     .unwrap();
     eprintln!(
@@ -361,8 +386,12 @@ fn a_client_that_cannot_take_the_servers_rate_hears_half_speed_audio_and_quality
     assert_eq!(q["observation"]["class"], "poor", "{q:#}");
     let cause = q["cause"].as_str().unwrap();
     assert!(cause.contains("0.5× its speed"), "{cause}");
+    let sp = &report["scenarios"][0]["checks"][1];
+    assert_eq!(sp["check"], "speech", "{report:#}");
+    assert_ne!(sp["verdict"], "pass", "{sp:#}");
+    eprintln!("speech at half speed: {} ({})", sp["verdict"], sp["cause"]);
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.elapsed < Duration::from_secs(20), "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(30), "{r:?}");
 }
 
 #[test]
