@@ -532,6 +532,20 @@ fn latency_is_never_negative_and_grows_by_the_delay_added_on_the_rdp_link() {
     session_pactl(&lab, &["set-sink-volume", "@DEFAULT_SINK@", "30%"]);
     let quiet = run(&lab, &file, out.path()).1;
     session_pactl(&lab, &["set-sink-volume", "@DEFAULT_SINK@", "100%"]);
+    // Muted: nothing arrives, a fail that names the mute among the causes.
+    session_pactl(&lab, &["set-sink-mute", "@DEFAULT_SINK@", "1"]);
+    let muted = run(&lab, &file, out.path()).1;
+    session_pactl(&lab, &["set-sink-mute", "@DEFAULT_SINK@", "0"]);
+    let m = &muted["scenarios"][0]["checks"][0];
+    eprintln!("muted: {}", m["cause"]);
+    assert_eq!(m["verdict"], "fail", "{m:#}");
+    assert!(
+        m["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("the session's output `xrdp-sink` is muted"),
+        "{m:#}"
+    );
     let c = &quiet["scenarios"][0]["checks"][0];
     eprintln!("turned down to 30 %: {}", c["cause"]);
     assert_eq!(c["verdict"], "fail", "{c:#}");
@@ -540,6 +554,10 @@ fn latency_is_never_negative_and_grows_by_the_delay_added_on_the_rdp_link() {
             .as_str()
             .unwrap()
             .contains("redirected but quiet: heard"),
+        "{c:#}"
+    );
+    assert!(
+        c["cause"].as_str().unwrap().contains("is at 30 % volume"),
         "{c:#}"
     );
 }

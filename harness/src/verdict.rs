@@ -695,9 +695,11 @@ pub fn judge(
             match p.path {
                 AudioPath::Output => format!(
                     "the session played but the client heard nothing{proven}: {}; {arrival}",
-                    endpoint
-                        .silence_words(false)
-                        .unwrap_or_else(|| "playback is not redirected".into())
+                    endpoint.silence_words(false).unwrap_or_else(|| {
+                        "playback is not redirected, or the session's output is muted or at \
+                             zero volume"
+                            .into()
+                    })
                 ),
                 AudioPath::Capture => format!(
                     "the session's microphone does not hear the client's{proven}: {}; \
@@ -868,7 +870,7 @@ pub fn judge_unrelated(
 }
 
 mod budgets;
-pub use budgets::{hold_to_budgets, SPEED_SAID};
+pub use budgets::{hold_to_budgets, name_a_muted_output, SPEED_SAID};
 
 mod streams;
 pub use streams::{judge_continuity, judge_quality, judge_speech, least_class};

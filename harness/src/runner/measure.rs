@@ -19,6 +19,9 @@ pub(super) struct Measured {
     pub(super) evidence: Option<EvidenceAt>,
     /// For a check that should hear nothing: the plays held against the listen.
     pub(super) proof: Option<SilenceProof>,
+    /// The player's output as its sound settings left it after the last play (muted, its
+    /// volume), where the player's audio server tells.
+    pub(super) output_state: Option<earshot_probe::audio::OutputState>,
 }
 
 /// What a failed request on `who` means for the check: the session lacking the endpoint
@@ -66,6 +69,8 @@ pub(super) struct Played {
     pub(super) armed: Instant,
     /// When the player stopped the listen because a play had proven the silence.
     pub(super) listen_cancelled: Option<Instant>,
+    /// The output's mute and volume after the last play.
+    pub(super) output_state: Option<earshot_probe::audio::OutputState>,
 }
 
 /// Why `info`'s audio service is not up, if the probe showed it down: no audio host
@@ -122,6 +127,7 @@ pub(super) async fn play_until_heard(
         timings: Vec::new(),
         armed: Instant::now(),
         listen_cancelled: None,
+        output_state: None,
     };
     while !stop.is_cancelled() {
         let asked = Instant::now();
@@ -136,6 +142,7 @@ pub(super) async fn play_until_heard(
                     played: Duration::from_secs_f64(r.played_ms.max(0.0) / 1000.0),
                 };
                 played.timings.push(timing);
+                played.output_state = r.output_state.clone().or(played.output_state.take());
                 if let Some(at) = silence.and_then(|b| b.proven_at(played.armed, &timing)) {
                     tokio::select! {
                         () = tokio::time::sleep_until(at.into()) => {}
@@ -225,6 +232,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
         observation,
         evidence: None,
         proof: None,
+        output_state: None,
     };
     match (played, heard) {
         (Some(Err(e)), _) => no_evidence(failed(leg.player, "play", leg.play_on, &e)),
@@ -293,6 +301,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
                     handle,
                 }),
                 proof,
+                output_state: played.output_state,
             }
         }
     }

@@ -192,6 +192,7 @@ pub(super) async fn check(
                 observation,
                 evidence: None,
                 proof: None,
+                output_state: None,
             },
             None,
         ),
@@ -319,6 +320,7 @@ pub(super) async fn check(
         }
     }
     judgement = crate::verdict::hold_to_budgets(judgement, &planned, &m.observation, &s.budgets);
+    judgement = crate::verdict::name_a_muted_output(judgement, &planned, m.output_state.as_ref());
     if let Some(fact) = host_fact(s, &remote.info, planned.path) {
         judgement.cause = format!("{} ({fact})", judgement.cause);
     }

@@ -91,3 +91,47 @@ pub fn hold_to_budgets(
         }
     }
 }
+
+/// Below this volume (percent) an output counts as turned all the way down.
+const SILENT_VOLUME_PCT: f64 = 1.0;
+
+/// A failed output check where the session's output was muted or turned down (as the
+/// session's sound settings said after the plays): the cause names that first, because it
+/// is what to fix, not the redirection. Anything else is left as it is.
+pub fn name_a_muted_output(
+    j: Judgement,
+    p: &Planned,
+    state: Option<&earshot_probe::audio::OutputState>,
+) -> Judgement {
+    let Some(state) = state else {
+        return j;
+    };
+    if p.path != AudioPath::Output || !p.needs_sound() || j.verdict != Verdict::Fail {
+        return j;
+    }
+    let setting = if state.muted {
+        "is muted".to_string()
+    } else if state.volume_pct < SILENT_VOLUME_PCT {
+        format!("is at {:.0} % volume", state.volume_pct)
+    } else if state.volume_pct < 100.0 {
+        // Turned down but audible: said beside the cause ("redirected but quiet").
+        return Judgement {
+            cause: format!(
+                "{} (the session's output `{}` is at {:.0} % volume)",
+                j.cause, state.name, state.volume_pct
+            ),
+            ..j
+        };
+    } else {
+        return j;
+    };
+    Judgement {
+        verdict: j.verdict,
+        cause: format!(
+            "the session's output `{}` {setting} in the session's sound settings, so nothing \
+             it plays can be heard, redirected or not: unmute it (or turn it up) in the \
+             session and run again; {}",
+            state.name, j.cause
+        ),
+    }
+}

@@ -750,3 +750,55 @@ fn a_speech_score_is_held_to_min_mos_and_reported_without_it() {
         "speech scored MOS-LQO 4.40, heard -0.4 dB from the level played"
     );
 }
+
+#[test]
+fn a_muted_or_silent_session_output_is_named_first_and_a_turned_down_one_beside() {
+    let e = crate::policy::Expectation {
+        output: d(OutputExpect::Client, "policy X"),
+        capture: d(CaptureExpect::Redirected, "policy Y"),
+        quality: d(Quality::Dynamic, "the quality default"),
+        warnings: vec![],
+        info: vec![],
+        notes: vec![],
+    };
+    let p = crate::check::Planned::new(Check::Output, AudioPath::Output, &e);
+    let failed = Judgement {
+        verdict: Verdict::Fail,
+        cause: "expected heard on the client; observed silent".into(),
+    };
+    let state = |muted, volume_pct| earshot_probe::audio::OutputState {
+        name: "xrdp-sink".into(),
+        muted,
+        volume_pct,
+    };
+    let j = name_a_muted_output(failed.clone(), &p, Some(&state(true, 100.0)));
+    assert!(
+        j.cause
+            .starts_with("the session's output `xrdp-sink` is muted")
+            && j.cause.contains("observed silent"),
+        "{}",
+        j.cause
+    );
+    let j = name_a_muted_output(failed.clone(), &p, Some(&state(false, 0.0)));
+    assert!(j.cause.contains("is at 0 % volume"), "{}", j.cause);
+    let j = name_a_muted_output(failed.clone(), &p, Some(&state(false, 30.0)));
+    assert!(
+        j.cause.starts_with("expected") && j.cause.ends_with("is at 30 % volume)"),
+        "{}",
+        j.cause
+    );
+    // A pass, a full volume or no state leave the judgement alone.
+    assert_eq!(name_a_muted_output(failed.clone(), &p, None), failed);
+    assert_eq!(
+        name_a_muted_output(failed.clone(), &p, Some(&state(false, 100.0))),
+        failed
+    );
+    let passed = Judgement {
+        verdict: Verdict::Pass,
+        cause: "heard".into(),
+    };
+    assert_eq!(
+        name_a_muted_output(passed.clone(), &p, Some(&state(true, 100.0))),
+        passed
+    );
+}

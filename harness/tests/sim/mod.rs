@@ -310,6 +310,7 @@ impl Handler for FakeProbe {
             played_ms: length.as_secs_f64() * 1000.0,
             started_unix_ms,
             health: StreamHealth::default(),
+            output_state: None,
         })
     }
 

@@ -160,6 +160,21 @@ pub struct PlayReport {
     pub started_unix_ms: f64,
     /// Health counters.
     pub health: StreamHealth,
+    /// The output's mute and volume as the session's sound settings had them when the
+    /// play ended (PulseAudio and PipeWire sinks; absent where unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_state: Option<OutputState>,
+}
+
+/// An output's mute and volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputState {
+    /// The sink or endpoint, as its audio server names it.
+    pub name: String,
+    /// Muted.
+    pub muted: bool,
+    /// The loudest channel's volume in percent (100: as played).
+    pub volume_pct: f64,
 }
 
 /// The result of listening for a signature.

@@ -228,3 +228,60 @@ impl Drop for Capture {
         drop(self.stream.take());
     }
 }
+
+/// How a sink leaves what is played on it, as the session's sound settings show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkState {
+    /// The sink's name.
+    pub name: String,
+    /// Muted.
+    pub muted: bool,
+    /// The loudest channel's volume, 1.0 for 100 % (pactl's percentage / 100).
+    pub volume: f64,
+}
+
+/// The state of sink `name`, or of the server's default sink (what a client playing on
+/// `default` reaches) when `None`.
+///
+/// # Errors
+/// [`AudioError`] when no server answers or the sink is not there.
+pub fn sink_state(name: Option<&str>) -> Result<SinkState, AudioError> {
+    let client = shared_client(false)?;
+    let name = match name {
+        Some(n) => CString::new(n).map_err(|_| {
+            err(
+                AudioErrorKind::NoMatch,
+                format!("sink name `{n}` contains a NUL byte"),
+            )
+        })?,
+        None => block_on(client.server_info())
+            .ok()
+            .and_then(|i| i.default_sink_name)
+            .ok_or_else(|| {
+                err(
+                    AudioErrorKind::NoMatch,
+                    "the server has no default sink".into(),
+                )
+            })?,
+    };
+    let info = block_on(client.sink_info_by_name(name.clone())).map_err(|e| {
+        err(
+            AudioErrorKind::DeviceNotAvailable,
+            format!(
+                "sink `{}` is not on the server: {e}",
+                name.to_string_lossy()
+            ),
+        )
+    })?;
+    let volume = info
+        .cvolume
+        .channels()
+        .iter()
+        .map(|v| f64::from(v.as_u32()) / f64::from(pulseaudio::protocol::Volume::NORM.as_u32()))
+        .fold(0.0, f64::max);
+    Ok(SinkState {
+        name: name.to_string_lossy().into_owned(),
+        muted: info.muted,
+        volume,
+    })
+}

@@ -158,6 +158,53 @@ impl DeviceHandler {
         };
         (host, devices)
     }
+
+    /// Plays what `req` asks for: the continuity stream, the quality signal, the speech
+    /// reference or the signature.
+    fn play_signal(
+        &self,
+        req: &PlayRequest,
+        cancel: &CancelFlag,
+    ) -> Result<PlayReport, AudioError> {
+        if let Some(ms) = req.continuity_ms {
+            let seconds = ms as f64 / 1000.0;
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                move |rate| Ok(continuity::render(rate, seconds)),
+                cancel,
+            );
+        }
+        if req.quality {
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                |rate| Ok(quality::render(rate)),
+                cancel,
+            );
+        }
+        if req.speech {
+            return backend::play_rendered(
+                self.host,
+                &req.device,
+                |rate| {
+                    speech::render(rate).map_err(|e| AudioError {
+                        kind: crate::audio::AudioErrorKind::UnsupportedFormat,
+                        message: format!(
+                            "the output's rate cannot carry the speech reference: {e}"
+                        ),
+                    })
+                },
+                cancel,
+            );
+        }
+        backend::play(
+            self.host,
+            &req.device,
+            &Signature::new(req.seed, req.direction),
+            cancel,
+        )
+    }
 }
 
 /// What `info` reuses for [`INFO_CACHE`]: the audio host and the device catalogue.
@@ -203,44 +250,11 @@ impl Handler for DeviceHandler {
     }
 
     fn play(&self, req: &PlayRequest, cancel: &CancelFlag) -> Result<PlayReport, AudioError> {
-        if let Some(ms) = req.continuity_ms {
-            let seconds = ms as f64 / 1000.0;
-            return backend::play_rendered(
-                self.host,
-                &req.device,
-                move |rate| Ok(continuity::render(rate, seconds)),
-                cancel,
-            );
-        }
-        if req.quality {
-            return backend::play_rendered(
-                self.host,
-                &req.device,
-                |rate| Ok(quality::render(rate)),
-                cancel,
-            );
-        }
-        if req.speech {
-            return backend::play_rendered(
-                self.host,
-                &req.device,
-                |rate| {
-                    speech::render(rate).map_err(|e| AudioError {
-                        kind: crate::audio::AudioErrorKind::UnsupportedFormat,
-                        message: format!(
-                            "the output's rate cannot carry the speech reference: {e}"
-                        ),
-                    })
-                },
-                cancel,
-            );
-        }
-        backend::play(
-            self.host,
-            &req.device,
-            &Signature::new(req.seed, req.direction),
-            cancel,
-        )
+        let mut report = self.play_signal(req, cancel)?;
+        // How the session's sound settings left it: a muted or silent output is named
+        // where nothing arrives.
+        report.output_state = output_state(&report.device);
+        Ok(report)
     }
 
     fn record(
@@ -295,4 +309,32 @@ impl Handler for DeviceHandler {
             |_| armed(),
         )
     }
+}
+
+/// The mute and volume of the sink `device` plays on: a `pulseaudio:` sink by its name, a
+/// `default` or `pulse` device the server's default sink. Unknown elsewhere.
+#[cfg(target_os = "linux")]
+fn output_state(device: &crate::audio::DeviceInfo) -> Option<crate::audio::OutputState> {
+    let sink = match device.id.strip_prefix("pulseaudio:") {
+        Some(name) => Some(name),
+        None if ["default", "pulse", "pipewire"]
+            .iter()
+            .any(|n| device.id.ends_with(n) || device.name == *n) =>
+        {
+            None
+        }
+        None => return None,
+    };
+    crate::audio::pulse::sink_state(sink)
+        .ok()
+        .map(|s| crate::audio::OutputState {
+            name: s.name,
+            muted: s.muted,
+            volume_pct: s.volume * 100.0,
+        })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn output_state(_device: &crate::audio::DeviceInfo) -> Option<crate::audio::OutputState> {
+    None
 }

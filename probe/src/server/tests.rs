@@ -103,6 +103,7 @@ impl Handler for Fake {
             played_ms: d.as_secs_f64() * 1000.0,
             started_unix_ms: 0.0,
             health: StreamHealth::default(),
+            output_state: None,
         })
     }
 

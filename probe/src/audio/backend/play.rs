@@ -234,5 +234,6 @@ pub fn play_rendered(
         played_ms: started.elapsed().as_secs_f64() * 1000.0,
         started_unix_ms,
         health,
+        output_state: None,
     })
 }
