@@ -75,8 +75,13 @@ pub enum Observation {
         /// Level of the signature, dBFS.
         level_dbfs: Option<f64>,
         /// From the start of the play that was heard to the signature's arrival, ms (one
-        /// clock in a lab; estimated across hosts otherwise).
+        /// clock in a lab; estimated across hosts otherwise). With a latency budget, the
+        /// median of every play's latency in `latencies_ms`.
         latency_ms: Option<f64>,
+        /// Every play's latency, ms, in order, where the path has a latency budget (the
+        /// signature is then heard three times; the budget holds the worst).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        latencies_ms: Vec<f64>,
         /// Median SNR per symbol, dB.
         snr_db: Option<f64>,
         /// Gaps seen inside the signature.
@@ -321,6 +326,7 @@ impl Observation {
             Observation::Detected {
                 level_dbfs,
                 latency_ms,
+                latencies_ms,
                 snr_db,
                 dropouts,
                 symbols,
@@ -332,8 +338,18 @@ impl Observation {
                 if let Some(l) = level_dbfs {
                     let _ = write!(s, " at {l:.0} dBFS");
                 }
-                if let Some(l) = latency_ms {
-                    let _ = write!(s, " after {l:.0} ms");
+                match (latency_ms, latencies_ms.iter().copied().reduce(f64::max)) {
+                    (Some(l), Some(worst)) if latencies_ms.len() > 1 => {
+                        let _ = write!(
+                            s,
+                            " after {l:.0} ms (median of {} plays, worst {worst:.0} ms)",
+                            latencies_ms.len()
+                        );
+                    }
+                    (Some(l), _) => {
+                        let _ = write!(s, " after {l:.0} ms");
+                    }
+                    _ => {}
                 }
                 if let Some(x) = snr_db {
                     let _ = write!(s, ", SNR {x:.0} dB");

@@ -1416,6 +1416,35 @@ mod in_process {
         assert!(o.cause(1).contains("remove quality"), "{}", o.cause(1));
     }
 
+    #[tokio::test]
+    async fn a_latency_budget_hears_the_signature_three_times_and_holds_the_worst() {
+        let policy = "checks = [\"output\"]\n[budgets]\noutput_latency = \"5s\"\n";
+        let o = Rig::redirected().run("avd", policy).await;
+        assert_eq!(o.verdicts(), [Pass], "{}", o.cause(0));
+        let earshot_harness::verdict::Observation::Detected {
+            latency_ms,
+            latencies_ms,
+            ..
+        } = &o.run.scenarios[0].checks[0].observation
+        else {
+            panic!("not detected: {}", o.cause(0));
+        };
+        assert_eq!(latencies_ms.len(), 3, "{latencies_ms:?}");
+        let mut sorted = latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(*latency_ms, Some(sorted[1]), "the median");
+        // Without a budget, one play is enough.
+        let o = Rig::redirected()
+            .run("avd", "checks = [\"output\"]\n")
+            .await;
+        let earshot_harness::verdict::Observation::Detected { latencies_ms, .. } =
+            &o.run.scenarios[0].checks[0].observation
+        else {
+            panic!("not detected: {}", o.cause(0));
+        };
+        assert!(latencies_ms.is_empty(), "{latencies_ms:?}");
+    }
+
     /// Output redirected and the speech check asked for.
     const SPEECH: &str = "checks = [\"output\", \"speech\"]\n";
 

@@ -38,6 +38,7 @@ fn run_with(verdicts: &[Verdict]) -> Run {
                 symbols: 16,
                 plays: 1,
                 speed: None,
+                latencies_ms: vec![],
             },
             rig_proof: None,
             verdict: *v,

@@ -284,6 +284,7 @@ pub(super) async fn measure(leg: &Leg<'_>, listen_for: Duration, proof: Option<P
                     symbols: u32::try_from(a.symbols_matched).unwrap_or(u32::MAX),
                     plays: heard_play.map_or(1, |(i, _)| i as u32 + 1),
                     speed: a.freq_error_ppm.map(|ppm| 1.0 + ppm / 1e6),
+                    latencies_ms: vec![],
                 }
             } else {
                 Observation::not_detected(

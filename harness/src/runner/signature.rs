@@ -227,6 +227,18 @@ pub(super) async fn check(
     } else {
         (m, rig_seen)
     };
+    // A latency budget holds every play, not one: with a budget on the path and the
+    // signature heard, it is played and heard again, and the median and the worst kept.
+    let m = match (&m.observation, s.budgets.latency(planned.path)) {
+        (Observation::Detected { .. }, Some(_)) if needs => {
+            let mut again = Vec::new();
+            for _ in 1..LATENCY_PLAYS {
+                again.push(measure(&leg, window, None).await.observation);
+            }
+            with_latencies(m, &again)
+        }
+        _ => m,
+    };
     // Sound during a blocked check's plays that carries no trace of the signature is
     // unrelated to them only if the input carries the same sound with no play at all:
     // listened to now, as long as the check listened (only when it happens).
@@ -363,4 +375,32 @@ async fn session_endpoint_seen(
     let now = remote.client.info().await.ok();
     let looks: Vec<&ProbeInfo> = std::iter::once(&remote.info).chain(now.as_ref()).collect();
     crate::verdict::hints::session_endpoint(&looks, direction)
+}
+
+/// How many plays a latency budget is held to: the first and two more.
+const LATENCY_PLAYS: usize = 3;
+
+/// `m` with the latencies of the plays heard `again` beside its own: its `latency_ms`
+/// becomes their median, `latencies_ms` every one. A play not heard again adds nothing.
+fn with_latencies(mut m: Measured, again: &[Observation]) -> Measured {
+    if let Observation::Detected {
+        ref mut latency_ms,
+        ref mut latencies_ms,
+        ..
+    } = m.observation
+    {
+        let Some(first) = *latency_ms else {
+            return m;
+        };
+        let mut all = vec![first];
+        all.extend(again.iter().filter_map(|o| match o {
+            Observation::Detected { latency_ms, .. } => *latency_ms,
+            _ => None,
+        }));
+        let mut sorted = all.clone();
+        sorted.sort_by(f64::total_cmp);
+        *latency_ms = Some(sorted[sorted.len() / 2]);
+        *latencies_ms = all;
+    }
+    m
 }

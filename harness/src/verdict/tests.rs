@@ -27,6 +27,7 @@ fn detected(dropouts: usize) -> Observation {
         symbols: 16,
         plays: 1,
         speed: None,
+        latencies_ms: vec![],
     }
 }
 
@@ -606,6 +607,7 @@ fn heard_at(latency_ms: Option<f64>, level_dbfs: Option<f64>, speed: Option<f64>
         symbols: 16,
         plays: 1,
         speed,
+        latencies_ms: vec![],
     }
 }
 
@@ -801,4 +803,36 @@ fn a_muted_or_silent_session_output_is_named_first_and_a_turned_down_one_beside(
         name_a_muted_output(passed.clone(), &p, Some(&state(true, 100.0))),
         passed
     );
+}
+
+#[test]
+fn a_latency_budget_holds_the_worst_of_every_play() {
+    let budgets = crate::scenario::Budgets {
+        output_latency: Some(std::time::Duration::from_millis(400)),
+        capture_latency: None,
+        min_level_db: None,
+        max_speed_error_pct: None,
+        min_mos: None,
+    };
+    let mut o = heard(Some(260.0), Some(-9.0));
+    if let Observation::Detected { latencies_ms, .. } = &mut o {
+        *latencies_ms = vec![250.0, 520.0, 260.0];
+    }
+    assert_eq!(
+        o.describe().split(',').next().unwrap(),
+        "detected at -9 dBFS after 260 ms (median of 3 plays"
+    );
+    assert!(o.describe().contains("worst 520 ms)"), "{}", o.describe());
+    let j = budgeted(Check::Output, &o, &budgets);
+    assert_eq!(j.verdict, Verdict::Fail, "{}", j.cause);
+    assert!(
+        j.cause
+            .contains("heard 520 ms after the play (the worst of 3 plays; median 260 ms)"),
+        "{}",
+        j.cause
+    );
+    if let Observation::Detected { latencies_ms, .. } = &mut o {
+        *latencies_ms = vec![250.0, 300.0, 260.0];
+    }
+    assert_eq!(budgeted(Check::Output, &o, &budgets).verdict, Verdict::Pass);
 }
