@@ -22,7 +22,7 @@
 //! "Once the rig proved it hears": the runner makes the local probe hear its own test
 //! signature on the same input before a silence decides anything ([`RigProof`]).
 //!
-//! Size: about 850 lines, one reason: [`judge`] is the verdict table, a match over every
+//! Size: about 900 lines, one reason: [`judge`] is the verdict table, a match over every
 //! observation and expectation, and it reads best whole; budgets, stream checks and hints
 //! are in their own modules.
 

@@ -28,6 +28,7 @@ const EXPECTED: &[(&str, O, C)] = &[
     ("avd-quality-high", O::Client, C::Blocked),
     ("avd-quality-medium", O::Client, C::Blocked),
     ("avd-quality-dynamic", O::Client, C::Blocked),
+    ("avd-speech", O::Client, C::Blocked),
     ("avd-play-on-remote-computer", O::Session, C::Blocked),
     ("avd-do-not-play", O::None, C::Blocked),
     ("avd-microphone-enabled", O::Client, C::Redirected),

@@ -214,8 +214,14 @@ pub(super) async fn check(
     // A path that should carry sound but brought none may be slow (a starved link, a
     // channel that opens late): before that absence can fail the check, listen once more,
     // twice as long. A fail after a rollout sends an admin hunting; it is worth the wait.
+    // Not when the session's output was muted or at 0 %: nothing could arrive, and the
+    // cause says so.
     let mut second_listen = None;
-    let (m, rig_seen) = if needs && m.observation.is_absence() {
+    let output_off = m
+        .output_state
+        .as_ref()
+        .is_some_and(|o| o.muted || o.volume_pct < 1.0);
+    let (m, rig_seen) = if needs && m.observation.is_absence() && !output_off {
         let longer = listen_window(full_bound, s.timeouts.listen * 2, links, most);
         let (again, rig_again) = run(longer, full_bound).await;
         second_listen = Some(longer);

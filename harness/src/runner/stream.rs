@@ -1,5 +1,5 @@
-//! The stream checks (continuity, quality): a long stream or a wideband probe signal
-//! recorded on the other side and analysed there.
+//! The stream checks (continuity, quality, speech): a long stream, a wideband probe signal
+//! or the speech reference recorded on the other side and analysed there.
 
 use super::*;
 use crate::check::{AudioPath, Planned};
@@ -25,25 +25,20 @@ pub(super) async fn continuity_check(
     rig_fault: Option<Observation>,
     seed: u64,
 ) -> CheckOutcome {
-    let started_unix_ms = unix_ms();
-    let started = Instant::now();
+    let began = (unix_ms(), Instant::now());
     let (observation, reasons, evidence) =
         measure_continuity(s, e, (local, remote), rig_fault).await;
     let planned = Planned::of(s, Check::Continuity, e);
     let judgement = crate::verdict::judge_continuity(&planned, &observation, &reasons);
-    let outcome = CheckOutcome {
-        check: Check::Continuity,
-        observation,
-        rig: RigProof::NotTried,
-        judgement,
-        silence_proof: None,
-        host: None,
-        evidence,
-        seed,
-        started_unix_ms,
-        duration: started.elapsed(),
-    };
-    with_host_fact(outcome, s, &remote.info, planned.path)
+    let check = (Check::Continuity, seed);
+    outcome(
+        check,
+        s,
+        e,
+        remote,
+        began,
+        (observation, judgement, evidence),
+    )
 }
 
 /// A stream check's outcome with what an xrdp host has for its path added to the cause.
@@ -356,9 +351,30 @@ pub(super) async fn quality_check(
     rig_fault: Option<Observation>,
     seed: u64,
 ) -> CheckOutcome {
-    let started_unix_ms = unix_ms();
-    let started = Instant::now();
-    let planned = Planned::of(s, Check::Quality, e);
+    let measure = || measure_quality(s, (local, remote));
+    let judge = |o: &Observation| crate::verdict::judge_quality(&e.output, &e.quality, o);
+    let check = (Check::Quality, seed);
+    output_stream_check(check, s, e, remote, rig_fault, measure, judge).await
+}
+
+/// A check of the output path that plays one signal in the session and measures what the
+/// client recorded of it (quality, speech): nothing to measure where the policy does not
+/// redirect output, the rig's fault where the client rig cannot record, else `measure`;
+/// then `judge`.
+async fn output_stream_check<F>(
+    (c, seed): (Check, u64),
+    s: &Scenario,
+    e: &Expectation,
+    remote: &Probe,
+    rig_fault: Option<Observation>,
+    measure: impl FnOnce() -> F,
+    judge: impl FnOnce(&Observation) -> crate::verdict::Judgement,
+) -> CheckOutcome
+where
+    F: std::future::Future<Output = (Observation, Option<EvidenceAt>)>,
+{
+    let began = (unix_ms(), Instant::now());
+    let planned = Planned::of(s, c, e);
     let (observation, evidence) = if !planned.needs_sound() {
         (
             Observation::Error {
@@ -370,11 +386,35 @@ pub(super) async fn quality_check(
     } else if let Some(fault) = rig_fault {
         (fault, None)
     } else {
-        measure_quality(s, (local, remote)).await
+        measure().await
     };
-    let judgement = crate::verdict::judge_quality(&e.output, &e.quality, &observation);
+    let judgement = judge(&observation);
+    outcome(
+        (c, seed),
+        s,
+        e,
+        remote,
+        began,
+        (observation, judgement, evidence),
+    )
+}
+
+/// A stream check's outcome, with what an xrdp host has for its path added to the cause.
+fn outcome(
+    (c, seed): (Check, u64),
+    s: &Scenario,
+    e: &Expectation,
+    remote: &Probe,
+    (started_unix_ms, started): (f64, Instant),
+    (observation, judgement, evidence): (
+        Observation,
+        crate::verdict::Judgement,
+        Option<EvidenceAt>,
+    ),
+) -> CheckOutcome {
+    let planned = Planned::of(s, c, e);
     let outcome = CheckOutcome {
-        check: Check::Quality,
+        check: c,
         observation,
         rig: RigProof::NotTried,
         judgement,
@@ -465,36 +505,10 @@ pub(super) async fn speech_check(
     rig_fault: Option<Observation>,
     seed: u64,
 ) -> CheckOutcome {
-    let started_unix_ms = unix_ms();
-    let started = Instant::now();
-    let planned = Planned::of(s, Check::Speech, e);
-    let (observation, evidence) = if !planned.needs_sound() {
-        (
-            Observation::Error {
-                side: Side::Session,
-                detail: "not measured: the policy does not redirect output".into(),
-            },
-            None,
-        )
-    } else if let Some(fault) = rig_fault {
-        (fault, None)
-    } else {
-        measure_speech(s, (local, remote)).await
-    };
-    let judgement = crate::verdict::judge_speech(&e.output, s.budgets.min_mos, &observation);
-    let outcome = CheckOutcome {
-        check: Check::Speech,
-        observation,
-        rig: RigProof::NotTried,
-        judgement,
-        silence_proof: None,
-        host: None,
-        evidence,
-        seed,
-        started_unix_ms,
-        duration: started.elapsed(),
-    };
-    with_host_fact(outcome, s, &remote.info, planned.path)
+    let measure = || measure_speech(s, (local, remote));
+    let judge = |o: &Observation| crate::verdict::judge_speech(&e.output, s.budgets.min_mos, o);
+    let check = (Check::Speech, seed);
+    output_stream_check(check, s, e, remote, rig_fault, measure, judge).await
 }
 
 /// What the speech check observed, and where its recording waits.

@@ -1,4 +1,7 @@
 //! The verdict table, row by row, and the rules that hold across it.
+//!
+//! Size: over 800 lines because the table has that many rows; the helpers at the top
+//! build every observation and expectation the rows share.
 
 use super::*;
 use crate::policy::Layer;
