@@ -435,32 +435,13 @@ pub(super) async fn measure_quality(
 ) -> (Observation, Option<EvidenceAt>) {
     use earshot_probe::signal::quality;
     let length = Duration::from_millis(u64::from(quality::duration_ms()));
-    let record = QUALITY_LEAD + length + s.timeouts.latency;
-    let leg = StreamLeg {
-        what: "quality probe signal",
-        feature: quality::FEATURE,
-        player: remote,
-        play: PlayRequest {
-            device: DeviceSelector::parse(&s.probes.remote.output),
-            seed: 0,
-            direction: Direction::Output,
-            continuity_ms: None,
-            quality: true,
-            speech: false,
-        },
-        recorder: local,
-        record: RecordRequest {
-            device: DeviceSelector::parse(&s.probes.local.output_loopback),
-            duration_ms: record.as_millis() as u64,
-            evidence: true,
-            continuity: false,
-            quality: true,
-            speech: false,
-        },
-        lead: QUALITY_LEAD,
+    let leg = output_leg(
+        s,
+        (local, remote),
+        ("quality probe signal", quality::FEATURE),
         length,
-        length_key: "timeouts.latency",
-    };
+    )
+    .with(|play, record| (play.quality, record.quality) = (true, true));
     let (report, evidence) = match play_and_record(&leg).await {
         Ok(r) => r,
         Err(ended) => return ended,
@@ -518,32 +499,13 @@ pub(super) async fn measure_speech(
 ) -> (Observation, Option<EvidenceAt>) {
     use earshot_probe::signal::speech;
     let length = Duration::from_millis(u64::from(speech::DURATION_MS));
-    let record = QUALITY_LEAD + length + s.timeouts.latency;
-    let leg = StreamLeg {
-        what: "speech reference",
-        feature: speech::FEATURE,
-        player: remote,
-        play: PlayRequest {
-            device: DeviceSelector::parse(&s.probes.remote.output),
-            seed: 0,
-            direction: Direction::Output,
-            continuity_ms: None,
-            quality: false,
-            speech: true,
-        },
-        recorder: local,
-        record: RecordRequest {
-            device: DeviceSelector::parse(&s.probes.local.output_loopback),
-            duration_ms: record.as_millis() as u64,
-            evidence: true,
-            continuity: false,
-            quality: false,
-            speech: true,
-        },
-        lead: QUALITY_LEAD,
+    let leg = output_leg(
+        s,
+        (local, remote),
+        ("speech reference", speech::FEATURE),
         length,
-        length_key: "timeouts.latency",
-    };
+    )
+    .with(|play, record| (play.speech, record.speech) = (true, true));
     let (report, evidence) = match play_and_record(&leg).await {
         Ok(r) => r,
         Err(ended) => return ended,
@@ -559,4 +521,51 @@ pub(super) async fn measure_speech(
         reason: r.error.clone(),
     };
     (observation, evidence)
+}
+
+/// The leg of a signal the session plays on its output and the client records on its
+/// loopback, from [`QUALITY_LEAD`] before the play to the path's latency allowance after
+/// it: `what` and the probe `feature` it needs, `length` its play. The caller says which
+/// signal with [`StreamLeg::with`].
+fn output_leg<'a>(
+    s: &Scenario,
+    (local, remote): (&'a Probe, &'a Probe),
+    (what, feature): (&'static str, &'static str),
+    length: Duration,
+) -> StreamLeg<'a> {
+    let record = QUALITY_LEAD + length + s.timeouts.latency;
+    StreamLeg {
+        what,
+        feature,
+        player: remote,
+        play: PlayRequest {
+            device: DeviceSelector::parse(&s.probes.remote.output),
+            seed: 0,
+            direction: Direction::Output,
+            continuity_ms: None,
+            quality: false,
+            speech: false,
+        },
+        recorder: local,
+        record: RecordRequest {
+            device: DeviceSelector::parse(&s.probes.local.output_loopback),
+            duration_ms: record.as_millis() as u64,
+            evidence: true,
+            continuity: false,
+            quality: false,
+            speech: false,
+        },
+        lead: QUALITY_LEAD,
+        length,
+        length_key: "timeouts.latency",
+    }
+}
+
+impl StreamLeg<'_> {
+    /// The leg with its play and record requests set by `set` (which signal, which
+    /// analysis).
+    fn with(mut self, set: impl FnOnce(&mut PlayRequest, &mut RecordRequest)) -> Self {
+        set(&mut self.play, &mut self.record);
+        self
+    }
 }
