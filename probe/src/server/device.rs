@@ -325,7 +325,18 @@ fn output_state(device: &crate::audio::DeviceInfo) -> Option<crate::audio::Outpu
         }
         None => return None,
     };
-    crate::audio::pulse::sink_state(sink)
+    // Asked on its own thread and waited for a bounded time: a wedged audio server must
+    // not hold the play's reply (the state is a hint, the play already happened).
+    let sink = sink.map(str::to_string);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("earshot-sink-state".into())
+        .spawn(move || {
+            let _ = tx.send(crate::audio::pulse::sink_state(sink.as_deref()));
+        })
+        .ok()?;
+    rx.recv_timeout(OUTPUT_STATE_WAIT)
+        .ok()?
         .ok()
         .map(|s| crate::audio::OutputState {
             name: s.name,
@@ -333,6 +344,10 @@ fn output_state(device: &crate::audio::DeviceInfo) -> Option<crate::audio::Outpu
             volume_pct: s.volume * 100.0,
         })
 }
+
+/// The longest a play's reply waits for its output's mute and volume.
+#[cfg(target_os = "linux")]
+const OUTPUT_STATE_WAIT: Duration = Duration::from_millis(500);
 
 #[cfg(not(target_os = "linux"))]
 fn output_state(_device: &crate::audio::DeviceInfo) -> Option<crate::audio::OutputState> {
